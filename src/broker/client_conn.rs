@@ -1,0 +1,107 @@
+//! One client connection: the hello, then requests until the client hangs up.
+
+use std::sync::Arc;
+
+use interprocess::local_socket::tokio::Stream;
+use tokio::io::AsyncWrite;
+
+use super::fail::Fail;
+use super::{Broker, Peer, conn_ops, exec, key_ops, vault_ops};
+use crate::frame::{FrameError, read_frame, write_frame};
+use crate::protocol::{ErrorCode, PROTOCOL_VERSION, Request, Response};
+
+/// Serves one connection. Malformed frames get an error reply; only an oversized frame (after
+/// which the stream cannot be resynchronised) or a hang-up ends the connection.
+pub async fn serve(broker: Arc<Broker>, stream: Stream, peer: Peer) {
+    // `&Stream` reads and writes; requests and replies alternate, so one stream serves both.
+    let mut rx = &stream;
+    let mut tx = &stream;
+    let mut greeted = false;
+    loop {
+        let req: Request = match read_frame(&mut rx).await {
+            Ok(r) => r,
+            Err(FrameError::Closed) => return,
+            Err(FrameError::Malformed(why)) => {
+                let reply = Response::error(ErrorCode::BadRequest, format!("malformed request: {why}"));
+                if write_frame(&mut tx, &reply).await.is_err() {
+                    return;
+                }
+                continue;
+            }
+            Err(e @ FrameError::TooLarge(_)) => {
+                let _ = write_frame(&mut tx, &Response::error(ErrorCode::TooLarge, e.to_string())).await;
+                return;
+            }
+            Err(FrameError::Io(_)) => return,
+        };
+        let reply = match (greeted, req) {
+            (false, Request::Hello { version, .. }) if version == PROTOCOL_VERSION => {
+                greeted = true;
+                Response::Hello {
+                    version: PROTOCOL_VERSION,
+                    broker_version: env!("CARGO_PKG_VERSION").into(),
+                    pid: std::process::id(),
+                }
+            }
+            (false, Request::Hello { version, .. }) => Response::error(
+                ErrorCode::ProtocolMismatch,
+                format!(
+                    "this broker speaks protocol {PROTOCOL_VERSION} and the client speaks {version}: \
+                     stop the old broker with `sshkeep broker stop` (the next command starts the matching one)"
+                ),
+            ),
+            (false, _) => Response::error(ErrorCode::BadRequest, "the first request must be a hello"),
+            (true, Request::Exec { target, key, command }) => {
+                match exec::run(&broker, &peer, &target, key.as_deref(), &command, &mut tx).await {
+                    Ok(()) => continue,
+                    Err(f) => f.into_response(),
+                }
+            }
+            (true, Request::Shutdown) => {
+                let _ = write_frame(&mut tx, &Response::Ok { message: "broker stopping".into() }).await;
+                broker.shutdown.notify_one();
+                return;
+            }
+            (true, req) => dispatch(&broker, &peer, req).await.unwrap_or_else(Fail::into_response),
+        };
+        if write_frame(&mut tx, &reply).await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn dispatch(broker: &Arc<Broker>, peer: &Peer, req: Request) -> Result<Response, Fail> {
+    match req {
+        Request::Hello { .. } => Err(Fail::new(ErrorCode::BadRequest, "hello was already sent")),
+        Request::Status => vault_ops::status(broker),
+        Request::VaultInit { backend, passphrase } => vault_ops::init(broker, peer, backend, passphrase).await,
+        Request::Unlock { passphrase } => vault_ops::unlock(broker, peer, passphrase).await,
+        Request::Lock => vault_ops::lock(broker, peer),
+        Request::KeyAdd { name, private_key, passphrase } => {
+            key_ops::add(broker, peer, &name, &private_key, passphrase.as_ref())
+        }
+        Request::KeyGenerate { name, key_type } => key_ops::generate(broker, peer, &name, key_type).await,
+        Request::KeyList => key_ops::list(broker),
+        Request::KeyShow { name } => key_ops::show(broker, &name),
+        Request::KeyRemove { name, force } => key_ops::remove(broker, peer, &name, force),
+        Request::KeyLink { key, conn } => key_ops::link(broker, peer, &key, &conn),
+        Request::KeyUnlink { key, conn } => key_ops::unlink(broker, peer, &key, &conn),
+        Request::ConnSave(spec) => conn_ops::save(broker, peer, spec),
+        Request::ConnList => conn_ops::list(broker),
+        Request::ConnShow { name } => conn_ops::show(broker, &name),
+        Request::ConnRemove { name } => conn_ops::remove(broker, peer, &name),
+        Request::ConnTest { target, key } => conn_ops::test(broker, peer, &target, key.as_deref()).await,
+        Request::ConnTrust { name, fingerprint } => conn_ops::trust(broker, peer, &name, fingerprint).await,
+        Request::AuditList(filter) => Ok(Response::Audit { records: broker.db()?.audit_records(&filter).map_err(Fail::internal)? }),
+        Request::AuditVerify => {
+            let c = broker.db()?.verify_audit().map_err(Fail::internal)?;
+            Ok(Response::AuditVerified { records: c.records, first_broken: c.first_broken, reason: c.reason })
+        }
+        Request::Exec { .. } | Request::Shutdown => Err(Fail::new(ErrorCode::Internal, "handled by the connection loop")),
+    }
+}
+
+/// Writes one frame; a failure means the client hung up.
+pub async fn send<W: AsyncWrite + Unpin>(tx: &mut W, r: &Response) -> bool {
+    write_frame(tx, r).await.is_ok()
+}

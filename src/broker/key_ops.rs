@@ -1,0 +1,165 @@
+//! Key requests. Private material arrives only in `add`, is sealed into the vault at once, and
+//! is never sent back.
+
+use std::sync::Arc;
+
+use sshkeep_vault::{SecretString, VaultError};
+
+use super::fail::Fail;
+use super::{Broker, Peer};
+use crate::db::{KeyRow, now};
+use crate::keys::{self, KeyError, NewKey};
+use crate::protocol::{ErrorCode, KeyInfo, KeyType, Response};
+use crate::target::validate_name;
+
+fn invalid(e: String) -> Fail {
+    Fail::new(ErrorCode::InvalidArgument, e)
+}
+
+fn info(broker: &Broker, row: KeyRow) -> Result<KeyInfo, Fail> {
+    let connections = broker.db()?.key_links(&row.name).map_err(Fail::internal)?;
+    Ok(KeyInfo {
+        name: row.name,
+        algorithm: row.algorithm,
+        fingerprint: row.fingerprint,
+        comment: row.comment,
+        public_key: row.public_key,
+        connections,
+        created: row.created,
+    })
+}
+
+fn store(broker: &Broker, peer: &Peer, name: &str, new: NewKey, op: &str) -> Result<Response, Fail> {
+    let sealed = {
+        let slot = broker.vault()?;
+        let vault = slot.as_ref().ok_or_else(|| Fail::from(VaultError::NotInitialized(broker.paths.vault_dir())))?;
+        vault.seal(new.openssh.as_bytes())?
+    };
+    let row = KeyRow {
+        name: name.into(),
+        algorithm: new.algorithm,
+        fingerprint: new.fingerprint.clone(),
+        comment: new.comment,
+        public_key: new.public_line,
+        sealed,
+        created: now(),
+    };
+    {
+        let db = broker.db()?;
+        if db.key(name).map_err(Fail::internal)?.is_some() {
+            return Err(Fail::new(ErrorCode::AlreadyExists, format!("a key named '{name}' already exists")));
+        }
+        db.insert_key(&row).map_err(Fail::internal)?;
+    }
+    broker.audit(peer, op, Some(name), None, new.fingerprint)?;
+    Ok(Response::Key(info(broker, row)?))
+}
+
+fn precheck(broker: &Broker, name: &str) -> Result<(), Fail> {
+    validate_name("key", name).map_err(invalid)?;
+    if broker.vault()?.is_none() {
+        return Err(VaultError::NotInitialized(broker.paths.vault_dir()).into());
+    }
+    if broker.db()?.key(name).map_err(Fail::internal)?.is_some() {
+        return Err(Fail::new(ErrorCode::AlreadyExists, format!("a key named '{name}' already exists")));
+    }
+    Ok(())
+}
+
+/// `key add`: works while the vault is locked (sealing needs only the public recipient).
+pub fn add(
+    broker: &Broker,
+    peer: &Peer,
+    name: &str,
+    text: &SecretString,
+    passphrase: Option<&SecretString>,
+) -> Result<Response, Fail> {
+    precheck(broker, name)?;
+    let new = keys::import(text, passphrase).map_err(|e| match e {
+        KeyError::PassphraseRequired => Fail::new(
+            ErrorCode::KeyPassphraseRequired,
+            "the key is protected by a passphrase: give it (the CLI prompts, or use --passphrase-file)",
+        ),
+        KeyError::WrongPassphrase => {
+            Fail::new(ErrorCode::KeyPassphraseWrong, "the passphrase does not decrypt this key; nothing was stored")
+        }
+        KeyError::Invalid(why) => Fail::new(ErrorCode::InvalidKey, format!("cannot import key '{name}': {}", KeyError::Invalid(why))),
+    })?;
+    store(broker, peer, name, new, "key_add")
+}
+
+/// `key generate`.
+pub async fn generate(broker: &Arc<Broker>, peer: &Peer, name: &str, kind: KeyType) -> Result<Response, Fail> {
+    precheck(broker, name)?;
+    let comment = format!("sshkeep:{name}");
+    let new = tokio::task::spawn_blocking(move || keys::generate(kind, &comment))
+        .await
+        .map_err(Fail::internal)?
+        .map_err(|e| Fail::new(ErrorCode::Internal, format!("key generation failed: {e}")))?;
+    store(broker, peer, name, new, "key_generate")
+}
+
+fn row(broker: &Broker, name: &str) -> Result<KeyRow, Fail> {
+    broker
+        .db()?
+        .key(name)
+        .map_err(Fail::internal)?
+        .ok_or_else(|| Fail::not_found("key", name, "see `sshkeep key list`"))
+}
+
+/// `key list`.
+pub fn list(broker: &Broker) -> Result<Response, Fail> {
+    let rows = broker.db()?.keys().map_err(Fail::internal)?;
+    let keys = rows.into_iter().map(|r| info(broker, r)).collect::<Result<_, _>>()?;
+    Ok(Response::Keys { keys })
+}
+
+/// `key show` / `key pub`.
+pub fn show(broker: &Broker, name: &str) -> Result<Response, Fail> {
+    Ok(Response::Key(info(broker, row(broker, name)?)?))
+}
+
+/// `key remove`.
+pub fn remove(broker: &Broker, peer: &Peer, name: &str, force: bool) -> Result<Response, Fail> {
+    let k = row(broker, name)?;
+    let links = broker.db()?.key_links(name).map_err(Fail::internal)?;
+    if !links.is_empty() && !force {
+        return Err(Fail::new(
+            ErrorCode::InvalidArgument,
+            format!(
+                "key '{name}' is linked to {}: unlink it first (`sshkeep key unlink {name} CONN`) or pass --force",
+                links.join(", ")
+            ),
+        ));
+    }
+    broker.db()?.delete_key(name).map_err(Fail::internal)?;
+    broker.audit(peer, "key_remove", Some(name), None, k.fingerprint)?;
+    Ok(Response::Ok { message: format!("key '{name}' removed from the vault") })
+}
+
+/// `key link`.
+pub fn link(broker: &Broker, peer: &Peer, key: &str, conn: &str) -> Result<Response, Fail> {
+    row(broker, key)?;
+    let c = super::conn_ops::find(broker, conn)?;
+    broker.db()?.set_conn_key(&c.id, Some(key)).map_err(Fail::internal)?;
+    let detail = match &c.spec.key {
+        Some(old) if old != key => format!("replaces key '{old}'"),
+        _ => String::new(),
+    };
+    broker.audit(peer, "key_link", Some(key), Some(&c.spec.name), detail)?;
+    Ok(Response::Ok { message: format!("key '{key}' linked to connection '{}'", c.spec.name) })
+}
+
+/// `key unlink`.
+pub fn unlink(broker: &Broker, peer: &Peer, key: &str, conn: &str) -> Result<Response, Fail> {
+    let c = super::conn_ops::find(broker, conn)?;
+    if c.spec.key.as_deref() != Some(key) {
+        return Err(Fail::new(
+            ErrorCode::InvalidArgument,
+            format!("key '{key}' is not linked to connection '{}'", c.spec.name),
+        ));
+    }
+    broker.db()?.set_conn_key(&c.id, None).map_err(Fail::internal)?;
+    broker.audit(peer, "key_unlink", Some(key), Some(&c.spec.name), "")?;
+    Ok(Response::Ok { message: format!("key '{key}' unlinked from connection '{}'", c.spec.name) })
+}

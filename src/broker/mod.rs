@@ -1,0 +1,104 @@
+//! The broker: the one process that holds decrypted keys and owns every SSH session.
+
+mod client_conn;
+mod conn_ops;
+mod exec;
+mod fail;
+mod key_ops;
+mod listener;
+mod session;
+mod state;
+mod vault_ops;
+
+use std::fs::File;
+use std::io::Write;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use sshkeep_vault::Vault;
+
+use crate::db::Db;
+use crate::paths::Paths;
+
+pub use listener::Peer;
+pub use state::Broker;
+
+/// How the broker was started.
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    /// Print `ready` on stdout once the socket accepts connections (used by clients that start
+    /// the broker in the background, so they wait on an event, not a guess).
+    pub notify_ready: bool,
+}
+
+/// Runs the broker until it is told to stop (request or SIGTERM/SIGINT).
+pub async fn run(paths: Paths, opts: RunOptions) -> Result<()> {
+    for failure in crate::system::harden_process() {
+        tracing::warn!("hardening incomplete: {failure}");
+    }
+    paths.ensure()?;
+    let lock_path = paths.broker_lock();
+    let lock = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .with_context(|| format!("cannot open {}", lock_path.display()))?;
+    if lock.try_lock().is_err() {
+        bail!(
+            "another broker is already running for {} (it holds {})",
+            paths.state.display(),
+            lock_path.display()
+        );
+    }
+
+    let db = Db::open(&paths.database())?;
+    let vault = if Vault::exists(&paths.vault_dir()) { Some(Vault::open(&paths.vault_dir())?) } else { None };
+    let broker = Broker::new(paths.clone(), db, vault);
+    vault_ops::auto_unlock(&broker).await;
+
+    let listener = listener::bind(&paths.socket())?;
+    tracing::info!(socket = %paths.socket().display(), pid = std::process::id(), "broker ready");
+    if opts.notify_ready {
+        let mut out = std::io::stdout();
+        // After this line nothing is written to stdout: the starting client stops reading.
+        let _ = writeln!(out, "ready").and_then(|_| out.flush());
+    }
+
+    let reaper = tokio::spawn(reap_idle(broker.clone()));
+    let own_uid = crate::system::current_uid();
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    loop {
+        tokio::select! {
+            accepted = listener::accept(&listener, own_uid) => match accepted {
+                Ok((stream, peer)) => {
+                    tokio::spawn(client_conn::serve(broker.clone(), stream, peer));
+                }
+                Err(e) => tracing::warn!("accept failed: {e}"),
+            },
+            _ = broker.shutdown.notified() => break,
+            _ = term.recv() => break,
+            _ = tokio::signal::ctrl_c() => break,
+        }
+    }
+    tracing::info!("broker stopping");
+    reaper.abort();
+    for handle in broker.pool.drain() {
+        let _ = handle.disconnect(russh::Disconnect::ByApplication, "sshkeep broker stopping", "en").await;
+    }
+    let _ = std::fs::remove_file(paths.socket());
+    drop(lock);
+    Ok(())
+}
+
+/// Closes sessions that have been idle past their timeout.
+async fn reap_idle(broker: Arc<Broker>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        tick.tick().await;
+        for handle in broker.pool.take_expired() {
+            let _ = handle.disconnect(russh::Disconnect::ByApplication, "idle timeout", "en").await;
+        }
+    }
+}

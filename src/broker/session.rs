@@ -1,0 +1,173 @@
+//! Turning a target (a saved connection or `user@host[:port]`) into an authenticated session,
+//! reusing an open one when possible.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use russh::client::Handle;
+
+use super::fail::Fail;
+use super::{Broker, Peer};
+use crate::db::{ConnRow, Pin, now};
+use crate::protocol::{ErrorCode, HostKeyPolicy};
+use crate::ssh::{self, Endpoint, HostKeyStatus, PoolKey, SeenHostKey};
+use crate::target::{parse_address, validate_name};
+
+/// Defaults for ad-hoc targets and new connections (OpenSSH's ServerAliveInterval 30,
+/// ServerAliveCountMax 3; ControlPersist-like 10 minutes).
+pub const DEFAULT_KEEPALIVE_INTERVAL: u32 = 30;
+pub const DEFAULT_KEEPALIVE_MAX: u32 = 3;
+pub const DEFAULT_IDLE_TIMEOUT: u32 = 600;
+
+/// A resolved target.
+pub struct Resolved {
+    pub endpoint: Endpoint,
+    pub key: Option<String>,
+    pub idle: Duration,
+}
+
+/// Resolves `target`; `key` overrides the linked key.
+pub fn resolve(broker: &Broker, target: &str, key: Option<&str>) -> Result<Resolved, Fail> {
+    let from_row = |c: ConnRow| Resolved {
+        key: key.map(Into::into).or(c.spec.key.clone()),
+        idle: Duration::from_secs(u64::from(c.spec.idle_timeout)),
+        endpoint: Endpoint {
+            host: c.spec.host,
+            port: c.spec.port,
+            user: c.spec.user,
+            policy: c.spec.host_key_policy,
+            keepalive_interval: c.spec.keepalive_interval,
+            keepalive_max: c.spec.keepalive_max,
+            conn_name: Some(c.spec.name),
+        },
+    };
+    match parse_address(target) {
+        Some(addr) => {
+            let a = addr.map_err(|e| Fail::new(ErrorCode::InvalidArgument, e))?;
+            if let Some(c) = broker.db()?.conn_by_address(&a.user, &a.host, a.port).map_err(Fail::internal)? {
+                return Ok(from_row(c));
+            }
+            Ok(Resolved {
+                key: key.map(Into::into),
+                idle: Duration::from_secs(u64::from(DEFAULT_IDLE_TIMEOUT)),
+                endpoint: Endpoint {
+                    host: a.host,
+                    port: a.port,
+                    user: a.user,
+                    policy: HostKeyPolicy::AcceptNew,
+                    keepalive_interval: DEFAULT_KEEPALIVE_INTERVAL,
+                    keepalive_max: DEFAULT_KEEPALIVE_MAX,
+                    conn_name: None,
+                },
+            })
+        }
+        None => {
+            validate_name("connection", target).map_err(|e| Fail::new(ErrorCode::InvalidArgument, e))?;
+            Ok(from_row(super::conn_ops::find(broker, target)?))
+        }
+    }
+}
+
+/// `~/.ssh/known_hosts`, read to accept keys the user already trusts. Never written.
+pub fn known_hosts() -> Option<std::path::PathBuf> {
+    std::env::home_dir().map(|h| h.join(".ssh").join("known_hosts"))
+}
+
+fn no_key(ep: &Endpoint) -> Fail {
+    let msg = match &ep.conn_name {
+        Some(n) => format!("connection '{n}' has no key linked: run `sshkeep key link KEY {n}`"),
+        None => format!(
+            "no key for {}@{}:{}: pass --key KEY, or save a connection with `sshkeep conn save NAME --host {} --user {} --key KEY`",
+            ep.user, ep.host, ep.port, ep.host, ep.user
+        ),
+    };
+    Fail::new(ErrorCode::NoKey, msg)
+}
+
+/// Decrypts a key from the vault for one login. The returned key zeroizes itself on drop.
+pub fn unseal_key(broker: &Broker, name: &str) -> Result<(russh::keys::PrivateKey, String), Fail> {
+    let row = broker
+        .db()?
+        .key(name)
+        .map_err(Fail::internal)?
+        .ok_or_else(|| Fail::not_found("key", name, "see `sshkeep key list`"))?;
+    let slot = broker.vault()?;
+    let vault = slot
+        .as_ref()
+        .ok_or_else(|| Fail::new(ErrorCode::VaultMissing, "no vault yet: run `sshkeep vault init`"))?;
+    let plain = vault.open_sealed(&row.sealed)?;
+    let key = crate::keys::load(plain.expose())
+        .map_err(|_| Fail::new(ErrorCode::InvalidKey, format!("key '{name}' in the vault is damaged")))?;
+    Ok((key, row.fingerprint))
+}
+
+/// Pins a key seen under `accept-new` after a successful login.
+pub fn pin_if_new(broker: &Broker, peer: &Peer, ep: &Endpoint, seen: &SeenHostKey) -> Result<bool, Fail> {
+    if seen.status != HostKeyStatus::New {
+        return Ok(false);
+    }
+    let pin = Pin { algorithm: seen.algorithm.clone(), fingerprint: seen.fingerprint.clone(), source: "first-use".into() };
+    broker.db()?.set_pin(&ep.host, ep.port, &pin, now()).map_err(Fail::internal)?;
+    broker.audit(
+        peer,
+        "host_key_pin",
+        None,
+        ep.conn_name.as_deref(),
+        format!("{}:{} {} {} (first use)", ep.host, ep.port, seen.algorithm, seen.fingerprint),
+    )?;
+    Ok(true)
+}
+
+/// Records a refused host key in the audit log.
+pub fn audit_refusal(broker: &Broker, peer: &Peer, ep: &Endpoint, seen: Option<&SeenHostKey>) -> Result<(), Fail> {
+    if let Some(s) = seen
+        && matches!(s.status, HostKeyStatus::Changed { .. } | HostKeyStatus::Unknown)
+    {
+        broker.audit(
+            peer,
+            "host_key_refused",
+            None,
+            ep.conn_name.as_deref(),
+            format!("{}:{} presented {} {} ({})", ep.host, ep.port, s.algorithm, s.fingerprint, s.status_word()),
+        )?;
+    }
+    Ok(())
+}
+
+/// An authenticated session for `r`, from the pool or newly opened (and then pooled).
+pub async fn acquire(
+    broker: &Arc<Broker>,
+    peer: &Peer,
+    r: &Resolved,
+    purpose: &str,
+) -> Result<(Arc<Handle<ssh::Verifier>>, PoolKey), Fail> {
+    let key_name = r.key.as_deref().ok_or_else(|| no_key(&r.endpoint))?;
+    let ep = &r.endpoint;
+    let fingerprint = broker
+        .db()?
+        .key(key_name)
+        .map_err(Fail::internal)?
+        .ok_or_else(|| Fail::not_found("key", key_name, "see `sshkeep key list`"))?
+        .fingerprint;
+    let pool_key = PoolKey { user: ep.user.clone(), host: ep.host.clone(), port: ep.port, key_fingerprint: fingerprint };
+    if let Some(h) = broker.pool.get(&pool_key) {
+        return Ok((h, pool_key));
+    }
+    // Decrypt before connecting so a locked vault fails fast, without network traffic.
+    let (key, _) = unseal_key(broker, key_name)?;
+    let pin = broker.db()?.pin(&ep.host, ep.port).map_err(Fail::internal)?;
+    let (login, connected) = ssh::connect(ep, pin, known_hosts()).await;
+    if let Err(e) = connected {
+        audit_refusal(broker, peer, ep, login.seen.as_ref())?;
+        return Err(e.into());
+    }
+    let mut handle = login.handle.ok_or_else(|| Fail::new(ErrorCode::Internal, "handshake returned no session"))?;
+    broker.audit(peer, "key_use", Some(key_name), ep.conn_name.as_deref(), format!("login {}@{}:{} for {purpose}", ep.user, ep.host, ep.port))?;
+    ssh::login(ep, &mut handle, key, key_name).await?;
+    if let Some(seen) = &login.seen {
+        pin_if_new(broker, peer, ep, seen)?;
+    }
+    let handle = Arc::new(handle);
+    broker.pool.put(pool_key.clone(), handle.clone(), r.idle);
+    Ok((handle, pool_key))
+}

@@ -1,0 +1,157 @@
+//! Vault requests: status, init, unlock, lock, and unlocking at start.
+
+use std::sync::Arc;
+
+use sshkeep_vault::{Backend, BackendChoice, SecretString, Vault, VaultError};
+
+use super::fail::Fail;
+use super::{Broker, Peer};
+use crate::protocol::{ErrorCode, PROTOCOL_VERSION, Response, StatusInfo, VaultStatus};
+
+/// Runs blocking vault work (D-Bus calls, scrypt) off the async threads.
+async fn blocking<T: Send + 'static>(
+    broker: &Arc<Broker>,
+    f: impl FnOnce(&Broker) -> Result<T, Fail> + Send + 'static,
+) -> Result<T, Fail> {
+    let b = broker.clone();
+    tokio::task::spawn_blocking(move || f(&b)).await.map_err(Fail::internal)?
+}
+
+/// Tries to unlock at start: the keyring backend needs nothing from the user; the passphrase
+/// backend unlocks when `SSHKEEP_PASSPHRASE_FILE` names a readable file.
+pub async fn auto_unlock(broker: &Arc<Broker>) {
+    let result = blocking(broker, |b| {
+        let mut slot = b.vault()?;
+        let Some(vault) = slot.as_mut() else { return Ok(None) };
+        match vault.backend() {
+            Backend::Keyring => vault.unlock_keyring().map(|_| Some("keyring")).map_err(Fail::from),
+            Backend::Passphrase => match passphrase_from_env() {
+                Some(p) => vault.unlock_passphrase(&p?).map(|_| Some("passphrase file")).map_err(Fail::from),
+                None => Ok(None),
+            },
+        }
+    })
+    .await;
+    match result {
+        Ok(Some(how)) => tracing::info!("vault unlocked at start ({how})"),
+        Ok(None) => {}
+        Err(f) => tracing::warn!("vault stays locked: {}", f.message),
+    }
+}
+
+/// The passphrase from the file named by `SSHKEEP_PASSPHRASE_FILE`, trailing newline removed.
+pub fn passphrase_from_env() -> Option<Result<SecretString, Fail>> {
+    let path = std::env::var_os("SSHKEEP_PASSPHRASE_FILE").filter(|p| !p.is_empty())?;
+    Some(
+        std::fs::read_to_string(&path)
+            .map(|mut s| {
+                while s.ends_with('\n') || s.ends_with('\r') {
+                    s.pop();
+                }
+                SecretString::new(s)
+            })
+            .map_err(|e| {
+                Fail::new(
+                    ErrorCode::PassphraseRequired,
+                    format!("cannot read SSHKEEP_PASSPHRASE_FILE {}: {e}", std::path::Path::new(&path).display()),
+                )
+            }),
+    )
+}
+
+/// `status`.
+pub fn status(broker: &Broker) -> Result<Response, Fail> {
+    let slot = broker.vault()?;
+    let vault = match slot.as_ref() {
+        None => VaultStatus {
+            initialized: false,
+            backend: None,
+            unlocked: false,
+            hint: Some("no vault yet: run `sshkeep vault init`".into()),
+        },
+        Some(v) => VaultStatus {
+            initialized: true,
+            backend: Some(v.backend().as_str().into()),
+            unlocked: v.is_unlocked(),
+            hint: (!v.is_unlocked()).then(|| "vault is locked: run `sshkeep unlock`".into()),
+        },
+    };
+    Ok(Response::Status(StatusInfo {
+        broker_version: env!("CARGO_PKG_VERSION").into(),
+        protocol_version: PROTOCOL_VERSION,
+        pid: std::process::id(),
+        uptime_secs: broker.started.elapsed().as_secs(),
+        vault,
+        sessions_open: broker.pool.len() as u32,
+        state_dir: broker.paths.state.display().to_string(),
+        socket: broker.paths.socket().display().to_string(),
+    }))
+}
+
+/// `vault init`.
+pub async fn init(
+    broker: &Arc<Broker>,
+    peer: &Peer,
+    choice: BackendChoice,
+    passphrase: Option<SecretString>,
+) -> Result<Response, Fail> {
+    let (backend, notice) = blocking(broker, move |b| {
+        let mut slot = b.vault()?;
+        if slot.is_some() {
+            return Err(VaultError::AlreadyInitialized(b.paths.vault_dir()).into());
+        }
+        let (vault, notice) = Vault::create(&b.paths.vault_dir(), choice, passphrase.as_ref())?;
+        let backend = vault.backend();
+        *slot = Some(vault);
+        Ok((backend, notice))
+    })
+    .await?;
+    broker.audit(peer, "vault_init", None, None, format!("backend {}", backend.as_str()))?;
+    let mut message = format!("vault created (backend: {}) and unlocked", backend.as_str());
+    if let Some(n) = notice {
+        message = format!("{n}\n{message}");
+    }
+    Ok(Response::Ok { message })
+}
+
+/// `unlock`.
+pub async fn unlock(broker: &Arc<Broker>, peer: &Peer, passphrase: Option<SecretString>) -> Result<Response, Fail> {
+    let result = blocking(broker, move |b| {
+        let mut slot = b.vault()?;
+        let vault = slot.as_mut().ok_or_else(|| Fail::from(VaultError::NotInitialized(b.paths.vault_dir())))?;
+        if vault.is_unlocked() {
+            return Ok(false);
+        }
+        match (vault.backend(), passphrase) {
+            (Backend::Keyring, _) => vault.unlock_keyring()?,
+            (Backend::Passphrase, Some(p)) => vault.unlock_passphrase(&p)?,
+            (Backend::Passphrase, None) => return Err(VaultError::PassphraseRequired.into()),
+        }
+        Ok(true)
+    })
+    .await;
+    match result {
+        Ok(true) => {
+            broker.audit(peer, "vault_unlock", None, None, "unlocked")?;
+            Ok(Response::Ok { message: "vault unlocked".into() })
+        }
+        Ok(false) => Ok(Response::Ok { message: "vault is already unlocked".into() }),
+        Err(f) => {
+            if f.code == ErrorCode::WrongPassphrase {
+                broker.audit(peer, "vault_unlock_failed", None, None, "wrong passphrase")?;
+            }
+            Err(f)
+        }
+    }
+}
+
+/// `lock`: drops the master identity. Keys are only ever decrypted for the moment of a login,
+/// so after this no decrypted key material is left in the broker.
+pub fn lock(broker: &Broker, peer: &Peer) -> Result<Response, Fail> {
+    let mut slot = broker.vault()?;
+    let vault = slot.as_mut().ok_or_else(|| Fail::from(VaultError::NotInitialized(broker.paths.vault_dir())))?;
+    vault.lock();
+    drop(slot);
+    broker.audit(peer, "vault_lock", None, None, "locked")?;
+    Ok(Response::Ok { message: "vault locked; open sessions stay open, new logins need `sshkeep unlock`".into() })
+}

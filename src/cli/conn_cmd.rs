@@ -1,0 +1,149 @@
+//! `sshkeep conn ...`.
+
+use anyhow::{Result, bail};
+use clap::Subcommand;
+
+use super::{Ctx, output};
+use crate::protocol::{ConnInfo, ConnSpec, HostKeyPolicy, Request, Response, TestReport};
+
+#[derive(Subcommand, Debug)]
+pub enum ConnCmd {
+    /// Save (or update) a connection.
+    Save {
+        name: String,
+        #[arg(long)]
+        host: String,
+        #[arg(long, default_value_t = 22)]
+        port: u16,
+        #[arg(long)]
+        user: String,
+        /// The key to log in with (linked to the connection).
+        #[arg(long)]
+        key: Option<String>,
+        /// The client (customer) group this connection belongs to.
+        #[arg(long)]
+        client: Option<String>,
+        #[arg(long, value_enum, default_value = "accept-new")]
+        host_key_policy: HostKeyPolicy,
+        /// Seconds between keepalives (OpenSSH ServerAliveInterval).
+        #[arg(long, default_value_t = 30)]
+        keepalive_interval: u32,
+        /// Unanswered keepalives before the connection counts as dead (ServerAliveCountMax).
+        #[arg(long, default_value_t = 3)]
+        keepalive_max: u32,
+        /// Seconds an unused session stays open for reuse (like ControlPersist).
+        #[arg(long, default_value_t = 600)]
+        idle_timeout: u32,
+    },
+    /// List saved connections.
+    List,
+    /// Show one connection.
+    Show { name: String },
+    /// Remove a saved connection.
+    Remove { name: String },
+    /// Check reachability, host key, login and round-trip time.
+    Test {
+        /// A saved connection or user@host[:port]; or give --host and --user.
+        target: Option<String>,
+        #[arg(long, conflicts_with = "target", requires = "user")]
+        host: Option<String>,
+        #[arg(long, default_value_t = 22)]
+        port: u16,
+        #[arg(long)]
+        user: Option<String>,
+        /// Log in with this key instead of the linked one.
+        #[arg(long)]
+        key: Option<String>,
+    },
+    /// Pin a host key: the fingerprint given, or the one the server presents now (check it first).
+    Trust {
+        name: String,
+        #[arg(long)]
+        fingerprint: Option<String>,
+    },
+}
+
+pub async fn run(ctx: &Ctx, cmd: ConnCmd) -> Result<u8> {
+    let mut c = ctx.client().await?;
+    let reply = match cmd {
+        ConnCmd::Save { name, host, port, user, key, client, host_key_policy, keepalive_interval, keepalive_max, idle_timeout } => {
+            let spec = ConnSpec { name, host, port, user, key, client, host_key_policy, keepalive_interval, keepalive_max, idle_timeout };
+            c.request(&Request::ConnSave(spec)).await?
+        }
+        ConnCmd::List => c.request(&Request::ConnList).await?,
+        ConnCmd::Show { name } => c.request(&Request::ConnShow { name }).await?,
+        ConnCmd::Remove { name } => c.request(&Request::ConnRemove { name }).await?,
+        ConnCmd::Test { target, host, port, user, key } => {
+            let target = match (target, host, user) {
+                (Some(t), _, _) => t,
+                (None, Some(h), Some(u)) if h.contains(':') => format!("{u}@[{h}]:{port}"),
+                (None, Some(h), Some(u)) => format!("{u}@{h}:{port}"),
+                _ => bail!("name a connection, or give --host and --user"),
+            };
+            let Response::TestReport(r) = c.request(&Request::ConnTest { target, key }).await? else {
+                bail!("unexpected reply to conn test")
+            };
+            return report(ctx, &r);
+        }
+        ConnCmd::Trust { name, fingerprint } => c.request(&Request::ConnTrust { name, fingerprint }).await?,
+    };
+    match reply {
+        Response::Conn(ci) if ctx.json => output::json(&ci)?,
+        Response::Conn(ci) => show(&ci),
+        Response::Conns { conns } if ctx.json => output::json(&conns)?,
+        Response::Conns { conns } => {
+            let rows: Vec<Vec<String>> = conns
+                .iter()
+                .map(|c| {
+                    vec![
+                        c.spec.name.clone(),
+                        format!("{}@{}:{}", c.spec.user, c.spec.host, c.spec.port),
+                        output::opt(&c.spec.key),
+                        output::opt(&c.spec.client),
+                        c.spec.host_key_policy.as_str().into(),
+                        output::opt(&c.pinned_host_key),
+                    ]
+                })
+                .collect();
+            output::table(&["NAME", "ADDRESS", "KEY", "CLIENT", "POLICY", "HOST KEY"], &rows);
+        }
+        Response::Ok { message } if ctx.json => output::json(&serde_json::json!({ "ok": true, "message": message }))?,
+        Response::Ok { message } => println!("{message}"),
+        other => bail!("unexpected reply: {other:?}"),
+    }
+    Ok(0)
+}
+
+fn show(c: &ConnInfo) {
+    let s = &c.spec;
+    println!("name             {}", s.name);
+    println!("id               {}", c.id);
+    println!("address          {}@{}:{}", s.user, s.host, s.port);
+    println!("key              {}", output::opt(&s.key));
+    println!("client           {}", output::opt(&s.client));
+    println!("host key policy  {}", s.host_key_policy.as_str());
+    println!("pinned host key  {}", output::opt(&c.pinned_host_key));
+    println!("keepalive        every {}s, {} missed allowed", s.keepalive_interval, s.keepalive_max);
+    println!("idle timeout     {}s", s.idle_timeout);
+}
+
+fn report(ctx: &Ctx, r: &TestReport) -> Result<u8> {
+    let code = if r.authenticated { 0 } else { 1 };
+    if ctx.json {
+        output::json(r)?;
+        return Ok(code);
+    }
+    let ms = |v: Option<f64>| v.map(|m| format!("{m:.1} ms")).unwrap_or_else(|| "-".into());
+    println!("target        {}@{}:{}", r.user, r.host, r.port);
+    println!("reachable     {} (TCP round trip {})", if r.reachable { "yes" } else { "no" }, ms(r.connect_ms));
+    match &r.host_key {
+        Some(h) => println!("host key      {} {} ({})", h.algorithm, h.fingerprint, h.status),
+        None => println!("host key      -"),
+    }
+    println!("key           {}", output::opt(&r.key));
+    println!("login         {} ({})", if r.authenticated { "ok" } else { "failed" }, ms(r.login_ms));
+    if let Some(e) = &r.error {
+        println!("\n{e}");
+    }
+    Ok(code)
+}

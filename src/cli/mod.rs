@@ -1,0 +1,109 @@
+//! The `sshkeep` command line. Every command but `broker` is a client of the broker.
+
+mod audit_cmd;
+mod broker_cmd;
+mod conn_cmd;
+mod exec_cmd;
+mod key_cmd;
+mod output;
+mod prompt;
+mod vault_cmd;
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+use crate::client::Client;
+use crate::paths::Paths;
+
+/// Keep SSH keys encrypted in a broker that owns every session.
+#[derive(Parser, Debug)]
+#[command(name = "sshkeep", version, about, long_about = None)]
+pub struct Cli {
+    /// Print machine-readable JSON instead of tables.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the broker in the foreground (for systemd and tests), or `broker stop`.
+    Broker(broker_cmd::BrokerArgs),
+    /// Show the broker and vault state.
+    Status,
+    /// Create the vault.
+    #[command(subcommand)]
+    Vault(vault_cmd::VaultCmd),
+    /// Unlock the vault (prompts for the passphrase, or reads SSHKEEP_PASSPHRASE_FILE).
+    Unlock,
+    /// Drop every decrypted key from the broker's memory.
+    Lock,
+    /// Manage keys in the vault.
+    #[command(subcommand)]
+    Key(key_cmd::KeyCmd),
+    /// Manage saved connections and host keys.
+    #[command(subcommand)]
+    Conn(conn_cmd::ConnCmd),
+    /// Run a command on a server and stream its output; exits with the remote status.
+    Exec(exec_cmd::ExecArgs),
+    /// Show or verify the audit log.
+    Audit(audit_cmd::AuditArgs),
+}
+
+/// Entry point of the binary: prints errors with their causes and picks the exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let is_broker = matches!(&cli.command, Command::Broker(b) if b.action.is_none());
+    init_tracing(is_broker);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing(is_broker: bool) {
+    let default = if is_broker { "info" } else { "warn" };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SSHKEEP_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+/// Shared by the subcommands: where things are, output mode, and a broker connection.
+pub struct Ctx {
+    pub paths: Paths,
+    pub json: bool,
+}
+
+impl Ctx {
+    async fn client(&self) -> Result<Client> {
+        Client::connect(&self.paths).await
+    }
+}
+
+async fn run(cli: Cli) -> Result<u8> {
+    let ctx = Ctx { paths: Paths::from_env()?, json: cli.json };
+    match cli.command {
+        Command::Broker(a) => broker_cmd::run(&ctx, a).await,
+        Command::Status => vault_cmd::status(&ctx).await,
+        Command::Vault(c) => vault_cmd::run(&ctx, c).await,
+        Command::Unlock => vault_cmd::unlock(&ctx).await,
+        Command::Lock => vault_cmd::lock(&ctx).await,
+        Command::Key(c) => key_cmd::run(&ctx, c).await,
+        Command::Conn(c) => conn_cmd::run(&ctx, c).await,
+        Command::Exec(a) => exec_cmd::run(&ctx, a).await,
+        Command::Audit(a) => audit_cmd::run(&ctx, a).await,
+    }
+}

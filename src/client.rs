@@ -1,0 +1,138 @@
+//! The client side of the broker socket: connect (starting the broker when none runs), hello,
+//! request/response.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+
+use anyhow::{Context, Result, anyhow, bail};
+use interprocess::local_socket::tokio::Stream;
+use interprocess::local_socket::traits::tokio::Stream as _;
+use interprocess::local_socket::{GenericFilePath, ToFsName};
+
+use crate::frame::{read_frame, write_frame};
+use crate::paths::Paths;
+use crate::protocol::{ErrorCode, PROTOCOL_VERSION, Request, Response};
+
+/// A connection to the broker, past the hello.
+pub struct Client {
+    stream: Stream,
+}
+
+/// A broker error reply, kept whole so callers can branch on the code.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct BrokerError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+async fn dial(paths: &Paths) -> std::io::Result<Stream> {
+    let name = paths.socket().to_fs_name::<GenericFilePath>()?;
+    Stream::connect(name).await
+}
+
+impl Client {
+    /// Connects to the running broker, or returns `None` when none is running.
+    pub async fn connect_existing(paths: &Paths) -> Result<Option<Self>> {
+        match dial(paths).await {
+            Ok(s) => Ok(Some(Self::greet(s).await?)),
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused) => Ok(None),
+            Err(e) => Err(e).with_context(|| format!("cannot connect to the broker at {}", paths.socket().display())),
+        }
+    }
+
+    /// Connects, starting a broker in the background first when none is running.
+    pub async fn connect(paths: &Paths) -> Result<Self> {
+        if let Some(c) = Self::connect_existing(paths).await? {
+            return Ok(c);
+        }
+        let p = paths.clone();
+        tokio::task::spawn_blocking(move || start_broker(&p)).await??;
+        Self::connect_existing(paths)
+            .await?
+            .ok_or_else(|| anyhow!("the broker started but its socket {} does not answer", paths.socket().display()))
+    }
+
+    async fn greet(stream: Stream) -> Result<Self> {
+        let mut c = Self { stream };
+        let hello = Request::Hello { version: PROTOCOL_VERSION, client: format!("sshkeep {}", env!("CARGO_PKG_VERSION")) };
+        match c.call(&hello).await? {
+            Response::Hello { .. } => Ok(c),
+            Response::Error { message, .. } => bail!("{message}"),
+            other => bail!("unexpected hello reply from the broker: {other:?}"),
+        }
+    }
+
+    /// Sends a request without waiting (for streaming replies).
+    pub async fn send(&mut self, req: &Request) -> Result<()> {
+        write_frame(&mut &self.stream, req).await.context("cannot send to the broker")
+    }
+
+    /// Reads the next reply.
+    pub async fn recv(&mut self) -> Result<Response> {
+        read_frame(&mut &self.stream).await.context("lost the connection to the broker")
+    }
+
+    /// One request, one reply.
+    pub async fn call(&mut self, req: &Request) -> Result<Response> {
+        self.send(req).await?;
+        self.recv().await
+    }
+
+    /// One request; an error reply becomes a [`BrokerError`].
+    pub async fn request(&mut self, req: &Request) -> Result<Response> {
+        match self.call(req).await? {
+            Response::Error { code, message } => Err(BrokerError { code, message }.into()),
+            r => Ok(r),
+        }
+    }
+}
+
+/// Starts `sshkeep broker --notify-ready` in the background and waits for its `ready` line.
+/// A start lock keeps two clients from starting two brokers; the loser finds the winner's socket.
+fn start_broker(paths: &Paths) -> Result<()> {
+    paths.ensure()?;
+    let lock = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(paths.start_lock())
+        .with_context(|| format!("cannot open {}", paths.start_lock().display()))?;
+    lock.lock().context("cannot take the broker start lock")?;
+    if std::os::unix::net::UnixStream::connect(paths.socket()).is_ok() {
+        return Ok(());
+    }
+    let log = File::options()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(paths.broker_log())
+        .with_context(|| format!("cannot open the broker log {}", paths.broker_log().display()))?;
+    let exe = std::env::current_exe().context("cannot find the sshkeep executable")?;
+    let mut child = Command::new(exe)
+        .args(["broker", "--notify-ready"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(log))
+        .process_group(0)
+        .spawn()
+        .context("cannot start the broker")?;
+    let stdout = child.stdout.take().ok_or_else(|| anyhow!("no pipe from the broker"))?;
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).context("cannot read from the starting broker")?;
+    if line.trim() == "ready" {
+        return Ok(());
+    }
+    let status = child.wait().ok();
+    let tail = std::fs::read_to_string(paths.broker_log())
+        .map(|s| s.lines().rev().take(5).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n"))
+        .unwrap_or_default();
+    bail!(
+        "the broker did not start ({}); its log {} ends with:\n{tail}",
+        status.map(|s| s.to_string()).unwrap_or_else(|| "unknown status".into()),
+        paths.broker_log().display()
+    )
+}

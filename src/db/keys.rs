@@ -1,0 +1,68 @@
+use anyhow::Result;
+use rusqlite::{OptionalExtension, params};
+
+use super::Db;
+
+/// A stored key. `sealed` is age ciphertext; nothing here is secret.
+#[derive(Clone, Debug)]
+pub struct KeyRow {
+    pub name: String,
+    pub algorithm: String,
+    pub fingerprint: String,
+    pub comment: String,
+    pub public_key: String,
+    pub sealed: Vec<u8>,
+    pub created: i64,
+}
+
+fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<KeyRow> {
+    Ok(KeyRow {
+        name: r.get(0)?,
+        algorithm: r.get(1)?,
+        fingerprint: r.get(2)?,
+        comment: r.get(3)?,
+        public_key: r.get(4)?,
+        sealed: r.get(5)?,
+        created: r.get(6)?,
+    })
+}
+
+const COLS: &str = "name, algorithm, fingerprint, comment, public_key, sealed, created";
+
+impl Db {
+    /// Inserts a key; fails if the name exists.
+    pub fn insert_key(&self, k: &KeyRow) -> Result<()> {
+        self.conn.execute(
+            &format!("INSERT INTO keys ({COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"),
+            params![k.name, k.algorithm, k.fingerprint, k.comment, k.public_key, k.sealed, k.created],
+        )?;
+        Ok(())
+    }
+
+    /// One key by name.
+    pub fn key(&self, name: &str) -> Result<Option<KeyRow>> {
+        Ok(self
+            .conn
+            .query_row(&format!("SELECT {COLS} FROM keys WHERE name = ?1"), [name], row)
+            .optional()?)
+    }
+
+    /// All keys by name.
+    pub fn keys(&self) -> Result<Vec<KeyRow>> {
+        let mut st = self.conn.prepare(&format!("SELECT {COLS} FROM keys ORDER BY name"))?;
+        let rows = st.query_map([], row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    /// Names of the connections linked to a key.
+    pub fn key_links(&self, name: &str) -> Result<Vec<String>> {
+        let mut st = self.conn.prepare("SELECT name FROM connections WHERE key_name = ?1 ORDER BY name")?;
+        let rows = st.query_map([name], |r| r.get(0))?.collect::<rusqlite::Result<Vec<String>>>()?;
+        Ok(rows)
+    }
+
+    /// Deletes a key; links to it are cleared. Returns whether it existed.
+    pub fn delete_key(&self, name: &str) -> Result<bool> {
+        Ok(self.conn.execute("DELETE FROM keys WHERE name = ?1", [name])? > 0)
+    }
+}

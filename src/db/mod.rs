@@ -1,0 +1,116 @@
+//! The broker's SQLite database: keys (as vault ciphertext), connections, pinned host keys and
+//! the audit log. Only the broker opens it.
+
+mod audit;
+mod conns;
+mod hostkeys;
+mod keys;
+
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use rusqlite::Connection;
+
+pub use audit::{AuditEntry, ChainCheck};
+pub use conns::ConnRow;
+pub use hostkeys::Pin;
+pub use keys::KeyRow;
+
+/// The database handle. Calls are short and synchronous; the broker serialises them with a mutex.
+pub struct Db {
+    conn: Connection,
+}
+
+const SCHEMA: &[&str] = &[r#"
+CREATE TABLE keys (
+    name        TEXT PRIMARY KEY,
+    algorithm   TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    comment     TEXT NOT NULL,
+    public_key  TEXT NOT NULL,
+    sealed      BLOB NOT NULL,  -- age ciphertext of the OpenSSH private key, to the vault
+    created     INTEGER NOT NULL
+);
+CREATE TABLE connections (
+    id                 TEXT PRIMARY KEY,
+    name               TEXT NOT NULL UNIQUE,
+    host               TEXT NOT NULL,
+    port               INTEGER NOT NULL,
+    user               TEXT NOT NULL,
+    key_name           TEXT REFERENCES keys(name) ON DELETE SET NULL,
+    client             TEXT,
+    host_key_policy    TEXT NOT NULL,
+    keepalive_interval INTEGER NOT NULL,
+    keepalive_max      INTEGER NOT NULL,
+    idle_timeout       INTEGER NOT NULL,
+    created            INTEGER NOT NULL
+);
+CREATE TABLE host_keys (
+    host        TEXT NOT NULL,
+    port        INTEGER NOT NULL,
+    algorithm   TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    source      TEXT NOT NULL,
+    pinned_at   INTEGER NOT NULL,
+    PRIMARY KEY (host, port)
+);
+CREATE TABLE audit (
+    seq        INTEGER PRIMARY KEY,
+    ts         INTEGER NOT NULL,
+    op         TEXT NOT NULL,
+    key_name   TEXT,
+    conn       TEXT,
+    detail     TEXT NOT NULL,
+    client_pid INTEGER,
+    client_uid INTEGER,
+    client_exe TEXT,
+    prev_hash  TEXT NOT NULL,
+    hash       TEXT NOT NULL
+);
+"#];
+
+impl Db {
+    /// Opens (creating with mode 0600) and migrates the database at `path`.
+    pub fn open(path: &Path) -> Result<Self> {
+        if !path.exists() {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o600)
+                .open(path)
+                .with_context(|| format!("cannot create the database {}", path.display()))?;
+        }
+        let conn = Connection::open(path).with_context(|| format!("cannot open the database {}", path.display()))?;
+        conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000;")
+            .context("cannot configure the database")?;
+        let mut db = Self { conn };
+        db.migrate().with_context(|| format!("cannot migrate the database {}", path.display()))?;
+        Ok(db)
+    }
+
+    fn migrate(&mut self) -> Result<()> {
+        let version: i64 = self.conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        let tx = self.conn.transaction()?;
+        for (i, step) in SCHEMA.iter().enumerate().skip(version.max(0) as usize) {
+            tx.execute_batch(step)?;
+            tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Raw access for tests that tamper with the database on purpose.
+    pub fn raw(&self) -> &Connection {
+        &self.conn
+    }
+}
+
+/// Unix seconds now.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}

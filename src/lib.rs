@@ -1,0 +1,15 @@
+//! sshkeep: an SSH broker that keeps private keys age-encrypted at rest, unlocks them through
+//! the OS keyring or a passphrase, and owns every SSH session. Clients (the CLI, the MCP
+//! adapter) talk to it over an owner-only local socket; private keys never leave it.
+
+pub mod broker;
+pub mod cli;
+pub mod client;
+pub mod db;
+pub mod frame;
+pub mod keys;
+pub mod paths;
+pub mod protocol;
+pub mod ssh;
+pub mod system;
+pub mod target;

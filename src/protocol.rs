@@ -1,0 +1,321 @@
+//! The protocol between clients (CLI, MCP adapter) and the broker, in one place, with no I/O.
+//!
+//! Framing ([`crate::frame`]): a 4-byte big-endian length, then one JSON document of at most
+//! [`MAX_FRAME`] bytes. A connection starts with [`Request::Hello`]; the broker answers with its
+//! own version or with [`ErrorCode::ProtocolMismatch`]. Every request gets exactly one reply,
+//! except [`Request::Exec`], whose replies are any number of [`Response::Output`] frames closed by
+//! one [`Response::Exit`] or [`Response::Error`].
+//!
+//! Bump [`PROTOCOL_VERSION`] by hand on any change that an older peer would misread.
+
+use serde::{Deserialize, Serialize};
+use sshkeep_vault::{BackendChoice, SecretString};
+
+/// The version both sides must agree on.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// The largest frame either side accepts (16 MiB): far above any key, far below memory trouble.
+pub const MAX_FRAME: usize = 16 * 1024 * 1024;
+
+/// A client's request. Fields that carry secrets use [`SecretString`], whose `Debug` is redacted
+/// and whose memory is wiped on drop.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Request {
+    /// First frame on every connection.
+    Hello { version: u32, client: String },
+    /// Broker and vault status.
+    Status,
+    /// Stop the broker.
+    Shutdown,
+    /// Create the vault.
+    VaultInit { backend: BackendChoice, passphrase: Option<SecretString> },
+    /// Unlock the vault (keyring backend: no passphrase).
+    Unlock { passphrase: Option<SecretString> },
+    /// Drop every decrypted secret from the broker's memory.
+    Lock,
+    /// Import a private key (OpenSSH or PEM text); `passphrase` decrypts a protected key file.
+    KeyAdd { name: String, private_key: SecretString, passphrase: Option<SecretString> },
+    /// Generate a key in the vault.
+    KeyGenerate { name: String, key_type: KeyType },
+    /// All keys.
+    KeyList,
+    /// One key, with its links.
+    KeyShow { name: String },
+    /// Delete a key (refused while connections are linked to it, unless `force`).
+    KeyRemove { name: String, force: bool },
+    /// Link a key to a connection (a connection has at most one key).
+    KeyLink { key: String, conn: String },
+    /// Remove that link.
+    KeyUnlink { key: String, conn: String },
+    /// Create or update a saved connection.
+    ConnSave(ConnSpec),
+    /// All saved connections.
+    ConnList,
+    /// One connection.
+    ConnShow { name: String },
+    /// Delete a saved connection.
+    ConnRemove { name: String },
+    /// Diagnose a connection (saved name or `user@host[:port]`).
+    ConnTest { target: String, key: Option<String> },
+    /// Pin a host key: the given fingerprint, or the one the server presents now.
+    ConnTrust { name: String, fingerprint: Option<String> },
+    /// Run a command and stream its output.
+    Exec { target: String, key: Option<String>, command: String },
+    /// Audit records, newest last.
+    AuditList(AuditFilter),
+    /// Check the audit hash chain.
+    AuditVerify,
+}
+
+/// Key algorithms `key generate` can make.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyType {
+    /// Ed25519 (default).
+    Ed25519,
+    /// RSA, 4096 bits.
+    Rsa,
+    /// ECDSA on NIST P-256.
+    Ecdsa,
+}
+
+/// What to do with a host key that is not pinned yet.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+#[value(rename_all = "kebab-case")]
+pub enum HostKeyPolicy {
+    /// Pin the key seen on the first successful login (OpenSSH's `accept-new`).
+    #[default]
+    AcceptNew,
+    /// Refuse unless pinned (`conn trust`) or listed in `~/.ssh/known_hosts`.
+    Strict,
+}
+
+impl HostKeyPolicy {
+    /// The name used in the database and shown to users.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HostKeyPolicy::AcceptNew => "accept-new",
+            HostKeyPolicy::Strict => "strict",
+        }
+    }
+
+    /// Parses [`HostKeyPolicy::as_str`]'s output.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "accept-new" => Some(Self::AcceptNew),
+            "strict" => Some(Self::Strict),
+            _ => None,
+        }
+    }
+}
+
+/// A connection to save.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ConnSpec {
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub key: Option<String>,
+    pub client: Option<String>,
+    pub host_key_policy: HostKeyPolicy,
+    /// Seconds between keepalives (OpenSSH's ServerAliveInterval).
+    pub keepalive_interval: u32,
+    /// Unanswered keepalives before the connection is dropped (ServerAliveCountMax).
+    pub keepalive_max: u32,
+    /// Seconds an unused session stays open (like ControlPersist).
+    pub idle_timeout: u32,
+}
+
+/// Filters for `audit`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct AuditFilter {
+    pub key: Option<String>,
+    pub conn: Option<String>,
+    pub op: Option<String>,
+    /// Unix seconds.
+    pub since: Option<i64>,
+    pub limit: Option<u32>,
+}
+
+/// A broker reply.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Response {
+    Hello { version: u32, broker_version: String, pid: u32 },
+    Ok { message: String },
+    Status(StatusInfo),
+    Key(KeyInfo),
+    Keys { keys: Vec<KeyInfo> },
+    Conn(ConnInfo),
+    Conns { conns: Vec<ConnInfo> },
+    TestReport(TestReport),
+    /// A chunk of a running command's output, base64-encoded (output may be binary).
+    Output { stream: OutputStream, data: String },
+    /// The command ended: `status` is the exit code, or 128+N for signal N (shells' convention).
+    Exit { status: i32, exit_code: Option<u32>, signal: Option<String> },
+    Audit { records: Vec<AuditRecord> },
+    AuditVerified { records: u64, first_broken: Option<u64>, reason: Option<String> },
+    Error { code: ErrorCode, message: String },
+}
+
+/// Which output stream a chunk came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutputStream {
+    Stdout,
+    Stderr,
+}
+
+/// Machine-readable error classes; the message says what to do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    ProtocolMismatch,
+    BadRequest,
+    TooLarge,
+    NotFound,
+    AlreadyExists,
+    InvalidArgument,
+    VaultMissing,
+    VaultLocked,
+    PassphraseRequired,
+    WrongPassphrase,
+    KeyringUnavailable,
+    KeyPassphraseRequired,
+    KeyPassphraseWrong,
+    InvalidKey,
+    NoKey,
+    HostKeyChanged,
+    HostKeyUnknown,
+    AuthFailed,
+    Unreachable,
+    Ssh,
+    Internal,
+}
+
+/// `status`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct StatusInfo {
+    pub broker_version: String,
+    pub protocol_version: u32,
+    pub pid: u32,
+    pub uptime_secs: u64,
+    pub vault: VaultStatus,
+    pub sessions_open: u32,
+    pub state_dir: String,
+    pub socket: String,
+}
+
+/// The vault part of `status`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct VaultStatus {
+    pub initialized: bool,
+    /// `keyring` or `passphrase`.
+    pub backend: Option<String>,
+    pub unlocked: bool,
+    /// Why the vault is locked or unusable, and what to run.
+    pub hint: Option<String>,
+}
+
+/// A key as clients see it: never any private material.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct KeyInfo {
+    pub name: String,
+    pub algorithm: String,
+    pub fingerprint: String,
+    pub comment: String,
+    /// The `authorized_keys` line.
+    pub public_key: String,
+    pub connections: Vec<String>,
+    pub created: i64,
+}
+
+/// A saved connection.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ConnInfo {
+    pub id: String,
+    #[serde(flatten)]
+    pub spec: ConnSpec,
+    /// The pinned host key fingerprint for this host and port, if any.
+    pub pinned_host_key: Option<String>,
+    pub created: i64,
+}
+
+/// `conn test`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TestReport {
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    /// Whether a TCP connection was made.
+    pub reachable: bool,
+    /// TCP connect time (a network round trip), milliseconds.
+    pub connect_ms: Option<f64>,
+    pub host_key: Option<HostKeyReport>,
+    /// The key offered, if any.
+    pub key: Option<String>,
+    pub authenticated: bool,
+    /// SSH handshake plus authentication, milliseconds.
+    pub login_ms: Option<f64>,
+    /// What failed, and what to do.
+    pub error: Option<String>,
+    pub error_code: Option<ErrorCode>,
+}
+
+/// The host key part of a test report.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct HostKeyReport {
+    pub algorithm: String,
+    pub fingerprint: String,
+    /// `pinned` (matches the pin), `known_hosts`, `pinned_now`, `new` (not pinned), `changed`, `refused`.
+    pub status: String,
+}
+
+/// One audit record.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AuditRecord {
+    pub seq: u64,
+    /// Unix seconds.
+    pub ts: i64,
+    pub op: String,
+    pub key: Option<String>,
+    pub conn: Option<String>,
+    pub detail: String,
+    pub client_pid: Option<u32>,
+    pub client_uid: Option<u32>,
+    pub client_exe: Option<String>,
+    /// Hex SHA-256 of this record and the previous record's hash.
+    pub hash: String,
+}
+
+impl Response {
+    /// An error reply.
+    pub fn error(code: ErrorCode, message: impl Into<String>) -> Self {
+        Response::Error { code, message: message.into() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_are_tagged_and_secrets_redacted_in_debug() {
+        let r = Request::KeyAdd {
+            name: "k".into(),
+            private_key: SecretString::new("-----BEGIN OPENSSH PRIVATE KEY-----".into()),
+            passphrase: None,
+        };
+        let json = serde_json::to_string(&r).expect("serialize");
+        assert!(json.starts_with(r#"{"type":"key_add""#));
+        assert!(!format!("{r:?}").contains("BEGIN"));
+    }
+
+    #[test]
+    fn unknown_request_types_fail_to_parse() {
+        assert!(serde_json::from_str::<Request>(r#"{"type":"rm_rf"}"#).is_err());
+    }
+}

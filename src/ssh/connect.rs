@@ -1,0 +1,177 @@
+//! Opening an SSH connection and logging in with one key.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use russh::client::{AuthResult, Handle};
+use russh::keys::{HashAlg, PrivateKey, PrivateKeyWithHashAlg};
+
+use super::hostkey::{HostKeyRules, HostKeyStatus, SeenHostKey, Verifier};
+use super::SshError;
+use crate::db::Pin;
+use crate::protocol::{ErrorCode, HostKeyPolicy};
+
+const TCP_TIMEOUT: Duration = Duration::from_secs(15);
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Where to connect and how.
+#[derive(Clone, Debug)]
+pub struct Endpoint {
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub policy: HostKeyPolicy,
+    pub keepalive_interval: u32,
+    pub keepalive_max: u32,
+    /// The saved connection's name, if any (used in messages and `conn trust` hints).
+    pub conn_name: Option<String>,
+}
+
+impl Endpoint {
+    fn label(&self) -> String {
+        match &self.conn_name {
+            Some(n) => format!("connection '{n}' ({}@{}:{})", self.user, self.host, self.port),
+            None => format!("{}@{}:{}", self.user, self.host, self.port),
+        }
+    }
+
+    fn trust_hint(&self) -> String {
+        self.conn_name.clone().unwrap_or_else(|| format!("{}@{}:{}", self.user, self.host, self.port))
+    }
+}
+
+/// The progress of a connection attempt, kept even when a step fails (for `conn test`).
+pub struct Login {
+    pub handle: Option<Handle<Verifier>>,
+    pub connect_ms: Option<f64>,
+    pub seen: Option<SeenHostKey>,
+    pub login_ms: Option<f64>,
+}
+
+fn ms(since: Instant) -> f64 {
+    (since.elapsed().as_secs_f64() * 1000.0 * 100.0).round() / 100.0
+}
+
+/// Connects over TCP and runs the SSH handshake, verifying the host key.
+pub async fn connect(ep: &Endpoint, pin: Option<Pin>, known_hosts: Option<PathBuf>) -> (Login, Result<(), SshError>) {
+    let mut login = Login { handle: None, connect_ms: None, seen: None, login_ms: None };
+    let started = Instant::now();
+    let addr = (ep.host.as_str(), ep.port);
+    let tcp = match tokio::time::timeout(TCP_TIMEOUT, tokio::net::TcpStream::connect(addr)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            let msg = format!(
+                "cannot reach {}: {e}; check the host and port, and that sshd runs there (`sshkeep conn test`)",
+                ep.label()
+            );
+            return (login, Err(SshError::new(ErrorCode::Unreachable, msg)));
+        }
+        Err(_) => {
+            let msg = format!("cannot reach {}: no answer within {}s", ep.label(), TCP_TIMEOUT.as_secs());
+            return (login, Err(SshError::new(ErrorCode::Unreachable, msg)));
+        }
+    };
+    login.connect_ms = Some(ms(started));
+    let _ = tcp.set_nodelay(true);
+
+    let config = Arc::new(russh::client::Config {
+        keepalive_interval: Some(Duration::from_secs(u64::from(ep.keepalive_interval.max(1)))),
+        keepalive_max: ep.keepalive_max.max(1) as usize,
+        nodelay: true,
+        ..Default::default()
+    });
+    let seen = Arc::new(Mutex::new(None));
+    let verifier = Verifier {
+        rules: HostKeyRules {
+            host: ep.host.clone(),
+            port: ep.port,
+            policy: ep.policy,
+            pin,
+            known_hosts,
+        },
+        seen: seen.clone(),
+    };
+    let result = tokio::time::timeout(HANDSHAKE_TIMEOUT, russh::client::connect_stream(config, tcp, verifier)).await;
+    login.seen = seen.lock().ok().and_then(|s| s.clone());
+    match result {
+        Ok(Ok(handle)) => {
+            login.handle = Some(handle);
+            (login, Ok(()))
+        }
+        Ok(Err(e)) => {
+            let err = handshake_error(ep, login.seen.as_ref(), &e);
+            (login, Err(err))
+        }
+        Err(_) => {
+            let msg = format!("SSH handshake with {} timed out after {}s", ep.label(), HANDSHAKE_TIMEOUT.as_secs());
+            (login, Err(SshError::new(ErrorCode::Unreachable, msg)))
+        }
+    }
+}
+
+fn handshake_error(ep: &Endpoint, seen: Option<&SeenHostKey>, e: &russh::Error) -> SshError {
+    match seen.map(|s| (&s.status, s)) {
+        Some((HostKeyStatus::Changed { expected, source }, s)) => SshError::new(
+            ErrorCode::HostKeyChanged,
+            format!(
+                "HOST KEY CHANGED for {}:{} ({}): the server presents {} {}, but {source} has {expected}. \
+                 This can be an attack. If the server was really re-keyed, check the new fingerprint out of band, \
+                 then run `sshkeep conn trust {} --fingerprint {}`",
+                ep.host,
+                ep.port,
+                ep.label(),
+                s.algorithm,
+                s.fingerprint,
+                ep.trust_hint(),
+                s.fingerprint
+            ),
+        ),
+        Some((HostKeyStatus::Unknown, s)) => SshError::new(
+            ErrorCode::HostKeyUnknown,
+            format!(
+                "the host key of {}:{} is not trusted yet and {} uses the strict policy: the server presents {} {}. \
+                 Check it out of band, then run `sshkeep conn trust {} --fingerprint {}`",
+                ep.host,
+                ep.port,
+                ep.label(),
+                s.algorithm,
+                s.fingerprint,
+                ep.trust_hint(),
+                s.fingerprint
+            ),
+        ),
+        _ => SshError::new(ErrorCode::Ssh, format!("SSH handshake with {} failed: {e}", ep.label())),
+    }
+}
+
+/// Authenticates with `key` (the only key offered: offering several trips MaxAuthTries).
+pub async fn login(
+    ep: &Endpoint,
+    handle: &mut Handle<Verifier>,
+    key: PrivateKey,
+    key_name: &str,
+) -> Result<(), SshError> {
+    let fingerprint = key.fingerprint(HashAlg::Sha256).to_string();
+    let rsa_hash = if key.algorithm().is_rsa() {
+        handle.best_supported_rsa_hash().await.ok().flatten().flatten()
+    } else {
+        None
+    };
+    let auth = handle
+        .authenticate_publickey(ep.user.clone(), PrivateKeyWithHashAlg::new(Arc::new(key), rsa_hash))
+        .await
+        .map_err(|e| SshError::new(ErrorCode::Ssh, format!("authentication with {} failed: {e}", ep.label())))?;
+    match auth {
+        AuthResult::Success => Ok(()),
+        AuthResult::Failure { .. } => Err(SshError::new(
+            ErrorCode::AuthFailed,
+            format!(
+                "{} refused key '{key_name}' ({fingerprint}) for user {}. Add its public key to that user's \
+                 ~/.ssh/authorized_keys on the server (`sshkeep key pub {key_name}` prints the line)",
+                ep.label(),
+                ep.user
+            ),
+        )),
+    }
+}

@@ -1,0 +1,12 @@
+//! SSH client side of the broker: connecting with host-key verification, authenticating with a
+//! key from the vault, and keeping sessions open for reuse.
+
+mod connect;
+mod error;
+mod hostkey;
+mod pool;
+
+pub use connect::{Endpoint, Login, connect, login};
+pub use error::SshError;
+pub use hostkey::{HostKeyStatus, SeenHostKey, Verifier};
+pub use pool::{Pool, PoolKey};
