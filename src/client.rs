@@ -39,8 +39,20 @@ impl Client {
     pub async fn connect_existing(paths: &Paths) -> Result<Option<Self>> {
         match dial(paths).await {
             Ok(s) => Ok(Some(Self::greet(s).await?)),
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused) => Ok(None),
-            Err(e) => Err(e).with_context(|| format!("cannot connect to the broker at {}", paths.socket().display())),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+                ) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(e).with_context(|| {
+                format!(
+                    "cannot connect to the broker at {}",
+                    paths.socket().display()
+                )
+            }),
         }
     }
 
@@ -51,14 +63,20 @@ impl Client {
         }
         let p = paths.clone();
         tokio::task::spawn_blocking(move || start_broker(&p)).await??;
-        Self::connect_existing(paths)
-            .await?
-            .ok_or_else(|| anyhow!("the broker started but its socket {} does not answer", paths.socket().display()))
+        Self::connect_existing(paths).await?.ok_or_else(|| {
+            anyhow!(
+                "the broker started but its socket {} does not answer",
+                paths.socket().display()
+            )
+        })
     }
 
     async fn greet(stream: Stream) -> Result<Self> {
         let mut c = Self { stream };
-        let hello = Request::Hello { version: PROTOCOL_VERSION, client: format!("sshkeep {}", env!("CARGO_PKG_VERSION")) };
+        let hello = Request::Hello {
+            version: PROTOCOL_VERSION,
+            client: format!("sshkeep {}", env!("CARGO_PKG_VERSION")),
+        };
         match c.call(&hello).await? {
             Response::Hello { .. } => Ok(c),
             Response::Error { message, .. } => bail!("{message}"),
@@ -68,12 +86,16 @@ impl Client {
 
     /// Sends a request without waiting (for streaming replies).
     pub async fn send(&mut self, req: &Request) -> Result<()> {
-        write_frame(&mut &self.stream, req).await.context("cannot send to the broker")
+        write_frame(&mut &self.stream, req)
+            .await
+            .context("cannot send to the broker")
     }
 
     /// Reads the next reply.
     pub async fn recv(&mut self) -> Result<Response> {
-        read_frame(&mut &self.stream).await.context("lost the connection to the broker")
+        read_frame(&mut &self.stream)
+            .await
+            .context("lost the connection to the broker")
     }
 
     /// One request, one reply.
@@ -96,6 +118,7 @@ impl Client {
 fn start_broker(paths: &Paths) -> Result<()> {
     paths.ensure()?;
     let lock = File::options()
+        .mode(0o600)
         .create(true)
         .truncate(false)
         .write(true)
@@ -110,7 +133,12 @@ fn start_broker(paths: &Paths) -> Result<()> {
         .append(true)
         .mode(0o600)
         .open(paths.broker_log())
-        .with_context(|| format!("cannot open the broker log {}", paths.broker_log().display()))?;
+        .with_context(|| {
+            format!(
+                "cannot open the broker log {}",
+                paths.broker_log().display()
+            )
+        })?;
     let exe = std::env::current_exe().context("cannot find the sshkeep executable")?;
     let mut child = Command::new(exe)
         .args(["broker", "--notify-ready"])
@@ -120,19 +148,35 @@ fn start_broker(paths: &Paths) -> Result<()> {
         .process_group(0)
         .spawn()
         .context("cannot start the broker")?;
-    let stdout = child.stdout.take().ok_or_else(|| anyhow!("no pipe from the broker"))?;
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| anyhow!("no pipe from the broker"))?;
     let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).context("cannot read from the starting broker")?;
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .context("cannot read from the starting broker")?;
     if line.trim() == "ready" {
         return Ok(());
     }
     let status = child.wait().ok();
     let tail = std::fs::read_to_string(paths.broker_log())
-        .map(|s| s.lines().rev().take(5).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n"))
+        .map(|s| {
+            s.lines()
+                .rev()
+                .take(5)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
         .unwrap_or_default();
     bail!(
         "the broker did not start ({}); its log {} ends with:\n{tail}",
-        status.map(|s| s.to_string()).unwrap_or_else(|| "unknown status".into()),
+        status
+            .map(|s| s.to_string())
+            .unwrap_or_else(|| "unknown status".into()),
         paths.broker_log().display()
     )
 }

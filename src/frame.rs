@@ -27,7 +27,9 @@ pub enum FrameError {
 }
 
 /// Reads one frame and parses it.
-pub async fn read_frame<T: DeserializeOwned, R: AsyncRead + Unpin>(r: &mut R) -> Result<T, FrameError> {
+pub async fn read_frame<T: DeserializeOwned, R: AsyncRead + Unpin>(
+    r: &mut R,
+) -> Result<T, FrameError> {
     let mut len = [0u8; 4];
     match r.read_exact(&mut len).await {
         Ok(_) => {}
@@ -45,8 +47,12 @@ pub async fn read_frame<T: DeserializeOwned, R: AsyncRead + Unpin>(r: &mut R) ->
 }
 
 /// Serializes and writes one frame.
-pub async fn write_frame<T: Serialize, W: AsyncWrite + Unpin>(w: &mut W, msg: &T) -> Result<(), FrameError> {
-    let body = Zeroizing::new(serde_json::to_vec(msg).map_err(|e| FrameError::Malformed(e.to_string()))?);
+pub async fn write_frame<T: Serialize, W: AsyncWrite + Unpin>(
+    w: &mut W,
+    msg: &T,
+) -> Result<(), FrameError> {
+    let body =
+        Zeroizing::new(serde_json::to_vec(msg).map_err(|e| FrameError::Malformed(e.to_string()))?);
     if body.len() > MAX_FRAME {
         return Err(FrameError::TooLarge(body.len()));
     }
@@ -66,20 +72,28 @@ mod tests {
     #[tokio::test]
     async fn round_trip_and_limits() {
         let mut buf = Vec::new();
-        write_frame(&mut buf, &Request::Status).await.expect("write");
+        write_frame(&mut buf, &Request::Status)
+            .await
+            .expect("write");
         let got: Request = read_frame(&mut buf.as_slice()).await.expect("read");
         assert!(matches!(got, Request::Status));
 
         let huge = ((MAX_FRAME + 1) as u32).to_be_bytes();
-        let err = read_frame::<Request, _>(&mut huge.as_slice()).await.expect_err("too large");
+        let err = read_frame::<Request, _>(&mut huge.as_slice())
+            .await
+            .expect_err("too large");
         assert!(matches!(err, FrameError::TooLarge(_)));
 
         let mut bad = 5u32.to_be_bytes().to_vec();
         bad.extend_from_slice(b"{nope");
-        let err = read_frame::<Request, _>(&mut bad.as_slice()).await.expect_err("malformed");
+        let err = read_frame::<Request, _>(&mut bad.as_slice())
+            .await
+            .expect_err("malformed");
         assert!(matches!(err, FrameError::Malformed(_)));
 
-        let err = read_frame::<Request, _>(&mut [].as_slice()).await.expect_err("closed");
+        let err = read_frame::<Request, _>(&mut [].as_slice())
+            .await
+            .expect_err("closed");
         assert!(matches!(err, FrameError::Closed));
     }
 }

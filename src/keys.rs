@@ -64,16 +64,24 @@ pub fn generate(kind: KeyType, comment: &str) -> Result<NewKey, KeyError> {
     let algorithm = match kind {
         KeyType::Ed25519 => Algorithm::Ed25519,
         KeyType::Rsa => Algorithm::Rsa { hash: None },
-        KeyType::Ecdsa => Algorithm::Ecdsa { curve: EcdsaCurve::NistP256 },
+        KeyType::Ecdsa => Algorithm::Ecdsa {
+            curve: EcdsaCurve::NistP256,
+        },
     };
-    let mut key = PrivateKey::random(&mut rand::rng(), algorithm).map_err(|e| KeyError::Invalid(e.to_string()))?;
+    let mut key = PrivateKey::random(&mut rand::rng(), algorithm)
+        .map_err(|e| KeyError::Invalid(e.to_string()))?;
     key.set_comment(comment);
     describe(key)
 }
 
 fn describe(key: PrivateKey) -> Result<NewKey, KeyError> {
-    let public_line = key.public_key().to_openssh().map_err(|e| KeyError::Invalid(e.to_string()))?;
-    let openssh = key.to_openssh(LineEnding::LF).map_err(|e| KeyError::Invalid(e.to_string()))?;
+    let public_line = key
+        .public_key()
+        .to_openssh()
+        .map_err(|e| KeyError::Invalid(e.to_string()))?;
+    let openssh = key
+        .to_openssh(LineEnding::LF)
+        .map_err(|e| KeyError::Invalid(e.to_string()))?;
     Ok(NewKey {
         algorithm: key.algorithm().to_string(),
         fingerprint: key.fingerprint(HashAlg::Sha256).to_string(),
@@ -104,7 +112,9 @@ mod tests {
 
     #[test]
     fn garbage_is_refused_without_echo() {
-        let err = import(&SecretString::new("hello world".into()), None).err().expect("invalid");
+        let err = import(&SecretString::new("hello world".into()), None)
+            .err()
+            .expect("invalid");
         assert!(matches!(err, KeyError::Invalid(_)));
         assert!(!err.to_string().contains("hello"));
     }

@@ -32,7 +32,8 @@ impl Paths {
         if let Some(home) = std::env::var_os("SSHKEEP_HOME").filter(|v| !v.is_empty()) {
             return Ok(Self::under(Path::new(&home)));
         }
-        let user_home = std::env::home_dir().context("cannot find the home directory: set HOME or SSHKEEP_HOME")?;
+        let user_home = std::env::home_dir()
+            .context("cannot find the home directory: set HOME or SSHKEEP_HOME")?;
         let xdg = |var: &str, default: &str| {
             std::env::var_os(var)
                 .filter(|v| !v.is_empty())
@@ -44,12 +45,20 @@ impl Paths {
             .filter(|v| !v.is_empty())
             .map(|d| PathBuf::from(d).join("sshkeep"))
             .unwrap_or_else(|| state.join("run"));
-        Ok(Self { config: xdg("XDG_CONFIG_HOME", ".config").join("sshkeep"), state, runtime })
+        Ok(Self {
+            config: xdg("XDG_CONFIG_HOME", ".config").join("sshkeep"),
+            state,
+            runtime,
+        })
     }
 
     /// All locations under one directory.
     pub fn under(home: &Path) -> Self {
-        Self { config: home.join("config"), state: home.join("state"), runtime: home.join("run") }
+        Self {
+            config: home.join("config"),
+            state: home.join("state"),
+            runtime: home.join("run"),
+        }
     }
 
     /// The broker's socket.
@@ -102,7 +111,11 @@ pub fn ensure_private_dir(dir: &Path) -> Result<()> {
     let meta = std::fs::metadata(dir).with_context(|| format!("cannot stat {}", dir.display()))?;
     let uid = crate::system::current_uid();
     if meta.uid() != uid {
-        bail!("{} belongs to uid {}, not to you (uid {uid}); refusing to use it", dir.display(), meta.uid());
+        bail!(
+            "{} belongs to uid {}, not to you (uid {uid}); refusing to use it",
+            dir.display(),
+            meta.uid()
+        );
     }
     if meta.permissions().mode() & 0o077 != 0 {
         bail!(
@@ -137,7 +150,11 @@ mod tests {
         assert!(err.to_string().contains("chmod 700"));
         let fresh = t.path().join("fresh/run");
         ensure_private_dir(&fresh).expect("create");
-        let mode = std::fs::metadata(&fresh).expect("stat").permissions().mode() & 0o777;
+        let mode = std::fs::metadata(&fresh)
+            .expect("stat")
+            .permissions()
+            .mode()
+            & 0o777;
         assert_eq!(mode, 0o700);
     }
 }

@@ -29,13 +29,20 @@ pub enum Request {
     /// Stop the broker.
     Shutdown,
     /// Create the vault.
-    VaultInit { backend: BackendChoice, passphrase: Option<SecretString> },
+    VaultInit {
+        backend: BackendChoice,
+        passphrase: Option<SecretString>,
+    },
     /// Unlock the vault (keyring backend: no passphrase).
     Unlock { passphrase: Option<SecretString> },
     /// Drop every decrypted secret from the broker's memory.
     Lock,
     /// Import a private key (OpenSSH or PEM text); `passphrase` decrypts a protected key file.
-    KeyAdd { name: String, private_key: SecretString, passphrase: Option<SecretString> },
+    KeyAdd {
+        name: String,
+        private_key: SecretString,
+        passphrase: Option<SecretString>,
+    },
     /// Generate a key in the vault.
     KeyGenerate { name: String, key_type: KeyType },
     /// All keys.
@@ -59,9 +66,16 @@ pub enum Request {
     /// Diagnose a connection (saved name or `user@host[:port]`).
     ConnTest { target: String, key: Option<String> },
     /// Pin a host key: the given fingerprint, or the one the server presents now.
-    ConnTrust { name: String, fingerprint: Option<String> },
+    ConnTrust {
+        name: String,
+        fingerprint: Option<String>,
+    },
     /// Run a command and stream its output.
-    Exec { target: String, key: Option<String>, command: String },
+    Exec {
+        target: String,
+        key: Option<String>,
+        command: String,
+    },
     /// Audit records, newest last.
     AuditList(AuditFilter),
     /// Check the audit hash chain.
@@ -144,21 +158,47 @@ pub struct AuditFilter {
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Response {
-    Hello { version: u32, broker_version: String, pid: u32 },
-    Ok { message: String },
+    Hello {
+        version: u32,
+        broker_version: String,
+        pid: u32,
+    },
+    Ok {
+        message: String,
+    },
     Status(StatusInfo),
     Key(KeyInfo),
-    Keys { keys: Vec<KeyInfo> },
+    Keys {
+        keys: Vec<KeyInfo>,
+    },
     Conn(ConnInfo),
-    Conns { conns: Vec<ConnInfo> },
+    Conns {
+        conns: Vec<ConnInfo>,
+    },
     TestReport(TestReport),
     /// A chunk of a running command's output, base64-encoded (output may be binary).
-    Output { stream: OutputStream, data: String },
+    Output {
+        stream: OutputStream,
+        data: String,
+    },
     /// The command ended: `status` is the exit code, or 128+N for signal N (shells' convention).
-    Exit { status: i32, exit_code: Option<u32>, signal: Option<String> },
-    Audit { records: Vec<AuditRecord> },
-    AuditVerified { records: u64, first_broken: Option<u64>, reason: Option<String> },
-    Error { code: ErrorCode, message: String },
+    Exit {
+        status: i32,
+        exit_code: Option<u32>,
+        signal: Option<String>,
+    },
+    Audit {
+        records: Vec<AuditRecord>,
+    },
+    AuditVerified {
+        records: u64,
+        first_broken: Option<u64>,
+        reason: Option<String>,
+    },
+    Error {
+        code: ErrorCode,
+        message: String,
+    },
 }
 
 /// Which output stream a chunk came from.
@@ -294,7 +334,10 @@ pub struct AuditRecord {
 impl Response {
     /// An error reply.
     pub fn error(code: ErrorCode, message: impl Into<String>) -> Self {
-        Response::Error { code, message: message.into() }
+        Response::Error {
+            code,
+            message: message.into(),
+        }
     }
 }
 

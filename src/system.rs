@@ -12,16 +12,25 @@ pub fn current_uid() -> u32 {
 /// from other processes of the same user). Returns what could not be done, for a warning.
 pub fn harden_process() -> Vec<String> {
     let mut failures = Vec::new();
-    let zero = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    let zero = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     // SAFETY: setrlimit reads the struct we pass by reference for the duration of the call.
     if unsafe { libc::setrlimit(libc::RLIMIT_CORE, &zero) } != 0 {
-        failures.push(format!("cannot disable core dumps: {}", std::io::Error::last_os_error()));
+        failures.push(format!(
+            "cannot disable core dumps: {}",
+            std::io::Error::last_os_error()
+        ));
     }
     #[cfg(target_os = "linux")]
     {
         // SAFETY: prctl(PR_SET_DUMPABLE, 0) takes plain integers.
         if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) } != 0 {
-            failures.push(format!("cannot make the process non-dumpable: {}", std::io::Error::last_os_error()));
+            failures.push(format!(
+                "cannot make the process non-dumpable: {}",
+                std::io::Error::last_os_error()
+            ));
         }
     }
     failures
@@ -32,4 +41,15 @@ pub fn harden_process() -> Vec<String> {
 pub fn is_dumpable() -> bool {
     // SAFETY: prctl(PR_GET_DUMPABLE) takes plain integers.
     unsafe { libc::prctl(libc::PR_GET_DUMPABLE, 0, 0, 0, 0) == 1 }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn hardening_makes_the_process_non_dumpable() {
+        let failures = super::harden_process();
+        assert!(failures.is_empty(), "{failures:?}");
+        assert!(!super::is_dumpable());
+    }
 }

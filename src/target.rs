@@ -6,7 +6,9 @@ pub fn validate_name(kind: &str, name: &str) -> Result<(), String> {
     let ok = !name.is_empty()
         && name.len() <= 64
         && !name.starts_with('-')
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
     if ok {
         Ok(())
     } else {
@@ -21,8 +23,14 @@ pub fn validate_host(host: &str) -> Result<(), String> {
     let ok = !host.is_empty()
         && host.len() <= 253
         && !host.starts_with('-')
-        && host.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '_'));
-    if ok { Ok(()) } else { Err(format!("invalid host {host:?}")) }
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '_'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("invalid host {host:?}"))
+    }
 }
 
 /// Checks a remote user name.
@@ -30,8 +38,14 @@ pub fn validate_user(user: &str) -> Result<(), String> {
     let ok = !user.is_empty()
         && user.len() <= 64
         && !user.starts_with('-')
-        && user.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '$'));
-    if ok { Ok(()) } else { Err(format!("invalid user name {user:?}")) }
+        && user
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '$'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("invalid user name {user:?}"))
+    }
 }
 
 /// An ad-hoc address.
@@ -49,7 +63,9 @@ pub fn parse_address(s: &str) -> Option<Result<Address, String>> {
     Some((|| {
         validate_user(user)?;
         let (host, port) = if let Some(v6) = rest.strip_prefix('[') {
-            let (h, after) = v6.split_once(']').ok_or_else(|| format!("unclosed '[' in {s:?}"))?;
+            let (h, after) = v6
+                .split_once(']')
+                .ok_or_else(|| format!("unclosed '[' in {s:?}"))?;
             (h, after.strip_prefix(':'))
         } else {
             match rest.rsplit_once(':') {
@@ -58,11 +74,19 @@ pub fn parse_address(s: &str) -> Option<Result<Address, String>> {
             }
         };
         let port = match port {
-            Some(p) => p.parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(|| format!("invalid port in {s:?}"))?,
+            Some(p) => p
+                .parse::<u16>()
+                .ok()
+                .filter(|p| *p > 0)
+                .ok_or_else(|| format!("invalid port in {s:?}"))?,
             None => 22,
         };
         validate_host(host)?;
-        Ok(Address { user: user.into(), host: host.into(), port })
+        Ok(Address {
+            user: user.into(),
+            host: host.into(),
+            port,
+        })
     })())
 }
 
@@ -72,8 +96,13 @@ mod tests {
 
     #[test]
     fn addresses() {
-        let a = parse_address("root@127.0.0.1:2222").expect("some").expect("ok");
-        assert_eq!((a.user.as_str(), a.host.as_str(), a.port), ("root", "127.0.0.1", 2222));
+        let a = parse_address("root@127.0.0.1:2222")
+            .expect("some")
+            .expect("ok");
+        assert_eq!(
+            (a.user.as_str(), a.host.as_str(), a.port),
+            ("root", "127.0.0.1", 2222)
+        );
         let a = parse_address("u@h").expect("some").expect("ok");
         assert_eq!(a.port, 22);
         let a = parse_address("u@[::1]:2200").expect("some").expect("ok");

@@ -22,14 +22,19 @@ pub async fn serve(broker: Arc<Broker>, stream: Stream, peer: Peer) {
             Ok(r) => r,
             Err(FrameError::Closed) => return,
             Err(FrameError::Malformed(why)) => {
-                let reply = Response::error(ErrorCode::BadRequest, format!("malformed request: {why}"));
+                let reply =
+                    Response::error(ErrorCode::BadRequest, format!("malformed request: {why}"));
                 if write_frame(&mut tx, &reply).await.is_err() {
                     return;
                 }
                 continue;
             }
             Err(e @ FrameError::TooLarge(_)) => {
-                let _ = write_frame(&mut tx, &Response::error(ErrorCode::TooLarge, e.to_string())).await;
+                let _ = write_frame(
+                    &mut tx,
+                    &Response::error(ErrorCode::TooLarge, e.to_string()),
+                )
+                .await;
                 return;
             }
             Err(FrameError::Io(_)) => return,
@@ -50,19 +55,36 @@ pub async fn serve(broker: Arc<Broker>, stream: Stream, peer: Peer) {
                      stop the old broker with `sshkeep broker stop` (the next command starts the matching one)"
                 ),
             ),
-            (false, _) => Response::error(ErrorCode::BadRequest, "the first request must be a hello"),
-            (true, Request::Exec { target, key, command }) => {
+            (false, _) => {
+                Response::error(ErrorCode::BadRequest, "the first request must be a hello")
+            }
+            (
+                true,
+                Request::Exec {
+                    target,
+                    key,
+                    command,
+                },
+            ) => {
                 match exec::run(&broker, &peer, &target, key.as_deref(), &command, &mut tx).await {
                     Ok(()) => continue,
                     Err(f) => f.into_response(),
                 }
             }
             (true, Request::Shutdown) => {
-                let _ = write_frame(&mut tx, &Response::Ok { message: "broker stopping".into() }).await;
+                let _ = write_frame(
+                    &mut tx,
+                    &Response::Ok {
+                        message: "broker stopping".into(),
+                    },
+                )
+                .await;
                 broker.shutdown.notify_one();
                 return;
             }
-            (true, req) => dispatch(&broker, &peer, req).await.unwrap_or_else(Fail::into_response),
+            (true, req) => dispatch(&broker, &peer, req)
+                .await
+                .unwrap_or_else(Fail::into_response),
         };
         if write_frame(&mut tx, &reply).await.is_err() {
             return;
@@ -74,13 +96,20 @@ async fn dispatch(broker: &Arc<Broker>, peer: &Peer, req: Request) -> Result<Res
     match req {
         Request::Hello { .. } => Err(Fail::new(ErrorCode::BadRequest, "hello was already sent")),
         Request::Status => vault_ops::status(broker),
-        Request::VaultInit { backend, passphrase } => vault_ops::init(broker, peer, backend, passphrase).await,
+        Request::VaultInit {
+            backend,
+            passphrase,
+        } => vault_ops::init(broker, peer, backend, passphrase).await,
         Request::Unlock { passphrase } => vault_ops::unlock(broker, peer, passphrase).await,
         Request::Lock => vault_ops::lock(broker, peer),
-        Request::KeyAdd { name, private_key, passphrase } => {
-            key_ops::add(broker, peer, &name, &private_key, passphrase.as_ref())
+        Request::KeyAdd {
+            name,
+            private_key,
+            passphrase,
+        } => key_ops::add(broker, peer, &name, &private_key, passphrase.as_ref()),
+        Request::KeyGenerate { name, key_type } => {
+            key_ops::generate(broker, peer, &name, key_type).await
         }
-        Request::KeyGenerate { name, key_type } => key_ops::generate(broker, peer, &name, key_type).await,
         Request::KeyList => key_ops::list(broker),
         Request::KeyShow { name } => key_ops::show(broker, &name),
         Request::KeyRemove { name, force } => key_ops::remove(broker, peer, &name, force),
@@ -90,14 +119,30 @@ async fn dispatch(broker: &Arc<Broker>, peer: &Peer, req: Request) -> Result<Res
         Request::ConnList => conn_ops::list(broker),
         Request::ConnShow { name } => conn_ops::show(broker, &name),
         Request::ConnRemove { name } => conn_ops::remove(broker, peer, &name),
-        Request::ConnTest { target, key } => conn_ops::test(broker, peer, &target, key.as_deref()).await,
-        Request::ConnTrust { name, fingerprint } => conn_ops::trust(broker, peer, &name, fingerprint).await,
-        Request::AuditList(filter) => Ok(Response::Audit { records: broker.db()?.audit_records(&filter).map_err(Fail::internal)? }),
+        Request::ConnTest { target, key } => {
+            conn_ops::test(broker, peer, &target, key.as_deref()).await
+        }
+        Request::ConnTrust { name, fingerprint } => {
+            conn_ops::trust(broker, peer, &name, fingerprint).await
+        }
+        Request::AuditList(filter) => Ok(Response::Audit {
+            records: broker
+                .db()?
+                .audit_records(&filter)
+                .map_err(Fail::internal)?,
+        }),
         Request::AuditVerify => {
             let c = broker.db()?.verify_audit().map_err(Fail::internal)?;
-            Ok(Response::AuditVerified { records: c.records, first_broken: c.first_broken, reason: c.reason })
+            Ok(Response::AuditVerified {
+                records: c.records,
+                first_broken: c.first_broken,
+                reason: c.reason,
+            })
         }
-        Request::Exec { .. } | Request::Shutdown => Err(Fail::new(ErrorCode::Internal, "handled by the connection loop")),
+        Request::Exec { .. } | Request::Shutdown => Err(Fail::new(
+            ErrorCode::Internal,
+            "handled by the connection loop",
+        )),
     }
 }
 

@@ -6,7 +6,9 @@ use super::fail::Fail;
 use super::session::{audit_refusal, known_hosts, pin_if_new, resolve, unseal_key};
 use super::{Broker, Peer};
 use crate::db::{ConnRow, Pin, now};
-use crate::protocol::{ConnInfo, ConnSpec, ErrorCode, HostKeyPolicy, HostKeyReport, Response, TestReport};
+use crate::protocol::{
+    ConnInfo, ConnSpec, ErrorCode, HostKeyPolicy, HostKeyReport, Response, TestReport,
+};
 use crate::ssh;
 use crate::target::{validate_host, validate_name, validate_user};
 
@@ -20,12 +22,27 @@ pub fn find(broker: &Broker, name: &str) -> Result<ConnRow, Fail> {
         .db()?
         .conn_by_ref(name)
         .map_err(Fail::internal)?
-        .ok_or_else(|| Fail::not_found("connection", name, "see `sshkeep conn list`, or use user@host[:port]"))
+        .ok_or_else(|| {
+            Fail::not_found(
+                "connection",
+                name,
+                "see `sshkeep conn list`, or use user@host[:port]",
+            )
+        })
 }
 
 fn info(broker: &Broker, c: ConnRow) -> Result<ConnInfo, Fail> {
-    let pinned_host_key = broker.db()?.pin(&c.spec.host, c.spec.port).map_err(Fail::internal)?.map(|p| p.fingerprint);
-    Ok(ConnInfo { id: c.id, spec: c.spec, pinned_host_key, created: c.created })
+    let pinned_host_key = broker
+        .db()?
+        .pin(&c.spec.host, c.spec.port)
+        .map_err(Fail::internal)?
+        .map(|p| p.fingerprint);
+    Ok(ConnInfo {
+        id: c.id,
+        spec: c.spec,
+        pinned_host_key,
+        created: c.created,
+    })
 }
 
 /// `conn save`: creates, or updates the connection of that name.
@@ -36,26 +53,52 @@ pub fn save(broker: &Broker, peer: &Peer, spec: ConnSpec) -> Result<Response, Fa
     if let Some(c) = &spec.client {
         validate_name("client", c).map_err(invalid)?;
     }
-    if spec.port == 0 || spec.keepalive_interval == 0 || spec.keepalive_max == 0 || spec.idle_timeout == 0 {
-        return Err(invalid("port, keepalive interval, keepalive count and idle timeout must be above 0".into()));
+    if spec.port == 0
+        || spec.keepalive_interval == 0
+        || spec.keepalive_max == 0
+        || spec.idle_timeout == 0
+    {
+        return Err(invalid(
+            "port, keepalive interval, keepalive count and idle timeout must be above 0".into(),
+        ));
     }
     let db = broker.db()?;
     if let Some(k) = &spec.key
         && db.key(k).map_err(Fail::internal)?.is_none()
     {
-        return Err(Fail::not_found("key", k, "add it first with `sshkeep key add` or `sshkeep key generate`"));
+        return Err(Fail::not_found(
+            "key",
+            k,
+            "add it first with `sshkeep key add` or `sshkeep key generate`",
+        ));
     }
-    let existing = db.conn_by_ref(&spec.name).map_err(Fail::internal)?.filter(|c| c.spec.name == spec.name);
-    let id = existing.as_ref().map(|c| c.id.clone()).unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let existing = db
+        .conn_by_ref(&spec.name)
+        .map_err(Fail::internal)?
+        .filter(|c| c.spec.name == spec.name);
+    let id = existing
+        .as_ref()
+        .map(|c| c.id.clone())
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let row = db.save_conn(&id, &spec, now()).map_err(Fail::internal)?;
     drop(db);
-    let op = if existing.is_some() { "conn_update" } else { "conn_save" };
+    let op = if existing.is_some() {
+        "conn_update"
+    } else {
+        "conn_save"
+    };
     broker.audit(
         peer,
         op,
         spec.key.as_deref(),
         Some(&spec.name),
-        format!("{}@{}:{} policy {}", spec.user, spec.host, spec.port, spec.host_key_policy.as_str()),
+        format!(
+            "{}@{}:{} policy {}",
+            spec.user,
+            spec.host,
+            spec.port,
+            spec.host_key_policy.as_str()
+        ),
     )?;
     Ok(Response::Conn(info(broker, row)?))
 }
@@ -63,7 +106,10 @@ pub fn save(broker: &Broker, peer: &Peer, spec: ConnSpec) -> Result<Response, Fa
 /// `conn list`.
 pub fn list(broker: &Broker) -> Result<Response, Fail> {
     let rows = broker.db()?.conns().map_err(Fail::internal)?;
-    let conns = rows.into_iter().map(|c| info(broker, c)).collect::<Result<_, _>>()?;
+    let conns = rows
+        .into_iter()
+        .map(|c| info(broker, c))
+        .collect::<Result<_, _>>()?;
     Ok(Response::Conns { conns })
 }
 
@@ -76,13 +122,26 @@ pub fn show(broker: &Broker, name: &str) -> Result<Response, Fail> {
 pub fn remove(broker: &Broker, peer: &Peer, name: &str) -> Result<Response, Fail> {
     let c = find(broker, name)?;
     broker.db()?.delete_conn(&c.id).map_err(Fail::internal)?;
-    broker.audit(peer, "conn_remove", None, Some(&c.spec.name), format!("{}@{}:{}", c.spec.user, c.spec.host, c.spec.port))?;
-    Ok(Response::Ok { message: format!("connection '{}' removed", c.spec.name) })
+    broker.audit(
+        peer,
+        "conn_remove",
+        None,
+        Some(&c.spec.name),
+        format!("{}@{}:{}", c.spec.user, c.spec.host, c.spec.port),
+    )?;
+    Ok(Response::Ok {
+        message: format!("connection '{}' removed", c.spec.name),
+    })
 }
 
 /// `conn test`: reachability, host key, login with the linked key, timings. Each failure is
 /// reported in the result, not as an error, so the user sees how far it got.
-pub async fn test(broker: &Arc<Broker>, peer: &Peer, target: &str, key: Option<&str>) -> Result<Response, Fail> {
+pub async fn test(
+    broker: &Arc<Broker>,
+    peer: &Peer,
+    target: &str,
+    key: Option<&str>,
+) -> Result<Response, Fail> {
     let r = resolve(broker, target, key)?;
     let ep = &r.endpoint;
     let mut report = TestReport {
@@ -108,10 +167,15 @@ pub async fn test(broker: &Arc<Broker>, peer: &Peer, target: &str, key: Option<&
         }
     };
     if r.key.is_none() {
-        report.error = Some(format!("no key to log in with: link one (`sshkeep key link KEY {target}`) or pass --key"));
+        report.error = Some(format!(
+            "no key to log in with: link one (`sshkeep key link KEY {target}`) or pass --key"
+        ));
         report.error_code = Some(ErrorCode::NoKey);
     }
-    let pin = broker.db()?.pin(&ep.host, ep.port).map_err(Fail::internal)?;
+    let pin = broker
+        .db()?
+        .pin(&ep.host, ep.port)
+        .map_err(Fail::internal)?;
     let started = std::time::Instant::now();
     let (login, connected) = ssh::connect(ep, pin, known_hosts()).await;
     report.reachable = login.connect_ms.is_some();
@@ -131,7 +195,13 @@ pub async fn test(broker: &Arc<Broker>, peer: &Peer, target: &str, key: Option<&
         return Ok(Response::TestReport(report));
     };
     let key_name = r.key.clone().unwrap_or_default();
-    broker.audit(peer, "key_use", Some(&key_name), ep.conn_name.as_deref(), format!("login {}@{}:{} for conn test", ep.user, ep.host, ep.port))?;
+    broker.audit(
+        peer,
+        "key_use",
+        Some(&key_name),
+        ep.conn_name.as_deref(),
+        format!("login {}@{}:{} for conn test", ep.user, ep.host, ep.port),
+    )?;
     match ssh::login(ep, &mut handle, key, &key_name).await {
         Ok(()) => {
             report.authenticated = true;
@@ -148,21 +218,33 @@ pub async fn test(broker: &Arc<Broker>, peer: &Peer, target: &str, key: Option<&
             report.error_code = Some(e.code);
         }
     }
-    let _ = handle.disconnect(russh::Disconnect::ByApplication, "test done", "en").await;
+    let _ = handle
+        .disconnect(russh::Disconnect::ByApplication, "test done", "en")
+        .await;
     Ok(Response::TestReport(report))
 }
 
 fn valid_fingerprint(fp: &str) -> bool {
     fp.strip_prefix("SHA256:").is_some_and(|b| {
-        b.len() == 43 && b.chars().all(|c| c.is_ascii_alphanumeric() || c == '+' || c == '/')
+        b.len() == 43
+            && b.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '+' || c == '/')
     })
 }
 
 /// `conn trust`: pins the given fingerprint, or the key the server presents now.
-pub async fn trust(broker: &Arc<Broker>, peer: &Peer, target: &str, fingerprint: Option<String>) -> Result<Response, Fail> {
+pub async fn trust(
+    broker: &Arc<Broker>,
+    peer: &Peer,
+    target: &str,
+    fingerprint: Option<String>,
+) -> Result<Response, Fail> {
     let r = resolve(broker, target, None)?;
     let ep = &r.endpoint;
-    let old = broker.db()?.pin(&ep.host, ep.port).map_err(Fail::internal)?;
+    let old = broker
+        .db()?
+        .pin(&ep.host, ep.port)
+        .map_err(Fail::internal)?;
     let pin = match fingerprint {
         Some(fp) => {
             if !valid_fingerprint(&fp) {
@@ -170,7 +252,11 @@ pub async fn trust(broker: &Arc<Broker>, peer: &Peer, target: &str, fingerprint:
                     "{fp:?} is not a SHA256 fingerprint like SHA256:AbC...(43 characters); `ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` on the server prints it"
                 )));
             }
-            Pin { algorithm: String::new(), fingerprint: fp, source: "trust-fingerprint".into() }
+            Pin {
+                algorithm: String::new(),
+                fingerprint: fp,
+                source: "trust-fingerprint".into(),
+            }
         }
         None => {
             // Look at the key without trusting anything: no pin, no known_hosts, accept-new.
@@ -179,20 +265,42 @@ pub async fn trust(broker: &Arc<Broker>, peer: &Peer, target: &str, fingerprint:
             let (login, connected) = ssh::connect(&probe, None, None).await;
             connected.map_err(Fail::from)?;
             if let Some(h) = login.handle {
-                let _ = h.disconnect(russh::Disconnect::ByApplication, "trust done", "en").await;
+                let _ = h
+                    .disconnect(russh::Disconnect::ByApplication, "trust done", "en")
+                    .await;
             }
-            let seen = login.seen.ok_or_else(|| Fail::new(ErrorCode::Ssh, "the server presented no host key"))?;
-            Pin { algorithm: seen.algorithm, fingerprint: seen.fingerprint, source: "trust".into() }
+            let seen = login
+                .seen
+                .ok_or_else(|| Fail::new(ErrorCode::Ssh, "the server presented no host key"))?;
+            Pin {
+                algorithm: seen.algorithm,
+                fingerprint: seen.fingerprint,
+                source: "trust".into(),
+            }
         }
     };
-    broker.db()?.set_pin(&ep.host, ep.port, &pin, now()).map_err(Fail::internal)?;
-    let was = old.as_ref().map(|p| p.fingerprint.as_str()).unwrap_or("nothing");
+    broker
+        .db()?
+        .set_pin(&ep.host, ep.port, &pin, now())
+        .map_err(Fail::internal)?;
+    let was = old
+        .as_ref()
+        .map(|p| p.fingerprint.as_str())
+        .unwrap_or("nothing");
     broker.audit(
         peer,
         "host_key_trust",
         None,
         ep.conn_name.as_deref(),
-        format!("{}:{} pinned {} (was {was})", ep.host, ep.port, pin.fingerprint),
+        format!(
+            "{}:{} pinned {} (was {was})",
+            ep.host, ep.port, pin.fingerprint
+        ),
     )?;
-    Ok(Response::Ok { message: format!("{}:{} host key pinned: {} (was {was})", ep.host, ep.port, pin.fingerprint) })
+    Ok(Response::Ok {
+        message: format!(
+            "{}:{} host key pinned: {} (was {was})",
+            ep.host, ep.port, pin.fingerprint
+        ),
+    })
 }

@@ -50,23 +50,33 @@ pub async fn run<W: AsyncWrite + Unpin>(
     tx: &mut W,
 ) -> Result<(), Fail> {
     if command.trim().is_empty() {
-        return Err(Fail::new(ErrorCode::InvalidArgument, "the command is empty"));
+        return Err(Fail::new(
+            ErrorCode::InvalidArgument,
+            "the command is empty",
+        ));
     }
     let r = resolve(broker, target, key)?;
     let (mut handle, mut pool_key) = acquire(broker, peer, &r, "exec").await?;
-    let channel = match handle.channel_open_session().await {
+    let mut channel = match handle.channel_open_session().await {
         Ok(c) => c,
-        Err(_) if handle.is_closed() || broker.pool.get(&pool_key).is_none() => {
+        // A session that died while pooled: replace it once. A live session that refuses a
+        // channel (MaxSessions) is reported as such.
+        Err(e) if handle.is_closed() || !matches!(e, russh::Error::ChannelOpenFailure(_)) => {
+            broker.pool.evict(&pool_key, &handle);
             (handle, pool_key) = acquire(broker, peer, &r, "exec").await?;
-            handle.channel_open_session().await.map_err(|e| channel_error(&r.endpoint, e))?
+            handle
+                .channel_open_session()
+                .await
+                .map_err(|e| channel_error(&r.endpoint, e))?
         }
         Err(e) => return Err(channel_error(&r.endpoint, e)),
     };
-    let mut channel = channel;
-    channel
-        .exec(true, command.as_bytes())
-        .await
-        .map_err(|e| Fail::new(ErrorCode::Ssh, format!("cannot start the command on {}: {e}", r.endpoint.host)))?;
+    channel.exec(true, command.as_bytes()).await.map_err(|e| {
+        Fail::new(
+            ErrorCode::Ssh,
+            format!("cannot start the command on {}: {e}", r.endpoint.host),
+        )
+    })?;
 
     let mut exit_code = None;
     let mut signal = None;
@@ -87,7 +97,14 @@ pub async fn run<W: AsyncWrite + Unpin>(
             _ => None,
         };
         if let Some((stream, data)) = frame
-            && !send(tx, &Response::Output { stream, data: B64.encode(&data) }).await
+            && !send(
+                tx,
+                &Response::Output {
+                    stream,
+                    data: B64.encode(&data),
+                },
+            )
+            .await
         {
             // The client hung up: stop the remote command rather than let it run unobserved.
             client_gone = true;
@@ -115,7 +132,15 @@ pub async fn run<W: AsyncWrite + Unpin>(
             ));
         }
     };
-    send(tx, &Response::Exit { status, exit_code, signal: signal.as_ref().map(signal_name) }).await;
+    send(
+        tx,
+        &Response::Exit {
+            status,
+            exit_code,
+            signal: signal.as_ref().map(signal_name),
+        },
+    )
+    .await;
     Ok(())
 }
 
@@ -126,5 +151,8 @@ fn channel_error(ep: &crate::ssh::Endpoint, e: russh::Error) -> Fail {
         }
         other => other.to_string(),
     };
-    Fail::new(ErrorCode::Ssh, format!("cannot open a channel on {}:{}: {why}", ep.host, ep.port))
+    Fail::new(
+        ErrorCode::Ssh,
+        format!("cannot open a channel on {}:{}: {why}", ep.host, ep.port),
+    )
 }

@@ -14,7 +14,10 @@ pub struct Fail {
 impl Fail {
     /// A failure with a code.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { code, message: message.into() }
+        Self {
+            code,
+            message: message.into(),
+        }
     }
 
     /// An unexpected failure (database, I/O). Such errors never carry secrets: they come from
@@ -25,12 +28,18 @@ impl Fail {
 
     /// An unknown name or id.
     pub fn not_found(kind: &str, name: &str, hint: &str) -> Self {
-        Self::new(ErrorCode::NotFound, format!("no {kind} named '{name}': {hint}"))
+        Self::new(
+            ErrorCode::NotFound,
+            format!("no {kind} named '{name}': {hint}"),
+        )
     }
 
     /// The reply frame.
     pub fn into_response(self) -> Response {
-        Response::Error { code: self.code, message: self.message }
+        Response::Error {
+            code: self.code,
+            message: self.message,
+        }
     }
 }
 
@@ -47,8 +56,12 @@ impl From<VaultError> for Fail {
             VaultError::AlreadyInitialized(_) => ErrorCode::AlreadyExists,
             VaultError::Locked => ErrorCode::VaultLocked,
             VaultError::WrongPassphrase => ErrorCode::WrongPassphrase,
-            VaultError::PassphraseRequired | VaultError::EmptyPassphrase => ErrorCode::PassphraseRequired,
-            VaultError::Keyring(_) | VaultError::KeyringEntryMissing => ErrorCode::KeyringUnavailable,
+            VaultError::PassphraseRequired | VaultError::EmptyPassphrase => {
+                ErrorCode::PassphraseRequired
+            }
+            VaultError::Keyring(_) | VaultError::KeyringEntryMissing => {
+                ErrorCode::KeyringUnavailable
+            }
             _ => ErrorCode::Internal,
         };
         Self::new(code, e.to_string())

@@ -29,10 +29,18 @@ fn info(broker: &Broker, row: KeyRow) -> Result<KeyInfo, Fail> {
     })
 }
 
-fn store(broker: &Broker, peer: &Peer, name: &str, new: NewKey, op: &str) -> Result<Response, Fail> {
+fn store(
+    broker: &Broker,
+    peer: &Peer,
+    name: &str,
+    new: NewKey,
+    op: &str,
+) -> Result<Response, Fail> {
     let sealed = {
         let slot = broker.vault()?;
-        let vault = slot.as_ref().ok_or_else(|| Fail::from(VaultError::NotInitialized(broker.paths.vault_dir())))?;
+        let vault = slot
+            .as_ref()
+            .ok_or_else(|| Fail::from(VaultError::NotInitialized(broker.paths.vault_dir())))?;
         vault.seal(new.openssh.as_bytes())?
     };
     let row = KeyRow {
@@ -47,7 +55,10 @@ fn store(broker: &Broker, peer: &Peer, name: &str, new: NewKey, op: &str) -> Res
     {
         let db = broker.db()?;
         if db.key(name).map_err(Fail::internal)?.is_some() {
-            return Err(Fail::new(ErrorCode::AlreadyExists, format!("a key named '{name}' already exists")));
+            return Err(Fail::new(
+                ErrorCode::AlreadyExists,
+                format!("a key named '{name}' already exists"),
+            ));
         }
         db.insert_key(&row).map_err(Fail::internal)?;
     }
@@ -61,7 +72,10 @@ fn precheck(broker: &Broker, name: &str) -> Result<(), Fail> {
         return Err(VaultError::NotInitialized(broker.paths.vault_dir()).into());
     }
     if broker.db()?.key(name).map_err(Fail::internal)?.is_some() {
-        return Err(Fail::new(ErrorCode::AlreadyExists, format!("a key named '{name}' already exists")));
+        return Err(Fail::new(
+            ErrorCode::AlreadyExists,
+            format!("a key named '{name}' already exists"),
+        ));
     }
     Ok(())
 }
@@ -89,7 +103,12 @@ pub fn add(
 }
 
 /// `key generate`.
-pub async fn generate(broker: &Arc<Broker>, peer: &Peer, name: &str, kind: KeyType) -> Result<Response, Fail> {
+pub async fn generate(
+    broker: &Arc<Broker>,
+    peer: &Peer,
+    name: &str,
+    kind: KeyType,
+) -> Result<Response, Fail> {
     precheck(broker, name)?;
     let comment = format!("sshkeep:{name}");
     let new = tokio::task::spawn_blocking(move || keys::generate(kind, &comment))
@@ -110,7 +129,10 @@ fn row(broker: &Broker, name: &str) -> Result<KeyRow, Fail> {
 /// `key list`.
 pub fn list(broker: &Broker) -> Result<Response, Fail> {
     let rows = broker.db()?.keys().map_err(Fail::internal)?;
-    let keys = rows.into_iter().map(|r| info(broker, r)).collect::<Result<_, _>>()?;
+    let keys = rows
+        .into_iter()
+        .map(|r| info(broker, r))
+        .collect::<Result<_, _>>()?;
     Ok(Response::Keys { keys })
 }
 
@@ -134,20 +156,27 @@ pub fn remove(broker: &Broker, peer: &Peer, name: &str, force: bool) -> Result<R
     }
     broker.db()?.delete_key(name).map_err(Fail::internal)?;
     broker.audit(peer, "key_remove", Some(name), None, k.fingerprint)?;
-    Ok(Response::Ok { message: format!("key '{name}' removed from the vault") })
+    Ok(Response::Ok {
+        message: format!("key '{name}' removed from the vault"),
+    })
 }
 
 /// `key link`.
 pub fn link(broker: &Broker, peer: &Peer, key: &str, conn: &str) -> Result<Response, Fail> {
     row(broker, key)?;
     let c = super::conn_ops::find(broker, conn)?;
-    broker.db()?.set_conn_key(&c.id, Some(key)).map_err(Fail::internal)?;
+    broker
+        .db()?
+        .set_conn_key(&c.id, Some(key))
+        .map_err(Fail::internal)?;
     let detail = match &c.spec.key {
         Some(old) if old != key => format!("replaces key '{old}'"),
         _ => String::new(),
     };
     broker.audit(peer, "key_link", Some(key), Some(&c.spec.name), detail)?;
-    Ok(Response::Ok { message: format!("key '{key}' linked to connection '{}'", c.spec.name) })
+    Ok(Response::Ok {
+        message: format!("key '{key}' linked to connection '{}'", c.spec.name),
+    })
 }
 
 /// `key unlink`.
@@ -159,7 +188,12 @@ pub fn unlink(broker: &Broker, peer: &Peer, key: &str, conn: &str) -> Result<Res
             format!("key '{key}' is not linked to connection '{}'", c.spec.name),
         ));
     }
-    broker.db()?.set_conn_key(&c.id, None).map_err(Fail::internal)?;
+    broker
+        .db()?
+        .set_conn_key(&c.id, None)
+        .map_err(Fail::internal)?;
     broker.audit(peer, "key_unlink", Some(key), Some(&c.spec.name), "")?;
-    Ok(Response::Ok { message: format!("key '{key}' unlinked from connection '{}'", c.spec.name) })
+    Ok(Response::Ok {
+        message: format!("key '{key}' unlinked from connection '{}'", c.spec.name),
+    })
 }

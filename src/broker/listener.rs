@@ -31,9 +31,14 @@ pub fn bind(path: &Path) -> Result<Listener> {
     match std::fs::remove_file(path) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e).with_context(|| format!("cannot remove the stale socket {}", path.display())),
+        Err(e) => {
+            return Err(e)
+                .with_context(|| format!("cannot remove the stale socket {}", path.display()));
+        }
     }
-    let name = path.to_fs_name::<GenericFilePath>().context("socket path")?;
+    let name = path
+        .to_fs_name::<GenericFilePath>()
+        .context("socket path")?;
     ListenerOptions::new()
         .name(name)
         .mode(0o600)

@@ -12,6 +12,7 @@ mod vault_ops;
 
 use std::fs::File;
 use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -40,6 +41,7 @@ pub async fn run(paths: Paths, opts: RunOptions) -> Result<()> {
     paths.ensure()?;
     let lock_path = paths.broker_lock();
     let lock = File::options()
+        .mode(0o600)
         .create(true)
         .truncate(false)
         .write(true)
@@ -54,7 +56,11 @@ pub async fn run(paths: Paths, opts: RunOptions) -> Result<()> {
     }
 
     let db = Db::open(&paths.database())?;
-    let vault = if Vault::exists(&paths.vault_dir()) { Some(Vault::open(&paths.vault_dir())?) } else { None };
+    let vault = if Vault::exists(&paths.vault_dir()) {
+        Some(Vault::open(&paths.vault_dir())?)
+    } else {
+        None
+    };
     let broker = Broker::new(paths.clone(), db, vault);
     vault_ops::auto_unlock(&broker).await;
 
@@ -85,7 +91,13 @@ pub async fn run(paths: Paths, opts: RunOptions) -> Result<()> {
     tracing::info!("broker stopping");
     reaper.abort();
     for handle in broker.pool.drain() {
-        let _ = handle.disconnect(russh::Disconnect::ByApplication, "sshkeep broker stopping", "en").await;
+        let _ = handle
+            .disconnect(
+                russh::Disconnect::ByApplication,
+                "sshkeep broker stopping",
+                "en",
+            )
+            .await;
     }
     let _ = std::fs::remove_file(paths.socket());
     drop(lock);
@@ -98,7 +110,9 @@ async fn reap_idle(broker: Arc<Broker>) {
     loop {
         tick.tick().await;
         for handle in broker.pool.take_expired() {
-            let _ = handle.disconnect(russh::Disconnect::ByApplication, "idle timeout", "en").await;
+            let _ = handle
+                .disconnect(russh::Disconnect::ByApplication, "idle timeout", "en")
+                .await;
         }
     }
 }

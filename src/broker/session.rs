@@ -44,7 +44,11 @@ pub fn resolve(broker: &Broker, target: &str, key: Option<&str>) -> Result<Resol
     match parse_address(target) {
         Some(addr) => {
             let a = addr.map_err(|e| Fail::new(ErrorCode::InvalidArgument, e))?;
-            if let Some(c) = broker.db()?.conn_by_address(&a.user, &a.host, a.port).map_err(Fail::internal)? {
+            if let Some(c) = broker
+                .db()?
+                .conn_by_address(&a.user, &a.host, a.port)
+                .map_err(Fail::internal)?
+            {
                 return Ok(from_row(c));
             }
             Ok(Resolved {
@@ -62,7 +66,8 @@ pub fn resolve(broker: &Broker, target: &str, key: Option<&str>) -> Result<Resol
             })
         }
         None => {
-            validate_name("connection", target).map_err(|e| Fail::new(ErrorCode::InvalidArgument, e))?;
+            validate_name("connection", target)
+                .map_err(|e| Fail::new(ErrorCode::InvalidArgument, e))?;
             Ok(from_row(super::conn_ops::find(broker, target)?))
         }
     }
@@ -92,43 +97,80 @@ pub fn unseal_key(broker: &Broker, name: &str) -> Result<(russh::keys::PrivateKe
         .map_err(Fail::internal)?
         .ok_or_else(|| Fail::not_found("key", name, "see `sshkeep key list`"))?;
     let slot = broker.vault()?;
-    let vault = slot
-        .as_ref()
-        .ok_or_else(|| Fail::new(ErrorCode::VaultMissing, "no vault yet: run `sshkeep vault init`"))?;
+    let vault = slot.as_ref().ok_or_else(|| {
+        Fail::new(
+            ErrorCode::VaultMissing,
+            "no vault yet: run `sshkeep vault init`",
+        )
+    })?;
     let plain = vault.open_sealed(&row.sealed)?;
-    let key = crate::keys::load(plain.expose())
-        .map_err(|_| Fail::new(ErrorCode::InvalidKey, format!("key '{name}' in the vault is damaged")))?;
+    let key = crate::keys::load(plain.expose()).map_err(|_| {
+        Fail::new(
+            ErrorCode::InvalidKey,
+            format!("key '{name}' in the vault is damaged"),
+        )
+    })?;
     Ok((key, row.fingerprint))
 }
 
 /// Pins a key seen under `accept-new` after a successful login.
-pub fn pin_if_new(broker: &Broker, peer: &Peer, ep: &Endpoint, seen: &SeenHostKey) -> Result<bool, Fail> {
+pub fn pin_if_new(
+    broker: &Broker,
+    peer: &Peer,
+    ep: &Endpoint,
+    seen: &SeenHostKey,
+) -> Result<bool, Fail> {
     if seen.status != HostKeyStatus::New {
         return Ok(false);
     }
-    let pin = Pin { algorithm: seen.algorithm.clone(), fingerprint: seen.fingerprint.clone(), source: "first-use".into() };
-    broker.db()?.set_pin(&ep.host, ep.port, &pin, now()).map_err(Fail::internal)?;
+    let pin = Pin {
+        algorithm: seen.algorithm.clone(),
+        fingerprint: seen.fingerprint.clone(),
+        source: "first-use".into(),
+    };
+    broker
+        .db()?
+        .set_pin(&ep.host, ep.port, &pin, now())
+        .map_err(Fail::internal)?;
     broker.audit(
         peer,
         "host_key_pin",
         None,
         ep.conn_name.as_deref(),
-        format!("{}:{} {} {} (first use)", ep.host, ep.port, seen.algorithm, seen.fingerprint),
+        format!(
+            "{}:{} {} {} (first use)",
+            ep.host, ep.port, seen.algorithm, seen.fingerprint
+        ),
     )?;
     Ok(true)
 }
 
 /// Records a refused host key in the audit log.
-pub fn audit_refusal(broker: &Broker, peer: &Peer, ep: &Endpoint, seen: Option<&SeenHostKey>) -> Result<(), Fail> {
+pub fn audit_refusal(
+    broker: &Broker,
+    peer: &Peer,
+    ep: &Endpoint,
+    seen: Option<&SeenHostKey>,
+) -> Result<(), Fail> {
     if let Some(s) = seen
-        && matches!(s.status, HostKeyStatus::Changed { .. } | HostKeyStatus::Unknown)
+        && matches!(
+            s.status,
+            HostKeyStatus::Changed { .. } | HostKeyStatus::Unknown
+        )
     {
         broker.audit(
             peer,
             "host_key_refused",
             None,
             ep.conn_name.as_deref(),
-            format!("{}:{} presented {} {} ({})", ep.host, ep.port, s.algorithm, s.fingerprint, s.status_word()),
+            format!(
+                "{}:{} presented {} {} ({})",
+                ep.host,
+                ep.port,
+                s.algorithm,
+                s.fingerprint,
+                s.status_word()
+            ),
         )?;
     }
     Ok(())
@@ -149,20 +191,36 @@ pub async fn acquire(
         .map_err(Fail::internal)?
         .ok_or_else(|| Fail::not_found("key", key_name, "see `sshkeep key list`"))?
         .fingerprint;
-    let pool_key = PoolKey { user: ep.user.clone(), host: ep.host.clone(), port: ep.port, key_fingerprint: fingerprint };
+    let pool_key = PoolKey {
+        user: ep.user.clone(),
+        host: ep.host.clone(),
+        port: ep.port,
+        key_fingerprint: fingerprint,
+    };
     if let Some(h) = broker.pool.get(&pool_key) {
         return Ok((h, pool_key));
     }
     // Decrypt before connecting so a locked vault fails fast, without network traffic.
     let (key, _) = unseal_key(broker, key_name)?;
-    let pin = broker.db()?.pin(&ep.host, ep.port).map_err(Fail::internal)?;
+    let pin = broker
+        .db()?
+        .pin(&ep.host, ep.port)
+        .map_err(Fail::internal)?;
     let (login, connected) = ssh::connect(ep, pin, known_hosts()).await;
     if let Err(e) = connected {
         audit_refusal(broker, peer, ep, login.seen.as_ref())?;
         return Err(e.into());
     }
-    let mut handle = login.handle.ok_or_else(|| Fail::new(ErrorCode::Internal, "handshake returned no session"))?;
-    broker.audit(peer, "key_use", Some(key_name), ep.conn_name.as_deref(), format!("login {}@{}:{} for {purpose}", ep.user, ep.host, ep.port))?;
+    let mut handle = login
+        .handle
+        .ok_or_else(|| Fail::new(ErrorCode::Internal, "handshake returned no session"))?;
+    broker.audit(
+        peer,
+        "key_use",
+        Some(key_name),
+        ep.conn_name.as_deref(),
+        format!("login {}@{}:{} for {purpose}", ep.user, ep.host, ep.port),
+    )?;
     ssh::login(ep, &mut handle, key, key_name).await?;
     if let Some(seen) = &login.seen {
         pin_if_new(broker, peer, ep, seen)?;

@@ -39,16 +39,33 @@ impl Broker {
 
     /// The database, or an internal error if a panic poisoned its lock.
     pub fn db(&self) -> Result<MutexGuard<'_, Db>, Fail> {
-        self.db.lock().map_err(|_| Fail::new(ErrorCode::Internal, "database lock poisoned; restart the broker"))
+        self.db.lock().map_err(|_| {
+            Fail::new(
+                ErrorCode::Internal,
+                "database lock poisoned; restart the broker",
+            )
+        })
     }
 
     /// The vault slot.
     pub fn vault(&self) -> Result<MutexGuard<'_, Option<Vault>>, Fail> {
-        self.vault.lock().map_err(|_| Fail::new(ErrorCode::Internal, "vault lock poisoned; restart the broker"))
+        self.vault.lock().map_err(|_| {
+            Fail::new(
+                ErrorCode::Internal,
+                "vault lock poisoned; restart the broker",
+            )
+        })
     }
 
     /// Appends an audit record attributed to `peer`. Failing to audit fails the operation.
-    pub fn audit(&self, peer: &Peer, op: &str, key: Option<&str>, conn: Option<&str>, detail: impl Into<String>) -> Result<(), Fail> {
+    pub fn audit(
+        &self,
+        peer: &Peer,
+        op: &str,
+        key: Option<&str>,
+        conn: Option<&str>,
+        detail: impl Into<String>,
+    ) -> Result<(), Fail> {
         let entry = AuditEntry {
             op: op.into(),
             key: key.map(Into::into),

@@ -14,7 +14,9 @@ async fn blocking<T: Send + 'static>(
     f: impl FnOnce(&Broker) -> Result<T, Fail> + Send + 'static,
 ) -> Result<T, Fail> {
     let b = broker.clone();
-    tokio::task::spawn_blocking(move || f(&b)).await.map_err(Fail::internal)?
+    tokio::task::spawn_blocking(move || f(&b))
+        .await
+        .map_err(Fail::internal)?
 }
 
 /// Tries to unlock at start: the keyring backend needs nothing from the user; the passphrase
@@ -22,11 +24,19 @@ async fn blocking<T: Send + 'static>(
 pub async fn auto_unlock(broker: &Arc<Broker>) {
     let result = blocking(broker, |b| {
         let mut slot = b.vault()?;
-        let Some(vault) = slot.as_mut() else { return Ok(None) };
+        let Some(vault) = slot.as_mut() else {
+            return Ok(None);
+        };
         match vault.backend() {
-            Backend::Keyring => vault.unlock_keyring().map(|_| Some("keyring")).map_err(Fail::from),
+            Backend::Keyring => vault
+                .unlock_keyring()
+                .map(|_| Some("keyring"))
+                .map_err(Fail::from),
             Backend::Passphrase => match passphrase_from_env() {
-                Some(p) => vault.unlock_passphrase(&p?).map(|_| Some("passphrase file")).map_err(Fail::from),
+                Some(p) => vault
+                    .unlock_passphrase(&p?)
+                    .map(|_| Some("passphrase file"))
+                    .map_err(Fail::from),
                 None => Ok(None),
             },
         }
@@ -53,7 +63,10 @@ pub fn passphrase_from_env() -> Option<Result<SecretString, Fail>> {
             .map_err(|e| {
                 Fail::new(
                     ErrorCode::PassphraseRequired,
-                    format!("cannot read SSHKEEP_PASSPHRASE_FILE {}: {e}", std::path::Path::new(&path).display()),
+                    format!(
+                        "cannot read SSHKEEP_PASSPHRASE_FILE {}: {e}",
+                        std::path::Path::new(&path).display()
+                    ),
                 )
             }),
     )
@@ -106,7 +119,13 @@ pub async fn init(
         Ok((backend, notice))
     })
     .await?;
-    broker.audit(peer, "vault_init", None, None, format!("backend {}", backend.as_str()))?;
+    broker.audit(
+        peer,
+        "vault_init",
+        None,
+        None,
+        format!("backend {}", backend.as_str()),
+    )?;
     let mut message = format!("vault created (backend: {}) and unlocked", backend.as_str());
     if let Some(n) = notice {
         message = format!("{n}\n{message}");
@@ -115,10 +134,16 @@ pub async fn init(
 }
 
 /// `unlock`.
-pub async fn unlock(broker: &Arc<Broker>, peer: &Peer, passphrase: Option<SecretString>) -> Result<Response, Fail> {
+pub async fn unlock(
+    broker: &Arc<Broker>,
+    peer: &Peer,
+    passphrase: Option<SecretString>,
+) -> Result<Response, Fail> {
     let result = blocking(broker, move |b| {
         let mut slot = b.vault()?;
-        let vault = slot.as_mut().ok_or_else(|| Fail::from(VaultError::NotInitialized(b.paths.vault_dir())))?;
+        let vault = slot
+            .as_mut()
+            .ok_or_else(|| Fail::from(VaultError::NotInitialized(b.paths.vault_dir())))?;
         if vault.is_unlocked() {
             return Ok(false);
         }
@@ -133,9 +158,13 @@ pub async fn unlock(broker: &Arc<Broker>, peer: &Peer, passphrase: Option<Secret
     match result {
         Ok(true) => {
             broker.audit(peer, "vault_unlock", None, None, "unlocked")?;
-            Ok(Response::Ok { message: "vault unlocked".into() })
+            Ok(Response::Ok {
+                message: "vault unlocked".into(),
+            })
         }
-        Ok(false) => Ok(Response::Ok { message: "vault is already unlocked".into() }),
+        Ok(false) => Ok(Response::Ok {
+            message: "vault is already unlocked".into(),
+        }),
         Err(f) => {
             if f.code == ErrorCode::WrongPassphrase {
                 broker.audit(peer, "vault_unlock_failed", None, None, "wrong passphrase")?;
@@ -149,9 +178,13 @@ pub async fn unlock(broker: &Arc<Broker>, peer: &Peer, passphrase: Option<Secret
 /// so after this no decrypted key material is left in the broker.
 pub fn lock(broker: &Broker, peer: &Peer) -> Result<Response, Fail> {
     let mut slot = broker.vault()?;
-    let vault = slot.as_mut().ok_or_else(|| Fail::from(VaultError::NotInitialized(broker.paths.vault_dir())))?;
+    let vault = slot
+        .as_mut()
+        .ok_or_else(|| Fail::from(VaultError::NotInitialized(broker.paths.vault_dir())))?;
     vault.lock();
     drop(slot);
     broker.audit(peer, "vault_lock", None, None, "locked")?;
-    Ok(Response::Ok { message: "vault locked; open sessions stay open, new logins need `sshkeep unlock`".into() })
+    Ok(Response::Ok {
+        message: "vault locked; open sessions stay open, new logins need `sshkeep unlock`".into(),
+    })
 }

@@ -31,20 +31,36 @@ pub struct AuditArgs {
 pub async fn run(ctx: &Ctx, a: AuditArgs) -> Result<u8> {
     let mut c = ctx.client().await?;
     if a.verify {
-        let Response::AuditVerified { records, first_broken, reason } = c.request(&Request::AuditVerify).await? else {
+        let Response::AuditVerified {
+            records,
+            first_broken,
+            reason,
+        } = c.request(&Request::AuditVerify).await?
+        else {
             bail!("unexpected reply to audit --verify")
         };
         if ctx.json {
-            output::json(&serde_json::json!({ "records": records, "firstBroken": first_broken, "reason": reason }))?;
+            output::json(
+                &serde_json::json!({ "records": records, "firstBroken": first_broken, "reason": reason }),
+            )?;
         } else if let Some(seq) = first_broken {
-            println!("audit chain BROKEN at record {seq}: {}", reason.unwrap_or_default());
+            println!(
+                "audit chain BROKEN at record {seq}: {}",
+                reason.unwrap_or_default()
+            );
         } else {
             println!("audit chain intact: {records} records");
         }
         return Ok(if first_broken.is_some() { 1 } else { 0 });
     }
     let since = a.since.map(|d| crate::db::now() - d.as_secs() as i64);
-    let filter = AuditFilter { key: a.key, conn: a.conn, op: a.op, since, limit: a.limit };
+    let filter = AuditFilter {
+        key: a.key,
+        conn: a.conn,
+        op: a.op,
+        since,
+        limit: a.limit,
+    };
     let Response::Audit { records } = c.request(&Request::AuditList(filter)).await? else {
         bail!("unexpected reply to audit")
     };
@@ -63,13 +79,21 @@ pub async fn run(ctx: &Ctx, a: AuditArgs) -> Result<u8> {
                 output::opt(&r.conn),
                 format!(
                     "{}/{}",
-                    r.client_pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
-                    r.client_exe.as_deref().and_then(|e| e.rsplit('/').next()).unwrap_or("-")
+                    r.client_pid
+                        .map(|p| p.to_string())
+                        .unwrap_or_else(|| "-".into()),
+                    r.client_exe
+                        .as_deref()
+                        .and_then(|e| e.rsplit('/').next())
+                        .unwrap_or("-")
                 ),
                 r.detail.clone(),
             ]
         })
         .collect();
-    output::table(&["SEQ", "TIME", "OP", "KEY", "CONN", "CLIENT", "DETAIL"], &rows);
+    output::table(
+        &["SEQ", "TIME", "OP", "KEY", "CONN", "CLIENT", "DETAIL"],
+        &rows,
+    );
     Ok(0)
 }

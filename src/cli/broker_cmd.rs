@@ -26,7 +26,13 @@ pub enum BrokerAction {
 pub async fn run(ctx: &Ctx, a: BrokerArgs) -> Result<u8> {
     match a.action {
         None => {
-            broker::run(ctx.paths.clone(), RunOptions { notify_ready: a.notify_ready }).await?;
+            broker::run(
+                ctx.paths.clone(),
+                RunOptions {
+                    notify_ready: a.notify_ready,
+                },
+            )
+            .await?;
             Ok(0)
         }
         Some(BrokerAction::Stop) => {

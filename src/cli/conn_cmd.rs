@@ -66,26 +66,57 @@ pub enum ConnCmd {
 pub async fn run(ctx: &Ctx, cmd: ConnCmd) -> Result<u8> {
     let mut c = ctx.client().await?;
     let reply = match cmd {
-        ConnCmd::Save { name, host, port, user, key, client, host_key_policy, keepalive_interval, keepalive_max, idle_timeout } => {
-            let spec = ConnSpec { name, host, port, user, key, client, host_key_policy, keepalive_interval, keepalive_max, idle_timeout };
+        ConnCmd::Save {
+            name,
+            host,
+            port,
+            user,
+            key,
+            client,
+            host_key_policy,
+            keepalive_interval,
+            keepalive_max,
+            idle_timeout,
+        } => {
+            let spec = ConnSpec {
+                name,
+                host,
+                port,
+                user,
+                key,
+                client,
+                host_key_policy,
+                keepalive_interval,
+                keepalive_max,
+                idle_timeout,
+            };
             c.request(&Request::ConnSave(spec)).await?
         }
         ConnCmd::List => c.request(&Request::ConnList).await?,
         ConnCmd::Show { name } => c.request(&Request::ConnShow { name }).await?,
         ConnCmd::Remove { name } => c.request(&Request::ConnRemove { name }).await?,
-        ConnCmd::Test { target, host, port, user, key } => {
+        ConnCmd::Test {
+            target,
+            host,
+            port,
+            user,
+            key,
+        } => {
             let target = match (target, host, user) {
                 (Some(t), _, _) => t,
                 (None, Some(h), Some(u)) if h.contains(':') => format!("{u}@[{h}]:{port}"),
                 (None, Some(h), Some(u)) => format!("{u}@{h}:{port}"),
                 _ => bail!("name a connection, or give --host and --user"),
             };
-            let Response::TestReport(r) = c.request(&Request::ConnTest { target, key }).await? else {
+            let Response::TestReport(r) = c.request(&Request::ConnTest { target, key }).await?
+            else {
                 bail!("unexpected reply to conn test")
             };
             return report(ctx, &r);
         }
-        ConnCmd::Trust { name, fingerprint } => c.request(&Request::ConnTrust { name, fingerprint }).await?,
+        ConnCmd::Trust { name, fingerprint } => {
+            c.request(&Request::ConnTrust { name, fingerprint }).await?
+        }
     };
     match reply {
         Response::Conn(ci) if ctx.json => output::json(&ci)?,
@@ -105,9 +136,14 @@ pub async fn run(ctx: &Ctx, cmd: ConnCmd) -> Result<u8> {
                     ]
                 })
                 .collect();
-            output::table(&["NAME", "ADDRESS", "KEY", "CLIENT", "POLICY", "HOST KEY"], &rows);
+            output::table(
+                &["NAME", "ADDRESS", "KEY", "CLIENT", "POLICY", "HOST KEY"],
+                &rows,
+            );
         }
-        Response::Ok { message } if ctx.json => output::json(&serde_json::json!({ "ok": true, "message": message }))?,
+        Response::Ok { message } if ctx.json => {
+            output::json(&serde_json::json!({ "ok": true, "message": message }))?
+        }
         Response::Ok { message } => println!("{message}"),
         other => bail!("unexpected reply: {other:?}"),
     }
@@ -123,7 +159,10 @@ fn show(c: &ConnInfo) {
     println!("client           {}", output::opt(&s.client));
     println!("host key policy  {}", s.host_key_policy.as_str());
     println!("pinned host key  {}", output::opt(&c.pinned_host_key));
-    println!("keepalive        every {}s, {} missed allowed", s.keepalive_interval, s.keepalive_max);
+    println!(
+        "keepalive        every {}s, {} missed allowed",
+        s.keepalive_interval, s.keepalive_max
+    );
     println!("idle timeout     {}s", s.idle_timeout);
 }
 
@@ -133,15 +172,29 @@ fn report(ctx: &Ctx, r: &TestReport) -> Result<u8> {
         output::json(r)?;
         return Ok(code);
     }
-    let ms = |v: Option<f64>| v.map(|m| format!("{m:.1} ms")).unwrap_or_else(|| "-".into());
+    let ms = |v: Option<f64>| {
+        v.map(|m| format!("{m:.1} ms"))
+            .unwrap_or_else(|| "-".into())
+    };
     println!("target        {}@{}:{}", r.user, r.host, r.port);
-    println!("reachable     {} (TCP round trip {})", if r.reachable { "yes" } else { "no" }, ms(r.connect_ms));
+    println!(
+        "reachable     {} (TCP round trip {})",
+        if r.reachable { "yes" } else { "no" },
+        ms(r.connect_ms)
+    );
     match &r.host_key {
-        Some(h) => println!("host key      {} {} ({})", h.algorithm, h.fingerprint, h.status),
+        Some(h) => println!(
+            "host key      {} {} ({})",
+            h.algorithm, h.fingerprint, h.status
+        ),
         None => println!("host key      -"),
     }
     println!("key           {}", output::opt(&r.key));
-    println!("login         {} ({})", if r.authenticated { "ok" } else { "failed" }, ms(r.login_ms));
+    println!(
+        "login         {} ({})",
+        if r.authenticated { "ok" } else { "failed" },
+        ms(r.login_ms)
+    );
     if let Some(e) = &r.error {
         println!("\n{e}");
     }

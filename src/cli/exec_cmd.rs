@@ -24,18 +24,27 @@ pub struct ExecArgs {
 
 pub async fn run(ctx: &Ctx, a: ExecArgs) -> Result<u8> {
     let mut c = ctx.client().await?;
-    c.send(&Request::Exec { target: a.target, key: a.key, command: a.command.join(" ") }).await?;
+    c.send(&Request::Exec {
+        target: a.target,
+        key: a.key,
+        command: a.command.join(" "),
+    })
+    .await?;
     let mut stdout = std::io::stdout().lock();
     let mut stderr = std::io::stderr().lock();
     loop {
         match c.recv().await? {
             Response::Output { stream, data } => {
-                let bytes = B64.decode(data).context("the broker sent undecodable output")?;
+                let bytes = B64
+                    .decode(data)
+                    .context("the broker sent undecodable output")?;
                 let sink: &mut dyn Write = match stream {
                     OutputStream::Stdout => &mut stdout,
                     OutputStream::Stderr => &mut stderr,
                 };
-                sink.write_all(&bytes).and_then(|_| sink.flush()).context("cannot write the output")?;
+                sink.write_all(&bytes)
+                    .and_then(|_| sink.flush())
+                    .context("cannot write the output")?;
             }
             Response::Exit { status, .. } => return Ok(status.clamp(0, 255) as u8),
             Response::Error { message, .. } => bail!("{message}"),

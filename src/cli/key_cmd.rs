@@ -54,12 +54,27 @@ pub enum KeyCmd {
 pub async fn run(ctx: &Ctx, cmd: KeyCmd) -> Result<u8> {
     let mut c = ctx.client().await?;
     let reply = match cmd {
-        KeyCmd::Add { name, file, stdin, passphrase_file } => {
+        KeyCmd::Add {
+            name,
+            file,
+            stdin,
+            passphrase_file,
+        } => {
             let text = read_key(file.as_ref(), stdin)?;
-            let mut passphrase = passphrase_file.as_deref().map(prompt::from_file).transpose()?;
-            let source = file.as_ref().map(|f| f.display().to_string()).unwrap_or_else(|| "standard input".into());
+            let mut passphrase = passphrase_file
+                .as_deref()
+                .map(prompt::from_file)
+                .transpose()?;
+            let source = file
+                .as_ref()
+                .map(|f| f.display().to_string())
+                .unwrap_or_else(|| "standard input".into());
             loop {
-                let req = Request::KeyAdd { name: name.clone(), private_key: text.clone(), passphrase: passphrase.take() };
+                let req = Request::KeyAdd {
+                    name: name.clone(),
+                    private_key: text.clone(),
+                    passphrase: passphrase.take(),
+                };
                 match c.request(&req).await {
                     Ok(r) => break r,
                     Err(e) => match e.downcast_ref::<BrokerError>() {
@@ -74,11 +89,15 @@ pub async fn run(ctx: &Ctx, cmd: KeyCmd) -> Result<u8> {
                 }
             }
         }
-        KeyCmd::Generate { name, key_type } => c.request(&Request::KeyGenerate { name, key_type }).await?,
+        KeyCmd::Generate { name, key_type } => {
+            c.request(&Request::KeyGenerate { name, key_type }).await?
+        }
         KeyCmd::List => c.request(&Request::KeyList).await?,
         KeyCmd::Show { name } => c.request(&Request::KeyShow { name }).await?,
         KeyCmd::Pub { name } => {
-            let Response::Key(k) = c.request(&Request::KeyShow { name }).await? else { bail!("unexpected reply") };
+            let Response::Key(k) = c.request(&Request::KeyShow { name }).await? else {
+                bail!("unexpected reply")
+            };
             if ctx.json {
                 output::json(&serde_json::json!({ "name": k.name, "public_key": k.public_key }))?;
             } else {
@@ -103,11 +122,14 @@ fn read_key(file: Option<&PathBuf>, stdin: bool) -> Result<SecretString> {
                 .with_context(|| format!("cannot read the key file {}", f.display()))?;
         }
         (None, true) => {
-            std::io::stdin().read_to_end(&mut buf).context("cannot read the key from standard input")?;
+            std::io::stdin()
+                .read_to_end(&mut buf)
+                .context("cannot read the key from standard input")?;
         }
         (None, false) => bail!("give --file PATH or --stdin"),
     }
-    let text = std::str::from_utf8(&buf).context("the key is not text (OpenSSH or PEM format expected)")?;
+    let text = std::str::from_utf8(&buf)
+        .context("the key is not text (OpenSSH or PEM format expected)")?;
     Ok(SecretString::new(text.to_owned()))
 }
 
@@ -119,11 +141,20 @@ fn print(ctx: &Ctx, reply: Response) -> Result<()> {
         Response::Keys { keys } => {
             let rows: Vec<Vec<String>> = keys
                 .iter()
-                .map(|k| vec![k.name.clone(), k.algorithm.clone(), k.fingerprint.clone(), k.connections.join(",")])
+                .map(|k| {
+                    vec![
+                        k.name.clone(),
+                        k.algorithm.clone(),
+                        k.fingerprint.clone(),
+                        k.connections.join(","),
+                    ]
+                })
                 .collect();
             output::table(&["NAME", "TYPE", "FINGERPRINT", "CONNECTIONS"], &rows);
         }
-        Response::Ok { message } if ctx.json => output::json(&serde_json::json!({ "ok": true, "message": message }))?,
+        Response::Ok { message } if ctx.json => {
+            output::json(&serde_json::json!({ "ok": true, "message": message }))?
+        }
         Response::Ok { message } => println!("{message}"),
         other => bail!("unexpected reply: {other:?}"),
     }
@@ -136,7 +167,11 @@ fn show(k: &KeyInfo) {
     println!("fingerprint  {}", k.fingerprint);
     println!("comment      {}", k.comment);
     println!("created      {}", output::time(k.created));
-    let links = if k.connections.is_empty() { "-".to_string() } else { k.connections.join(", ") };
+    let links = if k.connections.is_empty() {
+        "-".to_string()
+    } else {
+        k.connections.join(", ")
+    };
     println!("connections  {links}");
     println!("public key   {}", k.public_key);
 }

@@ -58,7 +58,10 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let is_broker = matches!(&cli.command, Command::Broker(b) if b.action.is_none());
     init_tracing(is_broker);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -78,7 +81,12 @@ fn init_tracing(is_broker: bool) {
     let default = if is_broker { "info" } else { "warn" };
     let filter = tracing_subscriber::EnvFilter::try_from_env("SSHKEEP_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    use std::io::IsTerminal;
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 /// Shared by the subcommands: where things are, output mode, and a broker connection.
@@ -94,7 +102,10 @@ impl Ctx {
 }
 
 async fn run(cli: Cli) -> Result<u8> {
-    let ctx = Ctx { paths: Paths::from_env()?, json: cli.json };
+    let ctx = Ctx {
+        paths: Paths::from_env()?,
+        json: cli.json,
+    };
     match cli.command {
         Command::Broker(a) => broker_cmd::run(&ctx, a).await,
         Command::Status => vault_cmd::status(&ctx).await,

@@ -7,7 +7,8 @@ use sshkeep_vault::SecretString;
 
 /// Reads a passphrase file, dropping one trailing newline.
 pub fn from_file(path: &Path) -> Result<SecretString> {
-    let mut s = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut s =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     while s.ends_with('\n') || s.ends_with('\r') {
         s.pop();
     }
@@ -17,7 +18,9 @@ pub fn from_file(path: &Path) -> Result<SecretString> {
 /// The passphrase from `SSHKEEP_PASSPHRASE_FILE`, if that is set.
 pub fn from_env() -> Result<Option<SecretString>> {
     match std::env::var_os("SSHKEEP_PASSPHRASE_FILE").filter(|v| !v.is_empty()) {
-        Some(p) => from_file(Path::new(&p)).map(Some).context("SSHKEEP_PASSPHRASE_FILE"),
+        Some(p) => from_file(Path::new(&p))
+            .map(Some)
+            .context("SSHKEEP_PASSPHRASE_FILE"),
         None => Ok(None),
     }
 }

@@ -47,14 +47,26 @@ pub async fn run(ctx: &Ctx, cmd: VaultCmd) -> Result<u8> {
         _ => None,
     };
     loop {
-        match c.request(&Request::VaultInit { backend: choice, passphrase: passphrase.take() }).await {
+        match c
+            .request(&Request::VaultInit {
+                backend: choice,
+                passphrase: passphrase.take(),
+            })
+            .await
+        {
             Ok(r) => {
                 println!("{}", message(r));
                 return Ok(0);
             }
             Err(e) => match e.downcast_ref::<BrokerError>() {
-                Some(be) if be.code == ErrorCode::PassphraseRequired && choice == BackendChoice::Auto && passphrase.is_none() => {
-                    eprintln!("No OS keyring is reachable: the vault will be protected by a passphrase.");
+                Some(be)
+                    if be.code == ErrorCode::PassphraseRequired
+                        && choice == BackendChoice::Auto
+                        && passphrase.is_none() =>
+                {
+                    eprintln!(
+                        "No OS keyring is reachable: the vault will be protected by a passphrase."
+                    );
                     passphrase = Some(new_passphrase()?);
                 }
                 _ => return Err(e),
@@ -88,7 +100,11 @@ pub async fn unlock(ctx: &Ctx) -> Result<u8> {
         Some(p) => p,
         None => prompt::ask("Vault passphrase: ", NO_TTY)?,
     };
-    let r = c.request(&Request::Unlock { passphrase: Some(pass) }).await?;
+    let r = c
+        .request(&Request::Unlock {
+            passphrase: Some(pass),
+        })
+        .await?;
     println!("{}", message(r));
     Ok(0)
 }
@@ -107,7 +123,10 @@ pub async fn status(ctx: &Ctx) -> Result<u8> {
         output::json(&s)?;
         return Ok(0);
     }
-    println!("broker     running, pid {}, version {}, up {}s", s.pid, s.broker_version, s.uptime_secs);
+    println!(
+        "broker     running, pid {}, version {}, up {}s",
+        s.pid, s.broker_version, s.uptime_secs
+    );
     let vault = match (&s.vault.backend, s.vault.unlocked) {
         (None, _) => "not created".to_string(),
         (Some(b), true) => format!("unlocked (backend: {b})"),

@@ -36,7 +36,16 @@ const GENESIS: &str = "000000000000000000000000000000000000000000000000000000000
 
 fn digest(seq: u64, ts: i64, e: &AuditEntry, prev: &str) -> String {
     let canonical = serde_json::json!([
-        seq, ts, e.op, e.key, e.conn, e.detail, e.client_pid, e.client_uid, e.client_exe, prev
+        seq,
+        ts,
+        e.op,
+        e.key,
+        e.conn,
+        e.detail,
+        e.client_pid,
+        e.client_uid,
+        e.client_exe,
+        prev
     ]);
     let hash = Sha256::digest(canonical.to_string().as_bytes());
     hash.iter().map(|b| format!("{b:02x}")).collect()
@@ -60,22 +69,39 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(AuditRecord, String)> {
     ))
 }
 
-const COLS: &str = "seq, ts, op, key_name, conn, detail, client_pid, client_uid, client_exe, prev_hash, hash";
+const COLS: &str =
+    "seq, ts, op, key_name, conn, detail, client_pid, client_uid, client_exe, prev_hash, hash";
 
 impl Db {
     /// Appends a record to the chain.
     pub fn audit(&mut self, e: &AuditEntry, ts: i64) -> Result<()> {
         let tx = self.conn.transaction()?;
         let (seq, prev): (u64, String) = tx
-            .query_row("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1", [], |r| {
-                Ok((r.get::<_, i64>(0)? as u64, r.get(1)?))
-            })
+            .query_row(
+                "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
+                [],
+                |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)),
+            )
             .unwrap_or((0, GENESIS.to_string()));
         let seq = seq + 1;
         let hash = digest(seq, ts, e, &prev);
         tx.execute(
-            &format!("INSERT INTO audit ({COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"),
-            params![seq as i64, ts, e.op, e.key, e.conn, e.detail, e.client_pid, e.client_uid, e.client_exe, prev, hash],
+            &format!(
+                "INSERT INTO audit ({COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+            ),
+            params![
+                seq as i64,
+                ts,
+                e.op,
+                e.key,
+                e.conn,
+                e.detail,
+                e.client_pid,
+                e.client_uid,
+                e.client_exe,
+                prev,
+                hash
+            ],
         )?;
         tx.commit()?;
         Ok(())
@@ -91,7 +117,9 @@ impl Db {
         ))?;
         let limit = f.limit.map(i64::from).unwrap_or(-1);
         let mut rows = st
-            .query_map(params![f.key, f.conn, f.op, f.since, limit], |r| row(r).map(|(rec, _)| rec))?
+            .query_map(params![f.key, f.conn, f.op, f.since, limit], |r| {
+                row(r).map(|(rec, _)| rec)
+            })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         rows.reverse();
         Ok(rows)
@@ -99,7 +127,9 @@ impl Db {
 
     /// Walks the whole chain and names the first record that does not fit.
     pub fn verify_audit(&self) -> Result<ChainCheck> {
-        let mut st = self.conn.prepare(&format!("SELECT {COLS} FROM audit ORDER BY seq"))?;
+        let mut st = self
+            .conn
+            .prepare(&format!("SELECT {COLS} FROM audit ORDER BY seq"))?;
         let mut rows = st.query([])?;
         let mut expected_prev = GENESIS.to_string();
         let mut expected_seq = 1u64;
@@ -121,16 +151,25 @@ impl Db {
                     client_uid: rec.client_uid,
                     client_exe: rec.client_exe.clone(),
                 };
-                (digest(rec.seq, rec.ts, &e, &prev) != rec.hash)
-                    .then(|| "its content does not match its hash (the record was changed)".to_string())
+                (digest(rec.seq, rec.ts, &e, &prev) != rec.hash).then(|| {
+                    "its content does not match its hash (the record was changed)".to_string()
+                })
             };
             if let Some(reason) = broken {
-                return Ok(ChainCheck { records: count, first_broken: Some(rec.seq), reason: Some(reason) });
+                return Ok(ChainCheck {
+                    records: count,
+                    first_broken: Some(rec.seq),
+                    reason: Some(reason),
+                });
             }
             expected_prev = rec.hash;
             expected_seq += 1;
         }
-        Ok(ChainCheck { records: count, first_broken: None, reason: None })
+        Ok(ChainCheck {
+            records: count,
+            first_broken: None,
+            reason: None,
+        })
     }
 }
 
@@ -139,7 +178,11 @@ mod tests {
     use super::*;
 
     fn entry(op: &str) -> AuditEntry {
-        AuditEntry { op: op.into(), detail: "d".into(), ..Default::default() }
+        AuditEntry {
+            op: op.into(),
+            detail: "d".into(),
+            ..Default::default()
+        }
     }
 
     #[test]
@@ -151,7 +194,9 @@ mod tests {
         }
         let ok = db.verify_audit().expect("verify");
         assert_eq!((ok.records, ok.first_broken), (4, None));
-        db.raw().execute("UPDATE audit SET detail = 'forged' WHERE seq = 3", []).expect("tamper");
+        db.raw()
+            .execute("UPDATE audit SET detail = 'forged' WHERE seq = 3", [])
+            .expect("tamper");
         let bad = db.verify_audit().expect("verify");
         assert_eq!(bad.first_broken, Some(3));
     }
@@ -163,7 +208,9 @@ mod tests {
         for op in ["a", "b", "c"] {
             db.audit(&entry(op), 100).expect("append");
         }
-        db.raw().execute("DELETE FROM audit WHERE seq = 2", []).expect("tamper");
+        db.raw()
+            .execute("DELETE FROM audit WHERE seq = 2", [])
+            .expect("tamper");
         assert_eq!(db.verify_audit().expect("verify").first_broken, Some(3));
     }
 
@@ -174,7 +221,11 @@ mod tests {
         for op in ["a", "b", "a", "a"] {
             db.audit(&entry(op), 100).expect("append");
         }
-        let f = AuditFilter { op: Some("a".into()), limit: Some(2), ..Default::default() };
+        let f = AuditFilter {
+            op: Some("a".into()),
+            limit: Some(2),
+            ..Default::default()
+        };
         let got = db.audit_records(&f).expect("list");
         assert_eq!(got.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![3, 4]);
     }

@@ -90,19 +90,29 @@ impl Db {
 
     /// All connections by name.
     pub fn conns(&self) -> Result<Vec<ConnRow>> {
-        let mut st = self.conn.prepare(&format!("SELECT {COLS} FROM connections ORDER BY name"))?;
-        let rows = st.query_map([], row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+        let mut st = self
+            .conn
+            .prepare(&format!("SELECT {COLS} FROM connections ORDER BY name"))?;
+        let rows = st
+            .query_map([], row)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(rows)
     }
 
     /// Deletes a connection by id.
     pub fn delete_conn(&self, id: &str) -> Result<bool> {
-        Ok(self.conn.execute("DELETE FROM connections WHERE id = ?1", [id])? > 0)
+        Ok(self
+            .conn
+            .execute("DELETE FROM connections WHERE id = ?1", [id])?
+            > 0)
     }
 
     /// Sets or clears the key linked to a connection.
     pub fn set_conn_key(&self, id: &str, key: Option<&str>) -> Result<()> {
-        self.conn.execute("UPDATE connections SET key_name = ?2 WHERE id = ?1", params![id, key])?;
+        self.conn.execute(
+            "UPDATE connections SET key_name = ?2 WHERE id = ?1",
+            params![id, key],
+        )?;
         Ok(())
     }
 }

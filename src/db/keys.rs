@@ -34,7 +34,15 @@ impl Db {
     pub fn insert_key(&self, k: &KeyRow) -> Result<()> {
         self.conn.execute(
             &format!("INSERT INTO keys ({COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"),
-            params![k.name, k.algorithm, k.fingerprint, k.comment, k.public_key, k.sealed, k.created],
+            params![
+                k.name,
+                k.algorithm,
+                k.fingerprint,
+                k.comment,
+                k.public_key,
+                k.sealed,
+                k.created
+            ],
         )?;
         Ok(())
     }
@@ -43,26 +51,41 @@ impl Db {
     pub fn key(&self, name: &str) -> Result<Option<KeyRow>> {
         Ok(self
             .conn
-            .query_row(&format!("SELECT {COLS} FROM keys WHERE name = ?1"), [name], row)
+            .query_row(
+                &format!("SELECT {COLS} FROM keys WHERE name = ?1"),
+                [name],
+                row,
+            )
             .optional()?)
     }
 
     /// All keys by name.
     pub fn keys(&self) -> Result<Vec<KeyRow>> {
-        let mut st = self.conn.prepare(&format!("SELECT {COLS} FROM keys ORDER BY name"))?;
-        let rows = st.query_map([], row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+        let mut st = self
+            .conn
+            .prepare(&format!("SELECT {COLS} FROM keys ORDER BY name"))?;
+        let rows = st
+            .query_map([], row)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(rows)
     }
 
     /// Names of the connections linked to a key.
     pub fn key_links(&self, name: &str) -> Result<Vec<String>> {
-        let mut st = self.conn.prepare("SELECT name FROM connections WHERE key_name = ?1 ORDER BY name")?;
-        let rows = st.query_map([name], |r| r.get(0))?.collect::<rusqlite::Result<Vec<String>>>()?;
+        let mut st = self
+            .conn
+            .prepare("SELECT name FROM connections WHERE key_name = ?1 ORDER BY name")?;
+        let rows = st
+            .query_map([name], |r| r.get(0))?
+            .collect::<rusqlite::Result<Vec<String>>>()?;
         Ok(rows)
     }
 
     /// Deletes a key; links to it are cleared. Returns whether it existed.
     pub fn delete_key(&self, name: &str) -> Result<bool> {
-        Ok(self.conn.execute("DELETE FROM keys WHERE name = ?1", [name])? > 0)
+        Ok(self
+            .conn
+            .execute("DELETE FROM keys WHERE name = ?1", [name])?
+            > 0)
     }
 }

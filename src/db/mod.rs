@@ -82,16 +82,22 @@ impl Db {
                 .open(path)
                 .with_context(|| format!("cannot create the database {}", path.display()))?;
         }
-        let conn = Connection::open(path).with_context(|| format!("cannot open the database {}", path.display()))?;
-        conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000;")
-            .context("cannot configure the database")?;
+        let conn = Connection::open(path)
+            .with_context(|| format!("cannot open the database {}", path.display()))?;
+        conn.execute_batch(
+            "PRAGMA foreign_keys = ON; PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000;",
+        )
+        .context("cannot configure the database")?;
         let mut db = Self { conn };
-        db.migrate().with_context(|| format!("cannot migrate the database {}", path.display()))?;
+        db.migrate()
+            .with_context(|| format!("cannot migrate the database {}", path.display()))?;
         Ok(db)
     }
 
     fn migrate(&mut self) -> Result<()> {
-        let version: i64 = self.conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        let version: i64 = self
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))?;
         let tx = self.conn.transaction()?;
         for (i, step) in SCHEMA.iter().enumerate().skip(version.max(0) as usize) {
             tx.execute_batch(step)?;

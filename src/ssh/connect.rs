@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use russh::client::{AuthResult, Handle};
 use russh::keys::{HashAlg, PrivateKey, PrivateKeyWithHashAlg};
 
-use super::hostkey::{HostKeyRules, HostKeyStatus, SeenHostKey, Verifier};
 use super::SshError;
+use super::hostkey::{HostKeyRules, HostKeyStatus, SeenHostKey, Verifier};
 use crate::db::Pin;
 use crate::protocol::{ErrorCode, HostKeyPolicy};
 
@@ -31,13 +31,18 @@ pub struct Endpoint {
 impl Endpoint {
     fn label(&self) -> String {
         match &self.conn_name {
-            Some(n) => format!("connection '{n}' ({}@{}:{})", self.user, self.host, self.port),
+            Some(n) => format!(
+                "connection '{n}' ({}@{}:{})",
+                self.user, self.host, self.port
+            ),
             None => format!("{}@{}:{}", self.user, self.host, self.port),
         }
     }
 
     fn trust_hint(&self) -> String {
-        self.conn_name.clone().unwrap_or_else(|| format!("{}@{}:{}", self.user, self.host, self.port))
+        self.conn_name
+            .clone()
+            .unwrap_or_else(|| format!("{}@{}:{}", self.user, self.host, self.port))
     }
 }
 
@@ -54,8 +59,17 @@ fn ms(since: Instant) -> f64 {
 }
 
 /// Connects over TCP and runs the SSH handshake, verifying the host key.
-pub async fn connect(ep: &Endpoint, pin: Option<Pin>, known_hosts: Option<PathBuf>) -> (Login, Result<(), SshError>) {
-    let mut login = Login { handle: None, connect_ms: None, seen: None, login_ms: None };
+pub async fn connect(
+    ep: &Endpoint,
+    pin: Option<Pin>,
+    known_hosts: Option<PathBuf>,
+) -> (Login, Result<(), SshError>) {
+    let mut login = Login {
+        handle: None,
+        connect_ms: None,
+        seen: None,
+        login_ms: None,
+    };
     let started = Instant::now();
     let addr = (ep.host.as_str(), ep.port);
     let tcp = match tokio::time::timeout(TCP_TIMEOUT, tokio::net::TcpStream::connect(addr)).await {
@@ -68,7 +82,11 @@ pub async fn connect(ep: &Endpoint, pin: Option<Pin>, known_hosts: Option<PathBu
             return (login, Err(SshError::new(ErrorCode::Unreachable, msg)));
         }
         Err(_) => {
-            let msg = format!("cannot reach {}: no answer within {}s", ep.label(), TCP_TIMEOUT.as_secs());
+            let msg = format!(
+                "cannot reach {}: no answer within {}s",
+                ep.label(),
+                TCP_TIMEOUT.as_secs()
+            );
             return (login, Err(SshError::new(ErrorCode::Unreachable, msg)));
         }
     };
@@ -92,7 +110,11 @@ pub async fn connect(ep: &Endpoint, pin: Option<Pin>, known_hosts: Option<PathBu
         },
         seen: seen.clone(),
     };
-    let result = tokio::time::timeout(HANDSHAKE_TIMEOUT, russh::client::connect_stream(config, tcp, verifier)).await;
+    let result = tokio::time::timeout(
+        HANDSHAKE_TIMEOUT,
+        russh::client::connect_stream(config, tcp, verifier),
+    )
+    .await;
     login.seen = seen.lock().ok().and_then(|s| s.clone());
     match result {
         Ok(Ok(handle)) => {
@@ -104,7 +126,11 @@ pub async fn connect(ep: &Endpoint, pin: Option<Pin>, known_hosts: Option<PathBu
             (login, Err(err))
         }
         Err(_) => {
-            let msg = format!("SSH handshake with {} timed out after {}s", ep.label(), HANDSHAKE_TIMEOUT.as_secs());
+            let msg = format!(
+                "SSH handshake with {} timed out after {}s",
+                ep.label(),
+                HANDSHAKE_TIMEOUT.as_secs()
+            );
             (login, Err(SshError::new(ErrorCode::Unreachable, msg)))
         }
     }
@@ -141,7 +167,10 @@ fn handshake_error(ep: &Endpoint, seen: Option<&SeenHostKey>, e: &russh::Error) 
                 s.fingerprint
             ),
         ),
-        _ => SshError::new(ErrorCode::Ssh, format!("SSH handshake with {} failed: {e}", ep.label())),
+        _ => SshError::new(
+            ErrorCode::Ssh,
+            format!("SSH handshake with {} failed: {e}", ep.label()),
+        ),
     }
 }
 
@@ -154,14 +183,27 @@ pub async fn login(
 ) -> Result<(), SshError> {
     let fingerprint = key.fingerprint(HashAlg::Sha256).to_string();
     let rsa_hash = if key.algorithm().is_rsa() {
-        handle.best_supported_rsa_hash().await.ok().flatten().flatten()
+        handle
+            .best_supported_rsa_hash()
+            .await
+            .ok()
+            .flatten()
+            .flatten()
     } else {
         None
     };
     let auth = handle
-        .authenticate_publickey(ep.user.clone(), PrivateKeyWithHashAlg::new(Arc::new(key), rsa_hash))
+        .authenticate_publickey(
+            ep.user.clone(),
+            PrivateKeyWithHashAlg::new(Arc::new(key), rsa_hash),
+        )
         .await
-        .map_err(|e| SshError::new(ErrorCode::Ssh, format!("authentication with {} failed: {e}", ep.label())))?;
+        .map_err(|e| {
+            SshError::new(
+                ErrorCode::Ssh,
+                format!("authentication with {} failed: {e}", ep.label()),
+            )
+        })?;
     match auth {
         AuthResult::Success => Ok(()),
         AuthResult::Failure { .. } => Err(SshError::new(

@@ -74,7 +74,10 @@ impl Verifier {
             if pin.fingerprint == fingerprint {
                 HostKeyStatus::Pinned
             } else {
-                HostKeyStatus::Changed { expected: pin.fingerprint.clone(), source: "sshkeep's pin".into() }
+                HostKeyStatus::Changed {
+                    expected: pin.fingerprint.clone(),
+                    source: "sshkeep's pin".into(),
+                }
             }
         } else {
             let known = r
@@ -88,21 +91,31 @@ impl Verifier {
                     expected: "the key recorded".into(),
                     source: format!(
                         "{} line {line}",
-                        r.known_hosts.as_ref().map(|p| p.display().to_string()).unwrap_or_default()
+                        r.known_hosts
+                            .as_ref()
+                            .map(|p| p.display().to_string())
+                            .unwrap_or_default()
                     ),
                 },
                 _ if r.policy == HostKeyPolicy::AcceptNew => HostKeyStatus::New,
                 _ => HostKeyStatus::Unknown,
             }
         };
-        SeenHostKey { algorithm, fingerprint, status }
+        SeenHostKey {
+            algorithm,
+            fingerprint,
+            status,
+        }
     }
 }
 
 impl russh::client::Handler for Verifier {
     type Error = russh::Error;
 
-    async fn check_server_key(&mut self, key: &PublicKeyOrCertificate) -> Result<bool, Self::Error> {
+    async fn check_server_key(
+        &mut self,
+        key: &PublicKeyOrCertificate,
+    ) -> Result<bool, Self::Error> {
         // Host certificates are not trusted as such (no @cert-authority support): the
         // certificate's own key is checked like a plain key.
         let public = match key {
@@ -110,7 +123,10 @@ impl russh::client::Handler for Verifier {
             PublicKeyOrCertificate::Certificate(c) => PublicKey::from(c.public_key().clone()),
         };
         let seen = self.decide(&public);
-        let accept = matches!(seen.status, HostKeyStatus::Pinned | HostKeyStatus::KnownHosts | HostKeyStatus::New);
+        let accept = matches!(
+            seen.status,
+            HostKeyStatus::Pinned | HostKeyStatus::KnownHosts | HostKeyStatus::New
+        );
         if let Ok(mut slot) = self.seen.lock() {
             *slot = Some(seen);
         }

@@ -51,7 +51,14 @@ impl Pool {
     /// Keeps `handle` for reuse for `idle` after its last use.
     pub fn put(&self, key: PoolKey, handle: Arc<Handle<Verifier>>, idle: Duration) {
         if let Ok(mut map) = self.inner.lock() {
-            map.insert(key, Entry { handle, last_used: Instant::now(), idle });
+            map.insert(
+                key,
+                Entry {
+                    handle,
+                    last_used: Instant::now(),
+                    idle,
+                },
+            );
         }
     }
 
@@ -64,9 +71,21 @@ impl Pool {
         }
     }
 
+    /// Forgets `handle` if it is still the pooled session for `key` (it failed in use).
+    pub fn evict(&self, key: &PoolKey, handle: &Arc<Handle<Verifier>>) {
+        if let Ok(mut map) = self.inner.lock()
+            && map.get(key).is_some_and(|e| Arc::ptr_eq(&e.handle, handle))
+        {
+            map.remove(key);
+        }
+    }
+
     /// Number of live sessions.
     pub fn len(&self) -> usize {
-        self.inner.lock().map(|m| m.values().filter(|e| !e.handle.is_closed()).count()).unwrap_or(0)
+        self.inner
+            .lock()
+            .map(|m| m.values().filter(|e| !e.handle.is_closed()).count())
+            .unwrap_or(0)
     }
 
     /// Whether no session is open.
@@ -77,21 +96,31 @@ impl Pool {
     /// Removes dead sessions and those idle past their timeout that no command is using, and
     /// returns the idle ones so the caller can disconnect them politely.
     pub fn take_expired(&self) -> Vec<Arc<Handle<Verifier>>> {
-        let Ok(mut map) = self.inner.lock() else { return Vec::new() };
+        let Ok(mut map) = self.inner.lock() else {
+            return Vec::new();
+        };
         let now = Instant::now();
         let expired: Vec<PoolKey> = map
             .iter()
             .filter(|(_, e)| {
                 e.handle.is_closed()
-                    || (Arc::strong_count(&e.handle) == 1 && now.duration_since(e.last_used) >= e.idle)
+                    || (Arc::strong_count(&e.handle) == 1
+                        && now.duration_since(e.last_used) >= e.idle)
             })
             .map(|(k, _)| k.clone())
             .collect();
-        expired.into_iter().filter_map(|k| map.remove(&k)).map(|e| e.handle).collect()
+        expired
+            .into_iter()
+            .filter_map(|k| map.remove(&k))
+            .map(|e| e.handle)
+            .collect()
     }
 
     /// Empties the pool (broker shutdown).
     pub fn drain(&self) -> Vec<Arc<Handle<Verifier>>> {
-        self.inner.lock().map(|mut m| m.drain().map(|(_, e)| e.handle).collect()).unwrap_or_default()
+        self.inner
+            .lock()
+            .map(|mut m| m.drain().map(|(_, e)| e.handle).collect())
+            .unwrap_or_default()
     }
 }

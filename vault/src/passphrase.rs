@@ -13,13 +13,17 @@ fn age_secret(p: &SecretString) -> AgeSecret {
 
 /// Encrypts the identity text with the passphrase. age tunes the scrypt work factor to about a
 /// second on this machine.
-pub(crate) fn wrap(identity: &SecretString, passphrase: &SecretString) -> Result<Vec<u8>, VaultError> {
+pub(crate) fn wrap(
+    identity: &SecretString,
+    passphrase: &SecretString,
+) -> Result<Vec<u8>, VaultError> {
     if passphrase.is_empty() {
         return Err(VaultError::EmptyPassphrase);
     }
     let recipient = age::scrypt::Recipient::new(age_secret(passphrase));
-    let encryptor = age::Encryptor::with_recipients(std::iter::once(&recipient as &dyn age::Recipient))
-        .map_err(|e| VaultError::Encrypt(e.to_string()))?;
+    let encryptor =
+        age::Encryptor::with_recipients(std::iter::once(&recipient as &dyn age::Recipient))
+            .map_err(|e| VaultError::Encrypt(e.to_string()))?;
     let mut out = Vec::new();
     let mut w = encryptor
         .wrap_output(&mut out)
@@ -31,9 +35,12 @@ pub(crate) fn wrap(identity: &SecretString, passphrase: &SecretString) -> Result
 }
 
 /// Decrypts the identity text. A wrong passphrase is reported as such, not as damage.
-pub(crate) fn unwrap(ciphertext: &[u8], passphrase: &SecretString) -> Result<SecretString, VaultError> {
-    let decryptor = age::Decryptor::new_buffered(ciphertext)
-        .map_err(|e| VaultError::Decrypt(e.to_string()))?;
+pub(crate) fn unwrap(
+    ciphertext: &[u8],
+    passphrase: &SecretString,
+) -> Result<SecretString, VaultError> {
+    let decryptor =
+        age::Decryptor::new_buffered(ciphertext).map_err(|e| VaultError::Decrypt(e.to_string()))?;
     let identity = age::scrypt::Identity::new(age_secret(passphrase));
     let mut r = decryptor
         .decrypt(std::iter::once(&identity as &dyn age::Identity))

@@ -8,7 +8,9 @@ use std::str::FromStr;
 use age::secrecy::ExposeSecret;
 
 use crate::meta::{META_VERSION, Meta};
-use crate::{Backend, BackendChoice, SecretBytes, SecretString, VaultError, keyring_backend, passphrase};
+use crate::{
+    Backend, BackendChoice, SecretBytes, SecretString, VaultError, keyring_backend, passphrase,
+};
 
 const META_FILE: &str = "vault.json";
 const WRAPPED_FILE: &str = "master.age";
@@ -46,17 +48,28 @@ impl Vault {
                 return Err(VaultError::NotInitialized(dir.to_path_buf()));
             }
             Err(source) => {
-                return Err(VaultError::Io { action: "cannot read", path, source });
+                return Err(VaultError::Io {
+                    action: "cannot read",
+                    path,
+                    source,
+                });
             }
         };
-        let meta: Meta =
-            serde_json::from_str(&text).map_err(|e| VaultError::Corrupt(path.clone(), e.to_string()))?;
+        let meta: Meta = serde_json::from_str(&text)
+            .map_err(|e| VaultError::Corrupt(path.clone(), e.to_string()))?;
         if meta.version != META_VERSION {
-            return Err(VaultError::Corrupt(path, format!("unknown version {}", meta.version)));
+            return Err(VaultError::Corrupt(
+                path,
+                format!("unknown version {}", meta.version),
+            ));
         }
         age::x25519::Recipient::from_str(&meta.recipient)
             .map_err(|e| VaultError::Corrupt(path.clone(), e.to_string()))?;
-        Ok(Self { dir: dir.to_path_buf(), meta, identity: None })
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            meta,
+            identity: None,
+        })
     }
 
     /// Creates a vault in `dir` with a new master identity and returns it unlocked, with a
@@ -87,7 +100,9 @@ impl Vault {
         };
         let pass = match (backend, pass) {
             (Backend::Passphrase, None) => return Err(VaultError::PassphraseRequired),
-            (Backend::Passphrase, Some(p)) if p.is_empty() => return Err(VaultError::EmptyPassphrase),
+            (Backend::Passphrase, Some(p)) if p.is_empty() => {
+                return Err(VaultError::EmptyPassphrase);
+            }
             (_, p) => p,
         };
 
@@ -97,7 +112,10 @@ impl Vault {
             version: META_VERSION,
             backend,
             recipient: identity.to_public().to_string(),
-            keyring_user: format!("vault-{}", identity.to_public().to_string().get(4..20).unwrap_or("x")),
+            keyring_user: format!(
+                "vault-{}",
+                identity.to_public().to_string().get(4..20).unwrap_or("x")
+            ),
         };
         ensure_dir(dir)?;
         match (backend, pass) {
@@ -107,14 +125,22 @@ impl Vault {
             }
             (Backend::Passphrase, None) => return Err(VaultError::PassphraseRequired),
         }
-        let json = serde_json::to_vec_pretty(&meta).map_err(|e| VaultError::Encrypt(e.to_string()))?;
+        let json =
+            serde_json::to_vec_pretty(&meta).map_err(|e| VaultError::Encrypt(e.to_string()))?;
         if let Err(e) = write_private(&dir.join(META_FILE), &json) {
             if backend == Backend::Keyring {
                 let _ = keyring_backend::delete(&meta.keyring_user);
             }
             return Err(e);
         }
-        Ok((Self { dir: dir.to_path_buf(), meta, identity: Some(identity) }, notice))
+        Ok((
+            Self {
+                dir: dir.to_path_buf(),
+                meta,
+                identity: Some(identity),
+            },
+            notice,
+        ))
     }
 
     /// The backend holding the master identity.
@@ -154,8 +180,9 @@ impl Vault {
     }
 
     fn set_identity(&mut self, secret: &SecretString) -> Result<(), VaultError> {
-        let identity = age::x25519::Identity::from_str(secret.expose())
-            .map_err(|_| VaultError::Corrupt(self.dir.clone(), "master identity is malformed".into()))?;
+        let identity = age::x25519::Identity::from_str(secret.expose()).map_err(|_| {
+            VaultError::Corrupt(self.dir.clone(), "master identity is malformed".into())
+        })?;
         if identity.to_public().to_string() != self.meta.recipient {
             return Err(VaultError::Corrupt(
                 self.dir.clone(),
@@ -193,13 +220,21 @@ fn ensure_dir(dir: &Path) -> Result<(), VaultError> {
         .recursive(true)
         .mode(0o700)
         .create(dir)
-        .map_err(|source| VaultError::Io { action: "cannot create", path: dir.to_path_buf(), source })
+        .map_err(|source| VaultError::Io {
+            action: "cannot create",
+            path: dir.to_path_buf(),
+            source,
+        })
 }
 
 /// Writes `bytes` to `path` atomically with mode 0600 (temp file, fsync, rename).
 fn write_private(path: &Path, bytes: &[u8]) -> Result<(), VaultError> {
     let tmp = path.with_extension("tmp");
-    let io = |action, source| VaultError::Io { action, path: path.to_path_buf(), source };
+    let io = |action, source| VaultError::Io {
+        action,
+        path: path.to_path_buf(),
+        source,
+    };
     let _ = std::fs::remove_file(&tmp);
     let mut f = std::fs::OpenOptions::new()
         .write(true)
@@ -207,7 +242,9 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<(), VaultError> {
         .mode(0o600)
         .open(&tmp)
         .map_err(|e| io("cannot create", e))?;
-    f.write_all(bytes).and_then(|_| f.sync_all()).map_err(|e| io("cannot write", e))?;
+    f.write_all(bytes)
+        .and_then(|_| f.sync_all())
+        .map_err(|e| io("cannot write", e))?;
     std::fs::rename(&tmp, path).map_err(|e| io("cannot write", e))
 }
 
@@ -222,19 +259,33 @@ mod tests {
     #[test]
     fn passphrase_vault_round_trip_and_wrong_passphrase() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let (v, notice) =
-            Vault::create(dir.path(), BackendChoice::Passphrase, Some(&pass("correct horse"))).expect("create");
+        let (v, notice) = Vault::create(
+            dir.path(),
+            BackendChoice::Passphrase,
+            Some(&pass("correct horse")),
+        )
+        .expect("create");
         assert!(notice.is_none());
         assert!(v.is_unlocked());
         let ct = v.seal(b"private key text").expect("seal");
-        assert!(!ct.windows(7).any(|w| w == b"private"), "ciphertext must not contain the plaintext");
+        assert!(
+            !ct.windows(7).any(|w| w == b"private"),
+            "ciphertext must not contain the plaintext"
+        );
 
         let mut v2 = Vault::open(dir.path()).expect("open");
         assert!(!v2.is_unlocked());
         assert!(matches!(v2.open_sealed(&ct), Err(VaultError::Locked)));
-        assert!(matches!(v2.unlock_passphrase(&pass("wrong")), Err(VaultError::WrongPassphrase)));
-        v2.unlock_passphrase(&pass("correct horse")).expect("unlock");
-        assert_eq!(v2.open_sealed(&ct).expect("open").expose(), b"private key text");
+        assert!(matches!(
+            v2.unlock_passphrase(&pass("wrong")),
+            Err(VaultError::WrongPassphrase)
+        ));
+        v2.unlock_passphrase(&pass("correct horse"))
+            .expect("unlock");
+        assert_eq!(
+            v2.open_sealed(&ct).expect("open").expose(),
+            b"private key text"
+        );
         v2.lock();
         assert!(matches!(v2.open_sealed(&ct), Err(VaultError::Locked)));
         // Sealing needs only the public recipient.
@@ -245,14 +296,18 @@ mod tests {
     fn files_are_owner_only_and_hold_no_identity_in_clear() {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().expect("tempdir");
-        let (v, _) = Vault::create(dir.path(), BackendChoice::Passphrase, Some(&pass("pw"))).expect("create");
+        let (v, _) = Vault::create(dir.path(), BackendChoice::Passphrase, Some(&pass("pw")))
+            .expect("create");
         drop(v);
         for f in [META_FILE, WRAPPED_FILE] {
             let p = dir.path().join(f);
             let mode = std::fs::metadata(&p).expect("stat").permissions().mode() & 0o777;
             assert_eq!(mode, 0o600, "{f}");
             let body = std::fs::read(&p).expect("read");
-            assert!(!body.windows(16).any(|w| w == b"AGE-SECRET-KEY-1"), "{f} holds the identity in clear");
+            assert!(
+                !body.windows(16).any(|w| w == b"AGE-SECRET-KEY-1"),
+                "{f} holds the identity in clear"
+            );
         }
     }
 

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Runs sshkeep's whole test suite. Installs what the tests need when it is missing and this
+# machine can (root with apt-get); otherwise it says exactly what to install.
+#
+#   OpenSSH's sshd           the SSH tests start real sshd instances on loopback ports
+#   ssh-keygen               key fixtures
+#   dbus-run-session,        the OS keyring tests run a real Secret Service on a private bus
+#   gnome-keyring-daemon
+#   setpriv (util-linux)     the other-uid socket test (only when running as root)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+[ -x /usr/sbin/sshd ] || need+=(openssh-server)
+command -v ssh-keygen >/dev/null || need+=(openssh-client)
+command -v dbus-run-session >/dev/null || need+=(dbus)
+command -v gnome-keyring-daemon >/dev/null || need+=(gnome-keyring)
+command -v setpriv >/dev/null || need+=(util-linux)
+
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "installing test dependencies: ${need[*]}" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  else
+    echo "missing test dependencies; install them and run again:" >&2
+    echo "  sudo apt-get install ${need[*]}" >&2
+    exit 1
+  fi
+fi
+
+cargo test --workspace --all-targets "$@"

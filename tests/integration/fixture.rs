@@ -1,0 +1,460 @@
+//! Test fixtures: a real OpenSSH `sshd` on a loopback port, and an isolated sshkeep home that
+//! runs the built `sshkeep` binary. Both clean up after themselves on drop.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+
+pub const SSHKEEP: &str = env!("CARGO_BIN_EXE_sshkeep");
+
+/// Finds OpenSSH's sshd or fails with what to install.
+pub fn sshd_binary() -> PathBuf {
+    for p in ["/usr/sbin/sshd", "/usr/bin/sshd", "/sbin/sshd"] {
+        if Path::new(p).exists() {
+            return p.into();
+        }
+    }
+    panic!(
+        "OpenSSH sshd not found: install it (Debian/Ubuntu: `apt-get install openssh-server`), or run scripts/test.sh which does"
+    );
+}
+
+pub fn whoami() -> String {
+    let out = Command::new("id").arg("-un").output().expect("id -un");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+pub fn is_root() -> bool {
+    let out = Command::new("id").arg("-u").output().expect("id -u");
+    String::from_utf8_lossy(&out.stdout).trim() == "0"
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+/// Settings for one sshd.
+#[derive(Clone, Debug, Default)]
+pub struct SshdOptions {
+    pub max_sessions: Option<u32>,
+    pub max_startups: Option<String>,
+    pub extra: Vec<String>,
+}
+
+/// A running sshd. Its host key and authorized_keys live in its own temp dir.
+pub struct Sshd {
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+    pub user: String,
+    opts: SshdOptions,
+    child: Option<Child>,
+    log: Arc<Mutex<String>>,
+}
+
+impl Sshd {
+    pub fn start() -> Self {
+        Self::start_with(SshdOptions::default())
+    }
+
+    pub fn start_with(opts: SshdOptions) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        keygen(&dir.path().join("host_ed25519"), "ed25519", "", "host");
+        std::fs::write(dir.path().join("authorized_keys"), "").expect("authorized_keys");
+        if is_root() {
+            let _ = std::fs::create_dir_all("/run/sshd");
+        }
+        let mut s = Self {
+            dir,
+            port: 0,
+            user: whoami(),
+            opts,
+            child: None,
+            log: Arc::default(),
+        };
+        s.launch();
+        s
+    }
+
+    fn launch(&mut self) {
+        for _attempt in 0..5 {
+            self.port = free_port();
+            let d = self.dir.path();
+            let mut cfg = format!(
+                "ListenAddress 127.0.0.1:{port}\nHostKey {hk}\nAuthorizedKeysFile {ak}\nUsePAM no\nStrictModes no\n\
+                 PasswordAuthentication no\nKbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\n\
+                 PidFile none\nLogLevel VERBOSE\nSubsystem sftp internal-sftp\n",
+                port = self.port,
+                hk = d.join("host_ed25519").display(),
+                ak = d.join("authorized_keys").display(),
+            );
+            if let Some(n) = self.opts.max_sessions {
+                cfg.push_str(&format!("MaxSessions {n}\n"));
+            }
+            if let Some(m) = &self.opts.max_startups {
+                cfg.push_str(&format!("MaxStartups {m}\n"));
+            }
+            for line in &self.opts.extra {
+                cfg.push_str(line);
+                cfg.push('\n');
+            }
+            std::fs::write(d.join("sshd_config"), cfg).expect("sshd_config");
+            let mut child = Command::new(sshd_binary())
+                .args(["-D", "-e", "-f"])
+                .arg(d.join("sshd_config"))
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("spawn sshd");
+            // Wait for sshd's own "Server listening" line rather than guessing with sleeps.
+            let stderr = child.stderr.take().expect("stderr");
+            let (tx, rx) = std::sync::mpsc::channel();
+            let log = self.log.clone();
+            std::thread::spawn(move || {
+                let mut tx = Some(tx);
+                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    if let Ok(mut l) = log.lock() {
+                        l.push_str(&line);
+                        l.push('\n');
+                    }
+                    let verdict = if line.contains("Server listening") {
+                        Some(true)
+                    } else if line.contains("Bind to port") || line.contains("Cannot bind") {
+                        Some(false)
+                    } else {
+                        None
+                    };
+                    if let (Some(v), Some(t)) = (verdict, tx.as_ref()) {
+                        let _ = t.send(v);
+                        tx = None;
+                    }
+                }
+                if let Some(t) = tx.take() {
+                    let _ = t.send(false);
+                }
+            });
+            match rx.recv_timeout(std::time::Duration::from_secs(20)) {
+                Ok(true) => {
+                    self.child = Some(child);
+                    return;
+                }
+                _ => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                }
+            }
+        }
+        panic!("sshd did not start; its log:\n{}", self.log());
+    }
+
+    /// What sshd logged so far.
+    pub fn log(&self) -> String {
+        self.log.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    /// Lets `public_key_line` log in.
+    pub fn authorize(&self, public_key_line: &str) {
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(self.dir.path().join("authorized_keys"))
+            .expect("open authorized_keys");
+        writeln!(f, "{}", public_key_line.trim()).expect("write authorized_keys");
+    }
+
+    /// `user@127.0.0.1:port`.
+    pub fn address(&self) -> String {
+        format!("{}@127.0.0.1:{}", self.user, self.port)
+    }
+
+    /// The host key's SHA256 fingerprint, as ssh-keygen prints it.
+    pub fn host_fingerprint(&self) -> String {
+        let out = Command::new("ssh-keygen")
+            .arg("-lf")
+            .arg(self.dir.path().join("host_ed25519.pub"))
+            .output()
+            .expect("ssh-keygen -l");
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .nth(1)
+            .expect("fingerprint")
+            .to_string()
+    }
+
+    /// The sshd master's pid.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
+    /// Stops the server the way a crash or reboot would: the listener and every per-connection
+    /// process it forked (killing only the listener leaves open connections running).
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let mut pids = descendants(c.id());
+            pids.push(c.id());
+            for p in pids {
+                let _ = Command::new("kill")
+                    .args(["-KILL", &p.to_string()])
+                    .status();
+            }
+            let _ = c.wait();
+        }
+    }
+
+    /// Freezes (SIGSTOP) or thaws (SIGCONT) the server and all its connections.
+    pub fn signal_all(&self, signal: &str) {
+        if let Some(c) = &self.child {
+            let mut pids = descendants(c.id());
+            pids.push(c.id());
+            for p in pids {
+                let _ = Command::new("kill")
+                    .args([&format!("-{signal}"), &p.to_string()])
+                    .status();
+            }
+        }
+    }
+
+    /// Restarts on the same port, optionally with a brand-new host key.
+    pub fn restart(&mut self, new_host_key: bool) {
+        self.stop();
+        if new_host_key {
+            for f in ["host_ed25519", "host_ed25519.pub"] {
+                let _ = std::fs::remove_file(self.dir.path().join(f));
+            }
+            keygen(&self.dir.path().join("host_ed25519"), "ed25519", "", "host");
+        }
+        let port = self.port;
+        let mut child = Command::new(sshd_binary())
+            .args(["-D", "-e", "-f"])
+            .arg(self.dir.path().join("sshd_config"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn sshd");
+        let stderr = child.stderr.take().expect("stderr");
+        let mut lines = BufReader::new(stderr).lines();
+        loop {
+            match lines.next() {
+                Some(Ok(l)) if l.contains("Server listening") => break,
+                Some(Ok(_)) => continue,
+                _ => panic!("sshd did not restart on port {port}"),
+            }
+        }
+        std::thread::spawn(move || for _ in lines.by_ref() {});
+        self.child = Some(child);
+    }
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// All processes below `pid`, read from /proc.
+pub fn descendants(pid: u32) -> Vec<u32> {
+    let mut children: std::collections::HashMap<u32, Vec<u32>> = std::collections::HashMap::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(p) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) else {
+            continue;
+        };
+        // The ppid is the second field after the parenthesised command name.
+        let Some(after) = stat.rsplit_once(')').map(|(_, a)| a) else {
+            continue;
+        };
+        if let Some(ppid) = after
+            .split_whitespace()
+            .nth(1)
+            .and_then(|v| v.parse::<u32>().ok())
+        {
+            children.entry(ppid).or_default().push(p);
+        }
+    }
+    let mut out = Vec::new();
+    let mut stack = vec![pid];
+    while let Some(p) = stack.pop() {
+        for c in children.get(&p).cloned().unwrap_or_default() {
+            out.push(c);
+            stack.push(c);
+        }
+    }
+    out
+}
+
+/// Runs ssh-keygen to make a key pair at `path`.
+pub fn keygen(path: &Path, kind: &str, passphrase: &str, comment: &str) {
+    let mut cmd = Command::new("ssh-keygen");
+    cmd.args(["-q", "-t", kind, "-N", passphrase, "-C", comment, "-f"])
+        .arg(path);
+    let st = cmd.status().expect("ssh-keygen");
+    assert!(st.success(), "ssh-keygen failed");
+}
+
+/// An isolated sshkeep home (SSHKEEP_HOME and HOME in a temp dir) whose broker is stopped on drop.
+pub struct Home {
+    pub dir: tempfile::TempDir,
+    pub passphrase_file: PathBuf,
+    /// Whether commands get SSHKEEP_PASSPHRASE_FILE.
+    pub use_passphrase_file: bool,
+}
+
+/// The result of one CLI run.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn ok(self) -> Self {
+        assert_eq!(
+            self.code, 0,
+            "expected success\nstdout: {}\nstderr: {}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+
+    pub fn fails(self) -> Self {
+        assert_ne!(
+            self.code, 0,
+            "expected failure\nstdout: {}\nstderr: {}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.stdout))
+    }
+}
+
+impl From<Output> for Run {
+    fn from(o: Output) -> Self {
+        Run {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+impl Home {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir_all(dir.path().join("user/.ssh")).expect("home");
+        let passphrase_file = dir.path().join("passphrase");
+        std::fs::write(&passphrase_file, "correct horse battery staple\n").expect("passphrase");
+        std::fs::set_permissions(&passphrase_file, std::fs::Permissions::from_mode(0o600))
+            .expect("chmod");
+        Self {
+            dir,
+            passphrase_file,
+            use_passphrase_file: true,
+        }
+    }
+
+    /// A home with a passphrase vault already created.
+    pub fn with_vault() -> Self {
+        let h = Self::new();
+        h.run(&["vault", "init", "--backend", "passphrase"]).ok();
+        h
+    }
+
+    pub fn sshkeep_home(&self) -> PathBuf {
+        self.dir.path().join("sshkeep")
+    }
+
+    pub fn user_home(&self) -> PathBuf {
+        self.dir.path().join("user")
+    }
+
+    /// A `Command` for the sshkeep binary in this home.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(SSHKEEP);
+        c.args(args)
+            .env("SSHKEEP_HOME", self.sshkeep_home())
+            .env("HOME", self.user_home())
+            .env_remove("XDG_RUNTIME_DIR")
+            .env_remove("DBUS_SESSION_BUS_ADDRESS")
+            .env_remove("SSHKEEP_LOG")
+            .stdin(Stdio::null());
+        if self.use_passphrase_file {
+            c.env("SSHKEEP_PASSPHRASE_FILE", &self.passphrase_file);
+        } else {
+            c.env_remove("SSHKEEP_PASSPHRASE_FILE");
+        }
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Run {
+        self.command(args).output().expect("run sshkeep").into()
+    }
+
+    /// Runs with `input` on standard input.
+    pub fn run_with_stdin(&self, args: &[&str], input: &[u8]) -> Run {
+        let mut child = self
+            .command(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn sshkeep");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input)
+            .expect("write stdin");
+        child.wait_with_output().expect("wait").into()
+    }
+
+    /// Generates a key in the vault and authorizes it on `sshd`; saves connection `conn` to it.
+    pub fn connect_to(&self, sshd: &Sshd, key: &str, conn: &str) {
+        self.run(&["key", "generate", key]).ok();
+        let public = self.run(&["key", "pub", key]).ok().stdout;
+        sshd.authorize(&public);
+        let port = sshd.port.to_string();
+        self.run(&[
+            "conn",
+            "save",
+            conn,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port,
+            "--user",
+            &sshd.user,
+            "--key",
+            key,
+        ])
+        .ok();
+    }
+
+    pub fn broker_log(&self) -> String {
+        std::fs::read_to_string(self.sshkeep_home().join("state/broker.log")).unwrap_or_default()
+    }
+
+    pub fn stop_broker(&self) {
+        let _ = self.command(&["broker", "stop"]).output();
+    }
+}
+
+impl Drop for Home {
+    fn drop(&mut self) {
+        self.stop_broker();
+    }
+}

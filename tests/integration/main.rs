@@ -1,0 +1,10 @@
+//! Integration tests: the real broker binary against real OpenSSH sshd instances on loopback.
+
+mod fixture;
+
+mod audit_log;
+mod exec_and_keys;
+mod host_keys;
+mod keyring_backend;
+mod socket;
+mod vault_unlock;
