@@ -80,6 +80,139 @@ pub enum Request {
     AuditList(AuditFilter),
     /// Check the audit hash chain.
     AuditVerify,
+    /// Open a persistent session on a target (a new SSH connection).
+    SessionOpen { target: String, key: Option<String> },
+    /// All sessions.
+    SessionList,
+    /// Close a session (its attached commands fail; detached ones keep running on the server).
+    SessionClose { session_id: String },
+    /// Start a command; the reply comes at once with its id.
+    Run(RunSpec),
+    /// A command's state.
+    CommandStatus { command_id: String },
+    /// A command's output, filtered.
+    CommandLogs(LogQuery),
+    /// Stop a command and everything it started.
+    CommandCancel { command_id: String },
+    /// Commands, newest first.
+    CommandList {
+        state: Option<String>,
+        conn: Option<String>,
+        limit: Option<u32>,
+    },
+    /// All settings with their values in force.
+    Settings,
+    /// Change a setting.
+    SettingSet { key: String, value: String },
+}
+
+/// What to run, where, and how.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct RunSpec {
+    /// A connection name or `user@host[:port]`; its reusable session is used or opened.
+    pub target: Option<String>,
+    /// Or an open session.
+    pub session_id: Option<String>,
+    /// Log in with this key instead of the linked one.
+    pub key: Option<String>,
+    /// One command, or several run in order that stop at the first failure.
+    pub commands: Vec<String>,
+    /// Run on the server independently of the SSH connection (survives reconnects and broker restarts).
+    pub detach: bool,
+    /// Text fed to the command's standard input (then end of file). Kept out of logs and the database.
+    pub stdin: Option<SecretString>,
+    pub options: RunOptions,
+}
+
+/// Options of a run that are kept with the command.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunOptions {
+    /// Working directory on the server.
+    pub cwd: Option<String>,
+    /// Environment variables set for the command.
+    pub env: std::collections::BTreeMap<String, String>,
+    /// Allocate a terminal (stderr is then merged into stdout).
+    pub pty: bool,
+    /// Seconds before the command is killed and marked `timed_out`.
+    pub timeout_secs: Option<u64>,
+}
+
+/// The states of an asynchronous command.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CommandState {
+    /// Waiting for a session or a free channel.
+    Queued,
+    Running,
+    /// Ended with exit status 0.
+    Completed,
+    /// Ended non-zero or by a signal, or could not run.
+    Failed,
+    Cancelled,
+    TimedOut,
+    /// The broker stopped while an attached command ran.
+    Interrupted,
+}
+
+impl CommandState {
+    /// The stored and displayed name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Running => "running",
+            Self::Completed => "completed",
+            Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
+            Self::TimedOut => "timed_out",
+            Self::Interrupted => "interrupted",
+        }
+    }
+
+    /// Parses [`CommandState::as_str`].
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            Self::Queued,
+            Self::Running,
+            Self::Completed,
+            Self::Failed,
+            Self::Cancelled,
+            Self::TimedOut,
+            Self::Interrupted,
+        ]
+        .into_iter()
+        .find(|st| st.as_str() == s)
+    }
+
+    /// Whether the command has ended.
+    pub fn is_final(self) -> bool {
+        !matches!(self, Self::Queued | Self::Running)
+    }
+}
+
+/// Which lines `logs` returns.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum StreamFilter {
+    Stdout,
+    Stderr,
+    #[default]
+    Both,
+}
+
+/// A filtered read of a command's output. Filters apply in this order: stream, line range,
+/// grep, then head or tail.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct LogQuery {
+    pub command_id: String,
+    pub stream: Option<StreamFilter>,
+    /// A regular expression (a plain substring works too).
+    pub grep: Option<String>,
+    pub head: Option<u64>,
+    pub tail: Option<u64>,
+    pub from_line: Option<u64>,
+    pub to_line: Option<u64>,
+    /// Reply size cap in bytes (the broker also has its own ceiling).
+    pub max_bytes: Option<u64>,
 }
 
 /// Key algorithms `key generate` can make.
@@ -194,6 +327,23 @@ pub enum Response {
         records: u64,
         first_broken: Option<u64>,
         reason: Option<String>,
+    },
+    Session(SessionInfo),
+    Sessions {
+        sessions: Vec<SessionInfo>,
+    },
+    CommandStarted {
+        command_id: String,
+        session_id: Option<String>,
+        state: CommandState,
+    },
+    Command(CommandInfo),
+    Commands {
+        commands: Vec<CommandInfo>,
+    },
+    Logs(LogPage),
+    Settings {
+        settings: Vec<Setting>,
     },
     Error {
         code: ErrorCode,
@@ -329,6 +479,94 @@ pub struct AuditRecord {
     pub client_exe: Option<String>,
     /// Hex SHA-256 of this record and the previous record's hash.
     pub hash: String,
+}
+
+/// A session as clients see it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SessionInfo {
+    pub session_id: String,
+    pub target: String,
+    pub conn_name: Option<String>,
+    pub user: String,
+    pub host: String,
+    pub port: u16,
+    /// `open`, `reconnecting`, `failed` or `closed`.
+    pub state: String,
+    /// Unix seconds.
+    pub opened: i64,
+    pub last_used: i64,
+    pub channels_in_use: u32,
+    /// The channel limit learned from the server (MaxSessions), or the configured ceiling.
+    pub channel_limit: u32,
+    pub commands_running: u32,
+    pub commands_queued: u32,
+    pub reconnects: u32,
+    /// Why the session failed or is reconnecting.
+    pub reason: Option<String>,
+}
+
+/// Bytes and lines received on one stream.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct StreamStats {
+    pub bytes: u64,
+    pub lines: u64,
+}
+
+/// A command as clients see it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CommandInfo {
+    pub command_id: String,
+    pub session_id: Option<String>,
+    pub target: String,
+    pub conn_name: Option<String>,
+    pub commands: Vec<String>,
+    pub detached: bool,
+    pub state: CommandState,
+    pub exit_code: Option<i64>,
+    pub signal: Option<String>,
+    pub error: Option<String>,
+    /// Unix milliseconds.
+    pub created_ms: i64,
+    pub started_ms: Option<i64>,
+    pub ended_ms: Option<i64>,
+    pub duration_ms: Option<i64>,
+    pub stdout: StreamStats,
+    pub stderr: StreamStats,
+    /// Lines stored so far (both streams and markers); poll logs from `total_lines + 1`.
+    pub total_lines: u64,
+    pub bulk_id: Option<String>,
+}
+
+/// One stored output line.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct LogLine {
+    pub n: u64,
+    /// `stdout`, `stderr` or `sshkeep` (a marker the broker wrote).
+    pub stream: String,
+    pub text: String,
+}
+
+/// A page of output.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct LogPage {
+    pub command_id: String,
+    pub lines: Vec<LogLine>,
+    /// Lines stored for the command so far.
+    pub total_lines: u64,
+    /// The reply hit its size cap; more matching lines follow.
+    pub truncated: bool,
+    /// Where to continue (`from_line`) to read the rest.
+    pub next_from_line: Option<u64>,
+    pub state: CommandState,
+}
+
+/// A setting.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Setting {
+    pub key: String,
+    pub value: String,
+    pub default: String,
+    pub description: String,
 }
 
 impl Response {

@@ -6,7 +6,7 @@ use interprocess::local_socket::tokio::Stream;
 use tokio::io::AsyncWrite;
 
 use super::fail::Fail;
-use super::{Broker, Peer, conn_ops, exec, key_ops, vault_ops};
+use super::{Broker, Peer, command_ops, commands, conn_ops, exec, key_ops, vault_ops};
 use crate::frame::{FrameError, read_frame, write_frame};
 use crate::protocol::{ErrorCode, PROTOCOL_VERSION, Request, Response};
 
@@ -139,6 +139,22 @@ async fn dispatch(broker: &Arc<Broker>, peer: &Peer, req: Request) -> Result<Res
                 reason: c.reason,
             })
         }
+        Request::SessionOpen { target, key } => {
+            command_ops::session_open(broker, peer, &target, key.as_deref()).await
+        }
+        Request::SessionList => Ok(command_ops::session_list(broker)),
+        Request::SessionClose { session_id } => {
+            command_ops::session_close(broker, &session_id).await
+        }
+        Request::Run(spec) => commands::start(broker, peer, spec).await,
+        Request::CommandStatus { command_id } => commands::status(broker, &command_id),
+        Request::CommandLogs(q) => commands::logs(broker, q).await,
+        Request::CommandCancel { command_id } => commands::cancel(broker, peer, &command_id).await,
+        Request::CommandList { state, conn, limit } => {
+            commands::list(broker, state.as_deref(), conn.as_deref(), limit)
+        }
+        Request::Settings => Ok(command_ops::settings(broker)),
+        Request::SettingSet { key, value } => command_ops::set_setting(broker, peer, &key, &value),
         Request::Exec { .. } | Request::Shutdown => Err(Fail::new(
             ErrorCode::Internal,
             "handled by the connection loop",

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use super::fail::Fail;
-use super::session::{audit_refusal, known_hosts, pin_if_new, resolve, unseal_key};
+use super::login::{audit_refusal, known_hosts, pin_if_new, resolve, unseal_key};
 use super::{Broker, Peer};
 use crate::db::{ConnRow, Pin, now};
 use crate::protocol::{

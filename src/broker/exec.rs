@@ -1,4 +1,5 @@
-//! One-shot `exec`: run a command on a pooled session and stream its output to the client.
+//! One-shot `exec`: run a command on the target's reusable session and stream its output to the
+//! client as it arrives (nothing is stored: `run` is the stored, asynchronous form).
 
 use std::sync::Arc;
 
@@ -9,7 +10,8 @@ use tokio::io::AsyncWrite;
 
 use super::client_conn::send;
 use super::fail::Fail;
-use super::session::{acquire, resolve};
+use super::login::resolve;
+use super::sessions::Sessions;
 use super::{Broker, Peer};
 use crate::protocol::{ErrorCode, OutputStream, Response};
 
@@ -39,8 +41,9 @@ fn signal_name(sig: &Sig) -> String {
     }
 }
 
-/// Runs `command` on `target` and streams `Output` frames, then one `Exit`. A stale pooled
-/// session (the server went away while idle) is replaced once, transparently.
+/// Runs `command` on `target` and streams `Output` frames, then one `Exit`. A session whose
+/// connection dropped while idle is reconnected first; a server at its channel limit makes the
+/// command wait in the session's queue.
 pub async fn run<W: AsyncWrite + Unpin>(
     broker: &Arc<Broker>,
     peer: &Peer,
@@ -56,27 +59,17 @@ pub async fn run<W: AsyncWrite + Unpin>(
         ));
     }
     let r = resolve(broker, target, key)?;
-    let (mut handle, mut pool_key) = acquire(broker, peer, &r, "exec").await?;
-    let mut channel = match handle.channel_open_session().await {
-        Ok(c) => c,
-        // A session that died while pooled: replace it once. A live session that refuses a
-        // channel (MaxSessions) is reported as such.
-        Err(e) if handle.is_closed() || !matches!(e, russh::Error::ChannelOpenFailure(_)) => {
-            broker.pool.evict(&pool_key, &handle);
-            (handle, pool_key) = acquire(broker, peer, &r, "exec").await?;
-            handle
-                .channel_open_session()
-                .await
-                .map_err(|e| channel_error(&r.endpoint, e))?
-        }
-        Err(e) => return Err(channel_error(&r.endpoint, e)),
-    };
+    let session = Sessions::for_target(broker, peer, &r, "exec").await?;
+    let mut occupancy = session.occupy();
+    let (mut channel, _permit) = session.open_channel().await?;
+    occupancy.running();
     channel.exec(true, command.as_bytes()).await.map_err(|e| {
         Fail::new(
             ErrorCode::Ssh,
-            format!("cannot start the command on {}: {e}", r.endpoint.host),
+            format!("cannot start the command on {}: {e}", session.label),
         )
     })?;
+    let _ = channel.eof().await;
 
     let mut exit_code = None;
     let mut signal = None;
@@ -115,7 +108,7 @@ pub async fn run<W: AsyncWrite + Unpin>(
     // Dropping a channel does not close it; an unclosed channel holds one of the server's
     // MaxSessions slots until the connection ends.
     let _ = channel.close().await;
-    broker.pool.touch(&pool_key);
+    session.touch();
     if client_gone {
         return Ok(());
     }
@@ -123,11 +116,12 @@ pub async fn run<W: AsyncWrite + Unpin>(
         (Some(c), _) => c as i32,
         (None, Some(s)) => 128 + signal_number(s),
         (None, None) => {
+            session.mark_lost();
             return Err(Fail::new(
                 ErrorCode::Unreachable,
                 format!(
-                    "the connection to {}:{} was lost while the command ran; its exit status is unknown",
-                    r.endpoint.host, r.endpoint.port
+                    "the connection to {} ({}:{}) was lost while the command ran; its exit status is unknown",
+                    session.label, r.endpoint.host, r.endpoint.port
                 ),
             ));
         }
@@ -142,17 +136,4 @@ pub async fn run<W: AsyncWrite + Unpin>(
     )
     .await;
     Ok(())
-}
-
-fn channel_error(ep: &crate::ssh::Endpoint, e: russh::Error) -> Fail {
-    let why = match e {
-        russh::Error::ChannelOpenFailure(_) => {
-            "the server refused a new channel (its MaxSessions limit may be reached)".to_string()
-        }
-        other => other.to_string(),
-    };
-    Fail::new(
-        ErrorCode::Ssh,
-        format!("cannot open a channel on {}:{}: {why}", ep.host, ep.port),
-    )
 }

@@ -1,20 +1,22 @@
 //! The broker: the one process that holds decrypted keys and owns every SSH session.
 
 mod client_conn;
+mod command_ops;
+mod commands;
 mod conn_ops;
 mod exec;
 mod fail;
+mod gate;
 mod key_ops;
 mod listener;
-mod session;
+mod login;
+mod sessions;
 mod state;
 mod vault_ops;
 
 use std::fs::File;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
-use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use sshkeep_vault::Vault;
@@ -61,8 +63,9 @@ pub async fn run(paths: Paths, opts: RunOptions) -> Result<()> {
     } else {
         None
     };
-    let broker = Broker::new(paths.clone(), db, vault);
+    let broker = Broker::new(paths.clone(), db, vault)?;
     vault_ops::auto_unlock(&broker).await;
+    commands::recover(&broker);
 
     let listener = listener::bind(&paths.socket())?;
     tracing::info!(socket = %paths.socket().display(), pid = std::process::id(), "broker ready");
@@ -72,7 +75,6 @@ pub async fn run(paths: Paths, opts: RunOptions) -> Result<()> {
         let _ = writeln!(out, "ready").and_then(|_| out.flush());
     }
 
-    let reaper = tokio::spawn(reap_idle(broker.clone()));
     let own_uid = crate::system::current_uid();
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     loop {
@@ -89,30 +91,8 @@ pub async fn run(paths: Paths, opts: RunOptions) -> Result<()> {
         }
     }
     tracing::info!("broker stopping");
-    reaper.abort();
-    for handle in broker.pool.drain() {
-        let _ = handle
-            .disconnect(
-                russh::Disconnect::ByApplication,
-                "sshkeep broker stopping",
-                "en",
-            )
-            .await;
-    }
+    broker.sessions.close_all().await;
     let _ = std::fs::remove_file(paths.socket());
     drop(lock);
     Ok(())
-}
-
-/// Closes sessions that have been idle past their timeout.
-async fn reap_idle(broker: Arc<Broker>) {
-    let mut tick = tokio::time::interval(Duration::from_secs(5));
-    loop {
-        tick.tick().await;
-        for handle in broker.pool.take_expired() {
-            let _ = handle
-                .disconnect(russh::Disconnect::ByApplication, "idle timeout", "en")
-                .await;
-        }
-    }
 }

@@ -1,17 +1,23 @@
 //! The broker's shared state.
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Instant;
+
+use anyhow::Result;
 
 use sshkeep_vault::Vault;
 use tokio::sync::Notify;
 
+use super::commands::Registry;
 use super::fail::Fail;
 use super::listener::Peer;
+use super::sessions::Sessions;
 use crate::db::{AuditEntry, Db, now};
+use crate::logs::LogWriter;
 use crate::paths::Paths;
 use crate::protocol::ErrorCode;
-use crate::ssh::Pool;
+use crate::settings::Settings;
 
 /// Everything the broker holds.
 pub struct Broker {
@@ -19,22 +25,68 @@ pub struct Broker {
     pub db: Mutex<Db>,
     /// `None` until `vault init`.
     pub vault: Mutex<Option<Vault>>,
-    pub pool: Pool,
+    pub sessions: Sessions,
+    pub running: Registry,
+    pub log_writer: LogWriter,
+    /// A connection of its own for reading logs (long reads never hold the main one).
+    pub log_reader: Mutex<rusqlite::Connection>,
+    settings: RwLock<Settings>,
+    /// The per-command output cap, shared with the log writer thread.
+    log_cap: Arc<AtomicU64>,
     pub started: Instant,
     pub shutdown: Notify,
 }
 
 impl Broker {
-    /// Builds the state around an open database and vault.
-    pub fn new(paths: Paths, db: Db, vault: Option<Vault>) -> Arc<Self> {
-        Arc::new(Self {
+    /// Builds the state around an open database and vault, with the settings stored in it.
+    pub fn new(paths: Paths, db: Db, vault: Option<Vault>) -> Result<Arc<Self>> {
+        let mut settings = Settings::default();
+        for s in settings.describe() {
+            if let Some(v) = db.setting(&s.key)?
+                && let Err(e) = settings.set(&s.key, &v)
+            {
+                tracing::warn!("ignoring stored setting: {e}");
+            }
+        }
+        let log_cap = Arc::new(AtomicU64::new(settings.get("log_max_command_bytes")));
+        let log_writer = LogWriter::start(&paths.database(), log_cap.clone())?;
+        let log_reader = Mutex::new(Db::open_extra(&paths.database())?);
+        Ok(Arc::new(Self {
             paths,
             db: Mutex::new(db),
             vault: Mutex::new(vault),
-            pool: Pool::default(),
+            sessions: Sessions::default(),
+            running: Registry::default(),
+            log_writer,
+            log_reader,
+            settings: RwLock::new(settings),
+            log_cap,
             started: Instant::now(),
             shutdown: Notify::new(),
-        })
+        }))
+    }
+
+    /// The settings in force.
+    pub fn settings(&self) -> Settings {
+        self.settings.read().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// Changes a setting and stores it.
+    pub fn set_setting(&self, key: &str, value: &str) -> Result<(), Fail> {
+        let mut s = self
+            .settings
+            .write()
+            .map_err(|_| Fail::internal("settings lock poisoned"))?;
+        let v = s
+            .set(key, value)
+            .map_err(|e| Fail::new(ErrorCode::InvalidArgument, e))?;
+        self.db()?
+            .set_setting(key, &v.to_string())
+            .map_err(Fail::internal)?;
+        if key == "log_max_command_bytes" {
+            self.log_cap.store(v, Ordering::Relaxed);
+        }
+        Ok(())
     }
 
     /// The database, or an internal error if a panic poisoned its lock.

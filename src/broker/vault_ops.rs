@@ -95,7 +95,7 @@ pub fn status(broker: &Broker) -> Result<Response, Fail> {
         pid: std::process::id(),
         uptime_secs: broker.started.elapsed().as_secs(),
         vault,
-        sessions_open: broker.pool.len() as u32,
+        sessions_open: broker.sessions.open_count() as u32,
         state_dir: broker.paths.state.display().to_string(),
         socket: broker.paths.socket().display().to_string(),
     }))

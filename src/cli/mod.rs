@@ -2,11 +2,14 @@
 
 mod audit_cmd;
 mod broker_cmd;
+mod config_cmd;
 mod conn_cmd;
 mod exec_cmd;
 mod key_cmd;
 mod output;
 mod prompt;
+mod run_cmd;
+mod session_cmd;
 mod vault_cmd;
 
 use std::process::ExitCode;
@@ -32,8 +35,11 @@ pub struct Cli {
 enum Command {
     /// Run the broker in the foreground (for systemd and tests), or `broker stop`.
     Broker(broker_cmd::BrokerArgs),
-    /// Show the broker and vault state.
-    Status,
+    /// Show the broker and vault state, or with an id, a command's state.
+    Status {
+        /// A command id.
+        command_id: Option<String>,
+    },
     /// Create the vault.
     #[command(subcommand)]
     Vault(vault_cmd::VaultCmd),
@@ -51,6 +57,22 @@ enum Command {
     Exec(exec_cmd::ExecArgs),
     /// Show or verify the audit log.
     Audit(audit_cmd::AuditArgs),
+    /// Persistent sessions.
+    #[command(subcommand)]
+    Session(session_cmd::SessionCmd),
+    /// Start a command; prints its id at once (see status, logs, cancel).
+    Run(run_cmd::RunArgs),
+    /// A command's output, with filters.
+    Logs(run_cmd::LogsArgs),
+    /// Stop a command and everything it started on the server.
+    Cancel { command_id: String },
+    /// List commands.
+    Ps(run_cmd::PsArgs),
+    /// Show the broker's settings, or change one.
+    Config {
+        #[command(subcommand)]
+        action: Option<config_cmd::ConfigCmd>,
+    },
 }
 
 /// Entry point of the binary: prints errors with their causes and picks the exit code.
@@ -108,7 +130,10 @@ async fn run(cli: Cli) -> Result<u8> {
     };
     match cli.command {
         Command::Broker(a) => broker_cmd::run(&ctx, a).await,
-        Command::Status => vault_cmd::status(&ctx).await,
+        Command::Status { command_id: None } => vault_cmd::status(&ctx).await,
+        Command::Status {
+            command_id: Some(id),
+        } => run_cmd::status(&ctx, id).await,
         Command::Vault(c) => vault_cmd::run(&ctx, c).await,
         Command::Unlock => vault_cmd::unlock(&ctx).await,
         Command::Lock => vault_cmd::lock(&ctx).await,
@@ -116,5 +141,11 @@ async fn run(cli: Cli) -> Result<u8> {
         Command::Conn(c) => conn_cmd::run(&ctx, c).await,
         Command::Exec(a) => exec_cmd::run(&ctx, a).await,
         Command::Audit(a) => audit_cmd::run(&ctx, a).await,
+        Command::Session(c) => session_cmd::run(&ctx, c).await,
+        Command::Run(a) => run_cmd::run(&ctx, a).await,
+        Command::Logs(a) => run_cmd::logs(&ctx, a).await,
+        Command::Cancel { command_id } => run_cmd::cancel(&ctx, command_id).await,
+        Command::Ps(a) => run_cmd::ps(&ctx, a).await,
+        Command::Config { action } => config_cmd::run(&ctx, action).await,
     }
 }

@@ -2,6 +2,7 @@
 //! the audit log. Only the broker opens it.
 
 mod audit;
+mod commands;
 mod conns;
 mod hostkeys;
 mod keys;
@@ -13,6 +14,7 @@ use anyhow::{Context, Result};
 use rusqlite::Connection;
 
 pub use audit::{AuditEntry, ChainCheck};
+pub use commands::{CommandRow, NewCommand};
 pub use conns::ConnRow;
 pub use hostkeys::Pin;
 pub use keys::KeyRow;
@@ -22,7 +24,8 @@ pub struct Db {
     conn: Connection,
 }
 
-const SCHEMA: &[&str] = &[r#"
+const SCHEMA: &[&str] = &[
+    r#"
 CREATE TABLE keys (
     name        TEXT PRIMARY KEY,
     algorithm   TEXT NOT NULL,
@@ -68,7 +71,48 @@ CREATE TABLE audit (
     prev_hash  TEXT NOT NULL,
     hash       TEXT NOT NULL
 );
-"#];
+"#,
+    r#"
+CREATE TABLE commands (
+    id            TEXT PRIMARY KEY,
+    session_id    TEXT,
+    target        TEXT NOT NULL,   -- as given: a connection name or user@host[:port]
+    conn_name     TEXT,
+    key_name      TEXT,
+    commands      TEXT NOT NULL,   -- JSON array of command strings, run in order
+    options       TEXT NOT NULL,   -- JSON: cwd, env, pty, timeout (never stdin text)
+    detached      INTEGER NOT NULL,
+    state         TEXT NOT NULL,
+    exit_code     INTEGER,
+    signal        TEXT,
+    error         TEXT,
+    created_ms    INTEGER NOT NULL,
+    started_ms    INTEGER,
+    ended_ms      INTEGER,
+    stdout_bytes  INTEGER NOT NULL DEFAULT 0,  -- bytes received and committed, per stream
+    stderr_bytes  INTEGER NOT NULL DEFAULT 0,
+    stdout_lines  INTEGER NOT NULL DEFAULT 0,
+    stderr_lines  INTEGER NOT NULL DEFAULT 0,
+    stored_bytes  INTEGER NOT NULL DEFAULT 0,  -- bytes kept (the per-command cap applies)
+    remote_pgid   INTEGER,
+    spool         TEXT,                        -- detached: the spool directory on the server
+    bulk_id       TEXT
+);
+CREATE INDEX commands_state ON commands(state);
+CREATE INDEX commands_bulk ON commands(bulk_id);
+CREATE TABLE log_lines (
+    command_id TEXT NOT NULL,
+    n          INTEGER NOT NULL,   -- 1-based, across both streams, in arrival order
+    stream     INTEGER NOT NULL,   -- 1 stdout, 2 stderr, 3 sshkeep's own marker lines
+    text       TEXT NOT NULL,
+    PRIMARY KEY (command_id, n)
+) WITHOUT ROWID;
+CREATE TABLE settings (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+"#,
+];
 
 impl Db {
     /// Opens (creating with mode 0600) and migrates the database at `path`.
@@ -107,10 +151,29 @@ impl Db {
         Ok(())
     }
 
+    /// Opens a second connection to the same database (the log writer and readers use their
+    /// own, so long reads never wait for the broker's main connection).
+    pub fn open_extra(path: &Path) -> Result<Connection> {
+        let conn = Connection::open(path)
+            .with_context(|| format!("cannot open the database {}", path.display()))?;
+        conn.execute_batch(
+            "PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000; PRAGMA synchronous = NORMAL;",
+        )?;
+        Ok(conn)
+    }
+
     /// Raw access for tests that tamper with the database on purpose.
     pub fn raw(&self) -> &Connection {
         &self.conn
     }
+}
+
+/// Unix milliseconds now.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 /// Unix seconds now.

@@ -49,6 +49,8 @@ impl Endpoint {
 /// The progress of a connection attempt, kept even when a step fails (for `conn test`).
 pub struct Login {
     pub handle: Option<Handle<Verifier>>,
+    /// Filled with the reason when the connection ends.
+    pub lost: Arc<Mutex<Option<String>>>,
     pub connect_ms: Option<f64>,
     pub seen: Option<SeenHostKey>,
     pub login_ms: Option<f64>,
@@ -64,8 +66,10 @@ pub async fn connect(
     pin: Option<Pin>,
     known_hosts: Option<PathBuf>,
 ) -> (Login, Result<(), SshError>) {
+    let lost = Arc::new(Mutex::new(None));
     let mut login = Login {
         handle: None,
+        lost: lost.clone(),
         connect_ms: None,
         seen: None,
         login_ms: None,
@@ -109,6 +113,7 @@ pub async fn connect(
             known_hosts,
         },
         seen: seen.clone(),
+        lost,
     };
     let result = tokio::time::timeout(
         HANDSHAKE_TIMEOUT,

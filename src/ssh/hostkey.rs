@@ -63,6 +63,8 @@ pub struct HostKeyRules {
 pub struct Verifier {
     pub rules: HostKeyRules,
     pub seen: Arc<Mutex<Option<SeenHostKey>>>,
+    /// Why the connection ended, once it has.
+    pub lost: Arc<Mutex<Option<String>>>,
 }
 
 impl Verifier {
@@ -131,5 +133,24 @@ impl russh::client::Handler for Verifier {
             *slot = Some(seen);
         }
         Ok(accept)
+    }
+
+    async fn disconnected(
+        &mut self,
+        reason: russh::client::DisconnectReason<Self::Error>,
+    ) -> Result<(), Self::Error> {
+        let why = match reason {
+            russh::client::DisconnectReason::ReceivedDisconnect(_) => {
+                "the server closed the connection".to_string()
+            }
+            russh::client::DisconnectReason::Error(russh::Error::KeepaliveTimeout) => {
+                "keepalives went unanswered (server frozen or network down)".to_string()
+            }
+            russh::client::DisconnectReason::Error(e) => format!("connection lost: {e}"),
+        };
+        if let Ok(mut slot) = self.lost.lock() {
+            *slot = Some(why);
+        }
+        Ok(())
     }
 }

@@ -4,9 +4,7 @@
 mod connect;
 mod error;
 mod hostkey;
-mod pool;
 
 pub use connect::{Endpoint, Login, connect, login};
 pub use error::SshError;
 pub use hostkey::{HostKeyStatus, SeenHostKey, Verifier};
-pub use pool::{Pool, PoolKey};

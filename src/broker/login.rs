@@ -1,5 +1,4 @@
-//! Turning a target (a saved connection or `user@host[:port]`) into an authenticated session,
-//! reusing an open one when possible.
+//! Turning a target (a saved connection or `user@host[:port]`) into an authenticated SSH login.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,16 +9,11 @@ use super::fail::Fail;
 use super::{Broker, Peer};
 use crate::db::{ConnRow, Pin, now};
 use crate::protocol::{ErrorCode, HostKeyPolicy};
-use crate::ssh::{self, Endpoint, HostKeyStatus, PoolKey, SeenHostKey};
+use crate::ssh::{self, Endpoint, HostKeyStatus, SeenHostKey};
 use crate::target::{parse_address, validate_name};
 
-/// Defaults for ad-hoc targets and new connections (OpenSSH's ServerAliveInterval 30,
-/// ServerAliveCountMax 3; ControlPersist-like 10 minutes).
-pub const DEFAULT_KEEPALIVE_INTERVAL: u32 = 30;
-pub const DEFAULT_KEEPALIVE_MAX: u32 = 3;
-pub const DEFAULT_IDLE_TIMEOUT: u32 = 600;
-
 /// A resolved target.
+#[derive(Clone, Debug)]
 pub struct Resolved {
     pub endpoint: Endpoint,
     pub key: Option<String>,
@@ -51,16 +45,20 @@ pub fn resolve(broker: &Broker, target: &str, key: Option<&str>) -> Result<Resol
             {
                 return Ok(from_row(c));
             }
+            // Ad-hoc targets take the broker's settings (defaults: OpenSSH's ServerAliveInterval 30,
+            // ServerAliveCountMax 3, and a ControlPersist-like 10 minutes).
+            let settings = broker.settings();
             Ok(Resolved {
                 key: key.map(Into::into),
-                idle: Duration::from_secs(u64::from(DEFAULT_IDLE_TIMEOUT)),
+                idle: Duration::from_secs(settings.get("idle_timeout")),
                 endpoint: Endpoint {
                     host: a.host,
                     port: a.port,
                     user: a.user,
                     policy: HostKeyPolicy::AcceptNew,
-                    keepalive_interval: DEFAULT_KEEPALIVE_INTERVAL,
-                    keepalive_max: DEFAULT_KEEPALIVE_MAX,
+                    keepalive_interval: settings.get("keepalive_interval").min(u32::MAX as u64)
+                        as u32,
+                    keepalive_max: settings.get("keepalive_max").min(u32::MAX as u64) as u32,
                     conn_name: None,
                 },
             })
@@ -176,30 +174,19 @@ pub fn audit_refusal(
     Ok(())
 }
 
-/// An authenticated session for `r`, from the pool or newly opened (and then pooled).
-pub async fn acquire(
+/// The reason slot filled when a connection ends.
+pub type LostSlot = Arc<std::sync::Mutex<Option<String>>>;
+
+/// Connects and logs in to `r` with its key: host-key verification, pinning on first use, and
+/// an audit record of the key's use.
+pub async fn login(
     broker: &Arc<Broker>,
     peer: &Peer,
     r: &Resolved,
     purpose: &str,
-) -> Result<(Arc<Handle<ssh::Verifier>>, PoolKey), Fail> {
+) -> Result<(Handle<ssh::Verifier>, LostSlot), Fail> {
     let key_name = r.key.as_deref().ok_or_else(|| no_key(&r.endpoint))?;
     let ep = &r.endpoint;
-    let fingerprint = broker
-        .db()?
-        .key(key_name)
-        .map_err(Fail::internal)?
-        .ok_or_else(|| Fail::not_found("key", key_name, "see `sshkeep key list`"))?
-        .fingerprint;
-    let pool_key = PoolKey {
-        user: ep.user.clone(),
-        host: ep.host.clone(),
-        port: ep.port,
-        key_fingerprint: fingerprint,
-    };
-    if let Some(h) = broker.pool.get(&pool_key) {
-        return Ok((h, pool_key));
-    }
     // Decrypt before connecting so a locked vault fails fast, without network traffic.
     let (key, _) = unseal_key(broker, key_name)?;
     let pin = broker
@@ -225,7 +212,16 @@ pub async fn acquire(
     if let Some(seen) = &login.seen {
         pin_if_new(broker, peer, ep, seen)?;
     }
-    let handle = Arc::new(handle);
-    broker.pool.put(pool_key.clone(), handle.clone(), r.idle);
-    Ok((handle, pool_key))
+    Ok((handle, login.lost))
+}
+
+/// The fingerprint of the key `r` logs in with.
+pub fn key_fingerprint(broker: &Broker, r: &Resolved) -> Result<String, Fail> {
+    let key_name = r.key.as_deref().ok_or_else(|| no_key(&r.endpoint))?;
+    Ok(broker
+        .db()?
+        .key(key_name)
+        .map_err(Fail::internal)?
+        .ok_or_else(|| Fail::not_found("key", key_name, "see `sshkeep key list`"))?
+        .fingerprint)
 }

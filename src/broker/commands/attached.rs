@@ -1,0 +1,167 @@
+//! Attached commands: run on a channel of a session; their output streams into the log store.
+//! A dropped connection ends them (`failed`); cancel and timeout kill their process group.
+
+use std::sync::Arc;
+
+use russh::ChannelMsg;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use super::marker::MarkerFilter;
+use super::{Ending, Stop, kill_remote_group, stopped, wrap};
+use crate::broker::sessions::Session;
+use crate::broker::{Broker, fail::Fail};
+use crate::db::now_ms;
+use crate::logs::{STREAM_STDERR, STREAM_STDOUT};
+use crate::protocol::{CommandState, RunOptions};
+use sshkeep_vault::SecretString;
+
+pub struct Job {
+    pub broker: Arc<Broker>,
+    pub id: Arc<str>,
+    pub session: Arc<Session>,
+    pub commands: Vec<String>,
+    pub options: RunOptions,
+    pub stdin: Option<SecretString>,
+    pub stop: watch::Receiver<Option<Stop>>,
+    pub deadline: Option<Instant>,
+}
+
+/// Runs the job's commands in order and returns how it ended.
+pub async fn run(mut job: Job) -> Ending {
+    let writer = job.broker.log_writer.clone();
+    for (i, command) in job.commands.iter().enumerate() {
+        let mut occupancy = job.session.occupy();
+        let opened = tokio::select! {
+            r = job.session.open_channel() => r,
+            s = stopped(&mut job.stop, job.deadline) => return Ending::stopped(s, None),
+        };
+        let (mut channel, _permit) = match opened {
+            Ok(c) => c,
+            Err(f) => return Ending::failed(f.message),
+        };
+        occupancy.running();
+        if i == 0
+            && let Ok(db) = job.broker.db()
+        {
+            let _ = db.command_started(&job.id, &job.session.id, now_ms());
+        }
+        let script = match wrap::attached(command, &job.options) {
+            Ok(s) => s,
+            Err(e) => return Ending::failed(e),
+        };
+        if job.options.pty
+            && let Err(e) = channel
+                .request_pty(false, "xterm-256color", 200, 50, 0, 0, &[])
+                .await
+        {
+            let _ = channel.close().await;
+            return Ending::failed(format!("the server refused a terminal: {e}"));
+        }
+        if let Err(e) = channel.exec(true, script.as_bytes()).await {
+            let _ = channel.close().await;
+            return Ending::failed(format!(
+                "cannot start the command on {}: {e}",
+                job.session.label
+            ));
+        }
+        match (&job.stdin, i) {
+            (Some(text), 0) => {
+                let _ = channel.data(text.expose().as_bytes()).await;
+                let _ = channel.eof().await;
+            }
+            _ => {
+                let _ = channel.eof().await;
+            }
+        }
+        let mut marker = MarkerFilter::new(if job.options.pty {
+            STREAM_STDOUT
+        } else {
+            STREAM_STDERR
+        });
+        let mut exit_code = None;
+        let mut signal = None;
+        let mut stop = None;
+        loop {
+            tokio::select! {
+                msg = channel.wait() => match msg {
+                    Some(ChannelMsg::Data { data }) => {
+                        let out = marker.feed(STREAM_STDOUT, &data);
+                        if !out.is_empty() { writer.data(&job.id, STREAM_STDOUT, out).await; }
+                    }
+                    Some(ChannelMsg::ExtendedData { data, ext: 1 }) => {
+                        let out = marker.feed(STREAM_STDERR, &data);
+                        if !out.is_empty() { writer.data(&job.id, STREAM_STDERR, out).await; }
+                    }
+                    Some(ChannelMsg::ExitStatus { exit_status }) => exit_code = Some(exit_status),
+                    Some(ChannelMsg::ExitSignal { signal_name, .. }) => signal = Some(format!("{signal_name:?}")),
+                    Some(ChannelMsg::Close) | None => break,
+                    Some(_) => {}
+                },
+                s = stopped(&mut job.stop, job.deadline), if stop.is_none() => {
+                    stop = Some(s);
+                    if let Some(pgid) = marker.pgid {
+                        if let Ok(db) = job.broker.db() { let _ = db.command_remote(&job.id, Some(pgid), None); }
+                        kill_remote_group(&job.session, pgid).await;
+                    }
+                    let _ = channel.close().await;
+                }
+            }
+        }
+        let rest = marker.rest();
+        if !rest.is_empty() {
+            let stream = if job.options.pty {
+                STREAM_STDOUT
+            } else {
+                STREAM_STDERR
+            };
+            writer.data(&job.id, stream, rest).await;
+        }
+        // Dropping a channel does not close it; an unclosed channel holds one of the server's
+        // MaxSessions slots until the connection ends.
+        let _ = channel.close().await;
+        if let Some(s) = stop {
+            return Ending::stopped(s, marker.pgid);
+        }
+        match (exit_code, signal) {
+            (Some(0), _) => continue,
+            (Some(code), _) => {
+                return Ending {
+                    state: Some(CommandState::Failed),
+                    exit_code: Some(i64::from(code)),
+                    ..Default::default()
+                };
+            }
+            (None, Some(sig)) => {
+                return Ending {
+                    state: Some(CommandState::Failed),
+                    signal: Some(sig),
+                    ..Default::default()
+                };
+            }
+            (None, None) => {
+                job.session.mark_lost();
+                let why = job
+                    .session
+                    .info()
+                    .reason
+                    .unwrap_or_else(|| "the connection dropped".into());
+                return Ending::failed(format!(
+                    "the connection to {} was lost while the command ran ({why}); its exit status is unknown. \
+                     The session reconnects by itself; use detach for work that must survive this",
+                    job.session.label
+                ));
+            }
+        }
+    }
+    Ending {
+        state: Some(CommandState::Completed),
+        exit_code: Some(0),
+        ..Default::default()
+    }
+}
+
+/// The failure of a job that never started.
+pub fn not_started(f: Fail) -> Ending {
+    Ending::failed(f.message)
+}

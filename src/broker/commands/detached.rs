@@ -1,0 +1,267 @@
+//! Detached commands: the job runs on the server in its own session with its output spooled to
+//! files there. The broker follows the spool from the byte offsets it has committed, so after a
+//! dropped connection or a broker restart it re-attaches and goes on with no line lost and none
+//! twice.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use russh::ChannelMsg;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use super::{Ending, Stop, kill_remote_group, stopped, wrap};
+use crate::broker::login::resolve;
+use crate::broker::sessions::{Session, SessionState, Sessions};
+use crate::broker::{Broker, Peer};
+use crate::db::now_ms;
+use crate::logs::{STREAM_STDERR, STREAM_STDOUT};
+use crate::protocol::{CommandState, ErrorCode, RunOptions};
+use sshkeep_vault::SecretString;
+
+pub struct Job {
+    pub broker: Arc<Broker>,
+    pub id: Arc<str>,
+    pub target: String,
+    pub key: Option<String>,
+    pub session: Option<Arc<Session>>,
+    pub commands: Vec<String>,
+    pub options: RunOptions,
+    pub stdin: Option<SecretString>,
+    pub stop: watch::Receiver<Option<Stop>>,
+    pub deadline: Option<Instant>,
+    /// Set when re-attaching to a job that already runs.
+    pub pgid: Option<i64>,
+}
+
+/// Runs `script` on a fresh channel with `input` on its stdin; returns (exit status, stdout).
+async fn script(
+    session: &Arc<Session>,
+    script: &str,
+    input: Option<&[u8]>,
+) -> Result<(u32, Vec<u8>), String> {
+    let (mut ch, _permit) = session.open_channel().await.map_err(|f| f.message)?;
+    ch.exec(true, script.as_bytes())
+        .await
+        .map_err(|e| e.to_string())?;
+    if let Some(i) = input {
+        ch.data(i).await.map_err(|e| e.to_string())?;
+    }
+    let _ = ch.eof().await;
+    let (mut code, mut out, mut err) = (None, Vec::new(), Vec::new());
+    while let Some(msg) = ch.wait().await {
+        match msg {
+            ChannelMsg::Data { data } => out.extend_from_slice(&data),
+            ChannelMsg::ExtendedData { data, .. } => err.extend_from_slice(&data),
+            ChannelMsg::ExitStatus { exit_status } => code = Some(exit_status),
+            ChannelMsg::Close => break,
+            _ => {}
+        }
+    }
+    let _ = ch.close().await;
+    match code {
+        Some(0) => Ok((0, out)),
+        Some(c) => Err(format!(
+            "exit status {c}: {}",
+            String::from_utf8_lossy(&err).trim()
+        )),
+        None => Err("the connection dropped".into()),
+    }
+}
+
+/// A usable session for the job, opening one (with growing pauses) when there is none.
+async fn session_for(job: &mut Job) -> Result<Arc<Session>, Stop> {
+    let mut delay = Duration::from_secs(2);
+    loop {
+        if let Some(s) = &job.session
+            && matches!(s.state(), SessionState::Open | SessionState::Reconnecting)
+        {
+            return Ok(s.clone());
+        }
+        let attempt = match resolve(&job.broker, &job.target, job.key.as_deref()) {
+            Ok(r) => {
+                Sessions::for_target(
+                    &job.broker,
+                    &Peer::default(),
+                    &r,
+                    "re-attach to a detached command",
+                )
+                .await
+            }
+            Err(f) => Err(f),
+        };
+        match attempt {
+            Ok(s) => {
+                job.session = Some(s.clone());
+                return Ok(s);
+            }
+            Err(f) => {
+                tracing::warn!(command = %job.id, "cannot reach {} to follow the detached command: {}", job.target, f.message);
+                if f.code == ErrorCode::NotFound {
+                    // The connection was removed: nothing will ever reach the job again.
+                    return Err(Stop::Cancel);
+                }
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            s = stopped(&mut job.stop, job.deadline) => return Err(s),
+        }
+        delay = (delay * 2).min(Duration::from_secs(60));
+    }
+}
+
+fn spool(job: &Job) -> String {
+    wrap::spool(&job.id)
+}
+
+async fn launch(job: &mut Job, session: &Arc<Session>) -> Result<i64, String> {
+    let d = spool(job);
+    let body = wrap::detached_job(&job.commands, &job.options)?;
+    script(session, &wrap::detached_prepare(&d), Some(body.as_bytes())).await?;
+    if let Some(text) = &job.stdin {
+        script(
+            session,
+            &wrap::detached_stdin(&d),
+            Some(text.expose().as_bytes()),
+        )
+        .await?;
+    }
+    let (_, out) = script(session, &wrap::detached_launch(&d), None).await?;
+    let pgid: i64 = String::from_utf8_lossy(&out).trim().parse().map_err(|_| {
+        format!(
+            "the server did not report the job's process group ({:?})",
+            String::from_utf8_lossy(&out)
+        )
+    })?;
+    if let Ok(db) = job.broker.db() {
+        let _ = db.command_remote(&job.id, Some(pgid), Some(&d));
+        let _ = db.command_started(&job.id, &session.id, now_ms());
+    }
+    Ok(pgid)
+}
+
+/// Starts the job (unless it already runs) and follows it to its end.
+pub async fn run(mut job: Job) -> Ending {
+    let writer = job.broker.log_writer.clone();
+    let mut attached_before = job.pgid.is_some();
+    loop {
+        let session = match session_for(&mut job).await {
+            Ok(s) => s,
+            Err(stop) => {
+                let mut e = Ending::stopped(stop, job.pgid);
+                e.error = Some(format!(
+                    "stopped while {} could not be reached: the job may still run there (spool ~/{})",
+                    job.target,
+                    spool(&job)
+                ));
+                return e;
+            }
+        };
+        let mut occupancy = session.occupy();
+        let pgid = match job.pgid {
+            Some(p) => p,
+            None => match launch(&mut job, &session).await {
+                Ok(p) => {
+                    job.pgid = Some(p);
+                    p
+                }
+                Err(e) => {
+                    return Ending::failed(format!(
+                        "cannot start the detached command on {}: {e}",
+                        session.label
+                    ));
+                }
+            },
+        };
+        occupancy.running();
+        // Forget partial lines held in memory: they come again from the committed offsets.
+        writer.reset(&job.id).await;
+        let (out_off, err_off) = job
+            .broker
+            .db()
+            .ok()
+            .and_then(|db| db.command(&job.id).ok().flatten())
+            .map(|c| (c.stdout_bytes, c.stderr_bytes))
+            .unwrap_or((0, 0));
+        if attached_before {
+            writer
+                .marker(&job.id, format!("[sshkeep] re-attached; output goes on from byte {out_off} (stdout) and {err_off} (stderr)"))
+                .await;
+        }
+        attached_before = true;
+        let opened = tokio::select! {
+            r = session.open_channel() => r,
+            s = stopped(&mut job.stop, job.deadline) => {
+                kill_remote_group(&session, pgid).await;
+                return Ending::stopped(s, Some(pgid));
+            }
+        };
+        let (mut ch, _permit) = match opened {
+            Ok(c) => c,
+            Err(_) => continue,
+        };
+        if ch
+            .exec(
+                true,
+                wrap::follower(&spool(&job), out_off, err_off).as_bytes(),
+            )
+            .await
+            .is_err()
+        {
+            let _ = ch.close().await;
+            continue;
+        }
+        let _ = ch.eof().await;
+        let mut code = None;
+        let mut stop = None;
+        loop {
+            tokio::select! {
+                msg = ch.wait() => match msg {
+                    Some(ChannelMsg::Data { data }) => writer.data(&job.id, STREAM_STDOUT, data.to_vec()).await,
+                    Some(ChannelMsg::ExtendedData { data, ext: 1 }) => writer.data(&job.id, STREAM_STDERR, data.to_vec()).await,
+                    Some(ChannelMsg::ExitStatus { exit_status }) => code = Some(exit_status),
+                    Some(ChannelMsg::Close) | None => break,
+                    Some(_) => {}
+                },
+                s = stopped(&mut job.stop, job.deadline), if stop.is_none() => {
+                    stop = Some(s);
+                    kill_remote_group(&session, pgid).await;
+                }
+            }
+        }
+        let _ = ch.close().await;
+        if let Some(s) = stop {
+            return Ending::stopped(s, Some(pgid));
+        }
+        match code {
+            Some(wrap::VANISHED) => {
+                return Ending::failed(format!(
+                    "the detached job on {} vanished without recording an exit status (killed, or the server rebooted)",
+                    session.label
+                ));
+            }
+            Some(c) => {
+                let _ = script(&session, &wrap::detached_cleanup(&spool(&job)), None).await;
+                return if c == 0 {
+                    Ending {
+                        state: Some(CommandState::Completed),
+                        exit_code: Some(0),
+                        ..Default::default()
+                    }
+                } else {
+                    Ending {
+                        state: Some(CommandState::Failed),
+                        exit_code: Some(i64::from(c)),
+                        ..Default::default()
+                    }
+                };
+            }
+            None => {
+                // The connection dropped: the job runs on; follow it again once we can.
+                session.mark_lost();
+                writer.marker(&job.id, "[sshkeep] connection lost; the detached command runs on and is re-attached when the server is back").await;
+            }
+        }
+    }
+}

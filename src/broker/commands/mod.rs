@@ -1,0 +1,500 @@
+//! Asynchronous commands: start (the reply comes at once), status, filtered logs, cancel, list,
+//! and recovery when the broker starts.
+
+mod attached;
+mod detached;
+mod marker;
+pub mod wrap;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use russh::ChannelMsg;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use super::fail::Fail;
+use super::login::resolve;
+use super::sessions::{Session, Sessions};
+use super::{Broker, Peer};
+use crate::db::{CommandRow, NewCommand, now_ms};
+use crate::protocol::{
+    CommandInfo, CommandState, ErrorCode, LogQuery, Response, RunSpec, StreamStats,
+};
+
+/// Why a command is being stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stop {
+    Cancel,
+    Timeout,
+}
+
+/// How a command ended.
+#[derive(Debug, Default)]
+pub struct Ending {
+    pub state: Option<CommandState>,
+    pub exit_code: Option<i64>,
+    pub signal: Option<String>,
+    pub error: Option<String>,
+}
+
+impl Ending {
+    fn failed(msg: impl Into<String>) -> Self {
+        Self {
+            state: Some(CommandState::Failed),
+            error: Some(msg.into()),
+            ..Default::default()
+        }
+    }
+
+    fn stopped(s: Stop, pgid: Option<i64>) -> Self {
+        let killed = pgid
+            .map(|p| format!("; process group {p} was killed"))
+            .unwrap_or_default();
+        match s {
+            Stop::Cancel => Self {
+                state: Some(CommandState::Cancelled),
+                error: Some(format!("cancelled on request{killed}")),
+                ..Default::default()
+            },
+            Stop::Timeout => Self {
+                state: Some(CommandState::TimedOut),
+                error: Some(format!("timed out{killed}")),
+                ..Default::default()
+            },
+        }
+    }
+}
+
+/// A running command's controls.
+pub struct Running {
+    stop: watch::Sender<Option<Stop>>,
+    done: watch::Receiver<bool>,
+}
+
+/// Commands running in this broker.
+#[derive(Default)]
+pub struct Registry {
+    map: Mutex<HashMap<String, Running>>,
+}
+
+impl Registry {
+    fn insert(&self, id: &str) -> (watch::Receiver<Option<Stop>>, watch::Sender<bool>) {
+        let (stop, stop_rx) = watch::channel(None);
+        let (done_tx, done) = watch::channel(false);
+        if let Ok(mut m) = self.map.lock() {
+            m.insert(id.to_string(), Running { stop, done });
+        }
+        (stop_rx, done_tx)
+    }
+
+    fn remove(&self, id: &str) {
+        if let Ok(mut m) = self.map.lock() {
+            m.remove(id);
+        }
+    }
+
+    fn signal(&self, id: &str, s: Stop) -> Option<watch::Receiver<bool>> {
+        let m = self.map.lock().ok()?;
+        let r = m.get(id)?;
+        let _ = r.stop.send(Some(s));
+        Some(r.done.clone())
+    }
+
+    /// How many commands run now.
+    pub fn len(&self) -> usize {
+        self.map.lock().map(|m| m.len()).unwrap_or(0)
+    }
+
+    /// Whether none run.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+async fn stopped(stop: &mut watch::Receiver<Option<Stop>>, deadline: Option<Instant>) -> Stop {
+    async fn until(deadline: Option<Instant>) {
+        match deadline {
+            Some(d) => tokio::time::sleep_until(d).await,
+            None => std::future::pending().await,
+        }
+    }
+    // The watch borrow must not live across an await (it is not Send): copy the value out.
+    let asked = async { stop.wait_for(|s| s.is_some()).await.ok().and_then(|s| *s) };
+    let got = tokio::select! {
+        _ = until(deadline) => Some(Stop::Timeout),
+        got = asked => got,
+    };
+    match got {
+        Some(s) => s,
+        // The controls are gone: only the deadline can still stop the command.
+        None => {
+            until(deadline).await;
+            Stop::Timeout
+        }
+    }
+}
+
+/// Kills a remote process group on a channel of its own, outside the session's queue (a cancel
+/// must not wait behind the commands it competes with).
+async fn kill_remote_group(session: &Arc<Session>, pgid: i64) -> bool {
+    let Ok(Ok(handle)) = tokio::time::timeout(Duration::from_secs(10), session.wait_open()).await
+    else {
+        return false;
+    };
+    let Ok(mut ch) = handle.channel_open_session().await else {
+        return false;
+    };
+    if ch
+        .exec(true, wrap::kill_group(pgid).as_bytes())
+        .await
+        .is_err()
+    {
+        let _ = ch.close().await;
+        return false;
+    }
+    let _ = ch.eof().await;
+    while let Some(msg) = ch.wait().await {
+        if matches!(msg, ChannelMsg::Close) {
+            break;
+        }
+    }
+    let _ = ch.close().await;
+    true
+}
+
+const MAX_COMMAND_BYTES: usize = 256 * 1024;
+
+fn invalid(m: impl Into<String>) -> Fail {
+    Fail::new(ErrorCode::InvalidArgument, m)
+}
+
+/// `run`: records the command and starts it; replies at once.
+pub async fn start(broker: &Arc<Broker>, peer: &Peer, spec: RunSpec) -> Result<Response, Fail> {
+    if spec.commands.is_empty() || spec.commands.iter().any(|c| c.trim().is_empty()) {
+        return Err(invalid("command is empty: give the command to run"));
+    }
+    if spec.commands.iter().map(String::len).sum::<usize>() > MAX_COMMAND_BYTES {
+        return Err(invalid(format!(
+            "the command is longer than {MAX_COMMAND_BYTES} bytes; upload a script instead"
+        )));
+    }
+    wrap::prelude(&spec.options).map_err(invalid)?;
+    if spec.options.pty && spec.detach {
+        return Err(invalid(
+            "pty and detach do not go together: a detached command has no terminal",
+        ));
+    }
+    let (session, target, key) = match (&spec.session_id, &spec.target) {
+        (Some(_), Some(_)) => return Err(invalid("give a session or a target, not both")),
+        (None, None) => {
+            return Err(invalid(
+                "give a session (sessionId) or a target (connection name or user@host[:port])",
+            ));
+        }
+        (Some(id), None) => {
+            let s = broker.sessions.get(id)?;
+            let t = s
+                .resolved
+                .endpoint
+                .conn_name
+                .clone()
+                .unwrap_or_else(|| s.label.clone());
+            (Some(s.clone()), t, s.resolved.key.clone())
+        }
+        (None, Some(t)) => {
+            // Validate now so a bad name fails the request, not the command.
+            let r = resolve(broker, t, spec.key.as_deref())?;
+            (None, t.clone(), r.key)
+        }
+    };
+    let id = uuid::Uuid::new_v4().to_string();
+    let conn_name = match &session {
+        Some(s) => s.resolved.endpoint.conn_name.clone(),
+        None => resolve(broker, &target, key.as_deref())?.endpoint.conn_name,
+    };
+    broker
+        .db()?
+        .insert_command(
+            &NewCommand {
+                id: id.clone(),
+                session_id: session.as_ref().map(|s| s.id.clone()),
+                target: target.clone(),
+                conn_name,
+                key_name: key.clone(),
+                commands: spec.commands.clone(),
+                options: spec.options.clone(),
+                detached: spec.detach,
+                bulk_id: None,
+            },
+            now_ms(),
+        )
+        .map_err(Fail::internal)?;
+    let session_id = session.as_ref().map(|s| s.id.clone());
+    let deadline = spec
+        .options
+        .timeout_secs
+        .map(|s| Instant::now() + Duration::from_secs(s));
+    let (stop, done) = broker.running.insert(&id);
+    let cmd: Arc<str> = id.clone().into();
+    let b = broker.clone();
+    let peer = peer.clone();
+    tokio::spawn(async move {
+        let ending = if spec.detach {
+            detached::run(detached::Job {
+                broker: b.clone(),
+                id: cmd.clone(),
+                target,
+                key,
+                session,
+                commands: spec.commands,
+                options: spec.options,
+                stdin: spec.stdin,
+                stop,
+                deadline,
+                pgid: None,
+            })
+            .await
+        } else {
+            let session = match session {
+                Some(s) => Ok(s),
+                None => match resolve(&b, &target, key.as_deref()) {
+                    Ok(r) => Sessions::for_target(&b, &peer, &r, "run").await,
+                    Err(f) => Err(f),
+                },
+            };
+            match session {
+                Ok(session) => {
+                    attached::run(attached::Job {
+                        broker: b.clone(),
+                        id: cmd.clone(),
+                        session,
+                        commands: spec.commands,
+                        options: spec.options,
+                        stdin: spec.stdin,
+                        stop,
+                        deadline,
+                    })
+                    .await
+                }
+                Err(f) => attached::not_started(f),
+            }
+        };
+        finish(&b, &cmd, ending).await;
+        b.running.remove(&cmd);
+        let _ = done.send(true);
+    });
+    Ok(Response::CommandStarted {
+        command_id: id,
+        session_id,
+        state: CommandState::Queued,
+    })
+}
+
+async fn finish(broker: &Arc<Broker>, cmd: &Arc<str>, e: Ending) {
+    if let Some(err) = &e.error
+        && e.state != Some(CommandState::Failed)
+    {
+        broker
+            .log_writer
+            .marker(cmd, format!("[sshkeep] {err}"))
+            .await;
+    }
+    broker.log_writer.finish(cmd).await;
+    let state = e.state.unwrap_or(CommandState::Failed);
+    if let Ok(db) = broker.db() {
+        let _ = db.command_ended(
+            cmd,
+            state,
+            e.exit_code,
+            e.signal.as_deref(),
+            e.error.as_deref(),
+            now_ms(),
+        );
+    }
+}
+
+/// Everything about a command a client may see.
+pub fn info(c: CommandRow) -> CommandInfo {
+    let total_lines = c.stdout_lines + c.stderr_lines;
+    CommandInfo {
+        duration_ms: c.started_ms.map(|s| c.ended_ms.unwrap_or_else(now_ms) - s),
+        command_id: c.id,
+        session_id: c.session_id,
+        target: c.target,
+        conn_name: c.conn_name,
+        commands: c.commands,
+        detached: c.detached,
+        state: c.state,
+        exit_code: c.exit_code,
+        signal: c.signal,
+        error: c.error,
+        created_ms: c.created_ms,
+        started_ms: c.started_ms,
+        ended_ms: c.ended_ms,
+        stdout: StreamStats {
+            bytes: c.stdout_bytes,
+            lines: c.stdout_lines,
+        },
+        stderr: StreamStats {
+            bytes: c.stderr_bytes,
+            lines: c.stderr_lines,
+        },
+        total_lines,
+        bulk_id: c.bulk_id,
+    }
+}
+
+fn row(broker: &Broker, id: &str) -> Result<CommandRow, Fail> {
+    broker
+        .db()?
+        .command(id)
+        .map_err(Fail::internal)?
+        .ok_or_else(|| Fail::not_found("command", id, "see `sshkeep ps` for command ids"))
+}
+
+/// `status`.
+pub fn status(broker: &Broker, id: &str) -> Result<Response, Fail> {
+    let mut i = info(row(broker, id)?);
+    i.total_lines = total_lines(broker, id).unwrap_or(i.total_lines);
+    Ok(Response::Command(i))
+}
+
+fn total_lines(broker: &Broker, id: &str) -> Option<u64> {
+    let conn = broker.log_reader.lock().ok()?;
+    conn.query_row(
+        "SELECT COALESCE(MAX(n), 0) FROM log_lines WHERE command_id = ?1",
+        [id],
+        |r| r.get::<_, i64>(0),
+    )
+    .ok()
+    .map(|n| n as u64)
+}
+
+/// `logs`.
+pub async fn logs(broker: &Arc<Broker>, q: LogQuery) -> Result<Response, Fail> {
+    let c = row(broker, &q.command_id)?;
+    let cap = broker
+        .settings()
+        .get("logs_reply_max_bytes")
+        .min(q.max_bytes.unwrap_or(u64::MAX));
+    let b = broker.clone();
+    tokio::task::spawn_blocking(move || {
+        let conn = b
+            .log_reader
+            .lock()
+            .map_err(|_| Fail::internal("log reader lock poisoned"))?;
+        crate::logs::read(&conn, &q, c.state, cap).map_err(|e| match e {
+            crate::logs::QueryError::Db(d) => Fail::internal(d),
+            other => invalid(other.to_string()),
+        })
+    })
+    .await
+    .map_err(Fail::internal)?
+    .map(Response::Logs)
+}
+
+/// `cancel`: stops the command and everything it started; replies once it has ended.
+pub async fn cancel(broker: &Arc<Broker>, peer: &Peer, id: &str) -> Result<Response, Fail> {
+    let c = row(broker, id)?;
+    if c.state.is_final() {
+        return Err(Fail::new(
+            ErrorCode::InvalidArgument,
+            format!(
+                "command {id} already ended ({}); nothing to cancel",
+                c.state.as_str()
+            ),
+        ));
+    }
+    let Some(mut done) = broker.running.signal(id, Stop::Cancel) else {
+        return Err(Fail::new(
+            ErrorCode::Internal,
+            format!(
+                "command {id} is {} but not running in this broker",
+                c.state.as_str()
+            ),
+        ));
+    };
+    broker.audit(
+        peer,
+        "command_cancel",
+        c.key_name.as_deref(),
+        c.conn_name.as_deref(),
+        format!("command {id}"),
+    )?;
+    let _ = tokio::time::timeout(Duration::from_secs(30), done.wait_for(|d| *d)).await;
+    status(broker, id)
+}
+
+/// `ps`.
+pub fn list(
+    broker: &Broker,
+    state: Option<&str>,
+    conn: Option<&str>,
+    limit: Option<u32>,
+) -> Result<Response, Fail> {
+    if let Some(s) = state
+        && CommandState::parse(s).is_none()
+    {
+        return Err(invalid(format!(
+            "unknown state {s:?}: use queued, running, completed, failed, cancelled, timed_out or interrupted"
+        )));
+    }
+    let rows = broker
+        .db()?
+        .commands(state, conn, None, limit.unwrap_or(50).min(1000))
+        .map_err(Fail::internal)?;
+    Ok(Response::Commands {
+        commands: rows.into_iter().map(info).collect(),
+    })
+}
+
+/// At broker start: attached commands that were running are `interrupted`; detached ones are
+/// followed again (re-attached as soon as their server can be reached).
+pub fn recover(broker: &Arc<Broker>) {
+    let (interrupted, detached) = match broker.db() {
+        Ok(db) => (
+            db.interrupt_orphans(now_ms()).unwrap_or(0),
+            db.running_detached().unwrap_or_default(),
+        ),
+        Err(_) => return,
+    };
+    if interrupted > 0 {
+        tracing::warn!(
+            "{interrupted} command(s) were running when the broker stopped; marked interrupted"
+        );
+    }
+    for c in detached {
+        let (stop, done) = broker.running.insert(&c.id);
+        let cmd: Arc<str> = c.id.clone().into();
+        let b = broker.clone();
+        tracing::info!(command = %c.id, target = %c.target, "re-attaching to a detached command");
+        tokio::spawn(async move {
+            let ending = match c.remote_pgid {
+                Some(pgid) => {
+                    detached::run(detached::Job {
+                        broker: b.clone(),
+                        id: cmd.clone(),
+                        target: c.target,
+                        key: c.key_name,
+                        session: None,
+                        commands: c.commands,
+                        options: c.options,
+                        stdin: None,
+                        stop,
+                        deadline: None,
+                        pgid: Some(pgid),
+                    })
+                    .await
+                }
+                None => Ending::failed(
+                    "the broker stopped before the detached command was started on the server",
+                ),
+            };
+            finish(&b, &cmd, ending).await;
+            b.running.remove(&cmd);
+            let _ = done.send(true);
+        });
+    }
+}
