@@ -98,10 +98,14 @@ impl Client {
             .context("lost the connection to the broker")
     }
 
-    /// One request, one reply.
+    /// One request, one reply. If sending fails, a reply already waiting (the broker's refusal
+    /// of this client, say) is still read and returned.
     pub async fn call(&mut self, req: &Request) -> Result<Response> {
-        self.send(req).await?;
-        self.recv().await
+        let sent = self.send(req).await;
+        match self.recv().await {
+            Ok(r) => Ok(r),
+            Err(e) => Err(sent.err().unwrap_or(e)),
+        }
     }
 
     /// One request; an error reply becomes a [`BrokerError`].

@@ -115,6 +115,19 @@ impl Session {
         self.with(|i| i.state)
     }
 
+    /// Open with a connection that has not dropped (a dropped one is marked lost here).
+    pub fn is_live(&self) -> bool {
+        let (state, handle) = self.with(|i| (i.state, i.handle.clone()));
+        match (state, handle) {
+            (SessionState::Open, Some(h)) if !h.is_closed() => true,
+            (SessionState::Open, _) => {
+                self.mark_lost();
+                false
+            }
+            _ => false,
+        }
+    }
+
     /// Marks use now (keeps the idle timer off).
     pub fn touch(&self) {
         self.with(|i| i.last_used = now());
@@ -325,7 +338,8 @@ impl Sessions {
         Ok(session)
     }
 
-    /// A session for `r`: an open (or reconnecting) one with the same login, or a new one.
+    /// A session for `r`: an open one with the same login, or a new one. A session that is
+    /// reconnecting is not waited for: a new login answers at once, with its error if it fails.
     pub async fn for_target(
         broker: &Arc<Broker>,
         peer: &Peer,
@@ -333,19 +347,13 @@ impl Sessions {
         purpose: &str,
     ) -> Result<Arc<Session>, Fail> {
         let fingerprint = key_fingerprint(broker, r)?;
-        let existing = broker
+        let open = broker
             .sessions
             .all()
             .into_iter()
-            .filter(|s| s.same_login(r, &fingerprint))
-            .min_by_key(|s| match s.state() {
-                SessionState::Open => 0,
-                SessionState::Reconnecting => 1,
-                _ => 2,
-            });
-        if let Some(s) = existing
-            .filter(|s| matches!(s.state(), SessionState::Open | SessionState::Reconnecting))
-        {
+            .filter(|s| s.same_login(r, &fingerprint) && s.is_live())
+            .max_by_key(|s| s.with(|i| i.last_used));
+        if let Some(s) = open {
             s.touch();
             return Ok(s);
         }
@@ -436,6 +444,20 @@ async fn supervise(broker: Arc<Broker>, session: Arc<Session>) {
     }
 }
 
+/// Failures no retry can mend: the server's key changed or is untrusted, the login is refused,
+/// the key or connection is gone.
+fn permanent(code: ErrorCode) -> bool {
+    matches!(
+        code,
+        ErrorCode::HostKeyChanged
+            | ErrorCode::HostKeyUnknown
+            | ErrorCode::AuthFailed
+            | ErrorCode::NoKey
+            | ErrorCode::NotFound
+            | ErrorCode::InvalidKey
+    )
+}
+
 async fn reconnect(broker: &Arc<Broker>, session: &Arc<Session>) {
     let attempts = broker.settings().get("reconnect_attempts");
     let peer = Peer::default();
@@ -456,6 +478,16 @@ async fn reconnect(broker: &Arc<Broker>, session: &Arc<Session>) {
                 });
                 tracing::info!(session = %session.id, target = %session.label, "session reconnected");
                 // Detached commands' followers wait on this and re-attach by themselves.
+                session.bump();
+                return;
+            }
+            Err(f) if permanent(f.code) => {
+                // Retrying cannot help (and must not hammer a server whose key changed).
+                tracing::warn!(session = %session.id, "reconnect refused: {}", f.message);
+                session.with(|i| {
+                    i.state = SessionState::Failed;
+                    i.reason = Some(f.message.clone());
+                });
                 session.bump();
                 return;
             }

@@ -49,7 +49,11 @@ impl Broker {
             }
         }
         let log_cap = Arc::new(AtomicU64::new(settings.get("log_max_command_bytes")));
-        let log_writer = LogWriter::start(&paths.database(), log_cap.clone())?;
+        let log_writer = LogWriter::start(
+            &paths.database(),
+            paths.state.join("output-spill.bin"),
+            log_cap.clone(),
+        )?;
         let log_reader = Mutex::new(Db::open_extra(&paths.database())?);
         Ok(Arc::new(Self {
             paths,

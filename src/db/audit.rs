@@ -75,7 +75,9 @@ const COLS: &str =
 impl Db {
     /// Appends a record to the chain.
     pub fn audit(&mut self, e: &AuditEntry, ts: i64) -> Result<()> {
-        let tx = self.conn.transaction()?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let (seq, prev): (u64, String) = tx
             .query_row(
                 "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",

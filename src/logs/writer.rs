@@ -1,7 +1,7 @@
 //! The log writer: one thread, its own SQLite connection, one transaction per batch of events.
 //!
-//! Producers await room in a bounded queue, so a command printing faster than the disk accepts
-//! is slowed down (SSH flow control reaches the server) instead of growing the broker's memory.
+//! Producers never wait: see [`super::queue`] for how memory stays bounded when output arrives
+//! faster than the database takes it.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -9,8 +9,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::Result;
-use rusqlite::{Connection, params};
-use tokio::sync::{mpsc, oneshot};
+use rusqlite::{Connection, TransactionBehavior, params};
+use tokio::sync::oneshot;
+
+use super::queue::{Event, Queue};
 
 pub const STREAM_STDOUT: i64 = 1;
 pub const STREAM_STDERR: i64 = 2;
@@ -18,109 +20,68 @@ pub const STREAM_MARKER: i64 = 3;
 
 /// A line longer than this is stored in pieces.
 const MAX_LINE: usize = 64 * 1024;
-/// Events queued before producers wait (each is at most one SSH packet of data).
-const QUEUE: usize = 256;
 /// Events written in one transaction at most.
 const BATCH: usize = 1024;
-
-enum Event {
-    Data {
-        cmd: Arc<str>,
-        stream: i64,
-        bytes: Vec<u8>,
-    },
-    Marker {
-        cmd: Arc<str>,
-        text: String,
-    },
-    /// Store partial lines as lines, commit, forget the command, then acknowledge.
-    Finish {
-        cmd: Arc<str>,
-        ack: oneshot::Sender<()>,
-    },
-    /// Drop partial lines and in-memory counters (the data will be sent again from the
-    /// committed offsets), commit, then acknowledge.
-    Reset {
-        cmd: Arc<str>,
-        ack: oneshot::Sender<()>,
-    },
-}
 
 /// Handle to the writer thread. Cheap to clone.
 #[derive(Clone)]
 pub struct LogWriter {
-    tx: mpsc::Sender<Event>,
+    queue: Arc<Queue>,
 }
 
 impl LogWriter {
-    /// Starts the writer on the database at `path`. `cap` is the per-command byte cap in force.
-    pub fn start(path: &Path, cap: Arc<AtomicU64>) -> Result<Self> {
+    /// Starts the writer on the database at `path`, spilling to `spill` under load. `cap` is the
+    /// per-command byte cap in force.
+    pub fn start(path: &Path, spill: std::path::PathBuf, cap: Arc<AtomicU64>) -> Result<Self> {
         let conn = crate::db::Db::open_extra(path)?;
-        let (tx, rx) = mpsc::channel(QUEUE);
+        let queue = Queue::new(spill);
+        let q = queue.clone();
         std::thread::Builder::new()
             .name("sshkeep-log-writer".into())
-            .spawn(move || run(conn, rx, cap))?;
-        Ok(Self { tx })
+            .spawn(move || run(conn, q, cap))?;
+        Ok(Self { queue })
     }
 
-    /// Appends output. Waits while the queue is full.
-    pub async fn data(&self, cmd: &Arc<str>, stream: i64, bytes: Vec<u8>) {
-        let _ = self
-            .tx
-            .send(Event::Data {
-                cmd: cmd.clone(),
-                stream,
-                bytes,
-            })
-            .await;
+    /// Appends output. Never waits.
+    pub fn data(&self, cmd: &Arc<str>, stream: i64, bytes: Vec<u8>) {
+        self.queue.push(Event::Data {
+            cmd: cmd.clone(),
+            stream,
+            bytes,
+        });
     }
 
     /// Appends a line of sshkeep's own (a cap reached, a re-attach, a cancel).
-    pub async fn marker(&self, cmd: &Arc<str>, text: impl Into<String>) {
-        let _ = self
-            .tx
-            .send(Event::Marker {
-                cmd: cmd.clone(),
-                text: text.into(),
-            })
-            .await;
+    pub fn marker(&self, cmd: &Arc<str>, text: impl Into<String>) {
+        self.queue.push(Event::Marker {
+            cmd: cmd.clone(),
+            text: text.into(),
+        });
     }
 
     /// Flushes the command's partial lines and waits until everything is committed.
     pub async fn finish(&self, cmd: &Arc<str>) {
         let (ack, done) = oneshot::channel();
-        if self
-            .tx
-            .send(Event::Finish {
-                cmd: cmd.clone(),
-                ack,
-            })
-            .await
-            .is_ok()
-        {
-            let _ = done.await;
-        }
+        self.queue.push(Event::Finish {
+            cmd: cmd.clone(),
+            ack: Some(ack),
+        });
+        let _ = done.await;
     }
 
     /// Commits what is complete and forgets partial lines, before a re-attach from the
     /// committed offsets.
     pub async fn reset(&self, cmd: &Arc<str>) {
         let (ack, done) = oneshot::channel();
-        if self
-            .tx
-            .send(Event::Reset {
-                cmd: cmd.clone(),
-                ack,
-            })
-            .await
-            .is_ok()
-        {
-            let _ = done.await;
-        }
+        self.queue.push(Event::Reset {
+            cmd: cmd.clone(),
+            ack: Some(ack),
+        });
+        let _ = done.await;
     }
 }
 
-#[derive(Default)]
+#[derive(Clone, Default)]
 struct CmdState {
     next_n: i64,
     partial: [Vec<u8>; 2],
@@ -235,68 +196,157 @@ fn save_counts(conn: &Connection, cmd: &str, st: &mut CmdState) -> rusqlite::Res
     Ok(())
 }
 
-fn run(mut conn: Connection, mut rx: mpsc::Receiver<Event>, cap: Arc<AtomicU64>) {
+/// Applies a batch in one transaction. Acknowledgements are sent by the caller after commit.
+fn apply(
+    conn: &mut Connection,
+    states: &mut HashMap<Arc<str>, CmdState>,
+    batch: &[Event],
+    cap: u64,
+) -> rusqlite::Result<()> {
+    // IMMEDIATE: take the write lock now (waiting up to the busy timeout), not on the first
+    // write after reading, which fails at once in WAL mode if another connection wrote between.
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    for ev in batch {
+        let cmd = match ev {
+            Event::Data { cmd, .. }
+            | Event::Marker { cmd, .. }
+            | Event::Finish { cmd, .. }
+            | Event::Reset { cmd, .. } => cmd.clone(),
+        };
+        if !states.contains_key(&cmd) {
+            states.insert(cmd.clone(), load(&tx, &cmd, cap)?);
+        }
+        let Some(st) = states.get_mut(&cmd) else {
+            continue;
+        };
+        match ev {
+            Event::Data { stream, bytes, .. } => data(&tx, &cmd, st, *stream, bytes, cap)?,
+            Event::Marker { text, .. } => insert(&tx, &cmd, st, STREAM_MARKER, text)?,
+            Event::Finish { .. } => {
+                for stream in [STREAM_STDOUT, STREAM_STDERR] {
+                    let rest = std::mem::take(&mut st.partial[(stream - 1) as usize]);
+                    if !rest.is_empty() {
+                        line(&tx, &cmd, st, stream, &rest, cap)?;
+                    }
+                }
+                save_counts(&tx, &cmd, st)?;
+                states.remove(&cmd);
+            }
+            Event::Reset { .. } => {
+                save_counts(&tx, &cmd, st)?;
+                states.remove(&cmd);
+            }
+        }
+    }
+    for (cmd, st) in states.iter_mut() {
+        save_counts(&tx, cmd, st)?;
+    }
+    tx.commit()
+}
+
+fn run(mut conn: Connection, queue: Arc<Queue>, cap: Arc<AtomicU64>) {
     let mut states: HashMap<Arc<str>, CmdState> = HashMap::new();
-    while let Some(first) = rx.blocking_recv() {
-        let mut batch = vec![first];
-        while batch.len() < BATCH {
-            match rx.try_recv() {
-                Ok(e) => batch.push(e),
-                Err(_) => break,
-            }
-        }
+    while let Some(batch) = queue.take(BATCH) {
         let cap_now = cap.load(Ordering::Relaxed);
-        let mut acks = Vec::new();
-        let result = (|| -> rusqlite::Result<()> {
-            let tx = conn.transaction()?;
-            for ev in batch {
-                let cmd = match &ev {
-                    Event::Data { cmd, .. }
-                    | Event::Marker { cmd, .. }
-                    | Event::Finish { cmd, .. }
-                    | Event::Reset { cmd, .. } => cmd.clone(),
-                };
-                if !states.contains_key(&cmd) {
-                    states.insert(cmd.clone(), load(&tx, &cmd, cap_now)?);
-                }
-                let Some(st) = states.get_mut(&cmd) else {
-                    continue;
-                };
-                match ev {
-                    Event::Data { stream, bytes, .. } => {
-                        data(&tx, &cmd, st, stream, &bytes, cap_now)?
+        let mut attempt = 0u32;
+        loop {
+            let snapshot = states.clone();
+            match apply(&mut conn, &mut states, &batch, cap_now) {
+                Ok(()) => break,
+                Err(e) => {
+                    // Roll the in-memory state back with the transaction and try again: output
+                    // is never dropped for a transient lock.
+                    states = snapshot;
+                    attempt += 1;
+                    tracing::warn!(attempt, "cannot store command output yet: {e}");
+                    if attempt >= 50 {
+                        tracing::error!(
+                            "giving up on a batch of command output after {attempt} attempts: {e}"
+                        );
+                        states.clear();
+                        break;
                     }
-                    Event::Marker { text, .. } => insert(&tx, &cmd, st, STREAM_MARKER, &text)?,
-                    Event::Finish { ack, .. } => {
-                        for stream in [STREAM_STDOUT, STREAM_STDERR] {
-                            let rest = std::mem::take(&mut st.partial[(stream - 1) as usize]);
-                            if !rest.is_empty() {
-                                line(&tx, &cmd, st, stream, &rest, cap_now)?;
-                            }
-                        }
-                        save_counts(&tx, &cmd, st)?;
-                        states.remove(&cmd);
-                        acks.push(ack);
-                    }
-                    Event::Reset { ack, .. } => {
-                        save_counts(&tx, &cmd, st)?;
-                        states.remove(&cmd);
-                        acks.push(ack);
-                    }
+                    std::thread::sleep(std::time::Duration::from_millis(
+                        20 * u64::from(attempt.min(10)),
+                    ));
                 }
             }
-            for (cmd, st) in states.iter_mut() {
-                save_counts(&tx, cmd, st)?;
+        }
+        for ev in batch {
+            if let Event::Finish { ack: Some(ack), .. } | Event::Reset { ack: Some(ack), .. } = ev {
+                let _ = ack.send(());
             }
-            tx.commit()
-        })();
-        if let Err(e) = result {
-            tracing::error!("cannot store command output: {e}");
-            // Counters may be ahead of what was committed: reload from the database.
-            states.clear();
         }
-        for ack in acks {
-            let _ = ack.send(());
-        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::{Db, NewCommand};
+    use crate::protocol::{CommandState, LogQuery};
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn lines_offsets_partial_lines_and_reset() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("db");
+        let db = Db::open(&path).expect("open");
+        let cmd = NewCommand {
+            id: "c1".into(),
+            session_id: None,
+            target: "t".into(),
+            conn_name: None,
+            key_name: None,
+            commands: vec!["x".into()],
+            options: Default::default(),
+            detached: true,
+            bulk_id: None,
+        };
+        db.insert_command(&cmd, 0).expect("insert");
+        let w = LogWriter::start(
+            &path,
+            dir.path().join("spill"),
+            Arc::new(AtomicU64::new(1 << 30)),
+        )
+        .expect("writer");
+        let id: Arc<str> = "c1".into();
+        w.data(&id, STREAM_STDOUT, b"one\ntw".to_vec());
+        w.data(&id, STREAM_STDERR, b"err\r\n".to_vec());
+        w.data(&id, STREAM_STDOUT, b"o\nthr".to_vec());
+        // A re-attach drops the partial "thr": only whole lines count as received.
+        w.reset(&id).await;
+        let row = db.command("c1").expect("query").expect("row");
+        assert_eq!(
+            (row.stdout_bytes, row.stdout_lines, row.stderr_bytes),
+            (8, 2, 5)
+        );
+        // The data comes again from the committed offset and the line is whole once.
+        w.data(&id, STREAM_STDOUT, b"three".to_vec());
+        w.finish(&id).await;
+        let conn = Db::open_extra(&path).expect("reader");
+        let page = crate::logs::read(
+            &conn,
+            &LogQuery {
+                command_id: "c1".into(),
+                ..Default::default()
+            },
+            CommandState::Completed,
+            1 << 20,
+        )
+        .expect("read");
+        let got: Vec<(String, String)> = page
+            .lines
+            .iter()
+            .map(|l| (l.stream.clone(), l.text.clone()))
+            .collect();
+        let want = [
+            ("stdout", "one"),
+            ("stderr", "err"),
+            ("stdout", "two"),
+            ("stdout", "three"),
+        ];
+        assert_eq!(got, want.map(|(a, b)| (a.to_string(), b.to_string())));
+        let row = db.command("c1").expect("query").expect("row");
+        assert_eq!((row.stdout_bytes, row.stdout_lines), (13, 3));
     }
 }

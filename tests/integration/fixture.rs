@@ -209,6 +209,21 @@ impl Sshd {
         }
     }
 
+    /// Drops every open connection (kills the per-connection sshd processes) while the server
+    /// keeps listening and anything that detached from sshd keeps running.
+    pub fn drop_connections(&self) {
+        if let Some(c) = &self.child {
+            for p in descendants(c.id()) {
+                let comm = std::fs::read_to_string(format!("/proc/{p}/comm")).unwrap_or_default();
+                if comm.trim().starts_with("sshd") {
+                    let _ = Command::new("kill")
+                        .args(["-KILL", &p.to_string()])
+                        .status();
+                }
+            }
+        }
+    }
+
     /// Freezes (SIGSTOP) or thaws (SIGCONT) the server and all its connections.
     pub fn signal_all(&self, signal: &str) {
         if let Some(c) = &self.child {
@@ -288,6 +303,40 @@ pub fn descendants(pid: u32) -> Vec<u32> {
         for c in children.get(&p).cloned().unwrap_or_default() {
             out.push(c);
             stack.push(c);
+        }
+    }
+    out
+}
+
+/// Polls `f` every 100 ms until it returns `Some`, or panics after `secs` seconds with `what`.
+/// (A deadline for something that must happen, not a speed assertion: keep it generous.)
+pub fn wait_for<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out after {secs}s waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// Processes on this machine whose command line contains `needle`.
+pub fn processes_matching(needle: &str) -> Vec<u32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(p) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(format!("/proc/{p}/cmdline")) else {
+            continue;
+        };
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        if cmdline.contains(needle) && p != std::process::id() {
+            out.push(p);
         }
     }
     out
@@ -390,8 +439,12 @@ impl Home {
             .env("HOME", self.user_home())
             .env_remove("XDG_RUNTIME_DIR")
             .env_remove("DBUS_SESSION_BUS_ADDRESS")
-            .env_remove("SSHKEEP_LOG")
             .stdin(Stdio::null());
+        // SSHKEEP_TEST_LOG=debug passes a log level to the brokers the tests start.
+        match std::env::var_os("SSHKEEP_TEST_LOG") {
+            Some(level) => c.env("SSHKEEP_LOG", level),
+            None => c.env_remove("SSHKEEP_LOG"),
+        };
         if self.use_passphrase_file {
             c.env("SSHKEEP_PASSPHRASE_FILE", &self.passphrase_file);
         } else {
@@ -420,6 +473,34 @@ impl Home {
             .write_all(input)
             .expect("write stdin");
         child.wait_with_output().expect("wait").into()
+    }
+
+    /// Starts a command with `sshkeep run` and returns its id.
+    pub fn start(&self, args: &[&str]) -> String {
+        let mut full = vec!["run"];
+        full.extend_from_slice(args);
+        self.run(&full).ok().stdout.trim().to_string()
+    }
+
+    /// A command's status as JSON.
+    pub fn status(&self, id: &str) -> serde_json::Value {
+        self.run(&["status", id, "--json"]).ok().json()
+    }
+
+    /// Waits until a command has ended and returns its status.
+    pub fn wait_done(&self, id: &str, secs: u64) -> serde_json::Value {
+        wait_for(secs, &format!("command {id} to end"), || {
+            let s = self.status(id);
+            let st = s["state"].as_str().unwrap_or_default().to_string();
+            (st != "queued" && st != "running").then_some(s)
+        })
+    }
+
+    /// The broker's pid.
+    pub fn broker_pid(&self) -> u32 {
+        self.run(&["status", "--json"]).ok().json()["pid"]
+            .as_u64()
+            .expect("pid") as u32
     }
 
     /// Generates a key in the vault and authorizes it on `sshd`; saves connection `conn` to it.

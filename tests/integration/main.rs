@@ -3,8 +3,10 @@
 mod fixture;
 
 mod audit_log;
+mod commands;
 mod exec_and_keys;
 mod host_keys;
 mod keyring_backend;
 mod socket;
+mod survival;
 mod vault_unlock;

@@ -87,11 +87,11 @@ pub async fn run(mut job: Job) -> Ending {
                 msg = channel.wait() => match msg {
                     Some(ChannelMsg::Data { data }) => {
                         let out = marker.feed(STREAM_STDOUT, &data);
-                        if !out.is_empty() { writer.data(&job.id, STREAM_STDOUT, out).await; }
+                        if !out.is_empty() { writer.data(&job.id, STREAM_STDOUT, out); }
                     }
                     Some(ChannelMsg::ExtendedData { data, ext: 1 }) => {
                         let out = marker.feed(STREAM_STDERR, &data);
-                        if !out.is_empty() { writer.data(&job.id, STREAM_STDERR, out).await; }
+                        if !out.is_empty() { writer.data(&job.id, STREAM_STDERR, out); }
                     }
                     Some(ChannelMsg::ExitStatus { exit_status }) => exit_code = Some(exit_status),
                     Some(ChannelMsg::ExitSignal { signal_name, .. }) => signal = Some(format!("{signal_name:?}")),
@@ -100,9 +100,30 @@ pub async fn run(mut job: Job) -> Ending {
                 },
                 s = stopped(&mut job.stop, job.deadline), if stop.is_none() => {
                     stop = Some(s);
-                    if let Some(pgid) = marker.pgid {
-                        if let Ok(db) = job.broker.db() { let _ = db.command_remote(&job.id, Some(pgid), None); }
-                        kill_remote_group(&job.session, pgid).await;
+                    // The process group is known from the first line the command printed; that
+                    // line may still be waiting in the channel, so read up to it first.
+                    let wait_marker = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+                    while marker.pgid.is_none() {
+                        match tokio::time::timeout_at(wait_marker, channel.wait()).await {
+                            Ok(Some(ChannelMsg::Data { data })) => {
+                                let out = marker.feed(STREAM_STDOUT, &data);
+                                if !out.is_empty() { writer.data(&job.id, STREAM_STDOUT, out); }
+                            }
+                            Ok(Some(ChannelMsg::ExtendedData { data, ext: 1 })) => {
+                                let out = marker.feed(STREAM_STDERR, &data);
+                                if !out.is_empty() { writer.data(&job.id, STREAM_STDERR, out); }
+                            }
+                            Ok(Some(ChannelMsg::ExitStatus { .. } | ChannelMsg::ExitSignal { .. } | ChannelMsg::Eof)) => {}
+                            Ok(Some(ChannelMsg::Close) | None) | Err(_) => break,
+                            Ok(Some(_)) => {}
+                        }
+                    }
+                    match marker.pgid {
+                        Some(pgid) => {
+                            if let Ok(db) = job.broker.db() { let _ = db.command_remote(&job.id, Some(pgid), None); }
+                            kill_remote_group(&job.session, pgid).await;
+                        }
+                        None => tracing::warn!(command = %job.id, "no process group reported; closing the channel only"),
                     }
                     let _ = channel.close().await;
                 }
@@ -115,7 +136,7 @@ pub async fn run(mut job: Job) -> Ending {
             } else {
                 STREAM_STDERR
             };
-            writer.data(&job.id, stream, rest).await;
+            writer.data(&job.id, stream, rest);
         }
         // Dropping a channel does not close it; an unclosed channel holds one of the server's
         // MaxSessions slots until the connection ends.

@@ -186,8 +186,7 @@ pub async fn run(mut job: Job) -> Ending {
             .unwrap_or((0, 0));
         if attached_before {
             writer
-                .marker(&job.id, format!("[sshkeep] re-attached; output goes on from byte {out_off} (stdout) and {err_off} (stderr)"))
-                .await;
+                .marker(&job.id, format!("[sshkeep] re-attached; output goes on from byte {out_off} (stdout) and {err_off} (stderr)"));
         }
         attached_before = true;
         let opened = tokio::select! {
@@ -218,8 +217,8 @@ pub async fn run(mut job: Job) -> Ending {
         loop {
             tokio::select! {
                 msg = ch.wait() => match msg {
-                    Some(ChannelMsg::Data { data }) => writer.data(&job.id, STREAM_STDOUT, data.to_vec()).await,
-                    Some(ChannelMsg::ExtendedData { data, ext: 1 }) => writer.data(&job.id, STREAM_STDERR, data.to_vec()).await,
+                    Some(ChannelMsg::Data { data }) => writer.data(&job.id, STREAM_STDOUT, data.to_vec()),
+                    Some(ChannelMsg::ExtendedData { data, ext: 1 }) => writer.data(&job.id, STREAM_STDERR, data.to_vec()),
                     Some(ChannelMsg::ExitStatus { exit_status }) => code = Some(exit_status),
                     Some(ChannelMsg::Close) | None => break,
                     Some(_) => {}
@@ -260,7 +259,7 @@ pub async fn run(mut job: Job) -> Ending {
             None => {
                 // The connection dropped: the job runs on; follow it again once we can.
                 session.mark_lost();
-                writer.marker(&job.id, "[sshkeep] connection lost; the detached command runs on and is re-attached when the server is back").await;
+                writer.marker(&job.id, "[sshkeep] connection lost; the detached command runs on and is re-attached when the server is back");
             }
         }
     }

@@ -296,10 +296,7 @@ async fn finish(broker: &Arc<Broker>, cmd: &Arc<str>, e: Ending) {
     if let Some(err) = &e.error
         && e.state != Some(CommandState::Failed)
     {
-        broker
-            .log_writer
-            .marker(cmd, format!("[sshkeep] {err}"))
-            .await;
+        broker.log_writer.marker(cmd, format!("[sshkeep] {err}"));
     }
     broker.log_writer.finish(cmd).await;
     let state = e.state.unwrap_or(CommandState::Failed);
