@@ -66,6 +66,7 @@ pub async fn run(paths: Paths, opts: RunOptions) -> Result<()> {
     let broker = Broker::new(paths.clone(), db, vault)?;
     vault_ops::auto_unlock(&broker).await;
     commands::recover(&broker);
+    tokio::spawn(retention(broker.clone()));
 
     let listener = listener::bind(&paths.socket())?;
     tracing::info!(socket = %paths.socket().display(), pid = std::process::id(), "broker ready");
@@ -95,4 +96,29 @@ pub async fn run(paths: Paths, opts: RunOptions) -> Result<()> {
     let _ = std::fs::remove_file(paths.socket());
     drop(lock);
     Ok(())
+}
+
+/// Applies the retention settings at start and every ten minutes.
+async fn retention(broker: std::sync::Arc<Broker>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(600));
+    loop {
+        tick.tick().await;
+        let settings = broker.settings();
+        let cutoff = crate::db::now_ms()
+            - (settings.get("log_max_age_days") as i64).saturating_mul(86_400_000);
+        let max_total = settings.get("log_max_total_bytes");
+        let swept = match broker.db.lock() {
+            Ok(mut db) => db.sweep(cutoff, max_total),
+            Err(_) => return,
+        };
+        match swept {
+            Ok(s) if s.commands_removed + s.outputs_removed > 0 => tracing::info!(
+                commands_removed = s.commands_removed,
+                outputs_removed = s.outputs_removed,
+                "retention sweep"
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::warn!("retention sweep failed: {e:#}"),
+        }
+    }
 }

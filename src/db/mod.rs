@@ -6,6 +6,7 @@ mod commands;
 mod conns;
 mod hostkeys;
 mod keys;
+mod retention;
 
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
@@ -18,6 +19,7 @@ pub use commands::{CommandRow, NewCommand};
 pub use conns::ConnRow;
 pub use hostkeys::Pin;
 pub use keys::KeyRow;
+pub use retention::Swept;
 
 /// The database handle. Calls are short and synchronous; the broker serialises them with a mutex.
 pub struct Db {

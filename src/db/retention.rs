@@ -1,0 +1,130 @@
+//! Retention of command output: by age, and by total size.
+
+use anyhow::Result;
+use rusqlite::{TransactionBehavior, params};
+
+use super::Db;
+
+/// What a sweep removed.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Swept {
+    /// Finished commands removed whole (older than the age limit).
+    pub commands_removed: u64,
+    /// Finished commands whose output was removed to get under the total size limit.
+    pub outputs_removed: u64,
+}
+
+impl Db {
+    /// Removes finished commands that ended before `cutoff_ms`, then removes the output of the
+    /// oldest finished commands until the output kept is at most `max_total_bytes`. A command
+    /// whose output was removed keeps its record and one marker line that says so.
+    pub fn sweep(&mut self, cutoff_ms: i64, max_total_bytes: u64) -> Result<Swept> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut swept = Swept::default();
+        tx.execute(
+            "DELETE FROM log_lines WHERE command_id IN
+               (SELECT id FROM commands WHERE ended_ms IS NOT NULL AND ended_ms < ?1)",
+            [cutoff_ms],
+        )?;
+        swept.commands_removed = tx.execute(
+            "DELETE FROM commands WHERE ended_ms IS NOT NULL AND ended_ms < ?1",
+            [cutoff_ms],
+        )? as u64;
+        let mut total: i64 = tx.query_row(
+            "SELECT COALESCE(SUM(stored_bytes), 0) FROM commands",
+            [],
+            |r| r.get(0),
+        )?;
+        while total as u64 > max_total_bytes {
+            let victim: Option<(String, i64)> = tx
+                .query_row(
+                    "SELECT id, stored_bytes FROM commands WHERE ended_ms IS NOT NULL AND stored_bytes > 0
+                     ORDER BY ended_ms LIMIT 1",
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .ok();
+            let Some((id, bytes)) = victim else { break };
+            tx.execute("DELETE FROM log_lines WHERE command_id = ?1", [&id])?;
+            tx.execute(
+                "INSERT INTO log_lines (command_id, n, stream, text) VALUES (?1, 1, 3, ?2)",
+                params![
+                    id,
+                    format!(
+                        "[sshkeep] this command's {bytes} bytes of output were removed to keep the total under {max_total_bytes} bytes (setting log_max_total_bytes)"
+                    )
+                ],
+            )?;
+            tx.execute("UPDATE commands SET stored_bytes = 0 WHERE id = ?1", [&id])?;
+            total -= bytes;
+            swept.outputs_removed += 1;
+        }
+        tx.commit()?;
+        Ok(swept)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::NewCommand;
+    use crate::protocol::CommandState;
+
+    fn add(db: &Db, id: &str, ended: i64, bytes: i64) {
+        let c = NewCommand {
+            id: id.into(),
+            session_id: None,
+            target: "t".into(),
+            conn_name: None,
+            key_name: None,
+            commands: vec!["x".into()],
+            options: Default::default(),
+            detached: false,
+            bulk_id: None,
+        };
+        db.insert_command(&c, ended).expect("insert");
+        db.command_ended(id, CommandState::Completed, Some(0), None, None, ended)
+            .expect("end");
+        db.raw()
+            .execute(
+                "UPDATE commands SET stored_bytes = ?2 WHERE id = ?1",
+                params![id, bytes],
+            )
+            .expect("bytes");
+        db.raw()
+            .execute("INSERT INTO log_lines VALUES (?1, 1, 1, 'line')", [id])
+            .expect("line");
+    }
+
+    #[test]
+    fn age_then_size() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut db = Db::open(&dir.path().join("db")).expect("open");
+        add(&db, "old", 100, 10);
+        add(&db, "a", 1000, 600);
+        add(&db, "b", 2000, 600);
+        let s = db.sweep(500, 1000).expect("sweep");
+        assert_eq!(
+            s,
+            Swept {
+                commands_removed: 1,
+                outputs_removed: 1
+            }
+        );
+        assert!(db.command("old").expect("q").is_none());
+        let a = db.command("a").expect("q").expect("a kept");
+        assert_eq!(a.stored_bytes, 0);
+        let text: String = db
+            .raw()
+            .query_row(
+                "SELECT text FROM log_lines WHERE command_id = 'a'",
+                [],
+                |r| r.get(0),
+            )
+            .expect("marker");
+        assert!(text.contains("log_max_total_bytes"));
+        assert_eq!(db.command("b").expect("q").expect("b").stored_bytes, 600);
+    }
+}
