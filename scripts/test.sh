@@ -7,6 +7,7 @@
 #   dbus-run-session,        the OS keyring tests run a real Secret Service on a private bus
 #   gnome-keyring-daemon
 #   setpriv (util-linux)     the other-uid socket test (only when running as root)
+#   python3 + venv           the MCP Python SDK (PyPI `mcp`) drives the adapter as an independent client
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,6 +29,20 @@ if [ ${#need[@]} -gt 0 ]; then
     echo "  sudo apt-get install ${need[*]}" >&2
     exit 1
   fi
+fi
+
+# The MCP tests drive the adapter with the official MCP Python SDK, kept in a venv of its own.
+venv=target/mcp-venv
+if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import mcp' 2>/dev/null; then
+  if ! python3 -m venv "$venv" 2>/dev/null; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+      apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
+      python3 -m venv "$venv"
+    else
+      echo "python3 -m venv failed: install python3-venv" >&2; exit 1
+    fi
+  fi
+  "$venv/bin/pip" install -q --disable-pip-version-check mcp
 fi
 
 cargo test --workspace --all-targets "$@"

@@ -9,6 +9,7 @@ pub mod db;
 pub mod frame;
 pub mod keys;
 pub mod logs;
+pub mod mcp;
 pub mod paths;
 pub mod protocol;
 pub mod settings;

@@ -104,6 +104,12 @@ pub enum Request {
     Settings,
     /// Change a setting.
     SettingSet { key: String, value: String },
+    /// Client (customer) groups with their connections.
+    ClientList,
+    /// Put connections in a client group (a connection is in at most one).
+    ClientAssign { client: String, conns: Vec<String> },
+    /// Take connections out of their client group.
+    ClientRemove { conns: Vec<String> },
 }
 
 /// What to run, where, and how.
@@ -345,6 +351,9 @@ pub enum Response {
     Settings {
         settings: Vec<Setting>,
     },
+    Clients {
+        clients: Vec<ClientGroup>,
+    },
     Error {
         code: ErrorCode,
         message: String,
@@ -395,8 +404,20 @@ pub struct StatusInfo {
     pub uptime_secs: u64,
     pub vault: VaultStatus,
     pub sessions_open: u32,
+    pub commands_running: u32,
+    /// The database file's size.
+    pub database_bytes: u64,
     pub state_dir: String,
     pub socket: String,
+    /// The settings in force.
+    pub settings: Vec<Setting>,
+}
+
+/// A client (customer) group.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ClientGroup {
+    pub name: String,
+    pub connections: Vec<String>,
 }
 
 /// The vault part of `status`.

@@ -155,6 +155,11 @@ async fn dispatch(broker: &Arc<Broker>, peer: &Peer, req: Request) -> Result<Res
         }
         Request::Settings => Ok(command_ops::settings(broker)),
         Request::SettingSet { key, value } => command_ops::set_setting(broker, peer, &key, &value),
+        Request::ClientList => conn_ops::clients(broker),
+        Request::ClientAssign { client, conns } => {
+            conn_ops::set_client(broker, peer, Some(&client), &conns)
+        }
+        Request::ClientRemove { conns } => conn_ops::set_client(broker, peer, None, &conns),
         Request::Exec { .. } | Request::Shutdown => Err(Fail::new(
             ErrorCode::Internal,
             "handled by the connection loop",

@@ -7,7 +7,7 @@ use super::login::{audit_refusal, known_hosts, pin_if_new, resolve, unseal_key};
 use super::{Broker, Peer};
 use crate::db::{ConnRow, Pin, now};
 use crate::protocol::{
-    ConnInfo, ConnSpec, ErrorCode, HostKeyPolicy, HostKeyReport, Response, TestReport,
+    ClientGroup, ConnInfo, ConnSpec, ErrorCode, HostKeyPolicy, HostKeyReport, Response, TestReport,
 };
 use crate::ssh;
 use crate::target::{validate_host, validate_name, validate_user};
@@ -303,4 +303,52 @@ pub async fn trust(
             ep.host, ep.port, pin.fingerprint
         ),
     })
+}
+
+/// `client list`: every client group with its connections.
+pub fn clients(broker: &Broker) -> Result<Response, Fail> {
+    let mut groups: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for c in broker.db()?.conns().map_err(Fail::internal)? {
+        if let Some(client) = c.spec.client {
+            groups.entry(client).or_default().push(c.spec.name);
+        }
+    }
+    let clients = groups
+        .into_iter()
+        .map(|(name, connections)| ClientGroup { name, connections })
+        .collect();
+    Ok(Response::Clients { clients })
+}
+
+/// `client assign` / `client remove`.
+pub fn set_client(
+    broker: &Broker,
+    peer: &Peer,
+    client: Option<&str>,
+    conns: &[String],
+) -> Result<Response, Fail> {
+    if let Some(c) = client {
+        validate_name("client", c).map_err(invalid)?;
+    }
+    if conns.is_empty() {
+        return Err(invalid("name at least one connection".into()));
+    }
+    // Resolve all first, so a bad name changes nothing.
+    let rows = conns
+        .iter()
+        .map(|c| find(broker, c))
+        .collect::<Result<Vec<_>, _>>()?;
+    for row in &rows {
+        broker
+            .db()?
+            .set_conn_client(&row.id, client)
+            .map_err(Fail::internal)?;
+        let detail = match (client, &row.spec.client) {
+            (Some(new), _) => format!("client {new}"),
+            (None, Some(old)) => format!("removed from client {old}"),
+            (None, None) => "had no client".into(),
+        };
+        broker.audit(peer, "conn_client", None, Some(&row.spec.name), detail)?;
+    }
+    clients(broker)
 }

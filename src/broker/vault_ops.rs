@@ -96,6 +96,15 @@ pub fn status(broker: &Broker) -> Result<Response, Fail> {
         uptime_secs: broker.started.elapsed().as_secs(),
         vault,
         sessions_open: broker.sessions.open_count() as u32,
+        commands_running: broker.running.len() as u32,
+        database_bytes: ["", "-wal"]
+            .iter()
+            .filter_map(|suffix| {
+                std::fs::metadata(format!("{}{suffix}", broker.paths.database().display())).ok()
+            })
+            .map(|m| m.len())
+            .sum(),
+        settings: broker.settings().describe(),
         state_dir: broker.paths.state.display().to_string(),
         socket: broker.paths.socket().display().to_string(),
     }))

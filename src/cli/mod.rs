@@ -68,6 +68,12 @@ enum Command {
     Cancel { command_id: String },
     /// List commands.
     Ps(run_cmd::PsArgs),
+    /// Serve the Model Context Protocol on stdio for AI agents (a client of the broker).
+    Mcp {
+        /// List only the search tool and the core tools (or set SSHKEEP_MCP_MINIMAL=1).
+        #[arg(long, env = "SSHKEEP_MCP_MINIMAL", value_parser = clap::builder::FalseyValueParser::new())]
+        minimal: bool,
+    },
     /// Show the broker's settings, or change one.
     Config {
         #[command(subcommand)]
@@ -147,5 +153,8 @@ async fn run(cli: Cli) -> Result<u8> {
         Command::Cancel { command_id } => run_cmd::cancel(&ctx, command_id).await,
         Command::Ps(a) => run_cmd::ps(&ctx, a).await,
         Command::Config { action } => config_cmd::run(&ctx, action).await,
+        Command::Mcp { minimal } => crate::mcp::serve(ctx.paths.clone(), minimal)
+            .await
+            .map(|_| 0),
     }
 }

@@ -107,6 +107,15 @@ impl Db {
             > 0)
     }
 
+    /// Sets or clears a connection's client group.
+    pub fn set_conn_client(&self, id: &str, client: Option<&str>) -> Result<()> {
+        self.conn.execute(
+            "UPDATE connections SET client = ?2 WHERE id = ?1",
+            params![id, client],
+        )?;
+        Ok(())
+    }
+
     /// Sets or clears the key linked to a connection.
     pub fn set_conn_key(&self, id: &str, key: Option<&str>) -> Result<()> {
         self.conn.execute(

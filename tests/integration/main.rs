@@ -7,6 +7,7 @@ mod commands;
 mod exec_and_keys;
 mod host_keys;
 mod keyring_backend;
+mod mcp;
 mod socket;
 mod survival;
 mod vault_unlock;

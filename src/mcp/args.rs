@@ -1,0 +1,213 @@
+//! The MCP tools' arguments, named as in the public tool contract (camelCase: `connectionId`,
+//! `sessionId`, `commandId`, `keyName`, `tail`, `grep`, ...). Field doc comments become the JSON
+//! Schema descriptions agents read.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+/// No arguments.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+pub struct NoArgs {}
+
+/// `ssh_tool_search`.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+pub struct SearchArgs {
+    /// Keywords to look for in tool names, operations and descriptions (e.g. "logs grep", "host key").
+    pub query: String,
+}
+
+/// `ssh_conn` operations.
+#[derive(Clone, Copy, Debug, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ConnOp {
+    /// All saved connections.
+    List,
+    /// Check reachability, host key, login and round-trip time (saved or given by host/username).
+    Test,
+    /// Save or update a connection (name, host, port, username, client, keyName).
+    Save,
+    /// One connection's details.
+    Show,
+    /// Delete a saved connection.
+    Remove,
+    /// Pin the server's host key (give the fingerprint you verified; without it, the key shown now).
+    Trust,
+}
+
+/// `ssh_conn`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnArgs {
+    pub op: ConnOp,
+    /// A saved connection's id or name (or `user@host[:port]` for test and trust).
+    pub connection_id: Option<String>,
+    /// Name for a new connection (save).
+    pub name: Option<String>,
+    /// Host name or IP address (save, test).
+    pub host: Option<String>,
+    /// SSH port, default 22 (save, test).
+    pub port: Option<u16>,
+    /// Remote user name (save, test).
+    pub username: Option<String>,
+    /// Client (customer) group (save).
+    pub client: Option<String>,
+    /// Key to log in with (save; test without a saved connection).
+    pub key_name: Option<String>,
+    /// `accept-new` (default: pin the key seen on first login) or `strict` (refuse until trusted).
+    pub host_key_policy: Option<String>,
+    /// SHA256 host key fingerprint to pin (trust), as `ssh-keygen -lf` prints it.
+    pub fingerprint: Option<String>,
+    /// Seconds between keepalives (save; default 30).
+    pub keepalive_interval: Option<u32>,
+    /// Missed keepalives before the connection counts as dead (save; default 3).
+    pub keepalive_max: Option<u32>,
+    /// Seconds an unused session stays open (save; default 600).
+    pub idle_timeout: Option<u32>,
+}
+
+/// `ssh_key` operations.
+#[derive(Clone, Copy, Debug, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyOp {
+    /// Import a private key (privateKey); it is encrypted into the vault and never returned.
+    Add,
+    /// Generate a new key in the vault (keyType: ed25519, rsa, ecdsa).
+    Generate,
+    /// All keys (public data only).
+    List,
+    /// One key: type, fingerprint, comment, linked connections.
+    Show,
+    /// The public key as an authorized_keys line.
+    Pub,
+    /// Link a key to a connection (the only key offered to that server).
+    Link,
+    /// Remove a key's link to a connection.
+    Unlink,
+    /// Delete a key from the vault.
+    Remove,
+}
+
+/// `ssh_key`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct KeyArgs {
+    pub op: KeyOp,
+    /// The key's name in the vault.
+    pub key_name: Option<String>,
+    /// Private key text in OpenSSH or PEM format (add). Accepted, encrypted, never returned.
+    pub private_key: Option<String>,
+    /// Passphrase of a protected private key (add).
+    pub passphrase: Option<String>,
+    /// `ed25519` (default), `rsa` or `ecdsa` (generate).
+    pub key_type: Option<String>,
+    /// Connection id or name (link, unlink).
+    pub connection_id: Option<String>,
+    /// Remove even if connections are linked (remove).
+    pub force: Option<bool>,
+}
+
+/// `ssh_exec` operations.
+#[derive(Clone, Copy, Debug, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ExecOp {
+    /// Open a persistent session on connectionId; returns sessionId.
+    Open,
+    /// Start a command on sessionId or connectionId; returns commandId at once.
+    Run,
+    /// A command's state, exit code, timings and output counts.
+    Status,
+    /// A command's output lines, filtered (stream, grep, head, tail, fromLine, toLine).
+    Logs,
+    /// Sessions and running commands.
+    List,
+    /// Close a session.
+    Close,
+    /// Stop a command and everything it started on the server.
+    Cancel,
+}
+
+/// A command, or several run in order that stop at the first failure.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum CommandArg {
+    One(String),
+    Many(Vec<String>),
+}
+
+/// `ssh_exec`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecArgs {
+    pub op: ExecOp,
+    /// Connection id or name (open; run without a session uses or opens the connection's session).
+    pub connection_id: Option<String>,
+    /// Session id (run, close).
+    pub session_id: Option<String>,
+    /// Command id (status, logs, cancel).
+    pub command_id: Option<String>,
+    /// Bulk run id (status, logs) — bulk runs come with ssh_bulk_exec.
+    pub bulk_exec_id: Option<String>,
+    /// The shell command to run, or a list run in order that stops at the first failure (run).
+    pub command: Option<CommandArg>,
+    /// Run on the server independently of the SSH connection: survives reconnects and broker restarts (run).
+    pub detach: Option<bool>,
+    /// Seconds before the command is killed and marked timed_out (run).
+    pub timeout: Option<u64>,
+    /// Working directory on the server (run).
+    pub cwd: Option<String>,
+    /// Environment variables for the command (run).
+    pub env: Option<BTreeMap<String, String>>,
+    /// Text for the command's standard input, e.g. a sudo password for `sudo -S` (run). Never stored.
+    pub stdin: Option<String>,
+    /// Allocate a terminal; stderr is merged into stdout (run).
+    pub pty: Option<bool>,
+    /// `stdout`, `stderr` or `both` (logs; default both).
+    pub stream: Option<String>,
+    /// Only lines matching this regular expression or substring (logs).
+    pub grep: Option<String>,
+    /// The first N matching lines (logs).
+    pub head: Option<u64>,
+    /// The last N matching lines (logs).
+    pub tail: Option<u64>,
+    /// First line number to read (logs; lines are numbered from 1 across both streams).
+    pub from_line: Option<u64>,
+    /// Last line number to read (logs).
+    pub to_line: Option<u64>,
+    /// Reply size cap in bytes (logs; default 65536).
+    pub max_bytes: Option<u64>,
+}
+
+/// `ssh_stream_info`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StreamInfoArgs {
+    /// The command id from ssh_exec op=run.
+    pub command_id: String,
+}
+
+/// `ssh_client` operations.
+#[derive(Clone, Copy, Debug, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientOp {
+    /// Client groups with their connections.
+    List,
+    /// Put connections in a client group.
+    Assign,
+    /// Take connections out of their client group.
+    Remove,
+}
+
+/// `ssh_client`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ClientArgs {
+    pub op: ClientOp,
+    /// The client (customer) group name (assign).
+    pub client: Option<String>,
+    /// One connection id or name.
+    pub connection_id: Option<String>,
+    /// Several connection ids or names.
+    pub connection_ids: Option<Vec<String>>,
+}

@@ -1,0 +1,161 @@
+//! What `ssh_tool_search` searches: every tool with its operations and what they do.
+
+/// One tool's entry.
+pub struct Entry {
+    pub tool: &'static str,
+    pub summary: &'static str,
+    /// (operation, what it does)
+    pub ops: &'static [(&'static str, &'static str)],
+    /// Listed in the minimal tool list.
+    pub core: bool,
+}
+
+/// Every tool the adapter serves.
+pub const TOOLS: &[Entry] = &[
+    Entry {
+        tool: "ssh_tool_search",
+        summary: "Find sshkeep tools and operations by keyword.",
+        ops: &[],
+        core: true,
+    },
+    Entry {
+        tool: "ssh_server_status",
+        summary: "sshkeep's state: version, uptime, vault backend and lock state, sessions open, commands running, database size, settings in force.",
+        ops: &[],
+        core: true,
+    },
+    Entry {
+        tool: "ssh_conn",
+        summary: "Saved SSH connections and host keys.",
+        ops: &[
+            ("list", "list saved connections"),
+            (
+                "test",
+                "check reachability, host key fingerprint, login with the linked key, round-trip time",
+            ),
+            (
+                "save",
+                "save or update a connection: name, host, port, username, client, keyName, hostKeyPolicy",
+            ),
+            ("show", "one connection's details and pinned host key"),
+            ("remove", "delete a saved connection"),
+            (
+                "trust",
+                "pin a host key by fingerprint after it changed or for strict connections",
+            ),
+        ],
+        core: true,
+    },
+    Entry {
+        tool: "ssh_key",
+        summary: "SSH private keys kept encrypted in sshkeep's vault; private keys are never returned.",
+        ops: &[
+            (
+                "add",
+                "import a private key (privateKey, OpenSSH or PEM, optional passphrase)",
+            ),
+            ("generate", "generate a new key (ed25519, rsa, ecdsa)"),
+            ("list", "list keys with fingerprints and linked connections"),
+            ("show", "one key's type, fingerprint, comment, links"),
+            ("pub", "public key as an authorized_keys line"),
+            ("link", "link a key to a connection"),
+            ("unlink", "remove a key's link to a connection"),
+            ("remove", "delete a key"),
+        ],
+        core: false,
+    },
+    Entry {
+        tool: "ssh_exec",
+        summary: "Persistent sessions and asynchronous commands whose output is stored and read back with filters.",
+        ops: &[
+            (
+                "open",
+                "open a persistent session on a connection, returns sessionId",
+            ),
+            (
+                "run",
+                "start a command (or a list) without waiting, returns commandId; detach, timeout, cwd, env, stdin, pty",
+            ),
+            (
+                "status",
+                "state, exit code, timings, bytes and lines per stream of a command",
+            ),
+            (
+                "logs",
+                "output lines with stream, grep regex, head, tail, fromLine, toLine filters",
+            ),
+            ("list", "sessions and running commands"),
+            ("close", "close a session"),
+            (
+                "cancel",
+                "stop a command and kill its process tree on the server",
+            ),
+        ],
+        core: true,
+    },
+    Entry {
+        tool: "ssh_stream_info",
+        summary: "For a command: bytes and lines per stream so far, whether it still runs, and the line to poll logs from next.",
+        ops: &[],
+        core: false,
+    },
+    Entry {
+        tool: "ssh_client",
+        summary: "Client (customer) groups of connections.",
+        ops: &[
+            ("list", "client groups with their connections"),
+            ("assign", "put connections in a client group"),
+            ("remove", "take connections out of their client group"),
+        ],
+        core: false,
+    },
+];
+
+/// Entries matching the query's words, best first: (tool, matching ops, score).
+pub fn search(query: &str) -> Vec<(&'static Entry, Vec<&'static str>)> {
+    let words: Vec<String> = query
+        .split(|c: char| !c.is_alphanumeric() && c != '_')
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+        .collect();
+    let mut hits: Vec<(usize, &Entry, Vec<&str>)> = TOOLS
+        .iter()
+        .filter_map(|e| {
+            let mut score = 0;
+            let mut ops = Vec::new();
+            for w in &words {
+                if e.tool.contains(w.as_str()) {
+                    score += 3;
+                }
+                if e.summary.to_lowercase().contains(w.as_str()) {
+                    score += 1;
+                }
+                for (op, what) in e.ops {
+                    if op.contains(w.as_str()) || what.to_lowercase().contains(w.as_str()) {
+                        score += 2;
+                        if !ops.contains(op) {
+                            ops.push(*op);
+                        }
+                    }
+                }
+            }
+            (score > 0 || words.is_empty()).then_some((score, e, ops))
+        })
+        .collect();
+    hits.sort_by_key(|h| std::cmp::Reverse(h.0));
+    hits.into_iter().map(|(_, e, ops)| (e, ops)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_by_tool_op_and_description() {
+        assert_eq!(search("grep logs")[0].0.tool, "ssh_exec");
+        assert!(search("grep logs")[0].1.contains(&"logs"));
+        assert_eq!(search("fingerprint trust")[0].0.tool, "ssh_conn");
+        assert_eq!(search("customer")[0].0.tool, "ssh_client");
+        assert!(search("zebra").is_empty());
+    }
+}

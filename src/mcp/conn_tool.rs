@@ -1,0 +1,160 @@
+//! `ssh_conn` and `ssh_client`.
+
+use rmcp::model::CallToolResult;
+use serde_json::json;
+
+use super::Adapter;
+use super::args::{ClientArgs, ClientOp, ConnArgs, ConnOp};
+use super::reply::{bad_arg, from_error, ok};
+use crate::protocol::{ConnSpec, HostKeyPolicy, Request, Response};
+
+pub async fn conn(a: &Adapter, x: ConnArgs) -> CallToolResult {
+    let req = match x.op {
+        ConnOp::List => Request::ConnList,
+        ConnOp::Show | ConnOp::Remove => {
+            let Some(name) = x.connection_id else {
+                return bad_arg("this op needs connectionId (see op=list)");
+            };
+            if x.op == ConnOp::Show {
+                Request::ConnShow { name }
+            } else {
+                Request::ConnRemove { name }
+            }
+        }
+        ConnOp::Trust => {
+            let Some(name) = x.connection_id else {
+                return bad_arg("op=trust needs connectionId");
+            };
+            Request::ConnTrust {
+                name,
+                fingerprint: x.fingerprint,
+            }
+        }
+        ConnOp::Test => {
+            let target = match (x.connection_id, x.host, x.username) {
+                (Some(c), _, _) => c,
+                (None, Some(h), Some(u)) => format!("{u}@{h}:{}", x.port.unwrap_or(22)),
+                _ => {
+                    return bad_arg(
+                        "op=test needs connectionId, or host and username (with keyName)",
+                    );
+                }
+            };
+            Request::ConnTest {
+                target,
+                key: x.key_name,
+            }
+        }
+        ConnOp::Save => {
+            let (Some(name), Some(host), Some(user)) = (x.name, x.host, x.username) else {
+                return bad_arg("op=save needs name, host and username (port defaults to 22)");
+            };
+            let policy = match x.host_key_policy.as_deref() {
+                None => HostKeyPolicy::AcceptNew,
+                Some(p) => match HostKeyPolicy::parse(p) {
+                    Some(p) => p,
+                    None => {
+                        return bad_arg(format!(
+                            "hostKeyPolicy must be accept-new or strict, not {p:?}"
+                        ));
+                    }
+                },
+            };
+            Request::ConnSave(ConnSpec {
+                name,
+                host,
+                port: x.port.unwrap_or(22),
+                user,
+                key: x.key_name,
+                client: x.client,
+                host_key_policy: policy,
+                keepalive_interval: x.keepalive_interval.unwrap_or(30),
+                keepalive_max: x.keepalive_max.unwrap_or(3),
+                idle_timeout: x.idle_timeout.unwrap_or(600),
+            })
+        }
+    };
+    match a.call(req).await {
+        Ok(Response::Conns { conns }) => ok(
+            format!("{} saved connections", conns.len()),
+            json!({ "connections": conns }),
+        ),
+        Ok(Response::Conn(c)) => ok(
+            format!(
+                "Connection {} (id {}): {}@{}:{}, key {}",
+                c.spec.name,
+                c.id,
+                c.spec.user,
+                c.spec.host,
+                c.spec.port,
+                c.spec
+                    .key
+                    .as_deref()
+                    .unwrap_or("none (link one with ssh_key op=link)")
+            ),
+            json!(c),
+        ),
+        Ok(Response::TestReport(t)) => {
+            let summary = match (&t.error, t.authenticated) {
+                (_, true) => format!(
+                    "{}@{}:{} reachable, host key {}, login ok",
+                    t.user,
+                    t.host,
+                    t.port,
+                    t.host_key
+                        .as_ref()
+                        .map(|h| format!("{} ({})", h.fingerprint, h.status))
+                        .unwrap_or_default()
+                ),
+                (Some(e), false) => format!("test failed: {e}"),
+                (None, false) => "login not tried".into(),
+            };
+            ok(summary, json!(t))
+        }
+        Ok(Response::Ok { message }) => {
+            ok(message.clone(), json!({ "ok": true, "message": message }))
+        }
+        Ok(other) => a.unexpected(other),
+        Err(e) => from_error(e),
+    }
+}
+
+pub async fn client(a: &Adapter, x: ClientArgs) -> CallToolResult {
+    let mut conns = x.connection_ids.unwrap_or_default();
+    conns.extend(x.connection_id);
+    let req = match x.op {
+        ClientOp::List => Request::ClientList,
+        ClientOp::Assign => {
+            let Some(client) = x.client else {
+                return bad_arg("op=assign needs client and connectionId(s)");
+            };
+            if conns.is_empty() {
+                return bad_arg("op=assign needs connectionId or connectionIds");
+            }
+            Request::ClientAssign { client, conns }
+        }
+        ClientOp::Remove => {
+            if conns.is_empty() {
+                return bad_arg("op=remove needs connectionId or connectionIds");
+            }
+            Request::ClientRemove { conns }
+        }
+    };
+    match a.call(req).await {
+        Ok(Response::Clients { clients }) => {
+            let summary = clients
+                .iter()
+                .map(|c| format!("{}: {}", c.name, c.connections.join(", ")))
+                .collect::<Vec<_>>()
+                .join("; ");
+            let summary = if summary.is_empty() {
+                "no client groups".into()
+            } else {
+                summary
+            };
+            ok(summary, json!({ "clients": clients }))
+        }
+        Ok(other) => a.unexpected(other),
+        Err(e) => from_error(e),
+    }
+}

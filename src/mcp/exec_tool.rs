@@ -1,0 +1,258 @@
+//! `ssh_exec` and `ssh_stream_info`.
+
+use rmcp::model::CallToolResult;
+use serde_json::json;
+use sshkeep_vault::SecretString;
+
+use super::Adapter;
+use super::args::{CommandArg, ExecArgs, ExecOp, StreamInfoArgs};
+use super::reply::{bad_arg, from_error, ok};
+use crate::protocol::{LogQuery, Request, Response, RunOptions, RunSpec, StreamFilter};
+
+/// Replies are kept small for agents' contexts unless asked otherwise.
+const DEFAULT_LOG_BYTES: u64 = 64 * 1024;
+
+pub async fn exec(a: &Adapter, x: ExecArgs) -> CallToolResult {
+    if x.bulk_exec_id.is_some() {
+        return bad_arg(
+            "bulkExecId: bulk runs are not available in this version of sshkeep (ssh_bulk_exec is not served yet)",
+        );
+    }
+    match x.op {
+        ExecOp::Open => {
+            let Some(target) = x.connection_id else {
+                return bad_arg("op=open needs connectionId (see ssh_conn op=list)");
+            };
+            match a.call(Request::SessionOpen { target, key: None }).await {
+                Ok(Response::Session(s)) => ok(
+                    format!("Session ID: {} (open on {})", s.session_id, s.target),
+                    json!(s),
+                ),
+                Ok(other) => a.unexpected(other),
+                Err(e) => from_error(e),
+            }
+        }
+        ExecOp::Run => run(a, x).await,
+        ExecOp::Status => {
+            let Some(id) = x.command_id else {
+                return bad_arg("op=status needs commandId (from op=run)");
+            };
+            match a.call(Request::CommandStatus { command_id: id }).await {
+                Ok(Response::Command(c)) => {
+                    let exit = c
+                        .exit_code
+                        .map(|e| format!(", exit code {e}"))
+                        .unwrap_or_default();
+                    let summary = format!(
+                        "Command {} is {}{exit}; {} stdout and {} stderr lines so far{}",
+                        c.command_id,
+                        c.state.as_str(),
+                        c.stdout.lines,
+                        c.stderr.lines,
+                        c.error
+                            .as_ref()
+                            .map(|e| format!(". {e}"))
+                            .unwrap_or_default()
+                    );
+                    ok(summary, json!(c))
+                }
+                Ok(other) => a.unexpected(other),
+                Err(e) => from_error(e),
+            }
+        }
+        ExecOp::Logs => logs(a, x).await,
+        ExecOp::List => {
+            let sessions = match a.call(Request::SessionList).await {
+                Ok(Response::Sessions { sessions }) => sessions,
+                Ok(other) => return a.unexpected(other),
+                Err(e) => return from_error(e),
+            };
+            let running = Request::CommandList {
+                state: Some("running".into()),
+                conn: None,
+                limit: Some(100),
+            };
+            let commands = match a.call(running).await {
+                Ok(Response::Commands { commands }) => commands,
+                Ok(other) => return a.unexpected(other),
+                Err(e) => return from_error(e),
+            };
+            ok(
+                format!(
+                    "{} sessions, {} commands running",
+                    sessions.len(),
+                    commands.len()
+                ),
+                json!({ "sessions": sessions, "commands": commands }),
+            )
+        }
+        ExecOp::Close => {
+            let Some(id) = x.session_id else {
+                return bad_arg("op=close needs sessionId (see op=list)");
+            };
+            match a
+                .call(Request::SessionClose {
+                    session_id: id.clone(),
+                })
+                .await
+            {
+                Ok(_) => ok(
+                    format!("Session {id} closed"),
+                    json!({ "sessionId": id, "closed": true }),
+                ),
+                Err(e) => from_error(e),
+            }
+        }
+        ExecOp::Cancel => {
+            let Some(id) = x.command_id else {
+                return bad_arg("op=cancel needs commandId");
+            };
+            match a.call(Request::CommandCancel { command_id: id }).await {
+                Ok(Response::Command(c)) => ok(
+                    format!("Command {} is {}", c.command_id, c.state.as_str()),
+                    json!(c),
+                ),
+                Ok(other) => a.unexpected(other),
+                Err(e) => from_error(e),
+            }
+        }
+    }
+}
+
+async fn run(a: &Adapter, x: ExecArgs) -> CallToolResult {
+    let commands = match x.command {
+        Some(CommandArg::One(c)) => vec![c],
+        Some(CommandArg::Many(list)) => list,
+        None => return bad_arg("op=run needs command (a string, or a list run in order)"),
+    };
+    if x.session_id.is_none() && x.connection_id.is_none() {
+        return bad_arg(
+            "op=run needs sessionId (from op=open) or connectionId (see ssh_conn op=list)",
+        );
+    }
+    let spec = RunSpec {
+        target: if x.session_id.is_some() {
+            None
+        } else {
+            x.connection_id
+        },
+        session_id: x.session_id,
+        key: None,
+        commands,
+        detach: x.detach.unwrap_or(false),
+        stdin: x.stdin.map(SecretString::new),
+        options: RunOptions {
+            cwd: x.cwd,
+            env: x.env.unwrap_or_default(),
+            pty: x.pty.unwrap_or(false),
+            timeout_secs: x.timeout,
+        },
+    };
+    match a.call(Request::Run(spec)).await {
+        Ok(Response::CommandStarted {
+            command_id,
+            session_id,
+            state,
+        }) => ok(
+            format!(
+                "Command ID: {command_id} ({}). Poll ssh_exec op=status commandId={command_id}; read output with op=logs",
+                state.as_str()
+            ),
+            json!({ "commandId": command_id, "sessionId": session_id, "state": state }),
+        ),
+        Ok(other) => a.unexpected(other),
+        Err(e) => from_error(e),
+    }
+}
+
+async fn logs(a: &Adapter, x: ExecArgs) -> CallToolResult {
+    let Some(id) = x.command_id else {
+        return bad_arg("op=logs needs commandId (from op=run)");
+    };
+    let stream = match x.stream.as_deref() {
+        None | Some("both") => StreamFilter::Both,
+        Some("stdout") => StreamFilter::Stdout,
+        Some("stderr") => StreamFilter::Stderr,
+        Some(other) => {
+            return bad_arg(format!(
+                "stream must be stdout, stderr or both, not {other:?}"
+            ));
+        }
+    };
+    if x.head.is_some() && x.tail.is_some() {
+        return bad_arg("give head or tail, not both");
+    }
+    let q = LogQuery {
+        command_id: id,
+        stream: Some(stream),
+        grep: x.grep,
+        head: x.head,
+        tail: x.tail,
+        from_line: x.from_line,
+        to_line: x.to_line,
+        max_bytes: Some(x.max_bytes.unwrap_or(DEFAULT_LOG_BYTES)),
+    };
+    match a.call(Request::CommandLogs(q)).await {
+        Ok(Response::Logs(page)) => {
+            let mut text: String = page
+                .lines
+                .iter()
+                .map(|l| format!("[{} {}] {}\n", l.n, l.stream, l.text))
+                .collect();
+            if let Some(next) = page.next_from_line {
+                text.push_str(&format!(
+                    "(cut at the reply size cap: call again with fromLine={next} for the rest)\n"
+                ));
+            } else if page.truncated {
+                text.push_str(
+                    "(cut at the reply size cap: narrow with grep, or page with fromLine/toLine)\n",
+                );
+            }
+            text.push_str(&format!(
+                "({} lines shown of {} stored; command {})",
+                page.lines.len(),
+                page.total_lines,
+                page.state.as_str()
+            ));
+            ok(text, json!(page))
+        }
+        Ok(other) => a.unexpected(other),
+        Err(e) => from_error(e),
+    }
+}
+
+pub async fn stream_info(a: &Adapter, x: StreamInfoArgs) -> CallToolResult {
+    match a
+        .call(Request::CommandStatus {
+            command_id: x.command_id,
+        })
+        .await
+    {
+        Ok(Response::Command(c)) => {
+            let open = !c.state.is_final();
+            let next = c.total_lines + 1;
+            let v = json!({
+                "commandId": c.command_id,
+                "state": c.state,
+                "open": open,
+                "stdout": { "bytes": c.stdout.bytes, "lines": c.stdout.lines, "open": open },
+                "stderr": { "bytes": c.stderr.bytes, "lines": c.stderr.lines, "open": open },
+                "totalLines": c.total_lines,
+                "nextFromLine": next,
+            });
+            ok(
+                format!(
+                    "stdout {} bytes / {} lines, stderr {} bytes / {} lines; {}; poll logs from line {next}",
+                    c.stdout.bytes,
+                    c.stdout.lines,
+                    c.stderr.bytes,
+                    c.stderr.lines,
+                    if open { "still running" } else { "ended" }
+                ),
+                v,
+            )
+        }
+        Ok(other) => a.unexpected(other),
+        Err(e) => from_error(e),
+    }
+}

@@ -1,0 +1,83 @@
+//! `ssh_key`. Private key text goes in (add) and is never sent back.
+
+use rmcp::model::CallToolResult;
+use serde_json::json;
+use sshkeep_vault::SecretString;
+
+use super::Adapter;
+use super::args::{KeyArgs, KeyOp};
+use super::reply::{bad_arg, from_error, ok};
+use crate::protocol::{KeyType, Request, Response};
+
+pub async fn key(a: &Adapter, x: KeyArgs) -> CallToolResult {
+    let need_name = || bad_arg("this op needs keyName (see op=list)");
+    let req = match x.op {
+        KeyOp::List => Request::KeyList,
+        KeyOp::Show | KeyOp::Pub => match x.key_name {
+            Some(name) => Request::KeyShow { name },
+            None => return need_name(),
+        },
+        KeyOp::Remove => match x.key_name {
+            Some(name) => Request::KeyRemove {
+                name,
+                force: x.force.unwrap_or(false),
+            },
+            None => return need_name(),
+        },
+        KeyOp::Add => {
+            let (Some(name), Some(text)) = (x.key_name, x.private_key) else {
+                return bad_arg("op=add needs keyName and privateKey (OpenSSH or PEM text)");
+            };
+            Request::KeyAdd {
+                name,
+                private_key: SecretString::new(text),
+                passphrase: x.passphrase.map(SecretString::new),
+            }
+        }
+        KeyOp::Generate => {
+            let Some(name) = x.key_name else {
+                return need_name();
+            };
+            let key_type = match x.key_type.as_deref() {
+                None | Some("ed25519") => KeyType::Ed25519,
+                Some("rsa") => KeyType::Rsa,
+                Some("ecdsa") => KeyType::Ecdsa,
+                Some(other) => {
+                    return bad_arg(format!(
+                        "keyType must be ed25519, rsa or ecdsa, not {other:?}"
+                    ));
+                }
+            };
+            Request::KeyGenerate { name, key_type }
+        }
+        KeyOp::Link | KeyOp::Unlink => {
+            let (Some(key), Some(conn)) = (x.key_name, x.connection_id) else {
+                return bad_arg("this op needs keyName and connectionId");
+            };
+            if x.op == KeyOp::Link {
+                Request::KeyLink { key, conn }
+            } else {
+                Request::KeyUnlink { key, conn }
+            }
+        }
+    };
+    match a.call(req).await {
+        Ok(Response::Key(k)) if x.op == KeyOp::Pub => ok(
+            k.public_key.clone(),
+            json!({ "keyName": k.name, "publicKey": k.public_key }),
+        ),
+        Ok(Response::Key(k)) => ok(
+            format!(
+                "Key {} ({} {}); public key: {}",
+                k.name, k.algorithm, k.fingerprint, k.public_key
+            ),
+            json!(k),
+        ),
+        Ok(Response::Keys { keys }) => ok(format!("{} keys", keys.len()), json!({ "keys": keys })),
+        Ok(Response::Ok { message }) => {
+            ok(message.clone(), json!({ "ok": true, "message": message }))
+        }
+        Ok(other) => a.unexpected(other),
+        Err(e) => from_error(e),
+    }
+}

@@ -1,0 +1,227 @@
+//! `sshkeep mcp`: a Model Context Protocol server on stdio for AI agents.
+//!
+//! The adapter is only a client of the broker: it starts the broker if needed and forwards each
+//! tool call over the owner-only socket. It never opens the vault, a key file or an SSH
+//! connection itself, and only the `command` argument is ever run on a server. Everything it
+//! logs goes to stderr: stdout is the protocol.
+
+mod args;
+mod catalog;
+mod conn_tool;
+mod exec_tool;
+mod key_tool;
+mod reply;
+
+use anyhow::Result;
+use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::handler::server::wrapper::Parameters;
+use rmcp::model::{CallToolResult, ListToolsResult, PaginatedRequestParams};
+use rmcp::service::RequestContext;
+use rmcp::{ErrorData, RoleServer, ServerHandler, ServiceExt, tool, tool_handler, tool_router};
+use serde_json::json;
+
+use crate::client::Client;
+use crate::paths::Paths;
+use crate::protocol::{Request, Response};
+use args::{ClientArgs, ConnArgs, ExecArgs, KeyArgs, NoArgs, SearchArgs, StreamInfoArgs};
+use reply::{fail, from_error, ok};
+
+/// The adapter's state: where the broker is, and whether to list only the core tools.
+#[derive(Clone)]
+pub struct Adapter {
+    paths: Paths,
+    minimal: bool,
+    tool_router: ToolRouter<Self>,
+}
+
+impl Adapter {
+    /// One request to the broker on a connection of its own (starting the broker if needed).
+    async fn call(&self, req: Request) -> Result<Response> {
+        Client::connect(&self.paths).await?.request(&req).await
+    }
+
+    fn unexpected(&self, r: Response) -> CallToolResult {
+        fail(
+            "internal",
+            format!("unexpected reply from the broker: {}", response_name(&r)),
+        )
+    }
+}
+
+fn response_name(r: &Response) -> String {
+    serde_json::to_value(r)
+        .ok()
+        .and_then(|v| v["type"].as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+#[tool_router(router = tool_router)]
+impl Adapter {
+    /// Builds the adapter.
+    pub fn new(paths: Paths, minimal: bool) -> Self {
+        Self {
+            paths,
+            minimal,
+            tool_router: Self::tool_router(),
+        }
+    }
+
+    #[tool(
+        description = "Find sshkeep's SSH tools and their operations by keyword (e.g. 'logs grep', 'host key', 'customer'). Use it first when the tool list is short."
+    )]
+    async fn ssh_tool_search(
+        &self,
+        Parameters(a): Parameters<SearchArgs>,
+    ) -> Result<CallToolResult, ErrorData> {
+        let hits = catalog::search(&a.query);
+        let results: Vec<_> = hits
+            .iter()
+            .map(|(e, ops)| {
+                json!({
+                    "tool": e.tool,
+                    "description": e.summary,
+                    "matchingOps": ops,
+                    "ops": e.ops.iter().map(|(op, what)| json!({ "op": op, "description": what })).collect::<Vec<_>>(),
+                    "listed": e.core || !self.minimal,
+                })
+            })
+            .collect();
+        let summary = if hits.is_empty() {
+            format!(
+                "no tool matches {:?}; tools: {}",
+                a.query,
+                catalog::TOOLS
+                    .iter()
+                    .map(|e| e.tool)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        } else {
+            hits.iter()
+                .map(|(e, ops)| {
+                    if ops.is_empty() {
+                        e.tool.to_string()
+                    } else {
+                        format!("{} (op: {})", e.tool, ops.join(", "))
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("; ")
+        };
+        Ok(ok(summary, json!({ "query": a.query, "results": results })))
+    }
+
+    #[tool(
+        description = "sshkeep's state: version, real uptime, vault backend and whether it is locked, sessions open, commands running, database size, and the settings in force (keepalive, timeouts, output caps)."
+    )]
+    async fn ssh_server_status(
+        &self,
+        Parameters(_): Parameters<NoArgs>,
+    ) -> Result<CallToolResult, ErrorData> {
+        Ok(match self.call(Request::Status).await {
+            Ok(Response::Status(s)) => {
+                let vault = match (&s.vault.backend, s.vault.unlocked) {
+                    (None, _) => "no vault yet (the user runs `sshkeep vault init`)".to_string(),
+                    (Some(b), true) => format!("vault unlocked ({b})"),
+                    (Some(b), false) => {
+                        format!("vault LOCKED ({b}): the user runs `sshkeep unlock`")
+                    }
+                };
+                ok(
+                    format!(
+                        "sshkeep {} up {}s; {vault}; {} sessions open, {} commands running",
+                        s.broker_version, s.uptime_secs, s.sessions_open, s.commands_running
+                    ),
+                    json!(s),
+                )
+            }
+            Ok(other) => self.unexpected(other),
+            Err(e) => from_error(e),
+        })
+    }
+
+    #[tool(
+        description = "Saved SSH connections. op: list | test | save | show | remove | trust. save takes name, host, port, username, client, keyName, hostKeyPolicy (accept-new pins the host key on first login; strict refuses until trusted). A connection is named by its id or its name."
+    )]
+    async fn ssh_conn(
+        &self,
+        Parameters(a): Parameters<ConnArgs>,
+    ) -> Result<CallToolResult, ErrorData> {
+        Ok(conn_tool::conn(self, a).await)
+    }
+
+    #[tool(
+        description = "SSH keys in sshkeep's encrypted vault. op: add (privateKey is encrypted and never returned) | generate | list | show | pub | link | unlink | remove. Link a key to a connection with op=link keyName connectionId."
+    )]
+    async fn ssh_key(
+        &self,
+        Parameters(a): Parameters<KeyArgs>,
+    ) -> Result<CallToolResult, ErrorData> {
+        Ok(key_tool::key(self, a).await)
+    }
+
+    #[tool(
+        description = "Sessions and non-blocking commands. op: open (connectionId -> sessionId) | run (sessionId or connectionId, command -> commandId at once; detach, timeout, cwd, env, stdin, pty) | status (commandId) | logs (commandId with stream, grep, head, tail, fromLine, toLine) | list | close (sessionId) | cancel (commandId). Output is stored whole; replies are capped and say where to go on."
+    )]
+    async fn ssh_exec(
+        &self,
+        Parameters(a): Parameters<ExecArgs>,
+    ) -> Result<CallToolResult, ErrorData> {
+        Ok(exec_tool::exec(self, a).await)
+    }
+
+    #[tool(
+        description = "For a command: bytes and lines per stream so far, whether it still runs, and the line number to poll ssh_exec op=logs from next (fromLine)."
+    )]
+    async fn ssh_stream_info(
+        &self,
+        Parameters(a): Parameters<StreamInfoArgs>,
+    ) -> Result<CallToolResult, ErrorData> {
+        Ok(exec_tool::stream_info(self, a).await)
+    }
+
+    #[tool(
+        description = "Client (customer) groups of connections. op: list | assign (client, connectionId or connectionIds) | remove (connectionId or connectionIds)."
+    )]
+    async fn ssh_client(
+        &self,
+        Parameters(a): Parameters<ClientArgs>,
+    ) -> Result<CallToolResult, ErrorData> {
+        Ok(conn_tool::client(self, a).await)
+    }
+}
+
+#[tool_handler(
+    router = self.tool_router,
+    name = "sshkeep",
+    instructions = "SSH through sshkeep: keys stay in sshkeep's encrypted vault and host keys are checked. Find connections with ssh_conn op=list, open a session with ssh_exec op=open, start commands with op=run (returns at once), poll op=status, read output with op=logs (tail, grep), close the session when done. Long work: run with detach=true."
+)]
+impl ServerHandler for Adapter {
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        let core: Vec<&str> = catalog::TOOLS
+            .iter()
+            .filter(|e| e.core)
+            .map(|e| e.tool)
+            .collect();
+        let tools = self
+            .tool_router
+            .list_all()
+            .into_iter()
+            .filter(|t| !self.minimal || core.contains(&t.name.as_ref()))
+            .collect();
+        Ok(ListToolsResult { tools, ..Default::default() })
+    }
+}
+
+/// Serves MCP on stdin/stdout until the client goes away.
+pub async fn serve(paths: Paths, minimal: bool) -> Result<()> {
+    let service = Adapter::new(paths, minimal)
+        .serve(rmcp::transport::stdio())
+        .await?;
+    service.waiting().await?;
+    Ok(())
+}
