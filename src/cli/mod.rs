@@ -2,6 +2,7 @@
 
 mod audit_cmd;
 mod broker_cmd;
+mod client_cmd;
 mod config_cmd;
 mod conn_cmd;
 mod exec_cmd;
@@ -57,6 +58,9 @@ enum Command {
     Exec(exec_cmd::ExecArgs),
     /// Show or verify the audit log.
     Audit(audit_cmd::AuditArgs),
+    /// Client (customer) groups of connections.
+    #[command(subcommand)]
+    Client(client_cmd::ClientCmd),
     /// Persistent sessions.
     #[command(subcommand)]
     Session(session_cmd::SessionCmd),
@@ -148,6 +152,7 @@ async fn run(cli: Cli) -> Result<u8> {
         Command::Exec(a) => exec_cmd::run(&ctx, a).await,
         Command::Audit(a) => audit_cmd::run(&ctx, a).await,
         Command::Session(c) => session_cmd::run(&ctx, c).await,
+        Command::Client(c) => client_cmd::run(&ctx, c).await,
         Command::Run(a) => run_cmd::run(&ctx, a).await,
         Command::Logs(a) => run_cmd::logs(&ctx, a).await,
         Command::Cancel { command_id } => run_cmd::cancel(&ctx, command_id).await,

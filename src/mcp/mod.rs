@@ -213,7 +213,10 @@ impl ServerHandler for Adapter {
             .into_iter()
             .filter(|t| !self.minimal || core.contains(&t.name.as_ref()))
             .collect();
-        Ok(ListToolsResult { tools, ..Default::default() })
+        Ok(ListToolsResult {
+            tools,
+            ..Default::default()
+        })
     }
 }
 

@@ -364,3 +364,23 @@ fn unreachable_host_is_named() {
     assert_eq!(t["reachable"], false);
     assert_eq!(t["error_code"], "unreachable");
 }
+
+#[test]
+fn client_groups_from_the_cli() {
+    let home = Home::with_vault();
+    for c in ["web1", "web2", "db1"] {
+        home.run(&["conn", "save", c, "--host", "127.0.0.1", "--user", "u"]).ok();
+    }
+    home.run(&["client", "assign", "AcmeCorp", "web1", "web2"]).ok();
+    home.run(&["conn", "save", "db1", "--host", "127.0.0.1", "--user", "u", "--client", "Globex"]).ok();
+    let groups = home.run(&["client", "list", "--json"]).ok().json();
+    assert_eq!(groups, serde_json::json!([
+        {"name": "AcmeCorp", "connections": ["web1", "web2"]},
+        {"name": "Globex", "connections": ["db1"]}
+    ]));
+    home.run(&["client", "remove", "web2"]).ok();
+    let r = home.run(&["client", "assign", "AcmeCorp", "nope"]).fails();
+    assert!(r.stderr.contains("no connection named 'nope'"), "{}", r.stderr);
+    let groups = home.run(&["client", "list", "--json"]).ok().json();
+    assert_eq!(groups[0]["connections"], serde_json::json!(["web1"]));
+}

@@ -1,0 +1,243 @@
+//! The protocol between clients (CLI, MCP adapter) and the broker, in one place, with no I/O.
+//!
+//! Framing ([`crate::frame`]): a 4-byte big-endian length, then one JSON document of at most
+//! [`MAX_FRAME`] bytes. A connection starts with [`Request::Hello`]; the broker answers with its
+//! own version or with [`ErrorCode::ProtocolMismatch`]. Every request gets exactly one reply,
+//! except [`Request::Exec`], whose replies are any number of [`Response::Output`] frames closed by
+//! one [`Response::Exit`] or [`Response::Error`].
+//!
+//! Bump [`PROTOCOL_VERSION`] by hand on any change that an older peer would misread.
+
+mod types;
+
+use serde::{Deserialize, Serialize};
+use sshkeep_vault::{BackendChoice, SecretString};
+
+pub use types::*;
+
+/// The version both sides must agree on.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// The largest frame either side accepts (16 MiB): far above any key, far below memory trouble.
+pub const MAX_FRAME: usize = 16 * 1024 * 1024;
+
+/// A client's request. Fields that carry secrets use [`SecretString`], whose `Debug` is redacted
+/// and whose memory is wiped on drop.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Request {
+    /// First frame on every connection.
+    Hello { version: u32, client: String },
+    /// Broker and vault status.
+    Status,
+    /// Stop the broker.
+    Shutdown,
+    /// Create the vault.
+    VaultInit {
+        backend: BackendChoice,
+        passphrase: Option<SecretString>,
+    },
+    /// Unlock the vault (keyring backend: no passphrase).
+    Unlock { passphrase: Option<SecretString> },
+    /// Drop every decrypted secret from the broker's memory.
+    Lock,
+    /// Import a private key (OpenSSH or PEM text); `passphrase` decrypts a protected key file.
+    KeyAdd {
+        name: String,
+        private_key: SecretString,
+        passphrase: Option<SecretString>,
+    },
+    /// Generate a key in the vault.
+    KeyGenerate { name: String, key_type: KeyType },
+    /// All keys.
+    KeyList,
+    /// One key, with its links.
+    KeyShow { name: String },
+    /// Delete a key (refused while connections are linked to it, unless `force`).
+    KeyRemove { name: String, force: bool },
+    /// Link a key to a connection (a connection has at most one key).
+    KeyLink { key: String, conn: String },
+    /// Remove that link.
+    KeyUnlink { key: String, conn: String },
+    /// Create or update a saved connection.
+    ConnSave(ConnSpec),
+    /// All saved connections.
+    ConnList,
+    /// One connection.
+    ConnShow { name: String },
+    /// Delete a saved connection.
+    ConnRemove { name: String },
+    /// Diagnose a connection (saved name or `user@host[:port]`).
+    ConnTest { target: String, key: Option<String> },
+    /// Pin a host key: the given fingerprint, or the one the server presents now.
+    ConnTrust {
+        name: String,
+        fingerprint: Option<String>,
+    },
+    /// Run a command and stream its output.
+    Exec {
+        target: String,
+        key: Option<String>,
+        command: String,
+    },
+    /// Audit records, newest last.
+    AuditList(AuditFilter),
+    /// Check the audit hash chain.
+    AuditVerify,
+    /// Open a persistent session on a target (a new SSH connection).
+    SessionOpen { target: String, key: Option<String> },
+    /// All sessions.
+    SessionList,
+    /// Close a session (its attached commands fail; detached ones keep running on the server).
+    SessionClose { session_id: String },
+    /// Start a command; the reply comes at once with its id.
+    Run(RunSpec),
+    /// A command's state.
+    CommandStatus { command_id: String },
+    /// A command's output, filtered.
+    CommandLogs(LogQuery),
+    /// Stop a command and everything it started.
+    CommandCancel { command_id: String },
+    /// Commands, newest first.
+    CommandList {
+        state: Option<String>,
+        conn: Option<String>,
+        limit: Option<u32>,
+    },
+    /// All settings with their values in force.
+    Settings,
+    /// Change a setting.
+    SettingSet { key: String, value: String },
+    /// Client (customer) groups with their connections.
+    ClientList,
+    /// Put connections in a client group (a connection is in at most one).
+    ClientAssign { client: String, conns: Vec<String> },
+    /// Take connections out of their client group.
+    ClientRemove { conns: Vec<String> },
+}
+
+/// A broker reply.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Response {
+    Hello {
+        version: u32,
+        broker_version: String,
+        pid: u32,
+    },
+    Ok {
+        message: String,
+    },
+    Status(StatusInfo),
+    Key(KeyInfo),
+    Keys {
+        keys: Vec<KeyInfo>,
+    },
+    Conn(ConnInfo),
+    Conns {
+        conns: Vec<ConnInfo>,
+    },
+    TestReport(TestReport),
+    /// A chunk of a running command's output, base64-encoded (output may be binary).
+    Output {
+        stream: OutputStream,
+        data: String,
+    },
+    /// The command ended: `status` is the exit code, or 128+N for signal N (shells' convention).
+    Exit {
+        status: i32,
+        exit_code: Option<u32>,
+        signal: Option<String>,
+    },
+    Audit {
+        records: Vec<AuditRecord>,
+    },
+    AuditVerified {
+        records: u64,
+        first_broken: Option<u64>,
+        reason: Option<String>,
+    },
+    Session(SessionInfo),
+    Sessions {
+        sessions: Vec<SessionInfo>,
+    },
+    CommandStarted {
+        command_id: String,
+        session_id: Option<String>,
+        state: CommandState,
+    },
+    Command(CommandInfo),
+    Commands {
+        commands: Vec<CommandInfo>,
+    },
+    Logs(LogPage),
+    Settings {
+        settings: Vec<Setting>,
+    },
+    Clients {
+        clients: Vec<ClientGroup>,
+    },
+    Error {
+        code: ErrorCode,
+        message: String,
+    },
+}
+
+/// Machine-readable error classes; the message says what to do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    ProtocolMismatch,
+    BadRequest,
+    TooLarge,
+    NotFound,
+    AlreadyExists,
+    InvalidArgument,
+    VaultMissing,
+    VaultLocked,
+    PassphraseRequired,
+    WrongPassphrase,
+    KeyringUnavailable,
+    KeyPassphraseRequired,
+    KeyPassphraseWrong,
+    InvalidKey,
+    NoKey,
+    HostKeyChanged,
+    HostKeyUnknown,
+    AuthFailed,
+    Unreachable,
+    Ssh,
+    Internal,
+}
+
+impl Response {
+    /// An error reply.
+    pub fn error(code: ErrorCode, message: impl Into<String>) -> Self {
+        Response::Error {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_are_tagged_and_secrets_redacted_in_debug() {
+        let r = Request::KeyAdd {
+            name: "k".into(),
+            private_key: SecretString::new("-----BEGIN OPENSSH PRIVATE KEY-----".into()),
+            passphrase: None,
+        };
+        let json = serde_json::to_string(&r).expect("serialize");
+        assert!(json.starts_with(r#"{"type":"key_add""#));
+        assert!(!format!("{r:?}").contains("BEGIN"));
+    }
+
+    #[test]
+    fn unknown_request_types_fail_to_parse() {
+        assert!(serde_json::from_str::<Request>(r#"{"type":"rm_rf"}"#).is_err());
+    }
+}
