@@ -176,23 +176,9 @@ fn passphrase_protected_and_pem_keys_import_and_work() {
     .ok();
     sshd.authorize(&std::fs::read_to_string(d.join("pem.pub")).expect("pub"));
 
-    let port = sshd.port.to_string();
     for key in ["enc", "pem"] {
         let conn = format!("via-{key}");
-        home.run(&[
-            "conn",
-            "save",
-            &conn,
-            "--host",
-            "127.0.0.1",
-            "--port",
-            &port,
-            "--user",
-            &sshd.user,
-            "--key",
-            key,
-        ])
-        .ok();
+        home.save_conn(&sshd, &conn, key, &[]);
         let r = home.run(&["exec", &conn, "--", "echo", key]).ok();
         assert_eq!(r.stdout.trim(), key);
     }
@@ -229,21 +215,7 @@ fn no_private_key_bytes_anywhere_under_sshkeep_home() {
     ])
     .ok();
     sshd.authorize(&std::fs::read_to_string(d.join("plain.pub")).expect("pub"));
-    let port = sshd.port.to_string();
-    home.run(&[
-        "conn",
-        "save",
-        "s",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        &port,
-        "--user",
-        &sshd.user,
-        "--key",
-        "plain",
-    ])
-    .ok();
+    home.save_conn(&sshd, "s", "plain", &[]);
     home.run(&["exec", "s", "--", "true"]).ok();
     home.run(&["key", "show", "plain"]).ok();
 
@@ -369,18 +341,38 @@ fn unreachable_host_is_named() {
 fn client_groups_from_the_cli() {
     let home = Home::with_vault();
     for c in ["web1", "web2", "db1"] {
-        home.run(&["conn", "save", c, "--host", "127.0.0.1", "--user", "u"]).ok();
+        home.run(&["conn", "save", c, "--host", "127.0.0.1", "--user", "u"])
+            .ok();
     }
-    home.run(&["client", "assign", "AcmeCorp", "web1", "web2"]).ok();
-    home.run(&["conn", "save", "db1", "--host", "127.0.0.1", "--user", "u", "--client", "Globex"]).ok();
+    home.run(&["client", "assign", "AcmeCorp", "web1", "web2"])
+        .ok();
+    home.run(&[
+        "conn",
+        "save",
+        "db1",
+        "--host",
+        "127.0.0.1",
+        "--user",
+        "u",
+        "--client",
+        "Globex",
+    ])
+    .ok();
     let groups = home.run(&["client", "list", "--json"]).ok().json();
-    assert_eq!(groups, serde_json::json!([
-        {"name": "AcmeCorp", "connections": ["web1", "web2"]},
-        {"name": "Globex", "connections": ["db1"]}
-    ]));
+    assert_eq!(
+        groups,
+        serde_json::json!([
+            {"name": "AcmeCorp", "connections": ["web1", "web2"]},
+            {"name": "Globex", "connections": ["db1"]}
+        ])
+    );
     home.run(&["client", "remove", "web2"]).ok();
     let r = home.run(&["client", "assign", "AcmeCorp", "nope"]).fails();
-    assert!(r.stderr.contains("no connection named 'nope'"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("no connection named 'nope'"),
+        "{}",
+        r.stderr
+    );
     let groups = home.run(&["client", "list", "--json"]).ok().json();
     assert_eq!(groups[0]["connections"], serde_json::json!(["web1"]));
 }

@@ -505,11 +505,20 @@ impl Home {
 
     /// Generates a key in the vault and authorizes it on `sshd`; saves connection `conn` to it.
     pub fn connect_to(&self, sshd: &Sshd, key: &str, conn: &str) {
+        self.connect_to_with(sshd, key, conn, &[]);
+    }
+
+    /// Like [`Home::connect_to`], with more `conn save` flags.
+    pub fn connect_to_with(&self, sshd: &Sshd, key: &str, conn: &str, extra: &[&str]) {
         self.run(&["key", "generate", key]).ok();
-        let public = self.run(&["key", "pub", key]).ok().stdout;
-        sshd.authorize(&public);
+        sshd.authorize(&self.run(&["key", "pub", key]).ok().stdout);
+        self.save_conn(sshd, conn, key, extra);
+    }
+
+    /// Saves connection `conn` to `sshd` with `key` and any more `conn save` flags.
+    pub fn save_conn(&self, sshd: &Sshd, conn: &str, key: &str, extra: &[&str]) {
         let port = sshd.port.to_string();
-        self.run(&[
+        let mut args = vec![
             "conn",
             "save",
             conn,
@@ -521,8 +530,9 @@ impl Home {
             &sshd.user,
             "--key",
             key,
-        ])
-        .ok();
+        ];
+        args.extend_from_slice(extra);
+        self.run(&args).ok();
     }
 
     pub fn broker_log(&self) -> String {

@@ -58,24 +58,8 @@ fn strict_policy_needs_a_pin_or_known_hosts() {
     let home = Home::with_vault();
     home.run(&["key", "generate", "k"]).ok();
     sshd.authorize(&home.run(&["key", "pub", "k"]).ok().stdout);
-    let port = sshd.port.to_string();
     let save = |name: &str| {
-        home.run(&[
-            "conn",
-            "save",
-            name,
-            "--host",
-            "127.0.0.1",
-            "--port",
-            &port,
-            "--user",
-            &sshd.user,
-            "--key",
-            "k",
-            "--host-key-policy",
-            "strict",
-        ])
-        .ok();
+        home.save_conn(&sshd, name, "k", &["--host-key-policy", "strict"]);
     };
     save("strict1");
     let r = home.run(&["exec", "strict1", "--", "true"]).fails();

@@ -55,27 +55,12 @@ fn server_killed_mid_command_fails_clearly_and_the_session_reconnects() {
 fn a_frozen_server_is_detected_by_keepalive() {
     let sshd = Sshd::start();
     let home = Home::with_vault();
-    home.run(&["key", "generate", "k"]).ok();
-    sshd.authorize(&home.run(&["key", "pub", "k"]).ok().stdout);
-    let port = sshd.port.to_string();
-    home.run(&[
-        "conn",
-        "save",
-        "srv",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        &port,
-        "--user",
-        &sshd.user,
-        "--key",
+    home.connect_to_with(
+        &sshd,
         "k",
-        "--keepalive-interval",
-        "1",
-        "--keepalive-max",
-        "2",
-    ])
-    .ok();
+        "srv",
+        &["--keepalive-interval", "1", "--keepalive-max", "2"],
+    );
     let id = home.start(&["srv", "--", "echo started; sleep 600"]);
     wait_for(60, "output", || {
         (home.status(&id)["stdout"]["lines"] == 1).then_some(())
@@ -174,25 +159,7 @@ fn attached_commands_running_when_the_broker_dies_are_interrupted_with_output_ke
 fn idle_sessions_close_after_their_idle_timeout() {
     let sshd = Sshd::start();
     let home = Home::with_vault();
-    home.run(&["key", "generate", "k"]).ok();
-    sshd.authorize(&home.run(&["key", "pub", "k"]).ok().stdout);
-    let port = sshd.port.to_string();
-    home.run(&[
-        "conn",
-        "save",
-        "srv",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        &port,
-        "--user",
-        &sshd.user,
-        "--key",
-        "k",
-        "--idle-timeout",
-        "1",
-    ])
-    .ok();
+    home.connect_to_with(&sshd, "k", "srv", &["--idle-timeout", "1"]);
     let sid = home
         .run(&["session", "open", "srv"])
         .ok()
