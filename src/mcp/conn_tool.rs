@@ -5,7 +5,7 @@ use serde_json::json;
 
 use super::Adapter;
 use super::args::{ClientArgs, ClientOp, ConnArgs, ConnOp};
-use super::reply::{bad_arg, from_error, ok};
+use super::reply::{bad_arg, fail, from_error, ok};
 use crate::protocol::{ConnSpec, HostKeyPolicy, Request, Response};
 
 pub async fn conn(a: &Adapter, x: ConnArgs) -> CallToolResult {
@@ -25,9 +25,32 @@ pub async fn conn(a: &Adapter, x: ConnArgs) -> CallToolResult {
             let Some(name) = x.connection_id else {
                 return bad_arg("op=trust needs connectionId");
             };
+            let Some(fingerprint) = x.fingerprint else {
+                return bad_arg(
+                    "op=trust needs fingerprint: the SHA256 fingerprint checked out of band (ssh-keygen -lf on the server)",
+                );
+            };
+            // A changed host key can mean an attack, and a prompt-injected agent could copy the
+            // new fingerprint from the error: replacing a pin is the user's decision, made in a
+            // terminal. Agents may only make a first pin.
+            match a.call(Request::ConnShow { name: name.clone() }).await {
+                Ok(Response::Conn(c)) => {
+                    if let Some(pinned) = c.pinned_host_key.filter(|p| *p != fingerprint) {
+                        return fail(
+                            "host_key_change_needs_user",
+                            format!(
+                                "{name} already has the pinned host key {pinned}; replacing it is the user's decision: \
+                                 ask them to verify the new key and run `sshkeep conn trust {name} --fingerprint {fingerprint}` in a terminal"
+                            ),
+                        );
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => return from_error(e),
+            }
             Request::ConnTrust {
                 name,
-                fingerprint: x.fingerprint,
+                fingerprint: Some(fingerprint),
             }
         }
         ConnOp::Test => {

@@ -74,8 +74,13 @@ fn code_name(c: ErrorCode) -> String {
         .unwrap_or_else(|| "error".into())
 }
 
-/// The broker's CLI-worded hints, said in tool calls.
-fn for_agents(message: &str) -> String {
+/// The broker's CLI-worded hints, said in tool calls. A changed host key is left to the user.
+fn for_agents(code: ErrorCode, message: &str) -> String {
+    if code == ErrorCode::HostKeyChanged {
+        return format!(
+            "{message}. This is for the user to decide: do not re-pin it yourself; tell them."
+        );
+    }
     let mut m = message.to_string();
     for (cli, tool) in [
         ("`sshkeep conn list`", "ssh_conn op=list"),
@@ -128,7 +133,7 @@ fn for_agents(message: &str) -> String {
 /// Any failure talking to the broker.
 pub fn from_error(e: anyhow::Error) -> CallToolResult {
     match e.downcast_ref::<BrokerError>() {
-        Some(be) => fail(&code_name(be.code), for_agents(&be.message)),
+        Some(be) => fail(&code_name(be.code), for_agents(be.code, &be.message)),
         None => fail("broker_unavailable", format!("{e:#}")),
     }
 }
@@ -151,12 +156,23 @@ mod tests {
     #[test]
     fn cli_hints_become_tool_calls() {
         let m = for_agents(
-            "HOST KEY CHANGED ... run `sshkeep conn trust web --fingerprint SHA256:abc`",
+            ErrorCode::HostKeyUnknown,
+            "not trusted yet: run `sshkeep conn trust web --fingerprint SHA256:abc`",
         );
         assert!(
             m.contains("ssh_conn op=trust connectionId=web fingerprint=SHA256:abc"),
             "{m}"
         );
-        assert!(for_agents("see `sshkeep conn list`").contains("ssh_conn op=list"));
+        assert!(
+            for_agents(ErrorCode::NotFound, "see `sshkeep conn list`").contains("ssh_conn op=list")
+        );
+        let m = for_agents(
+            ErrorCode::HostKeyChanged,
+            "HOST KEY CHANGED: `sshkeep conn trust web --fingerprint SHA256:abc`",
+        );
+        assert!(
+            m.contains("sshkeep conn trust web") && m.contains("do not re-pin it yourself"),
+            "{m}"
+        );
     }
 }

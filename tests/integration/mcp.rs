@@ -379,13 +379,25 @@ fn every_error_path_has_its_own_clear_message() {
     let (e, t, s) = m.call("ssh_exec", json!({"op": "open", "connectionId": "srv"}));
     assert!(e && s["error"]["code"] == "host_key_changed", "{t}");
     assert!(
-        t.contains(&sshd.host_fingerprint()) && t.contains("ssh_conn op=trust connectionId=srv"),
+        t.contains(&sshd.host_fingerprint()) && t.contains("do not re-pin it yourself"),
         "{t}"
     );
-    m.ok(
+    // Replacing a pin is the user's decision: the adapter refuses, the CLI does it.
+    let fp = sshd.host_fingerprint();
+    let (e, t, s) = m.call(
         "ssh_conn",
-        json!({"op": "trust", "connectionId": "srv", "fingerprint": sshd.host_fingerprint()}),
+        json!({"op": "trust", "connectionId": "srv", "fingerprint": fp}),
     );
+    assert!(
+        e && s["error"]["code"] == "host_key_change_needs_user"
+            && t.contains("sshkeep conn trust srv"),
+        "{t}"
+    );
+    let (e, _, _) = m.call("ssh_conn", json!({"op": "trust", "connectionId": "srv"}));
+    assert!(e, "trust without a fingerprint is refused over MCP");
+    home.run(&["conn", "trust", "srv", "--fingerprint", &fp])
+        .ok();
+    m.ok("ssh_exec", json!({"op": "open", "connectionId": "srv"}));
 
     // Locked vault: a broker without the passphrase file starts locked.
     drop(m);
@@ -483,4 +495,37 @@ fn the_official_python_mcp_sdk_drives_flow_1() {
         serde_json::from_str(stdout.lines().last().unwrap_or_default()).expect("json");
     assert_eq!(seen["flow1"], "ok");
     assert_eq!(seen["server"], "sshkeep");
+}
+
+#[test]
+fn an_agent_may_make_a_first_pin_with_a_fingerprint() {
+    let sshd = Sshd::start();
+    let home = Home::with_vault();
+    home.connect_to_with(&sshd, "k", "srv", &["--host-key-policy", "strict"]);
+    let mut m = Mcp::start(&home, &[]);
+    let (e, t, s) = m.call("ssh_exec", json!({"op": "open", "connectionId": "srv"}));
+    assert!(e && s["error"]["code"] == "host_key_unknown", "{t}");
+    assert!(
+        t.contains(&format!(
+            "ssh_conn op=trust connectionId=srv fingerprint={}",
+            sshd.host_fingerprint()
+        )),
+        "{t}"
+    );
+    m.ok(
+        "ssh_conn",
+        json!({"op": "trust", "connectionId": "srv", "fingerprint": sshd.host_fingerprint()}),
+    );
+    m.ok("ssh_exec", json!({"op": "open", "connectionId": "srv"}));
+    let trusted = home
+        .run(&["audit", "--op", "host_key_trust", "--json"])
+        .ok()
+        .json();
+    assert!(
+        trusted[0]["client_exe"]
+            .as_str()
+            .unwrap_or_default()
+            .ends_with("sshkeep"),
+        "audited with the client: {trusted}"
+    );
 }
