@@ -6,7 +6,9 @@ use interprocess::local_socket::tokio::Stream;
 use tokio::io::AsyncWrite;
 
 use super::fail::Fail;
-use super::{Broker, Peer, command_ops, commands, conn_ops, exec, key_ops, vault_ops};
+use super::{
+    Broker, Peer, bulk, bulk_conn, command_ops, commands, conn_ops, exec, key_ops, vault_ops,
+};
 use crate::frame::{FrameError, read_frame, write_frame};
 use crate::protocol::{ErrorCode, PROTOCOL_VERSION, Request, Response};
 
@@ -155,6 +157,23 @@ async fn dispatch(broker: &Arc<Broker>, peer: &Peer, req: Request) -> Result<Res
         }
         Request::Settings => Ok(command_ops::settings(broker)),
         Request::SettingSet { key, value } => command_ops::set_setting(broker, peer, &key, &value),
+        Request::BulkExec(spec) => bulk::start(broker, peer, spec).await,
+        Request::BulkStatus { bulk_id, target } => {
+            bulk::status(broker, &bulk_id, target.as_deref())
+        }
+        Request::BulkLogs {
+            bulk_id,
+            target,
+            query,
+        } => bulk::logs(broker, &bulk_id, target.as_deref(), query).await,
+        Request::BulkCancel { bulk_id, target } => {
+            bulk::cancel(broker, peer, &bulk_id, target.as_deref()).await
+        }
+        Request::BulkConn {
+            op,
+            targets,
+            concurrency,
+        } => bulk_conn::run(broker, peer, op, &targets, concurrency).await,
         Request::ClientList => conn_ops::clients(broker),
         Request::ClientAssign { client, conns } => {
             conn_ops::set_client(broker, peer, Some(&client), &conns)

@@ -1,5 +1,7 @@
 //! The broker: the one process that holds decrypted keys and owns every SSH session.
 
+mod bulk;
+mod bulk_conn;
 mod client_conn;
 mod command_ops;
 mod commands;

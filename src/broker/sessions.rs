@@ -61,6 +61,8 @@ pub struct Session {
     pub key_fingerprint: String,
     pub opened: i64,
     pub gate: Arc<ChannelGate>,
+    /// Opened for a bulk run: closed when its last user is done.
+    transient: std::sync::atomic::AtomicBool,
     inner: Mutex<Inner>,
     changed: watch::Sender<u64>,
 }
@@ -115,6 +117,17 @@ impl Session {
         self.with(|i| i.state)
     }
 
+    /// Marks the session as opened for a bulk run (closed when its last user is done).
+    pub fn mark_transient(&self) {
+        self.transient
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether the session was opened for a bulk run.
+    pub fn is_transient(&self) -> bool {
+        self.transient.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Open with a connection that has not dropped (a dropped one is marked lost here).
     pub fn is_live(&self) -> bool {
         let (state, handle) = self.with(|i| (i.state, i.handle.clone()));
@@ -140,6 +153,23 @@ impl Session {
             session: self.clone(),
             running: false,
         }
+    }
+
+    /// Counts a command on this session if it is still open; `None` once it was closed.
+    /// Checked and counted under one lock, so a concurrent [`Sessions::close_if_unused`] either
+    /// sees this user or this call sees the close.
+    pub fn try_occupy(self: &Arc<Self>) -> Option<Occupancy> {
+        let ok = self.with(|i| {
+            let open = matches!(i.state, SessionState::Open | SessionState::Reconnecting);
+            if open {
+                i.queued += 1;
+            }
+            open
+        });
+        ok.then(|| Occupancy {
+            session: self.clone(),
+            running: false,
+        })
     }
 
     /// The live connection, waiting through a reconnect. Fails if the session failed or closed.
@@ -319,6 +349,7 @@ impl Sessions {
             key_fingerprint: fingerprint,
             opened: now(),
             gate: ChannelGate::new(limit),
+            transient: std::sync::atomic::AtomicBool::new(false),
             inner: Mutex::new(Inner {
                 state: SessionState::Open,
                 handle: Some(Arc::new(handle)),
@@ -338,6 +369,17 @@ impl Sessions {
         Ok(session)
     }
 
+    /// An open session with the same login as `r`, if there is one.
+    pub fn find_open(broker: &Broker, r: &Resolved) -> Result<Option<Arc<Session>>, Fail> {
+        let fingerprint = key_fingerprint(broker, r)?;
+        Ok(broker
+            .sessions
+            .all()
+            .into_iter()
+            .filter(|s| s.same_login(r, &fingerprint) && s.is_live())
+            .max_by_key(|s| s.with(|i| i.last_used)))
+    }
+
     /// A session for `r`: an open one with the same login, or a new one. A session that is
     /// reconnecting is not waited for: a new login answers at once, with its error if it fails.
     pub async fn for_target(
@@ -346,18 +388,35 @@ impl Sessions {
         r: &Resolved,
         purpose: &str,
     ) -> Result<Arc<Session>, Fail> {
-        let fingerprint = key_fingerprint(broker, r)?;
-        let open = broker
-            .sessions
-            .all()
-            .into_iter()
-            .filter(|s| s.same_login(r, &fingerprint) && s.is_live())
-            .max_by_key(|s| s.with(|i| i.last_used));
-        if let Some(s) = open {
+        if let Some(s) = Self::find_open(broker, r)? {
             s.touch();
             return Ok(s);
         }
         Self::open(broker, peer, r, purpose).await
+    }
+
+    /// Closes a session unless commands still use it (a transient bulk session that another
+    /// target or client is using stays open). The check and the close happen under one lock.
+    pub async fn close_if_unused(&self, id: &str, why: &str) {
+        let Ok(session) = self.get(id) else { return };
+        let handle = session.with(|i| {
+            if i.running + i.queued > 0 || i.state == SessionState::Closed {
+                return None;
+            }
+            i.state = SessionState::Closed;
+            i.reason = Some(why.into());
+            Some(i.handle.take())
+        });
+        let Some(handle) = handle else { return };
+        if let Ok(mut m) = self.map.lock() {
+            m.remove(id);
+        }
+        session.bump();
+        if let Some(h) = handle {
+            let _ = h
+                .disconnect(russh::Disconnect::ByApplication, why, "en")
+                .await;
+        }
     }
 
     /// A session by id.

@@ -9,6 +9,7 @@ use anyhow::Result;
 use sshkeep_vault::Vault;
 use tokio::sync::Notify;
 
+use super::bulk::HandshakeLimits;
 use super::commands::Registry;
 use super::fail::Fail;
 use super::listener::Peer;
@@ -27,6 +28,8 @@ pub struct Broker {
     pub vault: Mutex<Option<Vault>>,
     pub sessions: Sessions,
     pub running: Registry,
+    /// Per-server handshake limits for fleet runs.
+    pub handshakes: HandshakeLimits,
     pub log_writer: LogWriter,
     /// A connection of its own for reading logs (long reads never hold the main one).
     pub log_reader: Mutex<rusqlite::Connection>,
@@ -61,6 +64,7 @@ impl Broker {
             vault: Mutex::new(vault),
             sessions: Sessions::default(),
             running: Registry::default(),
+            handshakes: HandshakeLimits::default(),
             log_writer,
             log_reader,
             settings: RwLock::new(settings),

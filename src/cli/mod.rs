@@ -2,6 +2,7 @@
 
 mod audit_cmd;
 mod broker_cmd;
+mod bulk_cmd;
 mod client_cmd;
 mod config_cmd;
 mod conn_cmd;
@@ -58,6 +59,9 @@ enum Command {
     Exec(exec_cmd::ExecArgs),
     /// Show or verify the audit log.
     Audit(audit_cmd::AuditArgs),
+    /// Fleet work: run, check, open or close across many connections.
+    #[command(subcommand)]
+    Bulk(bulk_cmd::BulkCmd),
     /// Client (customer) groups of connections.
     #[command(subcommand)]
     Client(client_cmd::ClientCmd),
@@ -153,6 +157,7 @@ async fn run(cli: Cli) -> Result<u8> {
         Command::Audit(a) => audit_cmd::run(&ctx, a).await,
         Command::Session(c) => session_cmd::run(&ctx, c).await,
         Command::Client(c) => client_cmd::run(&ctx, c).await,
+        Command::Bulk(c) => bulk_cmd::run(&ctx, c).await,
         Command::Run(a) => run_cmd::run(&ctx, a).await,
         Command::Logs(a) => run_cmd::logs(&ctx, a).await,
         Command::Cancel { command_id } => run_cmd::cancel(&ctx, command_id).await,

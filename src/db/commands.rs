@@ -47,11 +47,12 @@ pub struct CommandRow {
     pub remote_pgid: Option<i64>,
     pub spool: Option<String>,
     pub bulk_id: Option<String>,
+    pub error_code: Option<String>,
 }
 
 const COLS: &str = "id, session_id, target, conn_name, key_name, commands, options, detached, state, exit_code, signal, \
     error, created_ms, started_ms, ended_ms, stdout_bytes, stderr_bytes, stdout_lines, stderr_lines, stored_bytes, \
-    remote_pgid, spool, bulk_id";
+    remote_pgid, spool, bulk_id, error_code";
 
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CommandRow> {
     let commands: String = r.get(5)?;
@@ -81,6 +82,7 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CommandRow> {
         remote_pgid: r.get(20)?,
         spool: r.get(21)?,
         bulk_id: r.get(22)?,
+        error_code: r.get(23)?,
     })
 }
 
@@ -191,6 +193,56 @@ impl Db {
         ))?;
         let rows = st
             .query_map([], row)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    /// Records why a command failed, as a code.
+    pub fn command_error_code(&self, id: &str, code: &str) -> Result<()> {
+        self.conn.execute(
+            "UPDATE commands SET error_code = ?2 WHERE id = ?1",
+            params![id, code],
+        )?;
+        Ok(())
+    }
+
+    /// Records a bulk run.
+    pub fn insert_bulk(
+        &self,
+        id: &str,
+        commands: &[String],
+        concurrency: u32,
+        now_ms: i64,
+    ) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO bulk_runs (id, commands, concurrency, created_ms) VALUES (?1, ?2, ?3, ?4)",
+            params![id, serde_json::to_string(commands)?, concurrency, now_ms],
+        )?;
+        Ok(())
+    }
+
+    /// A bulk run's commands and creation time.
+    pub fn bulk(&self, id: &str) -> Result<Option<(Vec<String>, i64)>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT commands, created_ms FROM bulk_runs WHERE id = ?1",
+                [id],
+                |r| {
+                    let c: String = r.get(0)?;
+                    Ok((serde_json::from_str(&c).unwrap_or_default(), r.get(1)?))
+                },
+            )
+            .optional()?)
+    }
+
+    /// The per-target commands of a bulk run, in the order the targets were given.
+    pub fn bulk_commands(&self, bulk_id: &str) -> Result<Vec<CommandRow>> {
+        let mut st = self.conn.prepare(&format!(
+            "SELECT {COLS} FROM commands WHERE bulk_id = ?1 ORDER BY rowid"
+        ))?;
+        let rows = st
+            .query_map([bulk_id], row)?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(rows)
     }

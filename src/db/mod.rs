@@ -114,6 +114,15 @@ CREATE TABLE settings (
     value TEXT NOT NULL
 );
 "#,
+    r#"
+ALTER TABLE commands ADD COLUMN error_code TEXT;
+CREATE TABLE bulk_runs (
+    id          TEXT PRIMARY KEY,
+    commands    TEXT NOT NULL,   -- JSON array, run in order on every target
+    concurrency INTEGER NOT NULL,
+    created_ms  INTEGER NOT NULL
+);
+"#,
 ];
 
 impl Db {

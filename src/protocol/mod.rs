@@ -114,6 +114,30 @@ pub enum Request {
     ClientAssign { client: String, conns: Vec<String> },
     /// Take connections out of their client group.
     ClientRemove { conns: Vec<String> },
+    /// Run commands across many connections; the reply comes at once with the run's id.
+    BulkExec(BulkSpec),
+    /// A bulk run: overall state, counts, and each target (or one target).
+    BulkStatus {
+        bulk_id: String,
+        target: Option<String>,
+    },
+    /// A bulk run's output, each line labelled with its target.
+    BulkLogs {
+        bulk_id: String,
+        target: Option<String>,
+        query: LogQuery,
+    },
+    /// Cancel a whole bulk run, or one target of it.
+    BulkCancel {
+        bulk_id: String,
+        target: Option<String>,
+    },
+    /// Test, open or close sessions to many connections at once.
+    BulkConn {
+        op: BulkConnOp,
+        targets: Targets,
+        concurrency: Option<u32>,
+    },
 }
 
 /// A broker reply.
@@ -176,6 +200,19 @@ pub enum Response {
     },
     Clients {
         clients: Vec<ClientGroup>,
+    },
+    BulkStarted {
+        bulk_id: String,
+        targets: Vec<String>,
+    },
+    Bulk(BulkInfo),
+    BulkLogs {
+        bulk_id: String,
+        lines: Vec<BulkLogLine>,
+        truncated: bool,
+    },
+    BulkConn {
+        results: Vec<BulkConnResult>,
     },
     Error {
         code: ErrorCode,

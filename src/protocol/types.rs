@@ -388,3 +388,87 @@ pub struct Setting {
     pub default: String,
     pub description: String,
 }
+
+/// Which connections a fleet operation covers.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Targets {
+    /// Connection names or ids.
+    pub conns: Vec<String>,
+    /// Every connection of this client group.
+    pub client: Option<String>,
+    /// Every saved connection.
+    pub all: bool,
+}
+
+/// A bulk run to start.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct BulkSpec {
+    pub targets: Targets,
+    /// Run in order on each target, stopping there at the first failure.
+    pub commands: Vec<String>,
+    /// Targets worked on at once (default 10).
+    pub concurrency: Option<u32>,
+    pub options: RunOptions,
+}
+
+/// One target of a bulk run.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct BulkTarget {
+    pub connection_id: String,
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+    pub command_id: String,
+    pub state: CommandState,
+    pub exit_code: Option<i64>,
+    /// Why the target failed, as a code (`unreachable`, `host_key_changed`, `auth_failed`, `exit_status`, ...).
+    pub error_code: Option<String>,
+    pub error: Option<String>,
+}
+
+/// A bulk run as clients see it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct BulkInfo {
+    pub bulk_id: String,
+    pub commands: Vec<String>,
+    /// `running` until every target has ended, then `completed` (all succeeded) or `failed`.
+    pub state: String,
+    /// Targets per state.
+    pub counts: std::collections::BTreeMap<String, u64>,
+    pub targets: Vec<BulkTarget>,
+    pub created_ms: i64,
+}
+
+/// One output line of a bulk run.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct BulkLogLine {
+    /// The target's connection name.
+    pub target: String,
+    pub n: u64,
+    pub stream: String,
+    pub text: String,
+}
+
+/// What `bulk conn` does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum BulkConnOp {
+    /// Reachability, host key, login, round-trip time.
+    Test,
+    /// Open a persistent session to each (warm a fleet).
+    Open,
+    /// Close the sessions to each.
+    Close,
+}
+
+/// One connection's result in `bulk conn`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct BulkConnResult {
+    pub connection_id: String,
+    pub name: String,
+    pub ok: bool,
+    pub session_id: Option<String>,
+    pub report: Option<TestReport>,
+    pub error_code: Option<ErrorCode>,
+    pub error: Option<String>,
+}

@@ -1,7 +1,7 @@
 //! Asynchronous commands: start (the reply comes at once), status, filtered logs, cancel, list,
 //! and recovery when the broker starts.
 
-mod attached;
+pub(crate) mod attached;
 mod detached;
 mod marker;
 pub mod wrap;
@@ -40,7 +40,7 @@ pub struct Ending {
 }
 
 impl Ending {
-    fn failed(msg: impl Into<String>) -> Self {
+    pub(crate) fn failed(msg: impl Into<String>) -> Self {
         Self {
             state: Some(CommandState::Failed),
             error: Some(msg.into()),
@@ -48,7 +48,7 @@ impl Ending {
         }
     }
 
-    fn stopped(s: Stop, pgid: Option<i64>) -> Self {
+    pub(crate) fn stopped(s: Stop, pgid: Option<i64>) -> Self {
         let killed = pgid
             .map(|p| format!("; process group {p} was killed"))
             .unwrap_or_default();
@@ -80,7 +80,7 @@ pub struct Registry {
 }
 
 impl Registry {
-    fn insert(&self, id: &str) -> (watch::Receiver<Option<Stop>>, watch::Sender<bool>) {
+    pub(crate) fn insert(&self, id: &str) -> (watch::Receiver<Option<Stop>>, watch::Sender<bool>) {
         let (stop, stop_rx) = watch::channel(None);
         let (done_tx, done) = watch::channel(false);
         if let Ok(mut m) = self.map.lock() {
@@ -89,13 +89,13 @@ impl Registry {
         (stop_rx, done_tx)
     }
 
-    fn remove(&self, id: &str) {
+    pub(crate) fn remove(&self, id: &str) {
         if let Ok(mut m) = self.map.lock() {
             m.remove(id);
         }
     }
 
-    fn signal(&self, id: &str, s: Stop) -> Option<watch::Receiver<bool>> {
+    pub(crate) fn signal(&self, id: &str, s: Stop) -> Option<watch::Receiver<bool>> {
         let m = self.map.lock().ok()?;
         let r = m.get(id)?;
         let _ = r.stop.send(Some(s));
@@ -164,7 +164,7 @@ async fn kill_remote_group(session: &Arc<Session>, pgid: i64) -> bool {
     true
 }
 
-const MAX_COMMAND_BYTES: usize = 256 * 1024;
+pub(crate) const MAX_COMMAND_BYTES: usize = 256 * 1024;
 
 fn invalid(m: impl Into<String>) -> Fail {
     Fail::new(ErrorCode::InvalidArgument, m)
@@ -292,7 +292,7 @@ pub async fn start(broker: &Arc<Broker>, peer: &Peer, spec: RunSpec) -> Result<R
     })
 }
 
-async fn finish(broker: &Arc<Broker>, cmd: &Arc<str>, e: Ending) {
+pub(crate) async fn finish(broker: &Arc<Broker>, cmd: &Arc<str>, e: Ending) {
     if let Some(err) = &e.error
         && e.state != Some(CommandState::Failed)
     {

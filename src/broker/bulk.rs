@@ -1,0 +1,445 @@
+//! Fleet runs: the same commands on many connections at once.
+//!
+//! Each target is an ordinary command record (with the run's `bulk_id`), so its status and output
+//! are kept and read like any other. Per target, a session already open to that connection is
+//! reused and left open; otherwise a transient session is opened and closed when the target is
+//! done. The queue heals itself: a server that refuses channels (MaxSessions) makes its commands
+//! wait for a free channel; a server that drops connections during the handshake (MaxStartups)
+//! gets fewer handshakes at once and retries with exponential backoff and jitter. One target's
+//! failure (unreachable, refused host key or login, failing command) is recorded on that target
+//! with an error code, and the others carry on.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
+
+use super::commands::{Ending, MAX_COMMAND_BYTES, attached, finish, wrap};
+use super::fail::Fail;
+use super::login::{Resolved, resolve};
+use super::sessions::{Occupancy, Session, Sessions};
+use super::{Broker, Peer};
+use crate::db::{CommandRow, ConnRow, NewCommand, now_ms};
+use crate::protocol::{
+    BulkInfo, BulkLogLine, BulkSpec, BulkTarget, CommandState, ErrorCode, LogQuery, Response,
+    Targets,
+};
+
+/// Handshakes in flight to one server at first (OpenSSH's MaxStartups begins dropping at 10).
+const HANDSHAKES_PER_SERVER: usize = 4;
+/// Handshake attempts per target before it is failed.
+const HANDSHAKE_ATTEMPTS: u32 = 7;
+
+/// One server's handshake gate and its current limit.
+type ServerGate = (Arc<Semaphore>, usize);
+
+/// Per-server handshake limits, lowered when a server drops handshakes.
+#[derive(Default)]
+pub struct HandshakeLimits {
+    map: Mutex<HashMap<(String, u16), ServerGate>>,
+}
+
+impl HandshakeLimits {
+    fn gate(&self, host: &str, port: u16) -> Arc<Semaphore> {
+        let mut m = match self.map.lock() {
+            Ok(m) => m,
+            Err(p) => p.into_inner(),
+        };
+        m.entry((host.to_string(), port))
+            .or_insert_with(|| {
+                (
+                    Arc::new(Semaphore::new(HANDSHAKES_PER_SERVER)),
+                    HANDSHAKES_PER_SERVER,
+                )
+            })
+            .0
+            .clone()
+    }
+
+    /// The server dropped a handshake: allow one fewer at once (never below one).
+    fn lower(&self, host: &str, port: u16) {
+        if let Ok(mut m) = self.map.lock()
+            && let Some((sem, limit)) = m.get_mut(&(host.to_string(), port))
+            && *limit > 1
+        {
+            *limit -= 1;
+            sem.forget_permits(1);
+        }
+    }
+}
+
+fn invalid(m: impl Into<String>) -> Fail {
+    Fail::new(ErrorCode::InvalidArgument, m)
+}
+
+/// The connections a fleet operation covers, in the order given, without repeats.
+pub fn resolve_targets(broker: &Broker, t: &Targets) -> Result<Vec<ConnRow>, Fail> {
+    let all = broker.db()?.conns().map_err(Fail::internal)?;
+    let mut out: Vec<ConnRow> = Vec::new();
+    let mut push = |c: ConnRow| {
+        if !out.iter().any(|o| o.id == c.id) {
+            out.push(c);
+        }
+    };
+    for name in &t.conns {
+        push(super::conn_ops::find(broker, name)?);
+    }
+    if let Some(client) = &t.client {
+        let members: Vec<ConnRow> = all
+            .iter()
+            .filter(|c| c.spec.client.as_deref() == Some(client))
+            .cloned()
+            .collect();
+        if members.is_empty() {
+            return Err(Fail::new(
+                ErrorCode::NotFound,
+                format!("client '{client}' has no connections: see `sshkeep client list`"),
+            ));
+        }
+        members.into_iter().for_each(&mut push);
+    }
+    if t.all {
+        all.into_iter().for_each(&mut push);
+    }
+    if out.is_empty() {
+        return Err(invalid("no targets: name connections, a client, or all"));
+    }
+    Ok(out)
+}
+
+/// A session for one target, already counting this target as a user: an open one is reused (a
+/// session that was open before the run stays open; one another target opened stays transient),
+/// or a transient one is opened through the server's handshake limit, retrying dropped
+/// handshakes.
+async fn session_for(
+    broker: &Arc<Broker>,
+    peer: &Peer,
+    r: &Resolved,
+) -> Result<(Arc<Session>, Occupancy), Fail> {
+    let (host, port) = (r.endpoint.host.clone(), r.endpoint.port);
+    let mut attempt = 0;
+    loop {
+        if let Some(s) = Sessions::find_open(broker, r)?
+            && let Some(o) = s.try_occupy()
+        {
+            return Ok((s, o));
+        }
+        let gate = broker.handshakes.gate(&host, port);
+        let permit = gate.acquire_owned().await.map_err(Fail::internal)?;
+        let opened = Sessions::open(broker, peer, r, "bulk run").await;
+        drop(permit);
+        match opened {
+            Ok(s) => {
+                s.mark_transient();
+                if let Some(o) = s.try_occupy() {
+                    return Ok((s, o));
+                }
+            }
+            // Dropped during the handshake: the server's MaxStartups, or a flaky network.
+            Err(f) if f.code == ErrorCode::Ssh && attempt + 1 < HANDSHAKE_ATTEMPTS => {
+                attempt += 1;
+                broker.handshakes.lower(&host, port);
+                let base = 100u64 << attempt.min(6);
+                let jitter = rand::random::<u64>() % base.max(1);
+                tracing::debug!(
+                    host,
+                    port,
+                    attempt,
+                    "handshake dropped; retrying in {} ms",
+                    base + jitter
+                );
+                tokio::time::sleep(Duration::from_millis(base + jitter)).await;
+            }
+            Err(f) => return Err(f),
+        }
+    }
+}
+
+fn error_code(e: &Ending) -> Option<&'static str> {
+    match (e.state, e.exit_code, &e.signal, &e.error) {
+        (Some(CommandState::Completed), ..) | (Some(CommandState::Cancelled), ..) => None,
+        (Some(CommandState::TimedOut), ..) => Some("timed_out"),
+        (_, Some(_), ..) => Some("exit_status"),
+        (_, None, Some(_), _) => Some("signal"),
+        (_, None, None, Some(_)) => Some("connection_lost"),
+        _ => Some("failed"),
+    }
+}
+
+fn code_name(c: ErrorCode) -> String {
+    serde_json::to_value(c)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_else(|| "error".into())
+}
+
+/// `bulk exec`: records the run and its targets, starts it, and replies at once.
+pub async fn start(broker: &Arc<Broker>, peer: &Peer, spec: BulkSpec) -> Result<Response, Fail> {
+    if spec.commands.is_empty() || spec.commands.iter().any(|c| c.trim().is_empty()) {
+        return Err(invalid("commands is empty: give at least one command"));
+    }
+    if spec.commands.iter().map(String::len).sum::<usize>() > MAX_COMMAND_BYTES {
+        return Err(invalid(
+            "the commands are too long; upload a script instead",
+        ));
+    }
+    wrap::prelude(&spec.options).map_err(invalid)?;
+    let concurrency = spec.concurrency.unwrap_or(10);
+    if !(1..=256).contains(&concurrency) {
+        return Err(invalid("concurrency must be between 1 and 256"));
+    }
+    let targets = resolve_targets(broker, &spec.targets)?;
+    let bulk_id = uuid::Uuid::new_v4().to_string();
+    let mut jobs = Vec::new();
+    {
+        let db = broker.db()?;
+        db.insert_bulk(&bulk_id, &spec.commands, concurrency, now_ms())
+            .map_err(Fail::internal)?;
+        for c in &targets {
+            let id = uuid::Uuid::new_v4().to_string();
+            let cmd = NewCommand {
+                id: id.clone(),
+                session_id: None,
+                target: c.spec.name.clone(),
+                conn_name: Some(c.spec.name.clone()),
+                key_name: c.spec.key.clone(),
+                commands: spec.commands.clone(),
+                options: spec.options.clone(),
+                detached: false,
+                bulk_id: Some(bulk_id.clone()),
+            };
+            db.insert_command(&cmd, now_ms()).map_err(Fail::internal)?;
+            jobs.push((id, c.spec.name.clone()));
+        }
+    }
+    broker.audit(
+        peer,
+        "bulk_exec",
+        None,
+        None,
+        format!("bulk {bulk_id} on {} targets", jobs.len()),
+    )?;
+    let names = jobs.iter().map(|(_, n)| n.clone()).collect();
+    let sem = Arc::new(Semaphore::new(concurrency as usize));
+    for (id, name) in jobs {
+        let (stop, done) = broker.running.insert(&id);
+        let (b, peer, sem, commands, options) = (
+            broker.clone(),
+            peer.clone(),
+            sem.clone(),
+            spec.commands.clone(),
+            spec.options.clone(),
+        );
+        tokio::spawn(async move {
+            let cmd: Arc<str> = id.clone().into();
+            let ending = match sem.acquire_owned().await {
+                Ok(_slot) => match resolve(&b, &name, None) {
+                    Ok(r) => match session_for(&b, &peer, &r).await {
+                        Ok((session, occupancy)) => {
+                            let job = attached::Job {
+                                broker: b.clone(),
+                                id: cmd.clone(),
+                                session: session.clone(),
+                                commands,
+                                options,
+                                stdin: None,
+                                stop,
+                                deadline: None,
+                            };
+                            let e = attached::run(job).await;
+                            drop(occupancy);
+                            if session.is_transient() {
+                                b.sessions
+                                    .close_if_unused(&session.id, "bulk run done")
+                                    .await;
+                            }
+                            if let (Some(code), Ok(db)) = (error_code(&e), b.db()) {
+                                let _ = db.command_error_code(&id, code);
+                            }
+                            e
+                        }
+                        Err(f) => {
+                            if let Ok(db) = b.db() {
+                                let _ = db.command_error_code(&id, &code_name(f.code));
+                            }
+                            attached::not_started(f)
+                        }
+                    },
+                    Err(f) => attached::not_started(f),
+                },
+                Err(_) => Ending::failed("the bulk run's queue closed"),
+            };
+            finish(&b, &cmd, ending).await;
+            b.running.remove(&cmd);
+            let _ = done.send(true);
+        });
+    }
+    Ok(Response::BulkStarted {
+        bulk_id,
+        targets: names,
+    })
+}
+
+fn matches(c: &CommandRow, conn: Option<&ConnRow>, want: &str) -> bool {
+    c.target == want
+        || conn.is_some_and(|k| k.id == want || k.spec.host == want || k.spec.name == want)
+}
+
+/// A bulk run's commands, creation time, and its targets' command rows with their connections.
+type RunRows = (Vec<String>, i64, Vec<(CommandRow, Option<ConnRow>)>);
+
+fn rows(
+    broker: &Broker,
+    bulk_id: &str,
+    target: Option<&str>,
+) -> Result<RunRows, Fail> {
+    let db = broker.db()?;
+    let (commands, created) = db.bulk(bulk_id).map_err(Fail::internal)?.ok_or_else(|| {
+        Fail::not_found(
+            "bulk run",
+            bulk_id,
+            "the id comes from `sshkeep bulk exec` (ssh_bulk_exec)",
+        )
+    })?;
+    let mut out = Vec::new();
+    for c in db.bulk_commands(bulk_id).map_err(Fail::internal)? {
+        let conn = db.conn_by_ref(&c.target).map_err(Fail::internal)?;
+        if target.is_none_or(|t| matches(&c, conn.as_ref(), t)) {
+            out.push((c, conn));
+        }
+    }
+    if let (Some(t), true) = (target, out.is_empty()) {
+        return Err(Fail::not_found(
+            "target",
+            t,
+            "name a target of this run by connection id, name or host",
+        ));
+    }
+    Ok((commands, created, out))
+}
+
+/// `bulk status`.
+pub fn status(broker: &Broker, bulk_id: &str, target: Option<&str>) -> Result<Response, Fail> {
+    let (commands, created_ms, rows) = rows(broker, bulk_id, target)?;
+    let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+    let targets: Vec<BulkTarget> = rows
+        .into_iter()
+        .map(|(c, conn)| {
+            *counts.entry(c.state.as_str().to_string()).or_default() += 1;
+            BulkTarget {
+                connection_id: conn.as_ref().map(|k| k.id.clone()).unwrap_or_default(),
+                name: c.target.clone(),
+                host: conn
+                    .as_ref()
+                    .map(|k| k.spec.host.clone())
+                    .unwrap_or_default(),
+                port: conn.as_ref().map(|k| k.spec.port).unwrap_or_default(),
+                command_id: c.id,
+                state: c.state,
+                exit_code: c.exit_code,
+                error_code: c.error_code,
+                error: c.error,
+            }
+        })
+        .collect();
+    let state = if targets.iter().any(|t| !t.state.is_final()) {
+        "running"
+    } else if targets.iter().all(|t| t.state == CommandState::Completed) {
+        "completed"
+    } else {
+        "failed"
+    };
+    Ok(Response::Bulk(BulkInfo {
+        bulk_id: bulk_id.into(),
+        commands,
+        state: state.into(),
+        counts,
+        targets,
+        created_ms,
+    }))
+}
+
+/// `bulk logs`: each target's lines (filtered as asked), labelled with the target.
+pub async fn logs(
+    broker: &Arc<Broker>,
+    bulk_id: &str,
+    target: Option<&str>,
+    q: LogQuery,
+) -> Result<Response, Fail> {
+    let (_, _, rows) = rows(broker, bulk_id, target)?;
+    let cap = broker
+        .settings()
+        .get("logs_reply_max_bytes")
+        .min(q.max_bytes.unwrap_or(u64::MAX));
+    let b = broker.clone();
+    let bulk = bulk_id.to_string();
+    tokio::task::spawn_blocking(move || {
+        let conn = b
+            .log_reader
+            .lock()
+            .map_err(|_| Fail::internal("log reader lock poisoned"))?;
+        let mut lines = Vec::new();
+        let mut size = 0u64;
+        let mut truncated = false;
+        for (c, _) in rows {
+            let query = LogQuery {
+                command_id: c.id.clone(),
+                ..q.clone()
+            };
+            let page = crate::logs::read(&conn, &query, c.state, cap.saturating_sub(size))
+                .map_err(|e| match e {
+                    crate::logs::QueryError::Db(d) => Fail::internal(d),
+                    other => invalid(other.to_string()),
+                })?;
+            truncated |= page.truncated;
+            for l in page.lines {
+                size += l.text.len() as u64 + 32;
+                lines.push(BulkLogLine {
+                    target: c.target.clone(),
+                    n: l.n,
+                    stream: l.stream,
+                    text: l.text,
+                });
+            }
+            if size >= cap {
+                truncated = true;
+                break;
+            }
+        }
+        Ok(Response::BulkLogs {
+            bulk_id: bulk,
+            lines,
+            truncated,
+        })
+    })
+    .await
+    .map_err(Fail::internal)?
+}
+
+/// `bulk cancel`: the whole run or one target; replies when they have ended.
+pub async fn cancel(
+    broker: &Arc<Broker>,
+    peer: &Peer,
+    bulk_id: &str,
+    target: Option<&str>,
+) -> Result<Response, Fail> {
+    let (_, _, rows) = rows(broker, bulk_id, target)?;
+    let mut waits = Vec::new();
+    for (c, _) in rows.iter().filter(|(c, _)| !c.state.is_final()) {
+        if let Some(done) = broker.running.signal(&c.id, super::commands::Stop::Cancel) {
+            waits.push(done);
+        }
+    }
+    broker.audit(
+        peer,
+        "bulk_cancel",
+        None,
+        target,
+        format!("bulk {bulk_id}: {} targets", waits.len()),
+    )?;
+    for mut d in waits {
+        let _ = tokio::time::timeout(Duration::from_secs(30), d.wait_for(|v| *v)).await;
+    }
+    status(broker, bulk_id, target)
+}

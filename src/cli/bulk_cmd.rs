@@ -1,0 +1,334 @@
+//! `sshkeep bulk exec|status|logs|cancel|conn`: fleet work.
+
+use std::io::{IsTerminal, Write};
+use std::time::Duration;
+
+use anyhow::{Result, bail};
+use clap::{Args, Subcommand};
+
+use super::{Ctx, output};
+use crate::protocol::{
+    BulkConnOp, BulkInfo, BulkSpec, LogQuery, Request, Response, RunOptions, StreamFilter, Targets,
+};
+
+#[derive(Args, Debug, Clone)]
+pub struct TargetArgs {
+    /// Connections by name or id (comma-separated or repeated).
+    #[arg(long = "conn", value_delimiter = ',')]
+    conns: Vec<String>,
+    /// Every connection of this client group.
+    #[arg(long)]
+    client: Option<String>,
+    /// Every saved connection.
+    #[arg(long)]
+    all: bool,
+}
+
+impl From<TargetArgs> for Targets {
+    fn from(t: TargetArgs) -> Self {
+        Targets {
+            conns: t.conns,
+            client: t.client,
+            all: t.all,
+        }
+    }
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BulkCmd {
+    /// Run commands on many connections at once; shows progress, then a summary.
+    Exec {
+        #[command(flatten)]
+        targets: TargetArgs,
+        /// Targets worked on at once.
+        #[arg(long, default_value_t = 10)]
+        concurrency: u32,
+        /// Kill each target's command after this many seconds.
+        #[arg(long)]
+        timeout: Option<u64>,
+        /// More commands, run in order after the first (each target stops at its first failure).
+        #[arg(long = "then", value_name = "CMD")]
+        then: Vec<String>,
+        /// Print the run's id and return at once.
+        #[arg(long)]
+        no_wait: bool,
+        #[arg(last = true)]
+        command: Vec<String>,
+    },
+    /// A bulk run's state, per target.
+    Status {
+        bulk_id: String,
+        /// One target (connection id, name or host).
+        #[arg(long)]
+        target: Option<String>,
+    },
+    /// A bulk run's output, each line labelled with its target.
+    Logs {
+        bulk_id: String,
+        #[arg(long)]
+        target: Option<String>,
+        #[arg(long, value_enum)]
+        stream: Option<StreamFilter>,
+        #[arg(long)]
+        grep: Option<String>,
+        /// The first N lines of each target.
+        #[arg(long, conflicts_with = "tail")]
+        head: Option<u64>,
+        /// The last N lines of each target.
+        #[arg(long)]
+        tail: Option<u64>,
+    },
+    /// Cancel a bulk run, or one target of it.
+    Cancel {
+        bulk_id: String,
+        #[arg(long)]
+        target: Option<String>,
+    },
+    /// Test, open or close sessions to many connections at once.
+    Conn {
+        #[arg(value_enum)]
+        op: BulkConnOp,
+        #[command(flatten)]
+        targets: TargetArgs,
+        #[arg(long, default_value_t = 10)]
+        concurrency: u32,
+    },
+}
+
+fn progress(info: &BulkInfo) {
+    let total = info.targets.len().max(1);
+    let done = info.targets.iter().filter(|t| t.state.is_final()).count();
+    let failed = info
+        .targets
+        .iter()
+        .filter(|t| t.state.is_final() && t.state.as_str() != "completed")
+        .count();
+    let width = 30;
+    let filled = done * width / total;
+    eprint!(
+        "\r[{}{}] {done}/{total} targets done, {failed} failed ",
+        "#".repeat(filled),
+        " ".repeat(width - filled)
+    );
+    let _ = std::io::stderr().flush();
+}
+
+fn summary(ctx: &Ctx, info: &BulkInfo) -> Result<u8> {
+    let failed = info.state != "completed";
+    if ctx.json {
+        output::json(info)?;
+    } else {
+        let rows: Vec<Vec<String>> = info
+            .targets
+            .iter()
+            .map(|t| {
+                vec![
+                    t.name.clone(),
+                    format!("{}:{}", t.host, t.port),
+                    t.state.as_str().into(),
+                    t.exit_code
+                        .map(|e| e.to_string())
+                        .unwrap_or_else(|| "-".into()),
+                    t.error_code.clone().unwrap_or_else(|| "-".into()),
+                    t.error
+                        .clone()
+                        .unwrap_or_default()
+                        .chars()
+                        .take(100)
+                        .collect(),
+                ]
+            })
+            .collect();
+        output::table(
+            &["TARGET", "ADDRESS", "STATE", "EXIT", "ERROR", "DETAIL"],
+            &rows,
+        );
+        let counts: Vec<String> = info
+            .counts
+            .iter()
+            .map(|(k, v)| format!("{v} {k}"))
+            .collect();
+        println!(
+            "\nbulk {}: {} ({})",
+            info.bulk_id,
+            info.state,
+            counts.join(", ")
+        );
+    }
+    Ok(if failed { 1 } else { 0 })
+}
+
+pub async fn run(ctx: &Ctx, cmd: BulkCmd) -> Result<u8> {
+    let mut c = ctx.client().await?;
+    match cmd {
+        BulkCmd::Exec {
+            targets,
+            concurrency,
+            timeout,
+            then,
+            no_wait,
+            command,
+        } => {
+            let mut commands = Vec::new();
+            if !command.is_empty() {
+                commands.push(command.join(" "));
+            }
+            commands.extend(then);
+            if commands.is_empty() {
+                bail!("give the command after --");
+            }
+            let spec = BulkSpec {
+                targets: targets.into(),
+                commands,
+                concurrency: Some(concurrency),
+                options: RunOptions {
+                    timeout_secs: timeout,
+                    ..Default::default()
+                },
+            };
+            let Response::BulkStarted { bulk_id, targets } =
+                c.request(&Request::BulkExec(spec)).await?
+            else {
+                bail!("unexpected reply to bulk exec")
+            };
+            if no_wait {
+                if ctx.json {
+                    output::json(&serde_json::json!({ "bulk_id": bulk_id, "targets": targets }))?;
+                } else {
+                    println!("{bulk_id}");
+                }
+                return Ok(0);
+            }
+            let live = std::io::stderr().is_terminal() && !ctx.json;
+            loop {
+                let Response::Bulk(info) = c
+                    .request(&Request::BulkStatus {
+                        bulk_id: bulk_id.clone(),
+                        target: None,
+                    })
+                    .await?
+                else {
+                    bail!("unexpected reply to bulk status")
+                };
+                if live {
+                    progress(&info);
+                }
+                if info.state != "running" {
+                    if live {
+                        eprintln!();
+                    }
+                    return summary(ctx, &info);
+                }
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        }
+        BulkCmd::Status { bulk_id, target } => {
+            let Response::Bulk(info) = c.request(&Request::BulkStatus { bulk_id, target }).await?
+            else {
+                bail!("unexpected reply to bulk status")
+            };
+            summary(ctx, &info).map(|_| 0)
+        }
+        BulkCmd::Logs {
+            bulk_id,
+            target,
+            stream,
+            grep,
+            head,
+            tail,
+        } => {
+            let query = LogQuery {
+                stream,
+                grep,
+                head,
+                tail,
+                ..Default::default()
+            };
+            let Response::BulkLogs {
+                lines, truncated, ..
+            } = c
+                .request(&Request::BulkLogs {
+                    bulk_id,
+                    target,
+                    query,
+                })
+                .await?
+            else {
+                bail!("unexpected reply to bulk logs")
+            };
+            if ctx.json {
+                output::json(&lines)?;
+            } else {
+                for l in &lines {
+                    println!("[{}] {}", l.target, l.text);
+                }
+                if truncated {
+                    eprintln!(
+                        "(cut at the reply size cap: narrow with --target, --grep or --tail)"
+                    );
+                }
+            }
+            Ok(0)
+        }
+        BulkCmd::Cancel { bulk_id, target } => {
+            let Response::Bulk(info) = c.request(&Request::BulkCancel { bulk_id, target }).await?
+            else {
+                bail!("unexpected reply to bulk cancel")
+            };
+            summary(ctx, &info).map(|_| 0)
+        }
+        BulkCmd::Conn {
+            op,
+            targets,
+            concurrency,
+        } => {
+            let req = Request::BulkConn {
+                op,
+                targets: targets.into(),
+                concurrency: Some(concurrency),
+            };
+            let Response::BulkConn { results } = c.request(&req).await? else {
+                bail!("unexpected reply to bulk conn")
+            };
+            let failed = results.iter().any(|r| !r.ok);
+            if ctx.json {
+                output::json(&results)?;
+            } else {
+                let rows: Vec<Vec<String>> = results
+                    .iter()
+                    .map(|r| {
+                        let detail = match (&r.report, &r.session_id) {
+                            (Some(t), _) => t
+                                .host_key
+                                .as_ref()
+                                .map(|h| {
+                                    format!(
+                                        "{} ({}), rtt {:.1} ms",
+                                        h.fingerprint,
+                                        h.status,
+                                        t.connect_ms.unwrap_or(0.0)
+                                    )
+                                })
+                                .unwrap_or_default(),
+                            (None, Some(s)) => format!("session {s}"),
+                            _ => String::new(),
+                        };
+                        vec![
+                            r.name.clone(),
+                            if r.ok { "ok".into() } else { "failed".into() },
+                            detail,
+                            r.error
+                                .clone()
+                                .unwrap_or_default()
+                                .chars()
+                                .take(90)
+                                .collect(),
+                        ]
+                    })
+                    .collect();
+                output::table(&["CONNECTION", "RESULT", "DETAIL", "ERROR"], &rows);
+            }
+            Ok(if failed { 1 } else { 0 })
+        }
+    }
+}
