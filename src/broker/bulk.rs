@@ -289,11 +289,7 @@ fn matches(c: &CommandRow, conn: Option<&ConnRow>, want: &str) -> bool {
 /// A bulk run's commands, creation time, and its targets' command rows with their connections.
 type RunRows = (Vec<String>, i64, Vec<(CommandRow, Option<ConnRow>)>);
 
-fn rows(
-    broker: &Broker,
-    bulk_id: &str,
-    target: Option<&str>,
-) -> Result<RunRows, Fail> {
+fn rows(broker: &Broker, bulk_id: &str, target: Option<&str>) -> Result<RunRows, Fail> {
     let db = broker.db()?;
     let (commands, created) = db.bulk(bulk_id).map_err(Fail::internal)?.ok_or_else(|| {
         Fail::not_found(

@@ -147,8 +147,13 @@ pub struct ExecArgs {
     pub session_id: Option<String>,
     /// Command id (status, logs, cancel).
     pub command_id: Option<String>,
-    /// Bulk run id (status, logs) — bulk runs come with ssh_bulk_exec.
+    /// Bulk run id from ssh_bulk_exec (status, logs, cancel); narrow to one target with
+    /// connectionId, name or host.
     pub bulk_exec_id: Option<String>,
+    /// A bulk target's connection name (status, logs, cancel with bulkExecId).
+    pub name: Option<String>,
+    /// A bulk target's host (status, logs, cancel with bulkExecId).
+    pub host: Option<String>,
     /// The shell command to run, or a list run in order that stops at the first failure (run).
     pub command: Option<CommandArg>,
     /// Run on the server independently of the SSH connection: survives reconnects and broker restarts (run).
@@ -210,4 +215,47 @@ pub struct ClientArgs {
     pub connection_id: Option<String>,
     /// Several connection ids or names.
     pub connection_ids: Option<Vec<String>>,
+}
+
+/// `ssh_bulk_exec`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BulkExecArgs {
+    /// Commands run in order on every target (each target stops at its first failure).
+    pub commands: Vec<String>,
+    /// Target connections by id or name.
+    pub connection_ids: Option<Vec<String>>,
+    /// Or every connection of this client group.
+    pub client: Option<String>,
+    /// Or every saved connection.
+    pub all: Option<bool>,
+    /// Targets worked on at once (default 10).
+    pub concurrency: Option<u32>,
+    /// Seconds before each target's command is killed.
+    pub timeout: Option<u64>,
+}
+
+/// `ssh_bulk_conn` operations.
+#[derive(Clone, Copy, Debug, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum BulkConnToolOp {
+    /// Reachability, host key, login and round-trip time of each target.
+    Test,
+    /// Open a persistent session to each target (warm a fleet before work).
+    Open,
+    /// Close the sessions to each target.
+    Close,
+}
+
+/// `ssh_bulk_conn`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BulkConnArgs {
+    pub op: BulkConnToolOp,
+    /// Target connections by id or name.
+    pub connection_ids: Option<Vec<String>>,
+    /// Or every connection of this client group.
+    pub client: Option<String>,
+    /// Targets worked on at once (default 10).
+    pub concurrency: Option<u32>,
 }

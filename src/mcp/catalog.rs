@@ -100,6 +100,28 @@ pub const TOOLS: &[Entry] = &[
         core: false,
     },
     Entry {
+        tool: "ssh_bulk_exec",
+        summary: "Run commands across a fleet (connectionIds, client, all) with a self-healing queue; returns bulkExecId; status and logs through ssh_exec with bulkExecId.",
+        ops: &[],
+        core: false,
+    },
+    Entry {
+        tool: "ssh_bulk_conn",
+        summary: "Fleet connections at once.",
+        ops: &[
+            (
+                "test",
+                "test many connections: reachable, host key pinned or changed, login, round-trip time",
+            ),
+            (
+                "open",
+                "open persistent sessions for a whole client group to warm a fleet",
+            ),
+            ("close", "close the sessions of many connections"),
+        ],
+        core: false,
+    },
+    Entry {
         tool: "ssh_client",
         summary: "Client (customer) groups of connections.",
         ops: &[

@@ -13,10 +13,8 @@ use crate::protocol::{LogQuery, Request, Response, RunOptions, RunSpec, StreamFi
 const DEFAULT_LOG_BYTES: u64 = 64 * 1024;
 
 pub async fn exec(a: &Adapter, x: ExecArgs) -> CallToolResult {
-    if x.bulk_exec_id.is_some() {
-        return bad_arg(
-            "bulkExecId: bulk runs are not available in this version of sshkeep (ssh_bulk_exec is not served yet)",
-        );
+    if let Some(bulk_id) = x.bulk_exec_id.clone() {
+        return super::bulk_tool::exec_on_bulk(a, bulk_id, x).await;
     }
     match x.op {
         ExecOp::Open => {

@@ -6,6 +6,7 @@
 //! logs goes to stderr: stdout is the protocol.
 
 mod args;
+mod bulk_tool;
 mod catalog;
 mod conn_tool;
 mod exec_tool;
@@ -23,7 +24,10 @@ use serde_json::json;
 use crate::client::Client;
 use crate::paths::Paths;
 use crate::protocol::{Request, Response};
-use args::{ClientArgs, ConnArgs, ExecArgs, KeyArgs, NoArgs, SearchArgs, StreamInfoArgs};
+use args::{
+    BulkConnArgs, BulkExecArgs, ClientArgs, ConnArgs, ExecArgs, KeyArgs, NoArgs, SearchArgs,
+    StreamInfoArgs,
+};
 use reply::{fail, from_error, ok};
 
 /// The adapter's state: where the broker is, and whether to list only the core tools.
@@ -178,6 +182,26 @@ impl Adapter {
         Parameters(a): Parameters<StreamInfoArgs>,
     ) -> Result<CallToolResult, ErrorData> {
         Ok(exec_tool::stream_info(self, a).await)
+    }
+
+    #[tool(
+        description = "Run the same commands across a fleet without waiting: targets by connectionIds, client or all; concurrency. Returns bulkExecId at once; follow with ssh_exec op=status / op=logs bulkExecId (add connectionId, name or host for one target), cancel with op=cancel. Open sessions are reused, others are opened and closed per target; servers that limit sessions or handshakes are retried, not failed; one bad server never spoils the others."
+    )]
+    async fn ssh_bulk_exec(
+        &self,
+        Parameters(a): Parameters<BulkExecArgs>,
+    ) -> Result<CallToolResult, ErrorData> {
+        Ok(bulk_tool::bulk_exec(self, a).await)
+    }
+
+    #[tool(
+        description = "Many connections at once. op: test (reachable, host key pinned or changed, login, round-trip time) | open (persistent sessions, to warm a fleet) | close. Targets by connectionIds or client."
+    )]
+    async fn ssh_bulk_conn(
+        &self,
+        Parameters(a): Parameters<BulkConnArgs>,
+    ) -> Result<CallToolResult, ErrorData> {
+        Ok(bulk_tool::bulk_conn(self, a).await)
     }
 
     #[tool(

@@ -1,0 +1,171 @@
+//! `ssh_bulk_exec`, `ssh_bulk_conn`, and `ssh_exec` with a `bulkExecId`.
+
+use rmcp::model::CallToolResult;
+use serde_json::json;
+
+use super::Adapter;
+use super::args::{BulkConnArgs, BulkConnToolOp, BulkExecArgs, ExecArgs, ExecOp};
+use super::reply::{bad_arg, from_error, ok};
+use crate::protocol::{
+    BulkConnOp, BulkInfo, BulkSpec, LogQuery, Request, Response, RunOptions, StreamFilter, Targets,
+};
+
+fn targets(ids: Option<Vec<String>>, client: Option<String>, all: bool) -> Option<Targets> {
+    let t = Targets {
+        conns: ids.unwrap_or_default(),
+        client,
+        all,
+    };
+    (!t.conns.is_empty() || t.client.is_some() || t.all).then_some(t)
+}
+
+fn bulk_summary(b: &BulkInfo) -> String {
+    let counts: Vec<String> = b.counts.iter().map(|(k, v)| format!("{v} {k}")).collect();
+    let failed: Vec<String> = b
+        .targets
+        .iter()
+        .filter(|t| t.state.is_final() && t.state.as_str() != "completed")
+        .map(|t| {
+            format!(
+                "{} ({})",
+                t.name,
+                t.error_code.as_deref().unwrap_or(t.state.as_str())
+            )
+        })
+        .collect();
+    let mut s = format!("Bulk {} is {}: {}", b.bulk_id, b.state, counts.join(", "));
+    if !failed.is_empty() {
+        s.push_str(&format!("; failed: {}", failed.join(", ")));
+    }
+    s
+}
+
+pub async fn bulk_exec(a: &Adapter, x: BulkExecArgs) -> CallToolResult {
+    let Some(t) = targets(x.connection_ids, x.client, x.all.unwrap_or(false)) else {
+        return bad_arg("give connectionIds, client or all=true");
+    };
+    if x.commands.is_empty() {
+        return bad_arg("commands needs at least one command");
+    }
+    let spec = BulkSpec {
+        targets: t,
+        commands: x.commands,
+        concurrency: x.concurrency,
+        options: RunOptions {
+            timeout_secs: x.timeout,
+            ..Default::default()
+        },
+    };
+    match a.call(Request::BulkExec(spec)).await {
+        Ok(Response::BulkStarted { bulk_id, targets }) => ok(
+            format!(
+                "bulkExecId: {bulk_id} (running on {} targets). Follow with ssh_exec op=status bulkExecId={bulk_id}",
+                targets.len()
+            ),
+            json!({ "bulkExecId": bulk_id, "state": "running", "targets": targets }),
+        ),
+        Ok(other) => a.unexpected(other),
+        Err(e) => from_error(e),
+    }
+}
+
+pub async fn bulk_conn(a: &Adapter, x: BulkConnArgs) -> CallToolResult {
+    let Some(t) = targets(x.connection_ids, x.client, false) else {
+        return bad_arg("give connectionIds or client");
+    };
+    let op = match x.op {
+        BulkConnToolOp::Test => BulkConnOp::Test,
+        BulkConnToolOp::Open => BulkConnOp::Open,
+        BulkConnToolOp::Close => BulkConnOp::Close,
+    };
+    match a
+        .call(Request::BulkConn {
+            op,
+            targets: t,
+            concurrency: x.concurrency,
+        })
+        .await
+    {
+        Ok(Response::BulkConn { results }) => {
+            let good = results.iter().filter(|r| r.ok).count();
+            let bad: Vec<String> = results
+                .iter()
+                .filter(|r| !r.ok)
+                .map(|r| format!("{}: {}", r.name, r.error.as_deref().unwrap_or("failed")))
+                .collect();
+            let mut s = format!("{good} of {} ok", results.len());
+            if !bad.is_empty() {
+                s.push_str(&format!("; {}", bad.join("; ")));
+            }
+            ok(s, json!({ "results": results }))
+        }
+        Ok(other) => a.unexpected(other),
+        Err(e) => from_error(e),
+    }
+}
+
+/// `ssh_exec` status, logs or cancel for a bulk run (or one of its targets).
+pub async fn exec_on_bulk(a: &Adapter, bulk_id: String, x: ExecArgs) -> CallToolResult {
+    let target = x.connection_id.or(x.name).or(x.host);
+    let req = match x.op {
+        ExecOp::Status => Request::BulkStatus { bulk_id, target },
+        ExecOp::Cancel => Request::BulkCancel { bulk_id, target },
+        ExecOp::Logs => {
+            let stream = match x.stream.as_deref() {
+                None | Some("both") => StreamFilter::Both,
+                Some("stdout") => StreamFilter::Stdout,
+                Some("stderr") => StreamFilter::Stderr,
+                Some(other) => {
+                    return bad_arg(format!(
+                        "stream must be stdout, stderr or both, not {other:?}"
+                    ));
+                }
+            };
+            let query = LogQuery {
+                stream: Some(stream),
+                grep: x.grep,
+                head: x.head,
+                tail: x.tail,
+                from_line: x.from_line,
+                to_line: x.to_line,
+                max_bytes: Some(x.max_bytes.unwrap_or(64 * 1024)),
+                ..Default::default()
+            };
+            Request::BulkLogs {
+                bulk_id,
+                target,
+                query,
+            }
+        }
+        other => {
+            return bad_arg(format!(
+                "bulkExecId goes with op=status, logs or cancel, not {other:?}"
+            ));
+        }
+    };
+    match a.call(req).await {
+        Ok(Response::Bulk(b)) => ok(bulk_summary(&b), json!(b)),
+        Ok(Response::BulkLogs {
+            bulk_id,
+            lines,
+            truncated,
+        }) => {
+            let mut text: String = lines
+                .iter()
+                .map(|l| format!("[{}] {}\n", l.target, l.text))
+                .collect();
+            if truncated {
+                text.push_str(
+                    "(cut at the reply size cap: narrow with connectionId, grep or tail)\n",
+                );
+            }
+            text.push_str(&format!("({} lines)", lines.len()));
+            ok(
+                text,
+                json!({ "bulkExecId": bulk_id, "lines": lines, "truncated": truncated }),
+            )
+        }
+        Ok(other) => a.unexpected(other),
+        Err(e) => from_error(e),
+    }
+}
