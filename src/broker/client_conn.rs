@@ -7,7 +7,8 @@ use tokio::io::AsyncWrite;
 
 use super::fail::Fail;
 use super::{
-    Broker, Peer, bulk, bulk_conn, command_ops, commands, conn_ops, exec, key_ops, vault_ops,
+    Broker, Peer, bulk, bulk_conn, command_ops, commands, conn_ops, exec, fleet_audit, key_ops,
+    vault_ops,
 };
 use crate::frame::{FrameError, read_frame, write_frame};
 use crate::protocol::{ErrorCode, PROTOCOL_VERSION, Request, Response};
@@ -174,6 +175,12 @@ async fn dispatch(broker: &Arc<Broker>, peer: &Peer, req: Request) -> Result<Res
             targets,
             concurrency,
         } => bulk_conn::run(broker, peer, op, &targets, concurrency).await,
+        Request::FleetAudit {
+            op,
+            targets,
+            concurrency,
+        } => fleet_audit::run(broker, peer, op, targets, concurrency).await,
+        Request::FleetAuditShow { audit_id } => fleet_audit::show(broker, &audit_id),
         Request::ClientList => conn_ops::clients(broker),
         Request::ClientAssign { client, conns } => {
             conn_ops::set_client(broker, peer, Some(&client), &conns)

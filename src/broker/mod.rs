@@ -8,6 +8,8 @@ mod commands;
 mod conn_ops;
 mod exec;
 mod fail;
+mod fleet_audit;
+mod fleet_checks;
 mod gate;
 mod key_ops;
 mod listener;

@@ -8,7 +8,8 @@ use clap::{Args, Subcommand};
 
 use super::{Ctx, output};
 use crate::protocol::{
-    BulkConnOp, BulkInfo, BulkSpec, LogQuery, Request, Response, RunOptions, StreamFilter, Targets,
+    BulkConnOp, BulkInfo, BulkSpec, FleetAuditOp, FleetAuditReport, LogQuery, Request, Response,
+    RunOptions, StreamFilter, Targets,
 };
 
 #[derive(Args, Debug, Clone)]
@@ -83,6 +84,18 @@ pub enum BulkCmd {
         bulk_id: String,
         #[arg(long)]
         target: Option<String>,
+    },
+    /// Run the fixed read-only security checks, or the inventory, on many connections.
+    Audit {
+        #[arg(value_enum, default_value = "security")]
+        op: FleetAuditOp,
+        #[command(flatten)]
+        targets: TargetArgs,
+        #[arg(long, default_value_t = 10)]
+        concurrency: u32,
+        /// Show a stored audit by its id instead of running one.
+        #[arg(long)]
+        show: Option<String>,
     },
     /// Test, open or close sessions to many connections at once.
     Conn {
@@ -277,6 +290,25 @@ pub async fn run(ctx: &Ctx, cmd: BulkCmd) -> Result<u8> {
             };
             summary(ctx, &info).map(|_| 0)
         }
+        BulkCmd::Audit {
+            op,
+            targets,
+            concurrency,
+            show,
+        } => {
+            let req = match show {
+                Some(audit_id) => Request::FleetAuditShow { audit_id },
+                None => Request::FleetAudit {
+                    op,
+                    targets: targets.into(),
+                    concurrency: Some(concurrency),
+                },
+            };
+            let Response::FleetAudit(report) = c.request(&req).await? else {
+                bail!("unexpected reply to bulk audit")
+            };
+            audit_report(ctx, &report)
+        }
         BulkCmd::Conn {
             op,
             targets,
@@ -331,4 +363,47 @@ pub async fn run(ctx: &Ctx, cmd: BulkCmd) -> Result<u8> {
             Ok(if failed { 1 } else { 0 })
         }
     }
+}
+
+fn audit_report(ctx: &Ctx, r: &FleetAuditReport) -> Result<u8> {
+    let unreachable = r.targets.iter().any(|t| t.state.as_str() != "completed");
+    if ctx.json {
+        output::json(r)?;
+        return Ok(if unreachable { 1 } else { 0 });
+    }
+    for t in &r.targets {
+        println!("== {} ({}:{}) {}", t.name, t.host, t.port, t.state.as_str());
+        if let Some(e) = &t.error {
+            println!("   {}: {e}", t.error_code.as_deref().unwrap_or("error"));
+        }
+        let rows: Vec<Vec<String>> = t
+            .findings
+            .iter()
+            .map(|f| {
+                vec![
+                    f.check.clone(),
+                    f.status.clone(),
+                    f.severity.clone(),
+                    f.evidence.chars().take(110).collect(),
+                ]
+            })
+            .collect();
+        if !rows.is_empty() {
+            output::table(&["CHECK", "STATUS", "SEVERITY", "EVIDENCE"], &rows);
+        }
+        for i in &t.inventory {
+            println!("   {:<15} {}", i.key, i.value);
+        }
+    }
+    println!(
+        "
+audit {} ({})",
+        r.audit_id,
+        if r.op == FleetAuditOp::Security {
+            "security"
+        } else {
+            "inventory"
+        }
+    );
+    Ok(if unreachable { 1 } else { 0 })
 }

@@ -247,6 +247,25 @@ impl Db {
         Ok(rows)
     }
 
+    /// Stores a fleet audit's report.
+    pub fn insert_fleet_audit(&self, id: &str, op: &str, now_ms: i64, report: &str) -> Result<()> {
+        self.conn.execute(
+            "INSERT OR REPLACE INTO fleet_audits (id, op, created_ms, report) VALUES (?1, ?2, ?3, ?4)",
+            params![id, op, now_ms, report],
+        )?;
+        Ok(())
+    }
+
+    /// A stored fleet audit report (JSON).
+    pub fn fleet_audit(&self, id: &str) -> Result<Option<String>> {
+        Ok(self
+            .conn
+            .query_row("SELECT report FROM fleet_audits WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
+            .optional()?)
+    }
+
     /// Counts commands by state.
     pub fn count_commands(&self, state: &str) -> Result<u64> {
         Ok(self.conn.query_row(

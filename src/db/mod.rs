@@ -123,6 +123,14 @@ CREATE TABLE bulk_runs (
     created_ms  INTEGER NOT NULL
 );
 "#,
+    r#"
+CREATE TABLE fleet_audits (
+    id         TEXT PRIMARY KEY,  -- the bulk run's id
+    op         TEXT NOT NULL,     -- security or inventory
+    created_ms INTEGER NOT NULL,
+    report     TEXT NOT NULL      -- JSON: per target, findings or inventory
+);
+"#,
 ];
 
 impl Db {

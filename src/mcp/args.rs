@@ -259,3 +259,30 @@ pub struct BulkConnArgs {
     /// Targets worked on at once (default 10).
     pub concurrency: Option<u32>,
 }
+
+/// `ssh_bulk_audit` operations.
+#[derive(Clone, Copy, Debug, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum AuditToolOp {
+    /// Read-only security checks with findings (check, status, severity, evidence, fix).
+    Security,
+    /// OS, kernel, uptime, CPUs, memory, disks.
+    Inventory,
+    /// A stored audit again, by auditId.
+    Show,
+}
+
+/// `ssh_bulk_audit`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BulkAuditArgs {
+    pub op: AuditToolOp,
+    /// Target connections by id or name.
+    pub connection_ids: Option<Vec<String>>,
+    /// Or every connection of this client group.
+    pub client: Option<String>,
+    /// Targets worked on at once (default 10).
+    pub concurrency: Option<u32>,
+    /// A stored audit's id (show).
+    pub audit_id: Option<String>,
+}

@@ -4,10 +4,13 @@ use rmcp::model::CallToolResult;
 use serde_json::json;
 
 use super::Adapter;
-use super::args::{BulkConnArgs, BulkConnToolOp, BulkExecArgs, ExecArgs, ExecOp};
+use super::args::{
+    AuditToolOp, BulkAuditArgs, BulkConnArgs, BulkConnToolOp, BulkExecArgs, ExecArgs, ExecOp,
+};
 use super::reply::{bad_arg, from_error, ok};
 use crate::protocol::{
-    BulkConnOp, BulkInfo, BulkSpec, LogQuery, Request, Response, RunOptions, StreamFilter, Targets,
+    BulkConnOp, BulkInfo, BulkSpec, FleetAuditOp, LogQuery, Request, Response, RunOptions,
+    StreamFilter, Targets,
 };
 
 fn targets(ids: Option<Vec<String>>, client: Option<String>, all: bool) -> Option<Targets> {
@@ -164,6 +167,70 @@ pub async fn exec_on_bulk(a: &Adapter, bulk_id: String, x: ExecArgs) -> CallTool
                 text,
                 json!({ "bulkExecId": bulk_id, "lines": lines, "truncated": truncated }),
             )
+        }
+        Ok(other) => a.unexpected(other),
+        Err(e) => from_error(e),
+    }
+}
+
+pub async fn bulk_audit(a: &Adapter, x: BulkAuditArgs) -> CallToolResult {
+    let req = match x.op {
+        AuditToolOp::Show => match x.audit_id {
+            Some(audit_id) => Request::FleetAuditShow { audit_id },
+            None => return bad_arg("op=show needs auditId"),
+        },
+        op => {
+            let Some(t) = targets(x.connection_ids, x.client, false) else {
+                return bad_arg("give connectionIds or client");
+            };
+            let op = if op == AuditToolOp::Security {
+                FleetAuditOp::Security
+            } else {
+                FleetAuditOp::Inventory
+            };
+            Request::FleetAudit {
+                op,
+                targets: t,
+                concurrency: x.concurrency,
+            }
+        }
+    };
+    match a.call(req).await {
+        Ok(Response::FleetAudit(r)) => {
+            let mut lines = vec![format!("auditId: {}", r.audit_id)];
+            for t in &r.targets {
+                let bad: Vec<String> = t
+                    .findings
+                    .iter()
+                    .filter(|f| f.status == "fail" || f.status == "warn")
+                    .map(|f| format!("{} {} ({})", f.check, f.status, f.severity))
+                    .collect();
+                let skipped = t.findings.iter().filter(|f| f.status == "skipped").count();
+                let line = match (&t.error, r.op) {
+                    (Some(e), _) => format!("{}: not audited: {e}", t.name),
+                    (None, FleetAuditOp::Inventory) => format!(
+                        "{}: {}",
+                        t.name,
+                        t.inventory
+                            .iter()
+                            .map(|i| format!("{}={}", i.key, i.value))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                    (None, FleetAuditOp::Security) => format!(
+                        "{}: {} ({} skipped for lack of privileges or tools)",
+                        t.name,
+                        if bad.is_empty() {
+                            "no failures".to_string()
+                        } else {
+                            bad.join(", ")
+                        },
+                        skipped
+                    ),
+                };
+                lines.push(line);
+            }
+            ok(lines.join("\n"), json!(r))
         }
         Ok(other) => a.unexpected(other),
         Err(e) => from_error(e),

@@ -122,6 +122,22 @@ pub const TOOLS: &[Entry] = &[
         core: false,
     },
     Entry {
+        tool: "ssh_bulk_audit",
+        summary: "Fleet security audit and inventory with stored, structured findings.",
+        ops: &[
+            (
+                "security",
+                "read-only security checks: sshd root login, password authentication, uid 0, empty passwords, world-writable PATH, ports, security updates, failed logins, disk full, reboot required",
+            ),
+            (
+                "inventory",
+                "OS, kernel, uptime, CPUs, memory, disks of each server",
+            ),
+            ("show", "a stored audit again by auditId"),
+        ],
+        core: false,
+    },
+    Entry {
         tool: "ssh_client",
         summary: "Client (customer) groups of connections.",
         ops: &[

@@ -25,8 +25,8 @@ use crate::client::Client;
 use crate::paths::Paths;
 use crate::protocol::{Request, Response};
 use args::{
-    BulkConnArgs, BulkExecArgs, ClientArgs, ConnArgs, ExecArgs, KeyArgs, NoArgs, SearchArgs,
-    StreamInfoArgs,
+    BulkAuditArgs, BulkConnArgs, BulkExecArgs, ClientArgs, ConnArgs, ExecArgs, KeyArgs, NoArgs,
+    SearchArgs, StreamInfoArgs,
 };
 use reply::{fail, from_error, ok};
 
@@ -202,6 +202,16 @@ impl Adapter {
         Parameters(a): Parameters<BulkConnArgs>,
     ) -> Result<CallToolResult, ErrorData> {
         Ok(bulk_tool::bulk_conn(self, a).await)
+    }
+
+    #[tool(
+        description = "Fleet audit. op: security (fixed read-only checks on each target: sshd root login and password authentication, uid 0 accounts, empty passwords, world-writable PATH, listening ports, pending security updates, failed logins, full disks, reboot required; each finding has check, status pass/fail/warn/info/skipped, severity, evidence, fix; checks the login lacks privileges for are skipped, never passed) | inventory (OS, kernel, uptime, CPUs, memory, disks) | show (auditId). Targets by connectionIds or client. Synchronous."
+    )]
+    async fn ssh_bulk_audit(
+        &self,
+        Parameters(a): Parameters<BulkAuditArgs>,
+    ) -> Result<CallToolResult, ErrorData> {
+        Ok(bulk_tool::bulk_audit(self, a).await)
     }
 
     #[tool(

@@ -138,6 +138,15 @@ pub enum Request {
         targets: Targets,
         concurrency: Option<u32>,
     },
+    /// Run the fixed read-only security checks (or the inventory) on many connections; replies
+    /// when every target is done.
+    FleetAudit {
+        op: FleetAuditOp,
+        targets: Targets,
+        concurrency: Option<u32>,
+    },
+    /// A stored fleet audit, by its id.
+    FleetAuditShow { audit_id: String },
 }
 
 /// A broker reply.
@@ -214,6 +223,7 @@ pub enum Response {
     BulkConn {
         results: Vec<BulkConnResult>,
     },
+    FleetAudit(FleetAuditReport),
     Error {
         code: ErrorCode,
         message: String,

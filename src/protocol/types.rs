@@ -472,3 +472,56 @@ pub struct BulkConnResult {
     pub error_code: Option<ErrorCode>,
     pub error: Option<String>,
 }
+
+/// What a fleet audit looks at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum FleetAuditOp {
+    /// sshd settings, uid 0 accounts, empty passwords, world-writable PATH, listening ports,
+    /// security updates, failed logins, full disks, reboot required.
+    Security,
+    /// OS, kernel, uptime, CPUs, memory, disks.
+    Inventory,
+}
+
+/// One check's result on one target.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Finding {
+    pub check: String,
+    /// `pass`, `fail`, `warn`, `info` or `skipped` (with the reason in `evidence`).
+    pub status: String,
+    pub severity: String,
+    pub evidence: String,
+    /// What to do, for `fail` and `warn`.
+    pub fix: Option<String>,
+}
+
+/// One inventory fact.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct InventoryItem {
+    pub key: String,
+    pub value: String,
+}
+
+/// One target of a fleet audit.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AuditTarget {
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+    /// Whether the checks ran (`completed`) or not (`failed`, with the error).
+    pub state: CommandState,
+    pub error_code: Option<String>,
+    pub error: Option<String>,
+    pub findings: Vec<Finding>,
+    pub inventory: Vec<InventoryItem>,
+}
+
+/// A fleet audit.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct FleetAuditReport {
+    pub audit_id: String,
+    pub op: FleetAuditOp,
+    pub created_ms: i64,
+    pub targets: Vec<AuditTarget>,
+}

@@ -276,3 +276,217 @@ fn bulk_conn_tests_opens_and_closes_and_bulk_runs_cancel() {
         r.stderr
     );
 }
+
+/// A throw-away local account with /bin/sh, removed on drop (needs root).
+struct TempUser {
+    name: String,
+}
+
+impl TempUser {
+    fn create(home: &std::path::Path) -> Self {
+        let name = format!("sshkeept{}", std::process::id());
+        std::fs::create_dir_all(home).expect("home dir");
+        let st = std::process::Command::new("useradd")
+            .args(["-p", "*", "-M", "-s", "/bin/sh", "-d"])
+            .arg(home)
+            .arg(&name)
+            .status()
+            .expect("useradd");
+        assert!(st.success(), "useradd failed");
+        let _ = std::process::Command::new("chown")
+            .arg(&name)
+            .arg(home)
+            .status();
+        Self { name }
+    }
+}
+
+impl Drop for TempUser {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("userdel")
+            .arg(&self.name)
+            .status();
+    }
+}
+
+fn finding<'a>(target: &'a serde_json::Value, check: &str) -> &'a serde_json::Value {
+    target["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .find(|f| f["check"] == check)
+        .unwrap_or_else(|| panic!("no {check}"))
+}
+
+#[test]
+fn security_audit_and_inventory_on_real_servers() {
+    let home = Home::with_vault();
+    home.run(&["key", "generate", "k"]).ok();
+    let public = home.run(&["key", "pub", "k"]).ok().stdout;
+    let a = Sshd::start();
+    a.authorize(&public);
+    home.save_conn(&a, "a", "k", &["--client", "Audited"]);
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    home.run(&[
+        "conn",
+        "save",
+        "gone",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        &closed.to_string(),
+        "--user",
+        "u",
+        "--key",
+        "k",
+        "--client",
+        "Audited",
+    ])
+    .ok();
+
+    let r = home.run(&["bulk", "audit", "security", "--client", "Audited", "--json"]);
+    assert_eq!(
+        r.code, 1,
+        "an unreachable target makes the exit status non-zero"
+    );
+    let report = r.json();
+    let ta = &report["targets"][0];
+    assert_eq!(ta["state"], "completed", "{ta}");
+    let findings = ta["findings"].as_array().expect("findings");
+    assert_eq!(findings.len(), 10);
+    for f in findings {
+        assert!(
+            ["pass", "fail", "warn", "info", "skipped"]
+                .contains(&f["status"].as_str().unwrap_or_default()),
+            "{f}"
+        );
+        assert!(
+            !f["evidence"].as_str().unwrap_or_default().is_empty(),
+            "{f}"
+        );
+        assert!(
+            ["high", "medium", "low", "info"].contains(&f["severity"].as_str().unwrap_or_default()),
+            "{f}"
+        );
+        if f["status"] == "fail" || f["status"] == "warn" {
+            assert!(
+                f["fix"].as_str().is_some_and(|x| !x.is_empty()),
+                "a failure says how to fix it: {f}"
+            );
+        }
+    }
+    // The server's own listening port shows up (the checks ran on the server we think).
+    assert!(
+        finding(ta, "listening_ports")["evidence"]
+            .as_str()
+            .unwrap_or_default()
+            .contains(&a.port.to_string())
+    );
+    let tg = &report["targets"][1];
+    assert_eq!(tg["state"], "failed");
+    assert_eq!(tg["error_code"], "unreachable");
+    assert!(
+        tg["findings"].as_array().expect("findings").is_empty(),
+        "no findings invented for a host that was not checked"
+    );
+
+    // Stored, and readable again by its id.
+    let id = report["audit_id"].as_str().expect("audit_id");
+    let again = home.run(&["bulk", "audit", "--show", id, "--json"]).json();
+    assert_eq!(again, report);
+
+    // Inventory: this machine's own facts (the sshd runs here).
+    let inv = home
+        .run(&["bulk", "audit", "inventory", "--conn", "a", "--json"])
+        .ok()
+        .json();
+    let items = inv["targets"][0]["inventory"]
+        .as_array()
+        .expect("inventory")
+        .clone();
+    let get = |k: &str| {
+        items
+            .iter()
+            .find(|i| i["key"] == k)
+            .map(|i| i["value"].as_str().unwrap_or_default().to_string())
+            .unwrap_or_default()
+    };
+    let kernel = String::from_utf8_lossy(
+        &std::process::Command::new("uname")
+            .arg("-r")
+            .output()
+            .expect("uname")
+            .stdout,
+    )
+    .trim()
+    .to_string();
+    assert_eq!(get("kernel"), kernel);
+    assert!(get("cpus").parse::<u32>().is_ok_and(|n| n >= 1));
+    assert!(get("memory_kib").parse::<u64>().is_ok_and(|n| n > 0));
+    assert!(!get("os").is_empty() && get("disks").contains('/'));
+}
+
+#[test]
+fn checks_the_login_cannot_run_are_skipped_never_passed() {
+    if !crate::fixture::is_root() {
+        eprintln!("skipped: needs root to create a throw-away account (CI runs as root)");
+        return;
+    }
+    let home = Home::with_vault();
+    home.run(&["key", "generate", "k"]).ok();
+    let sshd = Sshd::start();
+    sshd.authorize(&home.run(&["key", "pub", "k"]).ok().stdout);
+    // The account reads authorized_keys itself (sshd drops privileges for that).
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(sshd.dir.path(), std::fs::Permissions::from_mode(0o755))
+        .expect("chmod");
+    std::fs::set_permissions(
+        sshd.dir.path().join("authorized_keys"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .expect("chmod");
+    let user = TempUser::create(&home.dir.path().join("remote-home"));
+    let port = sshd.port.to_string();
+    home.run(&[
+        "conn",
+        "save",
+        "plain",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        &port,
+        "--user",
+        &user.name,
+        "--key",
+        "k",
+    ])
+    .ok();
+    let report = home
+        .run(&["bulk", "audit", "security", "--conn", "plain", "--json"])
+        .ok()
+        .json();
+    let t = &report["targets"][0];
+    assert_eq!(t["state"], "completed", "{t}");
+    let shadow = finding(t, "empty_passwords");
+    assert_eq!(shadow["status"], "skipped", "{shadow}");
+    assert!(
+        shadow["evidence"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("needs root"),
+        "{shadow}"
+    );
+    let sshd_cfg = finding(t, "sshd_password_auth");
+    assert!(
+        sshd_cfg["status"] == "skipped"
+            || sshd_cfg["evidence"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("sshd -T needs root"),
+        "without root the effective sshd settings are not claimed: {sshd_cfg}"
+    );
+}

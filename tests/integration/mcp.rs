@@ -618,4 +618,28 @@ fn seed_flow_2_bulk_runs_through_mcp() {
     assert_eq!(ids, vec![kept.as_str()], "transient closed, active kept");
     let (e, t, _) = m.call("ssh_exec", json!({"op": "status", "bulkExecId": "nope"}));
     assert!(e && t.contains("no bulk run named"), "{t}");
+
+    let audit = m.ok(
+        "ssh_bulk_audit",
+        json!({"op": "security", "client": "AcmeCorp"}),
+    );
+    let targets = audit["targets"].as_array().expect("targets");
+    assert_eq!(targets.len(), 3);
+    assert_eq!(
+        targets[0]["findings"].as_array().expect("findings").len(),
+        10
+    );
+    assert_eq!(targets[2]["errorCode"], "auth_failed");
+    let id = audit["auditId"].as_str().expect("auditId");
+    let again = m.ok("ssh_bulk_audit", json!({"op": "show", "auditId": id}));
+    assert_eq!(again, audit);
+    let inv = m.ok(
+        "ssh_bulk_audit",
+        json!({"op": "inventory", "connectionIds": ["srv1"]}),
+    );
+    assert!(
+        inv["targets"][0]["inventory"]
+            .as_array()
+            .is_some_and(|i| i.iter().any(|x| x["key"] == "kernel"))
+    );
 }

@@ -1,0 +1,127 @@
+//! Fleet audits: the fixed read-only checks (or the inventory) on many connections, through the
+//! bulk machinery (same queueing, same failure isolation), with the parsed results stored under
+//! the audit's id.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::fail::Fail;
+use super::fleet_checks::{INVENTORY_SCRIPT, SECURITY_SCRIPT, parse_findings, parse_inventory};
+use super::{Broker, Peer, bulk};
+use crate::db::now_ms;
+use crate::protocol::{
+    AuditTarget, BulkSpec, FleetAuditOp, FleetAuditReport, LogQuery, Response, StreamFilter,
+    Targets,
+};
+
+/// Runs the audit and replies when every target is done.
+pub async fn run(
+    broker: &Arc<Broker>,
+    peer: &Peer,
+    op: FleetAuditOp,
+    targets: Targets,
+    concurrency: Option<u32>,
+) -> Result<Response, Fail> {
+    let script = match op {
+        FleetAuditOp::Security => SECURITY_SCRIPT,
+        FleetAuditOp::Inventory => INVENTORY_SCRIPT,
+    };
+    let spec = BulkSpec {
+        targets,
+        commands: vec![script.trim().to_string()],
+        concurrency,
+        options: Default::default(),
+    };
+    let Response::BulkStarted { bulk_id, .. } = bulk::start(broker, peer, spec).await? else {
+        return Err(Fail::internal("bulk start gave no id"));
+    };
+    let info = loop {
+        if let Response::Bulk(info) = bulk::status(broker, &bulk_id, None)?
+            && info.state != "running"
+        {
+            break info;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let mut out = Vec::new();
+    for t in info.targets {
+        let lines = stdout_lines(broker, &t.command_id).await?;
+        let ran = t.exit_code == Some(0);
+        out.push(AuditTarget {
+            findings: if ran && op == FleetAuditOp::Security {
+                parse_findings(&lines)
+            } else {
+                Vec::new()
+            },
+            inventory: if ran && op == FleetAuditOp::Inventory {
+                parse_inventory(&lines)
+            } else {
+                Vec::new()
+            },
+            name: t.name,
+            host: t.host,
+            port: t.port,
+            state: t.state,
+            error_code: t.error_code,
+            error: t.error,
+        });
+    }
+    let report = FleetAuditReport {
+        audit_id: bulk_id.clone(),
+        op,
+        created_ms: info.created_ms,
+        targets: out,
+    };
+    let json = serde_json::to_string(&report).map_err(Fail::internal)?;
+    let op_name = match op {
+        FleetAuditOp::Security => "security",
+        FleetAuditOp::Inventory => "inventory",
+    };
+    broker
+        .db()?
+        .insert_fleet_audit(&bulk_id, op_name, now_ms(), &json)
+        .map_err(Fail::internal)?;
+    Ok(Response::FleetAudit(report))
+}
+
+async fn stdout_lines(broker: &Arc<Broker>, command_id: &str) -> Result<Vec<String>, Fail> {
+    let b = broker.clone();
+    let q = LogQuery {
+        command_id: command_id.into(),
+        stream: Some(StreamFilter::Stdout),
+        ..Default::default()
+    };
+    tokio::task::spawn_blocking(move || {
+        let conn = b
+            .log_reader
+            .lock()
+            .map_err(|_| Fail::internal("log reader lock poisoned"))?;
+        let page = crate::logs::read(&conn, &q, crate::protocol::CommandState::Completed, 4 << 20)
+            .map_err(|e| Fail::internal(e.to_string()))?;
+        Ok(page
+            .lines
+            .into_iter()
+            .filter(|l| l.stream == "stdout")
+            .map(|l| l.text)
+            .collect())
+    })
+    .await
+    .map_err(Fail::internal)?
+}
+
+/// A stored audit.
+pub fn show(broker: &Broker, audit_id: &str) -> Result<Response, Fail> {
+    let json = broker
+        .db()?
+        .fleet_audit(audit_id)
+        .map_err(Fail::internal)?
+        .ok_or_else(|| {
+            Fail::not_found(
+                "fleet audit",
+                audit_id,
+                "the id comes from `sshkeep bulk audit` (ssh_bulk_audit)",
+            )
+        })?;
+    let report: FleetAuditReport = serde_json::from_str(&json).map_err(Fail::internal)?;
+    Ok(Response::FleetAudit(report))
+}

@@ -1,0 +1,279 @@
+//! The fixed, read-only checks of a fleet audit, and how their output is read.
+//!
+//! One POSIX shell script runs on each target. It changes nothing on the server. Each check
+//! prints one line `SSHKEEP-CHECK|id|status|evidence` with status `pass`, `fail`, `warn`,
+//! `info` or `skipped` (with the reason: a check that needs privileges the login lacks is never
+//! reported as passed). Inventory lines are `SSHKEEP-INV|key|value`.
+
+use crate::protocol::{Finding, InventoryItem};
+
+/// Severity and fix of each security check.
+pub const CHECKS: &[(&str, &str, &str)] = &[
+    (
+        "sshd_root_login",
+        "high",
+        "set `PermitRootLogin no` (or prohibit-password) in /etc/ssh/sshd_config and reload sshd",
+    ),
+    (
+        "sshd_password_auth",
+        "medium",
+        "set `PasswordAuthentication no` in /etc/ssh/sshd_config once keys work, then reload sshd",
+    ),
+    (
+        "uid0_accounts",
+        "high",
+        "give these accounts their own uid, or remove them: only root should have uid 0",
+    ),
+    (
+        "empty_passwords",
+        "high",
+        "lock these accounts (`passwd -l NAME`) or give them a password",
+    ),
+    (
+        "world_writable_path",
+        "high",
+        "remove world write permission (`chmod o-w FILE`) from files and directories in PATH",
+    ),
+    (
+        "listening_ports",
+        "info",
+        "close services that need not listen, or firewall them",
+    ),
+    (
+        "security_updates",
+        "medium",
+        "install the pending security updates (`apt-get upgrade`, `dnf upgrade --security`)",
+    ),
+    (
+        "failed_logins",
+        "low",
+        "many failed logins suggest guessing: check the sources, consider fail2ban and key-only logins",
+    ),
+    (
+        "disk_nearly_full",
+        "medium",
+        "free space or grow the filesystems at or above 90%",
+    ),
+    (
+        "reboot_required",
+        "low",
+        "reboot to load the updated kernel or libraries",
+    ),
+];
+
+/// The security audit script.
+pub const SECURITY_SCRIPT: &str = r#"
+out() { printf 'SSHKEEP-CHECK|%s|%s|%s\n' "$1" "$2" "$(printf '%s' "$3" | tr '\n|' ' /' | cut -c1-400)"; }
+root=no; [ "$(id -u)" = 0 ] && root=yes
+
+# sshd settings in effect (sshd -T needs root; otherwise the config file, said so)
+cfg=""
+if [ $root = yes ] && command -v sshd >/dev/null 2>&1; then cfg=$(sshd -T 2>/dev/null); fi
+if [ -n "$cfg" ]; then
+  src="sshd -T"
+elif [ -r /etc/ssh/sshd_config ]; then
+  src="/etc/ssh/sshd_config (sshd -T needs root)"; cfg=$(grep -iE '^[[:space:]]*(PermitRootLogin|PasswordAuthentication)[[:space:]]' /etc/ssh/sshd_config | tr 'A-Z' 'a-z' | sed 's/^[[:space:]]*//')
+else
+  src=""; cfg=""
+fi
+if [ -z "$src" ]; then
+  out sshd_root_login skipped "cannot read the sshd configuration (sshd -T needs root; /etc/ssh/sshd_config unreadable)"
+  out sshd_password_auth skipped "cannot read the sshd configuration"
+else
+  v=$(printf '%s\n' "$cfg" | awk '$1=="permitrootlogin"{print $2; exit}'); [ -z "$v" ] && v="prohibit-password (default)"
+  case "$v" in yes) out sshd_root_login fail "PermitRootLogin $v ($src)";; no) out sshd_root_login pass "PermitRootLogin $v ($src)";; *) out sshd_root_login warn "PermitRootLogin $v ($src)";; esac
+  v=$(printf '%s\n' "$cfg" | awk '$1=="passwordauthentication"{print $2; exit}'); [ -z "$v" ] && v="yes (default)"
+  case "$v" in no) out sshd_password_auth pass "PasswordAuthentication no ($src)";; *) out sshd_password_auth fail "PasswordAuthentication $v ($src)";; esac
+fi
+
+if [ -r /etc/passwd ]; then
+  u=$(awk -F: '$3==0 && $1!="root"{printf "%s ", $1}' /etc/passwd)
+  if [ -n "$u" ]; then out uid0_accounts fail "uid 0 besides root: $u"; else out uid0_accounts pass "only root has uid 0"; fi
+else out uid0_accounts skipped "/etc/passwd is not readable"; fi
+
+if [ -r /etc/shadow ]; then
+  u=$(awk -F: '$2==""{printf "%s ", $1}' /etc/shadow)
+  if [ -n "$u" ]; then out empty_passwords fail "accounts with an empty password: $u"; else out empty_passwords pass "no account has an empty password"; fi
+else out empty_passwords skipped "needs root: /etc/shadow is not readable by $(id -un)"; fi
+
+ww=""
+old_ifs=$IFS; IFS=:
+for d in $PATH; do
+  [ -d "$d" ] || continue
+  f=$(find "$d" -maxdepth 1 -perm -0002 ! -type l 2>/dev/null | head -n 20 | tr '\n' ' ')
+  [ -n "$f" ] && ww="$ww$f"
+done
+IFS=$old_ifs
+if [ -n "$ww" ]; then out world_writable_path fail "world-writable in PATH: $ww"; else out world_writable_path pass "nothing world-writable in PATH ($PATH)"; fi
+
+if command -v ss >/dev/null 2>&1; then
+  p=$(ss -H -tln 2>/dev/null | awk '{print $4}' | sort -u | tr '\n' ' ')
+  out listening_ports info "TCP listening: $p"
+elif command -v netstat >/dev/null 2>&1; then
+  p=$(netstat -tln 2>/dev/null | awk 'NR>2{print $4}' | sort -u | tr '\n' ' ')
+  out listening_ports info "TCP listening: $p"
+elif [ -r /proc/net/tcp ]; then
+  p=$(awk 'NR>1 && $4=="0A"{split($2,a,":"); printf "%d ", ("0x" a[2])+0}' /proc/net/tcp | tr ' ' '\n' | sort -un | tr '\n' ' ')
+  out listening_ports info "TCP listening ports: $p"
+else out listening_ports skipped "neither ss, netstat nor /proc/net/tcp is available"; fi
+
+if command -v apt-get >/dev/null 2>&1; then
+  n=$(apt-get -s -o Debug::NoLocking=1 upgrade 2>/dev/null | grep -c '^Inst .*[Ss]ecurity')
+  if [ "$n" -gt 0 ]; then out security_updates fail "$n security updates pending (from the local package lists; their age is not checked)"; else out security_updates pass "no security updates pending in the local package lists"; fi
+elif command -v dnf >/dev/null 2>&1; then
+  n=$(dnf -q updateinfo list --security 2>/dev/null | wc -l)
+  if [ "$n" -gt 0 ]; then out security_updates fail "$n security updates pending"; else out security_updates pass "no security updates pending"; fi
+else out security_updates skipped "no apt-get or dnf to ask"; fi
+
+if [ -r /var/log/auth.log ]; then
+  n=$(grep -c 'Failed password\|Invalid user' /var/log/auth.log)
+  if [ "$n" -gt 100 ]; then out failed_logins warn "$n failed logins in /var/log/auth.log"; else out failed_logins pass "$n failed logins in /var/log/auth.log"; fi
+elif [ $root = yes ] && command -v journalctl >/dev/null 2>&1 && journalctl -q -n 1 >/dev/null 2>&1; then
+  n=$(journalctl -q --since "-7 days" 2>/dev/null | grep -c 'Failed password\|Invalid user')
+  if [ "$n" -gt 100 ]; then out failed_logins warn "$n failed logins in 7 days (journal)"; else out failed_logins pass "$n failed logins in 7 days (journal)"; fi
+elif [ -e /var/log/auth.log ] || [ -e /var/log/secure ]; then
+  out failed_logins skipped "needs root (or group adm): the login log is not readable by $(id -un)"
+else out failed_logins skipped "no login log found (/var/log/auth.log, /var/log/secure, journal)"; fi
+
+full=$(df -P 2>/dev/null | awk 'NR>1 && $5+0 >= 90 {printf "%s %s, ", $6, $5}')
+if [ -n "$full" ]; then out disk_nearly_full fail "at or above 90%: $full"; else out disk_nearly_full pass "every filesystem below 90% ($(df -P / | awk 'NR==2{print "/ " $5}'))"; fi
+
+if [ -e /var/run/reboot-required ]; then out reboot_required warn "$(cat /var/run/reboot-required)";
+elif command -v needs-restarting >/dev/null 2>&1; then
+  if needs-restarting -r >/dev/null 2>&1; then out reboot_required pass "needs-restarting -r: no reboot needed"; else out reboot_required warn "needs-restarting -r: reboot needed"; fi
+elif [ -d /var/lib/dpkg ]; then out reboot_required pass "no /var/run/reboot-required"
+else out reboot_required skipped "no reboot-required marker on this system"; fi
+true
+"#;
+
+/// The inventory script.
+pub const INVENTORY_SCRIPT: &str = r#"
+inv() { printf 'SSHKEEP-INV|%s|%s\n' "$1" "$(printf '%s' "$2" | tr '\n|' ' /')"; }
+os=$( (. /etc/os-release 2>/dev/null && printf '%s' "$PRETTY_NAME") || uname -s)
+inv os "$os"
+inv kernel "$(uname -r)"
+inv uptime_seconds "$(cut -d' ' -f1 /proc/uptime 2>/dev/null || echo unknown)"
+inv cpus "$(getconf _NPROCESSORS_ONLN 2>/dev/null || nproc 2>/dev/null || echo unknown)"
+inv memory_kib "$(awk '/MemTotal/{print $2}' /proc/meminfo 2>/dev/null || echo unknown)"
+inv disks "$(df -P -k 2>/dev/null | awk 'NR>1 && $1 !~ /^(tmpfs|devtmpfs|overlay|shm)$/ {printf "%s %dMiB used %s; ", $6, $2/1024, $5}')"
+true
+"#;
+
+/// Reads the findings from a target's output lines.
+pub fn parse_findings(lines: &[String]) -> Vec<Finding> {
+    let mut found: Vec<Finding> = lines
+        .iter()
+        .filter_map(|l| l.strip_prefix("SSHKEEP-CHECK|"))
+        .filter_map(|rest| {
+            let mut parts = rest.splitn(3, '|');
+            let (id, status, evidence) = (
+                parts.next()?,
+                parts.next()?,
+                parts.next().unwrap_or_default(),
+            );
+            let (_, severity, fix) = CHECKS.iter().find(|(c, _, _)| *c == id)?;
+            let status = match status {
+                "pass" | "fail" | "warn" | "info" | "skipped" => status,
+                _ => return None,
+            };
+            Some(Finding {
+                check: id.into(),
+                status: status.into(),
+                severity: (*severity).into(),
+                evidence: evidence.trim().into(),
+                fix: matches!(status, "fail" | "warn").then(|| (*fix).to_string()),
+            })
+        })
+        .collect();
+    // A check that printed nothing (the script was cut short) is reported, not silently passed.
+    for (id, severity, _) in CHECKS {
+        if !found.iter().any(|f| f.check == *id) {
+            found.push(Finding {
+                check: (*id).into(),
+                status: "skipped".into(),
+                severity: (*severity).into(),
+                evidence: "the check did not report (the audit script ended early)".into(),
+                fix: None,
+            });
+        }
+    }
+    found
+}
+
+/// Reads inventory items from a target's output lines.
+pub fn parse_inventory(lines: &[String]) -> Vec<InventoryItem> {
+    lines
+        .iter()
+        .filter_map(|l| l.strip_prefix("SSHKEEP-INV|"))
+        .filter_map(|rest| {
+            let (k, v) = rest.split_once('|')?;
+            Some(InventoryItem {
+                key: k.into(),
+                value: v.trim().into(),
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_scripts_run_in_sh_and_every_check_reports() {
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(SECURITY_SCRIPT)
+            .output()
+            .expect("sh");
+        let lines: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect();
+        let found = parse_findings(&lines);
+        assert_eq!(found.len(), CHECKS.len());
+        for f in &found {
+            assert!(f.evidence.len() > 3, "{f:?}");
+            assert_ne!(
+                f.evidence, "the check did not report (the audit script ended early)",
+                "{f:?}"
+            );
+        }
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(INVENTORY_SCRIPT)
+            .output()
+            .expect("sh");
+        let lines: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect();
+        let inv = parse_inventory(&lines);
+        let keys: Vec<&str> = inv.iter().map(|i| i.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "os",
+                "kernel",
+                "uptime_seconds",
+                "cpus",
+                "memory_kib",
+                "disks"
+            ]
+        );
+    }
+
+    #[test]
+    fn missing_or_garbled_lines_are_skipped_never_passed() {
+        let lines = vec![
+            "SSHKEEP-CHECK|uid0_accounts|pass|only root".to_string(),
+            "SSHKEEP-CHECK|bogus|pass|x".into(),
+        ];
+        let f = parse_findings(&lines);
+        assert_eq!(f.iter().filter(|f| f.status == "pass").count(), 1);
+        assert_eq!(
+            f.iter().filter(|f| f.status == "skipped").count(),
+            CHECKS.len() - 1
+        );
+    }
+}
