@@ -16,24 +16,16 @@ cargo build --release -q
 S=$PWD/target/release/sshkeep
 
 W=$(mktemp -d)
+. bench/common.sh
 PIDS=()
-BENCH_USER=""
 cleanup() {
     for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
     SSHKEEP_HOME=$W/home "$S" broker stop >/dev/null 2>&1 || true
-    [ -n "$BENCH_USER" ] && userdel "$BENCH_USER" 2>/dev/null
+    bench_cleanup_user
     rm -rf "$W"
 }
 trap cleanup EXIT
-USER_NAME=$(id -un)
-# A throw-away login with /bin/sh, so the remote shell's start-up files do not dominate.
-if [ "$(id -u)" = 0 ] && command -v useradd >/dev/null; then
-    BENCH_USER=sshkeepbench$$
-    useradd -p "*" --no-create-home --home-dir "$W/remotehome" --shell /bin/sh "$BENCH_USER"
-    mkdir -p "$W/remotehome" && chown "$BENCH_USER" "$W/remotehome" && chmod 755 "$W"
-    USER_NAME=$BENCH_USER
-fi
-[ "$(id -u)" = 0 ] && mkdir -p /run/sshd
+bench_user
 ssh-keygen -q -t ed25519 -N '' -f "$W/host" && ssh-keygen -q -t ed25519 -N '' -f "$W/client"
 cp "$W/client.pub" "$W/authorized_keys" && chmod 644 "$W/authorized_keys"
 
@@ -43,17 +35,8 @@ mkdir -p "$HOME"; echo bench-passphrase > "$W/pass"
 "$S" key add fleet --file "$W/client" >/dev/null
 : > "$W/hosts"
 for i in $(seq 1 "$N"); do
-    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-    cat > "$W/sshd_$i" <<CFG
-ListenAddress 127.0.0.1:$port
-HostKey $W/host
-AuthorizedKeysFile $W/authorized_keys
-UsePAM no
-StrictModes no
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-PidFile none
-CFG
+    port=$(free_port)
+    write_sshd_config "$W/sshd_$i" "$port"
     /usr/sbin/sshd -D -e -f "$W/sshd_$i" 2>"$W/sshd_$i.log" & PIDS+=($!)
     "$S" conn save "s$i" --host 127.0.0.1 --port "$port" --user "$USER_NAME" --key fleet >/dev/null
     echo "$USER_NAME@127.0.0.1:$port" >> "$W/hosts"

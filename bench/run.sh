@@ -13,39 +13,20 @@ cargo build --release -q
 S=$PWD/target/release/sshkeep
 
 W=$(mktemp -d)
-BENCH_USER=""
+. bench/common.sh
 cleanup() {
     [ -n "${SSHD_PID:-}" ] && kill "$SSHD_PID" 2>/dev/null
     SSHKEEP_HOME=$W/home "$S" broker stop >/dev/null 2>&1 || true
-    [ -n "$BENCH_USER" ] && userdel "$BENCH_USER" 2>/dev/null
+    bench_cleanup_user
     rm -rf "$W"
 }
 trap cleanup EXIT
-[ -n "${BENCH_DEBUG:-}" ] && trap "cat \"\$W/sshd.log\" >&2; cleanup" EXIT
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-USER_NAME=$(id -un)
-# Log in as a throw-away user whose shell is /bin/sh, so the numbers measure the SSH tools and
-# not the remote login shell's start-up files (a root .bashrc can cost 100+ ms per command).
-if [ "$(id -u)" = 0 ] && command -v useradd >/dev/null; then
-    BENCH_USER=sshkeepbench$$
-    useradd -p "*" --no-create-home --home-dir "$W/remotehome" --shell /bin/sh "$BENCH_USER"
-    mkdir -p "$W/remotehome" && chown "$BENCH_USER" "$W/remotehome"
-    chmod 755 "$W"
-    USER_NAME=$BENCH_USER
-fi
+[ -n "${BENCH_DEBUG:-}" ] && trap 'cat "$W/sshd.log" >&2; cleanup' EXIT
+PORT=$(free_port)
+bench_user
 ssh-keygen -q -t ed25519 -N '' -f "$W/host" && ssh-keygen -q -t ed25519 -N '' -f "$W/client"
 cp "$W/client.pub" "$W/authorized_keys" && chmod 644 "$W/authorized_keys"
-[ "$(id -u)" = 0 ] && mkdir -p /run/sshd
-cat > "$W/sshd_config" <<CFG
-ListenAddress 127.0.0.1:$PORT
-HostKey $W/host
-AuthorizedKeysFile $W/authorized_keys
-UsePAM no
-StrictModes no
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-PidFile none
-CFG
+write_sshd_config "$W/sshd_config" "$PORT"
 /usr/sbin/sshd -D -e -f "$W/sshd_config" 2>"$W/sshd.log" & SSHD_PID=$!
 for _ in $(seq 50); do grep -q "Server listening" "$W/sshd.log" && break; sleep 0.1; done
 

@@ -7,10 +7,10 @@ use super::Adapter;
 use super::args::{
     AuditToolOp, BulkAuditArgs, BulkConnArgs, BulkConnToolOp, BulkExecArgs, ExecArgs, ExecOp,
 };
+use super::exec_tool::parse_stream;
 use super::reply::{bad_arg, from_error, ok};
 use crate::protocol::{
-    BulkConnOp, BulkInfo, BulkSpec, FleetAuditOp, LogQuery, Request, Response, RunOptions,
-    StreamFilter, Targets,
+    BulkConnOp, BulkInfo, BulkSpec, FleetAuditOp, LogQuery, Request, Response, RunOptions, Targets,
 };
 
 fn targets(ids: Option<Vec<String>>, client: Option<String>, all: bool) -> Option<Targets> {
@@ -114,15 +114,9 @@ pub async fn exec_on_bulk(a: &Adapter, bulk_id: String, x: ExecArgs) -> CallTool
         ExecOp::Status => Request::BulkStatus { bulk_id, target },
         ExecOp::Cancel => Request::BulkCancel { bulk_id, target },
         ExecOp::Logs => {
-            let stream = match x.stream.as_deref() {
-                None | Some("both") => StreamFilter::Both,
-                Some("stdout") => StreamFilter::Stdout,
-                Some("stderr") => StreamFilter::Stderr,
-                Some(other) => {
-                    return bad_arg(format!(
-                        "stream must be stdout, stderr or both, not {other:?}"
-                    ));
-                }
+            let stream = match parse_stream(x.stream.as_deref()) {
+                Ok(s) => s,
+                Err(e) => return e,
             };
             let query = LogQuery {
                 stream: Some(stream),

@@ -9,6 +9,18 @@ use super::args::{CommandArg, ExecArgs, ExecOp, StreamInfoArgs};
 use super::reply::{bad_arg, from_error, ok};
 use crate::protocol::{LogQuery, Request, Response, RunOptions, RunSpec, StreamFilter};
 
+/// The `stream` argument of logs.
+pub fn parse_stream(stream: Option<&str>) -> Result<StreamFilter, CallToolResult> {
+    match stream {
+        None | Some("both") => Ok(StreamFilter::Both),
+        Some("stdout") => Ok(StreamFilter::Stdout),
+        Some("stderr") => Ok(StreamFilter::Stderr),
+        Some(other) => Err(bad_arg(format!(
+            "stream must be stdout, stderr or both, not {other:?}"
+        ))),
+    }
+}
+
 /// Replies are kept small for agents' contexts unless asked otherwise.
 const DEFAULT_LOG_BYTES: u64 = 64 * 1024;
 
@@ -167,15 +179,9 @@ async fn logs(a: &Adapter, x: ExecArgs) -> CallToolResult {
     let Some(id) = x.command_id else {
         return bad_arg("op=logs needs commandId (from op=run)");
     };
-    let stream = match x.stream.as_deref() {
-        None | Some("both") => StreamFilter::Both,
-        Some("stdout") => StreamFilter::Stdout,
-        Some("stderr") => StreamFilter::Stderr,
-        Some(other) => {
-            return bad_arg(format!(
-                "stream must be stdout, stderr or both, not {other:?}"
-            ));
-        }
+    let stream = match parse_stream(x.stream.as_deref()) {
+        Ok(s) => s,
+        Err(e) => return e,
     };
     if x.head.is_some() && x.tail.is_some() {
         return bad_arg("give head or tail, not both");
