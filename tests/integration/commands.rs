@@ -403,3 +403,43 @@ fn a_flood_of_output_does_not_stall_other_commands_on_the_session() {
     assert_eq!(st["state"], "completed");
     assert_eq!(st["stdout"]["bytes"], 400_000_000);
 }
+
+#[test]
+fn login_script_noise_before_the_command_does_not_hide_the_process_group() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let noise = dir.path().join("noise.sh");
+    std::fs::write(&noise, "echo 'login script says hello' >&2\n").expect("write");
+    // bash sources $BASH_ENV before running a command, like a chatty .bashrc.
+    let sshd = Sshd::start_with(SshdOptions {
+        extra: vec![format!("SetEnv BASH_ENV={}", noise.display())],
+        ..Default::default()
+    });
+    let home = Home::with_vault();
+    home.connect_to(&sshd, "k", "srv");
+    let n = format!("{}7", sshd.port);
+    let id = home.start(&["srv", "--", &format!("echo started; sleep {n}")]);
+    wait_for(60, "the sleep to start", || {
+        (!processes_matching(&format!("sleep {n}")).is_empty()).then_some(())
+    });
+    wait_for(60, "output", || {
+        (home.status(&id)["stdout"]["lines"] == 1).then_some(())
+    });
+    let r = home.run(&["cancel", &id, "--json"]).ok().json();
+    assert_eq!(r["state"], "cancelled");
+    assert!(
+        processes_matching(&format!("sleep {n}")).is_empty(),
+        "the process group was found and killed"
+    );
+    let logs = home.run(&["logs", &id, "--json"]).ok().json();
+    let texts: Vec<&str> = logs
+        .as_array()
+        .expect("lines")
+        .iter()
+        .filter_map(|l| l["text"].as_str())
+        .collect();
+    assert!(
+        !texts.iter().any(|t| t.contains("sshkeep-pgid")),
+        "the marker never reaches the log: {texts:?}"
+    );
+    assert!(texts.contains(&"started"));
+}

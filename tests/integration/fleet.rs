@@ -148,7 +148,10 @@ fn a_fleet_of_twenty_servers_with_its_troublemakers() {
             .json();
         assert_eq!(
             lines,
-            serde_json::json!([{"target": name, "n": 1, "stream": "stdout", "text": format!("port {}", s.port)}])
+            serde_json::json!([{"target": name, "n": 1, "stream": "stdout", "text": format!("port {}", s.port)}]),
+            "status of the run: {}",
+            home.run(&["bulk", "status", bulk_id, "--target", &name, "--json"])
+                .stdout
         );
     }
     let all = home.run(&["bulk", "logs", bulk_id, "--json"]).ok().json();
