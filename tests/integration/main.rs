@@ -9,6 +9,7 @@ mod fleet;
 mod host_keys;
 mod keyring_backend;
 mod mcp;
+mod mcp_fleet;
 mod socket;
 mod survival;
 mod vault_unlock;
