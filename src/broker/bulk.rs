@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use tokio::sync::Semaphore;
 
-use super::commands::{Ending, MAX_COMMAND_BYTES, attached, finish, wrap};
+use super::commands::{Ending, MAX_COMMAND_BYTES, attached, spawn_tracked, wrap};
 use super::fail::Fail;
 use super::login::{Resolved, resolve};
 use super::sessions::{Occupancy, Session, Sessions};
@@ -223,7 +223,6 @@ pub async fn start(broker: &Arc<Broker>, peer: &Peer, spec: BulkSpec) -> Result<
     let names = jobs.iter().map(|(_, n)| n.clone()).collect();
     let sem = Arc::new(Semaphore::new(concurrency as usize));
     for (id, name) in jobs {
-        let (stop, done) = broker.running.insert(&id);
         let (b, peer, sem, commands, options) = (
             broker.clone(),
             peer.clone(),
@@ -231,9 +230,9 @@ pub async fn start(broker: &Arc<Broker>, peer: &Peer, spec: BulkSpec) -> Result<
             spec.commands.clone(),
             spec.options.clone(),
         );
-        tokio::spawn(async move {
+        spawn_tracked(broker, &id.clone(), move |stop| async move {
             let cmd: Arc<str> = id.clone().into();
-            let ending = match sem.acquire_owned().await {
+            match sem.acquire_owned().await {
                 Ok(_slot) => match resolve(&b, &name, None) {
                     Ok(r) => match session_for(&b, &peer, &r).await {
                         Ok((session, occupancy)) => {
@@ -269,10 +268,7 @@ pub async fn start(broker: &Arc<Broker>, peer: &Peer, spec: BulkSpec) -> Result<
                     Err(f) => attached::not_started(f),
                 },
                 Err(_) => Ending::failed("the bulk run's queue closed"),
-            };
-            finish(&b, &cmd, ending).await;
-            b.running.remove(&cmd);
-            let _ = done.send(true);
+            }
         });
     }
     Ok(Response::BulkStarted {

@@ -236,12 +236,11 @@ pub async fn start(broker: &Arc<Broker>, peer: &Peer, spec: RunSpec) -> Result<R
         .options
         .timeout_secs
         .map(|s| Instant::now() + Duration::from_secs(s));
-    let (stop, done) = broker.running.insert(&id);
     let cmd: Arc<str> = id.clone().into();
     let b = broker.clone();
     let peer = peer.clone();
-    tokio::spawn(async move {
-        let ending = if spec.detach {
+    spawn_tracked(broker, &id, move |stop| async move {
+        if spec.detach {
             detached::run(detached::Job {
                 broker: b.clone(),
                 id: cmd.clone(),
@@ -280,10 +279,7 @@ pub async fn start(broker: &Arc<Broker>, peer: &Peer, spec: RunSpec) -> Result<R
                 }
                 Err(f) => attached::not_started(f),
             }
-        };
-        finish(&b, &cmd, ending).await;
-        b.running.remove(&cmd);
-        let _ = done.send(true);
+        }
     });
     Ok(Response::CommandStarted {
         command_id: id,
@@ -292,7 +288,28 @@ pub async fn start(broker: &Arc<Broker>, peer: &Peer, spec: RunSpec) -> Result<R
     })
 }
 
-pub(crate) async fn finish(broker: &Arc<Broker>, cmd: &Arc<str>, e: Ending) {
+/// Starts a command's task: registers its controls, runs the job `start` makes from the stop
+/// signal, then stores how it ended and unregisters it.
+pub(crate) fn spawn_tracked<Fut>(
+    broker: &Arc<Broker>,
+    id: &str,
+    start: impl FnOnce(watch::Receiver<Option<Stop>>) -> Fut,
+) where
+    Fut: std::future::Future<Output = Ending> + Send + 'static,
+{
+    let (stop, done) = broker.running.insert(id);
+    let job = start(stop);
+    let b = broker.clone();
+    let cmd: Arc<str> = id.into();
+    tokio::spawn(async move {
+        let ending = job.await;
+        finish(&b, &cmd, ending).await;
+        b.running.remove(&cmd);
+        let _ = done.send(true);
+    });
+}
+
+async fn finish(broker: &Arc<Broker>, cmd: &Arc<str>, e: Ending) {
     if let Some(err) = &e.error
         && e.state != Some(CommandState::Failed)
     {
@@ -463,12 +480,11 @@ pub fn recover(broker: &Arc<Broker>) {
         );
     }
     for c in detached {
-        let (stop, done) = broker.running.insert(&c.id);
         let cmd: Arc<str> = c.id.clone().into();
         let b = broker.clone();
         tracing::info!(command = %c.id, target = %c.target, "re-attaching to a detached command");
-        tokio::spawn(async move {
-            let ending = match c.remote_pgid {
+        spawn_tracked(broker, &c.id.clone(), move |stop| async move {
+            match c.remote_pgid {
                 Some(pgid) => {
                     detached::run(detached::Job {
                         broker: b.clone(),
@@ -488,10 +504,7 @@ pub fn recover(broker: &Arc<Broker>) {
                 None => Ending::failed(
                     "the broker stopped before the detached command was started on the server",
                 ),
-            };
-            finish(&b, &cmd, ending).await;
-            b.running.remove(&cmd);
-            let _ = done.send(true);
+            }
         });
     }
 }
