@@ -85,6 +85,11 @@ impl Client {
     }
 
     /// Sends a request without waiting (for streaming replies).
+    /// The socket, for a client that reads and writes at once (an attached terminal).
+    pub fn stream(&self) -> &Stream {
+        &self.stream
+    }
+
     pub async fn send(&mut self, req: &Request) -> Result<()> {
         write_frame(&mut &self.stream, req)
             .await

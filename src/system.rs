@@ -43,6 +43,52 @@ pub fn is_dumpable() -> bool {
     unsafe { libc::prctl(libc::PR_GET_DUMPABLE, 0, 0, 0, 0) == 1 }
 }
 
+/// The size of the terminal on `fd` as (columns, rows).
+pub fn terminal_size(fd: i32) -> Option<(u16, u16)> {
+    let mut ws = libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCGWINSZ writes one winsize into the struct we own for the duration of the call.
+    let r = unsafe { libc::ioctl(fd, libc::TIOCGWINSZ, &mut ws) };
+    (r == 0 && ws.ws_col > 0 && ws.ws_row > 0).then_some((ws.ws_col, ws.ws_row))
+}
+
+/// A terminal in raw mode until this guard drops (then its previous mode is restored).
+pub struct RawMode {
+    fd: i32,
+    saved: libc::termios,
+}
+
+impl RawMode {
+    /// Puts the terminal on `fd` into raw mode.
+    pub fn enable(fd: i32) -> std::io::Result<Self> {
+        // SAFETY: a zeroed termios is a valid value for tcgetattr to fill.
+        let mut saved: libc::termios = unsafe { std::mem::zeroed() };
+        // SAFETY: tcgetattr fills the struct we pass by reference.
+        if unsafe { libc::tcgetattr(fd, &mut saved) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let mut raw = saved;
+        // SAFETY: cfmakeraw edits the struct we pass by reference.
+        unsafe { libc::cfmakeraw(&mut raw) };
+        // SAFETY: tcsetattr reads the struct we pass by reference.
+        if unsafe { libc::tcsetattr(fd, libc::TCSANOW, &raw) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(Self { fd, saved })
+    }
+}
+
+impl Drop for RawMode {
+    fn drop(&mut self) {
+        // SAFETY: tcsetattr reads the struct we own.
+        unsafe { libc::tcsetattr(self.fd, libc::TCSANOW, &self.saved) };
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -8,7 +8,7 @@ use tokio::io::AsyncWrite;
 use super::fail::Fail;
 use super::{
     Broker, Peer, bulk, bulk_conn, command_ops, commands, conn_ops, exec, fleet_audit, key_ops,
-    vault_ops,
+    sftp, shells, vault_ops,
 };
 use crate::frame::{FrameError, read_frame, write_frame};
 use crate::protocol::{ErrorCode, PROTOCOL_VERSION, Request, Response};
@@ -74,6 +74,23 @@ pub async fn serve(broker: Arc<Broker>, stream: Stream, peer: Peer) {
                     Err(f) => f.into_response(),
                 }
             }
+            (true, Request::Sftp(req)) if req.progress => {
+                match sftp_with_progress(&broker, &peer, req, &mut tx).await {
+                    Ok(r) => r,
+                    Err(f) => f.into_response(),
+                }
+            }
+            (
+                true,
+                Request::ShellAttach {
+                    shell_id,
+                    close_on_detach,
+                },
+            ) => match shells::attach(&broker, &peer, &stream, &shell_id, close_on_detach).await {
+                // The connection served a terminal; it ends with it.
+                Ok(()) => return,
+                Err(f) => f.into_response(),
+            },
             (true, Request::Shutdown) => {
                 let _ = write_frame(
                     &mut tx,
@@ -186,10 +203,81 @@ async fn dispatch(broker: &Arc<Broker>, peer: &Peer, req: Request) -> Result<Res
             conn_ops::set_client(broker, peer, Some(&client), &conns)
         }
         Request::ClientRemove { conns } => conn_ops::set_client(broker, peer, None, &conns),
-        Request::Exec { .. } | Request::Shutdown => Err(Fail::new(
+        Request::Sftp(req) => sftp::run(broker, peer, req, None).await,
+        Request::File(req) => sftp::file(broker, peer, req).await,
+        Request::ShellOpen(spec) => shells::open(broker, peer, spec).await,
+        Request::ShellSend {
+            shell_id,
+            text,
+            enter,
+        } => shells::send_text(broker, &shell_id, &text, enter),
+        Request::ShellKey { shell_id, key } => shells::key(broker, &shell_id, &key),
+        Request::ShellRead {
+            shell_id,
+            cursor,
+            screen,
+            max_bytes,
+        } => shells::read(broker, &shell_id, cursor, screen, max_bytes),
+        Request::ShellWait {
+            shell_id,
+            pattern,
+            timeout_secs,
+            cursor,
+            screen,
+        } => shells::wait(broker, &shell_id, &pattern, timeout_secs, cursor, screen).await,
+        Request::ShellResize {
+            shell_id,
+            cols,
+            rows,
+        } => shells::resize(broker, &shell_id, cols, rows),
+        Request::ShellSignal { shell_id, signal } => {
+            shells::signal(broker, &shell_id, &signal).await
+        }
+        Request::ShellStatus { shell_id } => shells::status(broker, &shell_id),
+        Request::ShellList => Ok(Response::Shells {
+            shells: broker.shells.list(),
+        }),
+        Request::ShellClose { shell_id } => shells::close(broker, peer, &shell_id).await,
+        Request::AttachInput { .. } | Request::AttachResize { .. } | Request::AttachDetach => {
+            Err(Fail::new(
+                ErrorCode::BadRequest,
+                "attach input needs an attached shell (send shell_attach first)",
+            ))
+        }
+        Request::ShellAttach { .. } | Request::Exec { .. } | Request::Shutdown => Err(Fail::new(
             ErrorCode::Internal,
             "handled by the connection loop",
         )),
+    }
+}
+
+/// An SFTP request that reports progress: at most five frames a second while it runs.
+async fn sftp_with_progress<W: AsyncWrite + Unpin>(
+    broker: &Arc<Broker>,
+    peer: &Peer,
+    req: crate::protocol::SftpRequest,
+    tx: &mut W,
+) -> Result<Response, Fail> {
+    let (ptx, mut prx) = tokio::sync::mpsc::unbounded_channel::<(u64, u64)>();
+    let work = sftp::run(broker, peer, req, Some(ptx));
+    tokio::pin!(work);
+    let mut last = tokio::time::Instant::now();
+    let mut latest = None;
+    loop {
+        tokio::select! {
+            r = &mut work => return r,
+            p = prx.recv() => {
+                if let Some(p) = p { latest = Some(p); }
+                if let Some((done, total)) = latest
+                    && last.elapsed() >= std::time::Duration::from_millis(200)
+                {
+                    last = tokio::time::Instant::now();
+                    latest = None;
+                    // A client that went away does not stop the transfer midway.
+                    let _ = send(tx, &Response::Progress { done, total }).await;
+                }
+            }
+        }
     }
 }
 

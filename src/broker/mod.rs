@@ -15,6 +15,8 @@ mod key_ops;
 mod listener;
 mod login;
 mod sessions;
+mod sftp;
+mod shells;
 mod state;
 mod vault_ops;
 

@@ -27,6 +27,7 @@ pub struct Broker {
     /// `None` until `vault init`.
     pub vault: Mutex<Option<Vault>>,
     pub sessions: Sessions,
+    pub shells: super::shells::Shells,
     pub running: Registry,
     /// Per-server handshake limits for fleet runs.
     pub handshakes: HandshakeLimits,
@@ -63,6 +64,7 @@ impl Broker {
             db: Mutex::new(db),
             vault: Mutex::new(vault),
             sessions: Sessions::default(),
+            shells: Default::default(),
             running: Registry::default(),
             handshakes: HandshakeLimits::default(),
             log_writer,

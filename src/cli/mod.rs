@@ -6,12 +6,15 @@ mod bulk_cmd;
 mod client_cmd;
 mod config_cmd;
 mod conn_cmd;
+mod cp_cmd;
 mod exec_cmd;
+mod file_cmd;
 mod key_cmd;
 mod output;
 mod prompt;
 mod run_cmd;
 mod session_cmd;
+mod shell_cmd;
 mod vault_cmd;
 
 use std::process::ExitCode;
@@ -81,7 +84,22 @@ enum Command {
         /// List only the search tool and the core tools (or set SSHKEEP_MCP_MINIMAL=1).
         #[arg(long, env = "SSHKEEP_MCP_MINIMAL", value_parser = clap::builder::FalseyValueParser::new())]
         minimal: bool,
+        /// A local directory ssh_sftp may read and write (repeatable; default: the working
+        /// directory). Also SSHKEEP_MCP_ROOTS, colon-separated.
+        #[arg(long = "root", env = "SSHKEEP_MCP_ROOTS", value_delimiter = ':')]
+        roots: Vec<std::path::PathBuf>,
     },
+    /// An interactive shell on a server (raw terminal, resize, exit status), or --attach to
+    /// one the broker holds, --list, --close.
+    Shell(shell_cmd::ShellArgs),
+    /// Copy files or directories to or from a server over SFTP: `cp ./dir web1:/srv/dir -r`.
+    Cp(cp_cmd::CpArgs),
+    /// Remote file-system operations over SFTP: ls, stat, mkdir, rm, mv, chmod.
+    #[command(subcommand)]
+    Sftp(cp_cmd::SftpCmd),
+    /// Read or edit a remote text file over SFTP (atomic writes, exact replacements).
+    #[command(subcommand)]
+    File(file_cmd::FileCmd),
     /// Show the broker's settings, or change one.
     Config {
         #[command(subcommand)]
@@ -162,8 +180,12 @@ async fn run(cli: Cli) -> Result<u8> {
         Command::Logs(a) => run_cmd::logs(&ctx, a).await,
         Command::Cancel { command_id } => run_cmd::cancel(&ctx, command_id).await,
         Command::Ps(a) => run_cmd::ps(&ctx, a).await,
+        Command::Shell(a) => shell_cmd::run(&ctx, a).await,
+        Command::Cp(a) => cp_cmd::cp(&ctx, a).await,
+        Command::Sftp(c) => cp_cmd::sftp(&ctx, c).await,
+        Command::File(c) => file_cmd::run(&ctx, c).await,
         Command::Config { action } => config_cmd::run(&ctx, action).await,
-        Command::Mcp { minimal } => crate::mcp::serve(ctx.paths.clone(), minimal)
+        Command::Mcp { minimal, roots } => crate::mcp::serve(ctx.paths.clone(), minimal, roots)
             .await
             .map(|_| 0),
     }

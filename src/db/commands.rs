@@ -108,6 +108,13 @@ impl Db {
         Ok(())
     }
 
+    /// Marks a recorded command as an interactive shell's output log.
+    pub fn mark_shell(&self, id: &str) -> Result<()> {
+        self.conn
+            .execute("UPDATE commands SET kind = 'shell' WHERE id = ?1", [id])?;
+        Ok(())
+    }
+
     /// One command.
     pub fn command(&self, id: &str) -> Result<Option<CommandRow>> {
         Ok(self
@@ -130,7 +137,7 @@ impl Db {
     ) -> Result<Vec<CommandRow>> {
         let mut st = self.conn.prepare(&format!(
             "SELECT {COLS} FROM commands WHERE (?1 IS NULL OR state = ?1) AND (?2 IS NULL OR conn_name = ?2 OR target = ?2)
-             AND (?3 IS NULL OR bulk_id = ?3) ORDER BY created_ms DESC, rowid DESC LIMIT ?4"
+             AND (?3 IS NULL OR bulk_id = ?3) AND kind = 'command' ORDER BY created_ms DESC, rowid DESC LIMIT ?4"
         ))?;
         let rows = st
             .query_map(params![state, conn, bulk, limit], row)?
@@ -269,7 +276,7 @@ impl Db {
     /// Counts commands by state.
     pub fn count_commands(&self, state: &str) -> Result<u64> {
         Ok(self.conn.query_row(
-            "SELECT COUNT(*) FROM commands WHERE state = ?1",
+            "SELECT COUNT(*) FROM commands WHERE state = ?1 AND kind = 'command'",
             [state],
             |r| r.get::<_, i64>(0),
         )? as u64)

@@ -131,6 +131,10 @@ CREATE TABLE fleet_audits (
     report     TEXT NOT NULL      -- JSON: per target, findings or inventory
 );
 "#,
+    r#"
+-- Interactive shells keep their output in the same log store as commands.
+ALTER TABLE commands ADD COLUMN kind TEXT NOT NULL DEFAULT 'command';
+"#,
 ];
 
 impl Db {

@@ -286,3 +286,163 @@ pub struct BulkAuditArgs {
     /// A stored audit's id (show).
     pub audit_id: Option<String>,
 }
+
+/// `ssh_shell` operations.
+#[derive(Clone, Copy, Debug, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ShellOp {
+    /// Open a PTY shell on connectionId (cols, rows, term) -> shellId.
+    Open,
+    /// Type text (enter=true presses Enter after it).
+    Send,
+    /// Press a key: enter, tab, escape, backspace, up/down/left/right, home, end, pageup, pagedown, delete, f1-f12, ctrl-c, ctrl-d, ctrl-z, ...
+    Key,
+    /// Output since cursor (terminal codes removed); screen=true adds the screen as a terminal shows it. With grep/tail/head/fromLine/toLine: the stored output log.
+    Read,
+    /// Wait until pattern (regex) appears after cursor (default: since the last input), or on the screen with screen=true, or timeout seconds pass.
+    Wait,
+    /// Change the terminal size (cols, rows).
+    Resize,
+    /// Send a signal (INT, TERM, KILL, HUP, QUIT): to the foreground job in tmux-backed shells.
+    Signal,
+    /// State, size, whether it survives reconnects (tmux), cursor.
+    Status,
+    /// All shells.
+    List,
+    /// End the shell.
+    Close,
+}
+
+/// `ssh_shell`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ShellArgs {
+    pub op: ShellOp,
+    /// Connection to open the shell on (open).
+    pub connection_id: Option<String>,
+    /// The shell (every op but open and list).
+    pub shell_id: Option<String>,
+    /// Terminal columns (open, resize; default 120).
+    pub cols: Option<u16>,
+    /// Terminal rows (open, resize; default 40).
+    pub rows: Option<u16>,
+    /// Terminal type (open; default xterm-256color).
+    pub term: Option<String>,
+    /// Run in tmux on the server so the shell survives reconnects (open; default: when tmux is there).
+    pub persist: Option<bool>,
+    /// Text to type (send).
+    pub text: Option<String>,
+    /// Press Enter after the text (send; default false).
+    pub enter: Option<bool>,
+    /// Key name (key).
+    pub key: Option<String>,
+    /// Regular expression to wait for (wait).
+    pub pattern: Option<String>,
+    /// Seconds to wait (wait; default 30, at most 600).
+    pub timeout: Option<u64>,
+    /// Output offset to read or wait from (from a previous reply's `cursor`).
+    pub cursor: Option<u64>,
+    /// Include / match the rendered screen (read, wait).
+    pub screen: Option<bool>,
+    /// Signal name (signal).
+    pub signal: Option<String>,
+    /// Stored-log filters (read): regex.
+    pub grep: Option<String>,
+    pub head: Option<u64>,
+    pub tail: Option<u64>,
+    pub from_line: Option<u64>,
+    pub to_line: Option<u64>,
+    /// Reply size cap in bytes (read).
+    pub max_bytes: Option<u64>,
+}
+
+/// `ssh_sftp` operations.
+#[derive(Clone, Copy, Debug, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SftpOp {
+    /// Copy localPath to remotePath (recursive for directories; verify checks size and SHA-256).
+    Upload,
+    /// Copy remotePath to localPath (recursive for directories; verify checks size and SHA-256).
+    Download,
+    /// A remote directory's entries (path or remotePath).
+    List,
+    /// A remote path's type, size, mode, owner.
+    Stat,
+    /// Create a remote directory with its parents.
+    Mkdir,
+    /// Remove a remote file, or a directory with recursive=true.
+    Remove,
+    /// Rename remotePath (or path) to newPath, replacing an existing file atomically.
+    Rename,
+    /// Set permission bits (mode, octal string like "640").
+    Chmod,
+}
+
+/// `ssh_sftp`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SftpArgs {
+    pub op: SftpOp,
+    /// The connection.
+    pub connection_id: String,
+    /// Local file or directory (upload, download). Relative paths are under the adapter's working directory; only paths under the allowed roots are accepted.
+    pub local_path: Option<String>,
+    /// Remote file or directory.
+    pub remote_path: Option<String>,
+    /// Same as remotePath (list, stat, mkdir, remove, chmod).
+    pub path: Option<String>,
+    /// Destination of rename.
+    pub new_path: Option<String>,
+    /// Directories and everything in them (upload, download, remove).
+    pub recursive: Option<bool>,
+    /// Compare size and SHA-256 of both ends after a transfer.
+    pub verify: Option<bool>,
+    /// Permission bits in octal, e.g. "640" (chmod).
+    pub mode: Option<String>,
+}
+
+/// `ssh_file` operations.
+#[derive(Clone, Copy, Debug, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum FileOp {
+    /// A text file, or lines fromLine..toLine (maxBytes caps the reply).
+    Read,
+    /// Replace the whole file with content, atomically (mode and owner kept); backup=true keeps the old content.
+    Write,
+    /// Replace exact text old with new; fails and changes nothing unless old occurs exactly expectedCount times (default 1).
+    Replace,
+    /// Edit one line: edit = insert_before | insert_after | replace | delete, at line (number) or pattern (regex matching exactly expectedCount lines), with content.
+    EditLine,
+}
+
+/// `ssh_file`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FileArgs {
+    pub op: FileOp,
+    pub connection_id: String,
+    /// Remote file path.
+    pub path: String,
+    /// New content (write) or the new line text (edit_line insert/replace).
+    pub content: Option<String>,
+    /// Exact text to find (replace).
+    pub old: Option<String>,
+    /// Replacement text (replace).
+    pub new: Option<String>,
+    /// How many matches must be found (replace, edit_line with pattern; default 1).
+    pub expected_count: Option<u64>,
+    /// edit_line: insert_before, insert_after, replace or delete.
+    pub edit: Option<String>,
+    /// Line number, 1-based (edit_line).
+    pub line: Option<u64>,
+    /// Regular expression selecting lines (edit_line).
+    pub pattern: Option<String>,
+    /// First line to read (read).
+    pub from_line: Option<u64>,
+    /// Last line to read (read).
+    pub to_line: Option<u64>,
+    /// Reply size cap (read).
+    pub max_bytes: Option<u64>,
+    /// Keep the previous content as PATH.sshkeep-bak-TIME (write, replace, edit_line).
+    pub backup: Option<bool>,
+}

@@ -138,6 +138,79 @@ pub const TOOLS: &[Entry] = &[
         core: false,
     },
     Entry {
+        tool: "ssh_shell",
+        summary: "Interactive terminal (PTY) sessions an agent drives: prompts, installers, editors, top; persistent through reconnects with tmux.",
+        ops: &[
+            (
+                "open",
+                "open a PTY shell on connectionId with cols, rows, term; returns shellId",
+            ),
+            ("send", "type text, enter=true to press Enter"),
+            (
+                "key",
+                "press a key: enter, tab, escape, arrows, backspace, ctrl-c, ctrl-d, ctrl-z, f1-f12",
+            ),
+            (
+                "read",
+                "output since cursor, or the rendered screen (screen=true); grep/tail/head read the stored log",
+            ),
+            (
+                "wait",
+                "wait until a regex pattern appears (or timeout seconds), e.g. a prompt",
+            ),
+            ("resize", "change the terminal size"),
+            (
+                "signal",
+                "send INT, TERM, KILL, HUP, QUIT to the foreground job",
+            ),
+            ("status", "state, size, persistence (tmux), cursor"),
+            ("list", "all shells"),
+            ("close", "end a shell"),
+        ],
+        core: false,
+    },
+    Entry {
+        tool: "ssh_sftp",
+        summary: "File transfer over SFTP: upload, download (files and directories, verified by SHA-256), list, stat, mkdir, remove, rename, chmod.",
+        ops: &[
+            (
+                "upload",
+                "copy localPath to remotePath; recursive for directories; verify size and sha256",
+            ),
+            (
+                "download",
+                "copy remotePath to localPath; recursive; verify",
+            ),
+            ("list", "directory entries"),
+            ("stat", "type, size, mode, owner of a path"),
+            ("mkdir", "create a directory with parents"),
+            ("remove", "delete a file, or a directory with recursive"),
+            ("rename", "move remotePath to newPath (atomic replace)"),
+            ("chmod", "set permission bits (mode, octal)"),
+        ],
+        core: false,
+    },
+    Entry {
+        tool: "ssh_file",
+        summary: "Safe remote text-file edits over SFTP: read line ranges, atomic write, exact replace with expected count, line insert/replace/delete, backups.",
+        ops: &[
+            ("read", "a file or lines fromLine..toLine"),
+            (
+                "write",
+                "replace the whole file atomically with content (backup optional)",
+            ),
+            (
+                "replace",
+                "exact text old -> new, only if found expectedCount times",
+            ),
+            (
+                "edit_line",
+                "insert_before, insert_after, replace or delete a line by number or pattern",
+            ),
+        ],
+        core: false,
+    },
+    Entry {
         tool: "ssh_client",
         summary: "Client (customer) groups of connections.",
         ops: &[

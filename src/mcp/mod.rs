@@ -10,8 +10,10 @@ mod bulk_tool;
 mod catalog;
 mod conn_tool;
 mod exec_tool;
+mod files_tool;
 mod key_tool;
 mod reply;
+mod shell_tool;
 
 use anyhow::Result;
 use rmcp::handler::server::router::tool::ToolRouter;
@@ -25,16 +27,19 @@ use crate::client::Client;
 use crate::paths::Paths;
 use crate::protocol::{Request, Response};
 use args::{
-    BulkAuditArgs, BulkConnArgs, BulkExecArgs, ClientArgs, ConnArgs, ExecArgs, KeyArgs, NoArgs,
-    SearchArgs, StreamInfoArgs,
+    BulkAuditArgs, BulkConnArgs, BulkExecArgs, ClientArgs, ConnArgs, ExecArgs, FileArgs, KeyArgs,
+    NoArgs, SearchArgs, SftpArgs, ShellArgs, StreamInfoArgs,
 };
 use reply::{fail, from_error, ok};
 
-/// The adapter's state: where the broker is, and whether to list only the core tools.
+/// The adapter's state: where the broker is, whether to list only the core tools, and the local
+/// directories file transfers may use.
 #[derive(Clone)]
 pub struct Adapter {
     paths: Paths,
     minimal: bool,
+    /// Absolute; relative local paths are resolved against the first.
+    roots: Vec<std::path::PathBuf>,
     tool_router: ToolRouter<Self>,
 }
 
@@ -42,6 +47,28 @@ impl Adapter {
     /// One request to the broker on a connection of its own (starting the broker if needed).
     async fn call(&self, req: Request) -> Result<Response> {
         Client::connect(&self.paths).await?.request(&req).await
+    }
+
+    /// The allowed local roots, for the broker to enforce.
+    fn roots(&self) -> Vec<String> {
+        self.roots.iter().map(|r| r.display().to_string()).collect()
+    }
+
+    /// A local path from an agent, made absolute against the first root.
+    fn local_path(&self, p: &str) -> Result<String, String> {
+        if p.is_empty() {
+            return Err("localPath is empty".into());
+        }
+        let path = std::path::Path::new(p);
+        let abs = if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            match self.roots.first() {
+                Some(r) => r.join(path),
+                None => return Err("no local roots are configured".into()),
+            }
+        };
+        Ok(abs.display().to_string())
     }
 
     fn unexpected(&self, r: Response) -> CallToolResult {
@@ -62,10 +89,11 @@ fn response_name(r: &Response) -> String {
 #[tool_router(router = tool_router)]
 impl Adapter {
     /// Builds the adapter.
-    pub fn new(paths: Paths, minimal: bool) -> Self {
+    pub fn new(paths: Paths, minimal: bool, roots: Vec<std::path::PathBuf>) -> Self {
         Self {
             paths,
             minimal,
+            roots,
             tool_router: Self::tool_router(),
         }
     }
@@ -215,6 +243,36 @@ impl Adapter {
     }
 
     #[tool(
+        description = "Interactive terminal (PTY) on a server that you drive step by step. op: open (connectionId, cols, rows, term -> shellId; runs in tmux when the server has it, so it survives reconnects) | send (text, enter) | key (enter, tab, escape, up, ctrl-c, f1, ...) | read (cursor -> text since it; screen=true for the screen as shown; grep/tail for the stored log) | wait (pattern regex, timeout seconds; from the last input or cursor; screen=true to match the screen) | resize (cols, rows) | signal (INT, TERM, ...) | status | list | close. Use it for prompts, installers, editors, top; for plain commands ssh_exec is better."
+    )]
+    async fn ssh_shell(
+        &self,
+        Parameters(a): Parameters<ShellArgs>,
+    ) -> Result<CallToolResult, ErrorData> {
+        Ok(shell_tool::shell(self, a).await)
+    }
+
+    #[tool(
+        description = "Files over SFTP (paths are never put into shell commands). op: upload (localPath -> remotePath; recursive for directories; verify compares size and SHA-256) | download (remotePath -> localPath) | list | stat | mkdir (with parents) | remove (recursive) | rename (newPath; replaces atomically) | chmod (mode \"640\"). Local paths must be under the adapter's allowed roots (default: its working directory)."
+    )]
+    async fn ssh_sftp(
+        &self,
+        Parameters(a): Parameters<SftpArgs>,
+    ) -> Result<CallToolResult, ErrorData> {
+        Ok(files_tool::sftp(self, a).await)
+    }
+
+    #[tool(
+        description = "Edit remote text files safely over SFTP (never through a shell heredoc, so content with EOF, quotes, $(...) or backslashes arrives byte for byte). op: read (path, fromLine, toLine, maxBytes) | write (content; atomic temp-then-rename, mode and owner kept; backup) | replace (old, new, expectedCount: changes nothing unless exactly that many matches) | edit_line (edit = insert_before|insert_after|replace|delete at line or pattern, content; backup)."
+    )]
+    async fn ssh_file(
+        &self,
+        Parameters(a): Parameters<FileArgs>,
+    ) -> Result<CallToolResult, ErrorData> {
+        Ok(files_tool::file(self, a).await)
+    }
+
+    #[tool(
         description = "Client (customer) groups of connections. op: list | assign (client, connectionId or connectionIds) | remove (connectionId or connectionIds)."
     )]
     async fn ssh_client(
@@ -254,9 +312,19 @@ impl ServerHandler for Adapter {
     }
 }
 
-/// Serves MCP on stdin/stdout until the client goes away.
-pub async fn serve(paths: Paths, minimal: bool) -> Result<()> {
-    let service = Adapter::new(paths, minimal)
+/// Serves MCP on stdin/stdout until the client goes away. `roots` are the local directories
+/// `ssh_sftp` may read and write (default: the working directory).
+pub async fn serve(paths: Paths, minimal: bool, roots: Vec<std::path::PathBuf>) -> Result<()> {
+    let roots = if roots.is_empty() {
+        vec![std::env::current_dir()?]
+    } else {
+        roots
+    };
+    let mut absolute = Vec::new();
+    for r in roots {
+        absolute.push(std::path::absolute(&r)?);
+    }
+    let service = Adapter::new(paths, minimal, absolute)
         .serve(rmcp::transport::stdio())
         .await?;
     service.waiting().await?;

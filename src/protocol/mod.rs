@@ -3,20 +3,29 @@
 //! Framing ([`crate::frame`]): a 4-byte big-endian length, then one JSON document of at most
 //! [`MAX_FRAME`] bytes. A connection starts with [`Request::Hello`]; the broker answers with its
 //! own version or with [`ErrorCode::ProtocolMismatch`]. Every request gets exactly one reply,
-//! except [`Request::Exec`], whose replies are any number of [`Response::Output`] frames closed by
-//! one [`Response::Exit`] or [`Response::Error`].
+//! except:
+//! - [`Request::Exec`]: any number of [`Response::Output`] frames closed by one [`Response::Exit`]
+//!   or [`Response::Error`];
+//! - [`Request::Sftp`] with `progress`: any number of [`Response::Progress`] frames before the reply;
+//! - [`Request::ShellAttach`]: the connection becomes a terminal. The broker sends
+//!   [`Response::Output`] frames (and a final [`Response::Exit`] or [`Response::Detached`]); the
+//!   client sends [`Request::AttachInput`], [`Request::AttachResize`] and [`Request::AttachDetach`].
 //!
 //! Bump [`PROTOCOL_VERSION`] by hand on any change that an older peer would misread.
 
+mod files;
+mod shell;
 mod types;
 
 use serde::{Deserialize, Serialize};
 use sshkeep_vault::{BackendChoice, SecretString};
 
+pub use files::*;
+pub use shell::*;
 pub use types::*;
 
 /// The version both sides must agree on.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// The largest frame either side accepts (16 MiB): far above any key, far below memory trouble.
 pub const MAX_FRAME: usize = 16 * 1024 * 1024;
@@ -27,7 +36,10 @@ pub const MAX_FRAME: usize = 16 * 1024 * 1024;
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Request {
     /// First frame on every connection.
-    Hello { version: u32, client: String },
+    Hello {
+        version: u32,
+        client: String,
+    },
     /// Broker and vault status.
     Status,
     /// Stop the broker.
@@ -38,7 +50,9 @@ pub enum Request {
         passphrase: Option<SecretString>,
     },
     /// Unlock the vault (keyring backend: no passphrase).
-    Unlock { passphrase: Option<SecretString> },
+    Unlock {
+        passphrase: Option<SecretString>,
+    },
     /// Drop every decrypted secret from the broker's memory.
     Lock,
     /// Import a private key (OpenSSH or PEM text); `passphrase` decrypts a protected key file.
@@ -48,27 +62,48 @@ pub enum Request {
         passphrase: Option<SecretString>,
     },
     /// Generate a key in the vault.
-    KeyGenerate { name: String, key_type: KeyType },
+    KeyGenerate {
+        name: String,
+        key_type: KeyType,
+    },
     /// All keys.
     KeyList,
     /// One key, with its links.
-    KeyShow { name: String },
+    KeyShow {
+        name: String,
+    },
     /// Delete a key (refused while connections are linked to it, unless `force`).
-    KeyRemove { name: String, force: bool },
+    KeyRemove {
+        name: String,
+        force: bool,
+    },
     /// Link a key to a connection (a connection has at most one key).
-    KeyLink { key: String, conn: String },
+    KeyLink {
+        key: String,
+        conn: String,
+    },
     /// Remove that link.
-    KeyUnlink { key: String, conn: String },
+    KeyUnlink {
+        key: String,
+        conn: String,
+    },
     /// Create or update a saved connection.
     ConnSave(ConnSpec),
     /// All saved connections.
     ConnList,
     /// One connection.
-    ConnShow { name: String },
+    ConnShow {
+        name: String,
+    },
     /// Delete a saved connection.
-    ConnRemove { name: String },
+    ConnRemove {
+        name: String,
+    },
     /// Diagnose a connection (saved name or `user@host[:port]`).
-    ConnTest { target: String, key: Option<String> },
+    ConnTest {
+        target: String,
+        key: Option<String>,
+    },
     /// Pin a host key: the given fingerprint, or the one the server presents now.
     ConnTrust {
         name: String,
@@ -85,19 +120,28 @@ pub enum Request {
     /// Check the audit hash chain.
     AuditVerify,
     /// Open a persistent session on a target (a new SSH connection).
-    SessionOpen { target: String, key: Option<String> },
+    SessionOpen {
+        target: String,
+        key: Option<String>,
+    },
     /// All sessions.
     SessionList,
     /// Close a session (its attached commands fail; detached ones keep running on the server).
-    SessionClose { session_id: String },
+    SessionClose {
+        session_id: String,
+    },
     /// Start a command; the reply comes at once with its id.
     Run(RunSpec),
     /// A command's state.
-    CommandStatus { command_id: String },
+    CommandStatus {
+        command_id: String,
+    },
     /// A command's output, filtered.
     CommandLogs(LogQuery),
     /// Stop a command and everything it started.
-    CommandCancel { command_id: String },
+    CommandCancel {
+        command_id: String,
+    },
     /// Commands, newest first.
     CommandList {
         state: Option<String>,
@@ -107,13 +151,21 @@ pub enum Request {
     /// All settings with their values in force.
     Settings,
     /// Change a setting.
-    SettingSet { key: String, value: String },
+    SettingSet {
+        key: String,
+        value: String,
+    },
     /// Client (customer) groups with their connections.
     ClientList,
     /// Put connections in a client group (a connection is in at most one).
-    ClientAssign { client: String, conns: Vec<String> },
+    ClientAssign {
+        client: String,
+        conns: Vec<String>,
+    },
     /// Take connections out of their client group.
-    ClientRemove { conns: Vec<String> },
+    ClientRemove {
+        conns: Vec<String>,
+    },
     /// Run commands across many connections; the reply comes at once with the run's id.
     BulkExec(BulkSpec),
     /// A bulk run: overall state, counts, and each target (or one target).
@@ -146,7 +198,76 @@ pub enum Request {
         concurrency: Option<u32>,
     },
     /// A stored fleet audit, by its id.
-    FleetAuditShow { audit_id: String },
+    FleetAuditShow {
+        audit_id: String,
+    },
+    /// A file transfer or remote file-system operation over SFTP.
+    Sftp(SftpRequest),
+    /// Read or edit a remote text file over SFTP.
+    File(FileRequest),
+    /// Open an interactive shell (a PTY) that the broker holds.
+    ShellOpen(ShellSpec),
+    /// Type text into a shell, optionally followed by Enter.
+    ShellSend {
+        shell_id: String,
+        text: String,
+        enter: bool,
+    },
+    /// Press a named key (enter, tab, escape, up, ctrl-c, f1, ...).
+    ShellKey {
+        shell_id: String,
+        key: String,
+    },
+    /// Output since `cursor` (default: the oldest kept in memory), and the screen if asked.
+    ShellRead {
+        shell_id: String,
+        cursor: Option<u64>,
+        screen: bool,
+        max_bytes: Option<u64>,
+    },
+    /// Wait until `pattern` (a regular expression) appears in the output after `cursor`
+    /// (default: the last input), or on the screen, or until `timeout_secs`.
+    ShellWait {
+        shell_id: String,
+        pattern: String,
+        timeout_secs: u64,
+        cursor: Option<u64>,
+        screen: bool,
+    },
+    ShellResize {
+        shell_id: String,
+        cols: u16,
+        rows: u16,
+    },
+    /// Send a signal (INT, TERM, KILL, HUP, QUIT, USR1, USR2) to the shell's process.
+    ShellSignal {
+        shell_id: String,
+        signal: String,
+    },
+    ShellStatus {
+        shell_id: String,
+    },
+    ShellList,
+    ShellClose {
+        shell_id: String,
+    },
+    /// Attach this connection to a shell as its terminal; `close_on_detach` ends the shell when
+    /// this client goes away.
+    ShellAttach {
+        shell_id: String,
+        close_on_detach: bool,
+    },
+    /// Keystrokes from an attached client (base64).
+    AttachInput {
+        data: String,
+    },
+    /// The attached client's terminal changed size.
+    AttachResize {
+        cols: u16,
+        rows: u16,
+    },
+    /// The attached client leaves; the shell goes on.
+    AttachDetach,
 }
 
 /// A broker reply.
@@ -224,6 +345,28 @@ pub enum Response {
         results: Vec<BulkConnResult>,
     },
     FleetAudit(FleetAuditReport),
+    /// Transfer progress: bytes done of the total.
+    Progress {
+        done: u64,
+        total: u64,
+    },
+    Transfer(TransferReport),
+    Entries {
+        path: String,
+        entries: Vec<RemoteEntry>,
+    },
+    Entry(RemoteEntry),
+    FileText(FileText),
+    FileChange(FileChange),
+    Shell(ShellInfo),
+    Shells {
+        shells: Vec<ShellInfo>,
+    },
+    ShellOutput(ShellOutput),
+    /// An attached client left; the shell goes on.
+    Detached {
+        shell_id: String,
+    },
     Error {
         code: ErrorCode,
         message: String,
@@ -254,6 +397,12 @@ pub enum ErrorCode {
     AuthFailed,
     Unreachable,
     Ssh,
+    /// The server or the local system refused access to a path.
+    PermissionDenied,
+    /// A local path outside the roots the client may use.
+    OutsideRoots,
+    /// An edit whose expected matches were not found: nothing was changed.
+    Mismatch,
     Internal,
 }
 

@@ -5,6 +5,7 @@ mod fixture;
 mod audit_log;
 mod commands;
 mod exec_and_keys;
+mod files;
 mod fleet;
 mod host_keys;
 mod keyring_backend;
