@@ -11,6 +11,7 @@ mod host_keys;
 mod keyring_backend;
 mod mcp;
 mod mcp_fleet;
+mod shells;
 mod socket;
 mod survival;
 mod vault_unlock;

@@ -2,9 +2,16 @@
 
 /// The bytes for `name` (case-insensitive: `enter`, `tab`, `escape`, `backspace`, `up`, `down`,
 /// `left`, `right`, `home`, `end`, `pageup`, `pagedown`, `insert`, `delete`, `f1`..`f12`,
-/// `ctrl-a`..`ctrl-z`, `ctrl-[`, `ctrl-\`, `ctrl-]`, `space`). Arrow keys follow the
+/// `ctrl-a`..`ctrl-z`, `ctrl-[`, `ctrl-\`, `ctrl-]`, `space`, or any single character). Arrow keys follow the
 /// program's cursor-key mode (`app_cursor`), as a real terminal does.
 pub fn bytes(name: &str, app_cursor: bool) -> Option<Vec<u8>> {
+    // A single character is that key (q to quit top, y at a prompt).
+    let mut chars = name.chars();
+    if let (Some(c), None) = (chars.next(), chars.next())
+        && !c.is_control()
+    {
+        return Some(c.to_string().into_bytes());
+    }
     let n = name.trim().to_ascii_lowercase().replace(['_', '+'], "-");
     let arrow = |c: char| {
         if app_cursor {
@@ -62,7 +69,7 @@ pub fn bytes(name: &str, app_cursor: bool) -> Option<Vec<u8>> {
 }
 
 /// Names accepted, for error messages.
-pub const NAMES: &str = "enter, tab, escape, backspace, space, up, down, left, right, home, end, pageup, pagedown, insert, delete, f1-f12, ctrl-a..ctrl-z (ctrl-c, ctrl-d, ctrl-z, ...)";
+pub const NAMES: &str = "enter, tab, escape, backspace, space, up, down, left, right, home, end, pageup, pagedown, insert, delete, f1-f12, ctrl-a..ctrl-z (ctrl-c, ctrl-d, ctrl-z, ...), or a single character";
 
 #[cfg(test)]
 mod tests {
@@ -77,5 +84,6 @@ mod tests {
         assert_eq!(bytes("F12", false), Some(b"\x1b[24~".to_vec()));
         assert_eq!(bytes("ctrl-zz", false), None);
         assert_eq!(bytes("hyper", false), None);
+        assert_eq!(bytes("q", false), Some(b"q".to_vec()));
     }
 }

@@ -117,7 +117,7 @@ impl Output {
         while a < self.buf.len() && (self.buf[a] & 0xc0) == 0x80 {
             a += 1;
         }
-        let mut b = (a + max).min(self.buf.len());
+        let mut b = a.saturating_add(max).min(self.buf.len());
         while b < self.buf.len() && b > a && (self.buf[b] & 0xc0) == 0x80 {
             b -= 1;
         }
