@@ -6,7 +6,10 @@
 #   ssh-keygen               key fixtures
 #   dbus-run-session,        the OS keyring tests run a real Secret Service on a private bus
 #   gnome-keyring-daemon
-#   setpriv (util-linux)     the other-uid socket test (only when running as root)
+#   setpriv, script          the other-uid socket test (as root); a pseudo-terminal for `sshkeep shell`
+#   (util-linux)
+#   tmux                     persistent shells re-attached after a dropped connection
+#   top (procps)             a full-screen program read from a shell's screen
 #   python3 + venv           the MCP Python SDK (PyPI `mcp`) drives the adapter as an independent client
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,6 +20,10 @@ command -v ssh-keygen >/dev/null || need+=(openssh-client)
 command -v dbus-run-session >/dev/null || need+=(dbus)
 command -v gnome-keyring-daemon >/dev/null || need+=(gnome-keyring)
 command -v setpriv >/dev/null || need+=(util-linux)
+command -v script >/dev/null || need+=(bsdutils)
+command -v tmux >/dev/null || need+=(tmux)
+command -v top >/dev/null || need+=(procps)
+command -v sha256sum >/dev/null || need+=(coreutils)
 
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then

@@ -145,7 +145,11 @@ mod tests {
         assert_eq!(replace("a b a", "a", "c", 2).as_deref(), Ok("c b c"));
         assert!(replace("a b a", "a", "c", 1).is_err());
         assert!(replace("a", "", "c", 1).is_err());
-        assert!(replace("abc", "x", "y", 1).unwrap_err().contains("found 0"));
+        assert!(
+            replace("abc", "x", "y", 1)
+                .expect_err("mismatch")
+                .contains("found 0")
+        );
     }
 
     #[test]
@@ -153,37 +157,37 @@ mod tests {
         let t = "one\ntwo\nthree";
         assert_eq!(
             edit_line(t, LineEdit::InsertBefore, Some(2), None, Some("x"), 1)
-                .unwrap()
+                .expect("ok")
                 .0,
             "one\nx\ntwo\nthree"
         );
         assert_eq!(
             edit_line(t, LineEdit::InsertAfter, Some(3), None, Some("x"), 1)
-                .unwrap()
+                .expect("ok")
                 .0,
             "one\ntwo\nthree\nx\n"
         );
         assert_eq!(
             edit_line(t, LineEdit::Replace, Some(3), None, Some("3"), 1)
-                .unwrap()
+                .expect("ok")
                 .0,
             "one\ntwo\n3"
         );
         assert_eq!(
             edit_line(t, LineEdit::Delete, Some(2), None, None, 1)
-                .unwrap()
+                .expect("ok")
                 .0,
             "one\nthree"
         );
         assert_eq!(
             edit_line(t, LineEdit::InsertBefore, Some(4), None, Some("end"), 1)
-                .unwrap()
+                .expect("ok")
                 .0,
             "one\ntwo\nthree\nend\n"
         );
         assert!(edit_line(t, LineEdit::Delete, Some(9), None, None, 1).is_err());
         assert_eq!(
-            edit_line(t, LineEdit::Replace, None, Some("^t"), Some("T"), 2).unwrap(),
+            edit_line(t, LineEdit::Replace, None, Some("^t"), Some("T"), 2).expect("ok"),
             ("one\nT\nT".to_string(), 2)
         );
         assert!(edit_line(t, LineEdit::Replace, None, Some("^t"), Some("T"), 1).is_err());
@@ -196,7 +200,7 @@ mod tests {
                 Some("c"),
                 1
             )
-            .unwrap()
+            .expect("ok")
             .0,
             "a\r\nc\r\nb\r\n"
         );

@@ -65,8 +65,7 @@ pub async fn run(
                 &roots,
                 Path::new(&local),
                 &remote,
-                recursive,
-                verify,
+                transfer::Opts { recursive, verify },
                 &mut progress,
             )
             .await;
@@ -94,8 +93,7 @@ pub async fn run(
                 &roots,
                 &remote,
                 Path::new(&local),
-                recursive,
-                verify,
+                transfer::Opts { recursive, verify },
                 &mut progress,
             )
             .await;

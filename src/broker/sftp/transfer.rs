@@ -23,6 +23,15 @@ use crate::broker::fail::Fail;
 use crate::broker::sessions::Session;
 use crate::protocol::{ErrorCode, TransferReport};
 
+/// How to copy.
+#[derive(Clone, Copy)]
+pub struct Opts {
+    /// Directories and everything in them.
+    pub recursive: bool,
+    /// Compare size and SHA-256 of both ends afterwards.
+    pub verify: bool,
+}
+
 /// Counts bytes and tells the client.
 pub struct Progress {
     tx: Option<UnboundedSender<(u64, u64)>>,
@@ -80,8 +89,7 @@ pub async fn upload(
     roots: &Roots,
     local: &Path,
     remote: &str,
-    recursive: bool,
-    verify: bool,
+    Opts { recursive, verify }: Opts,
     progress: &mut Progress,
 ) -> Result<TransferReport, Fail> {
     let started = Instant::now();
@@ -443,8 +451,7 @@ pub async fn download(
     roots: &Roots,
     remote: &str,
     local: &Path,
-    recursive: bool,
-    verify: bool,
+    Opts { recursive, verify }: Opts,
     progress: &mut Progress,
 ) -> Result<TransferReport, Fail> {
     let started = Instant::now();

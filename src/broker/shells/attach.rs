@@ -33,7 +33,7 @@ pub async fn attach(
         data: B64.encode(b),
     };
     let mut detached = false;
-    let result = async {
+    async {
         if write_frame(&mut tx, &Response::Shell(shell.info())).await.is_err()
             || write_frame(&mut tx, &data(&redraw)).await.is_err()
         {
@@ -94,7 +94,6 @@ pub async fn attach(
         }
     }
     .await;
-    let _ = result;
     shell.facts(|f| f.attached = f.attached.saturating_sub(1));
     if close_on_detach && !detached && !shell.is_over() {
         let _ = super::close(broker, peer, &shell.id).await;

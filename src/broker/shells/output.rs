@@ -159,7 +159,7 @@ mod tests {
             b"2mred\x1b[0m\r\n\x1b]0;title\x07ok\x1b(Bx\tz\x08",
             &mut out,
         );
-        assert_eq!(String::from_utf8(out).unwrap(), "red\nokx\tz");
+        assert_eq!(String::from_utf8(out).expect("ok"), "red\nokx\tz");
     }
 
     #[test]
