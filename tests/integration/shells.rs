@@ -91,25 +91,29 @@ fn an_agent_answers_a_prompt_reads_a_full_screen_program_and_resizes() {
         json!({"op": "wait", "shellId": id, "pattern": "back-42", "timeout": 20}),
     );
     assert_eq!(w["matched"], true, "{w}");
-    // ctrl-c interrupts a foreground program.
-    mcp.ok(
+    // ctrl-c interrupts a foreground program. (bash drops what was typed while it handled the
+    // interrupt, so the follow-up is typed again until it shows, as a person would.)
+    mcp.ok("ssh_shell", json!({"op": "send", "shellId": id, "text": "echo started-$((3*3)); sleep 300; echo slept", "enter": true}));
+    let w = mcp.ok(
         "ssh_shell",
-        json!({"op": "send", "shellId": id, "text": "sleep 300; echo slept", "enter": true}),
+        json!({"op": "wait", "shellId": id, "pattern": "(?m)^started-9", "timeout": 20}),
     );
-    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert_eq!(w["matched"], true, "{w}");
     mcp.ok(
         "ssh_shell",
         json!({"op": "key", "shellId": id, "key": "ctrl-c"}),
     );
-    mcp.ok(
-        "ssh_shell",
-        json!({"op": "send", "shellId": id, "text": "echo after-$((1+1))", "enter": true}),
-    );
-    let w = mcp.ok(
-        "ssh_shell",
-        json!({"op": "wait", "shellId": id, "pattern": "after-2", "timeout": 20}),
-    );
-    assert_eq!(w["matched"], true, "{w}");
+    let w = wait_for(60, "the shell to take input after ctrl-c", || {
+        mcp.ok(
+            "ssh_shell",
+            json!({"op": "send", "shellId": id, "text": "echo after-$((1+1))", "enter": true}),
+        );
+        let w = mcp.ok(
+            "ssh_shell",
+            json!({"op": "wait", "shellId": id, "pattern": "(?m)^after-2", "timeout": 3}),
+        );
+        (w["matched"] == true).then_some(w)
+    });
     assert!(!w["text"].as_str().unwrap_or("").contains("\nslept"));
 
     // The output is stored like a command's and read with the same filters.
@@ -187,24 +191,27 @@ fn a_tmux_shell_survives_a_dropped_connection() {
     );
     assert_eq!(w["matched"], true, "the shell's state survived: {w}");
     // Signal reaches the foreground job inside tmux.
-    mcp.ok(
+    mcp.ok("ssh_shell", json!({"op": "send", "shellId": id, "text": "echo started-$((3*3)); sleep 300; echo slept", "enter": true}));
+    let w = mcp.ok(
         "ssh_shell",
-        json!({"op": "send", "shellId": id, "text": "sleep 300; echo slept", "enter": true}),
+        json!({"op": "wait", "shellId": id, "pattern": "(?m)^started-9", "timeout": 20}),
     );
-    std::thread::sleep(std::time::Duration::from_millis(700));
+    assert_eq!(w["matched"], true, "{w}");
     mcp.ok(
         "ssh_shell",
         json!({"op": "signal", "shellId": id, "signal": "INT"}),
     );
-    mcp.ok(
-        "ssh_shell",
-        json!({"op": "send", "shellId": id, "text": "echo woke-$((2+3))", "enter": true}),
-    );
-    let w = mcp.ok(
-        "ssh_shell",
-        json!({"op": "wait", "shellId": id, "pattern": "woke-5", "timeout": 20}),
-    );
-    assert_eq!(w["matched"], true, "{w}");
+    wait_for(60, "the shell to take input after the signal", || {
+        mcp.ok(
+            "ssh_shell",
+            json!({"op": "send", "shellId": id, "text": "echo woke-$((2+3))", "enter": true}),
+        );
+        let w = mcp.ok(
+            "ssh_shell",
+            json!({"op": "wait", "shellId": id, "pattern": "(?m)^woke-5", "timeout": 3}),
+        );
+        (w["matched"] == true).then_some(())
+    });
 
     let closed = mcp.ok("ssh_shell", json!({"op": "close", "shellId": id}));
     assert_eq!(closed["state"], "closed");
