@@ -66,6 +66,11 @@ impl Paths {
         self.runtime.join("broker.sock")
     }
 
+    /// The broker's ssh-agent protocol socket (`sshkeep agent env`).
+    pub fn agent_socket(&self) -> PathBuf {
+        self.runtime.join("agent.sock")
+    }
+
     /// Held by the running broker for its whole life.
     pub fn broker_lock(&self) -> PathBuf {
         self.runtime.join("broker.lock")

@@ -46,6 +46,11 @@ pub const KNOWN: &[(&str, u64, &str)] = &[
         "days a finished command and its output are kept",
     ),
     (
+        "auto_lock_idle",
+        0,
+        "seconds without a key being used after which the vault locks itself (0: never); sessions stay open",
+    ),
+    (
         "logs_reply_max_bytes",
         256 * 1024,
         "largest logs reply; a larger result is cut and says where to go on",
@@ -89,7 +94,7 @@ impl Settings {
             .trim()
             .parse()
             .map_err(|_| format!("{key} takes a whole number, not {value:?}"))?;
-        if v == 0 {
+        if v == 0 && key != "auto_lock_idle" {
             return Err(format!("{key} must be above 0"));
         }
         slot.1 = v;

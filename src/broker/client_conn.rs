@@ -8,7 +8,7 @@ use tokio::io::AsyncWrite;
 use super::fail::Fail;
 use super::{
     Broker, Peer, bulk, bulk_conn, command_ops, commands, conn_ops, exec, fleet_audit, key_ops,
-    sftp, shells, vault_ops,
+    rotation, sftp, shells, vault_ops,
 };
 use crate::frame::{FrameError, read_frame, write_frame};
 use crate::protocol::{ErrorCode, PROTOCOL_VERSION, Request, Response};
@@ -135,6 +135,34 @@ async fn dispatch(broker: &Arc<Broker>, peer: &Peer, req: Request) -> Result<Res
         Request::KeyRemove { name, force } => key_ops::remove(broker, peer, &name, force),
         Request::KeyLink { key, conn } => key_ops::link(broker, peer, &key, &conn),
         Request::KeyUnlink { key, conn } => key_ops::unlink(broker, peer, &key, &conn),
+        Request::KeyAgent {
+            name,
+            offer,
+            confirm,
+            lifetime_secs,
+        } => key_ops::agent_options(broker, peer, &name, offer, confirm, lifetime_secs),
+        Request::AgentStatus => Ok(Response::AgentStatus {
+            socket: broker.paths.agent_socket().display().to_string(),
+            offered: broker
+                .db()?
+                .keys()
+                .map_err(Fail::internal)?
+                .into_iter()
+                .filter(|k| {
+                    k.agent.offer
+                        && k.retired.is_none()
+                        && k.agent.until.is_none_or(|u| u > crate::db::now())
+                })
+                .map(|k| k.name)
+                .collect(),
+        }),
+        Request::KeyRotate {
+            name,
+            key_type,
+            resume,
+            dry_run,
+        } => rotation::rotate(broker, peer, &name, key_type, resume, dry_run).await,
+        Request::KeyDeploy { name, conn } => rotation::deploy(broker, peer, &name, &conn).await,
         Request::ConnSave(spec) => conn_ops::save(broker, peer, spec),
         Request::ConnList => conn_ops::list(broker),
         Request::ConnShow { name } => conn_ops::show(broker, &name),

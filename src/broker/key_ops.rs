@@ -26,6 +26,8 @@ fn info(broker: &Broker, row: KeyRow) -> Result<KeyInfo, Fail> {
         public_key: row.public_key,
         connections,
         created: row.created,
+        retired: row.retired,
+        agent: row.agent,
     })
 }
 
@@ -51,6 +53,8 @@ fn store(
         public_key: new.public_line,
         sealed,
         created: now(),
+        retired: None,
+        agent: Default::default(),
     };
     {
         let db = broker.db()?;
@@ -109,8 +113,19 @@ pub async fn generate(
     name: &str,
     kind: KeyType,
 ) -> Result<Response, Fail> {
+    generate_with_comment(broker, peer, name, kind, &format!("sshkeep:{name}")).await
+}
+
+/// Generates a key with a given comment (a rotation's new key carries the final name's).
+pub async fn generate_with_comment(
+    broker: &Arc<Broker>,
+    peer: &Peer,
+    name: &str,
+    kind: KeyType,
+    comment: &str,
+) -> Result<Response, Fail> {
     precheck(broker, name)?;
-    let comment = format!("sshkeep:{name}");
+    let comment = comment.to_string();
     let new = tokio::task::spawn_blocking(move || keys::generate(kind, &comment))
         .await
         .map_err(Fail::internal)?
@@ -163,7 +178,12 @@ pub fn remove(broker: &Broker, peer: &Peer, name: &str, force: bool) -> Result<R
 
 /// `key link`.
 pub fn link(broker: &Broker, peer: &Peer, key: &str, conn: &str) -> Result<Response, Fail> {
-    row(broker, key)?;
+    if row(broker, key)?.retired.is_some() {
+        return Err(Fail::new(
+            ErrorCode::InvalidArgument,
+            format!("key '{key}' was retired by a rotation and cannot be linked"),
+        ));
+    }
     let c = super::conn_ops::find(broker, conn)?;
     broker
         .db()?
@@ -196,4 +216,49 @@ pub fn unlink(broker: &Broker, peer: &Peer, key: &str, conn: &str) -> Result<Res
     Ok(Response::Ok {
         message: format!("key '{key}' unlinked from connection '{}'", c.spec.name),
     })
+}
+
+/// `key agent`: how the ssh-agent socket treats a key.
+pub fn agent_options(
+    broker: &Broker,
+    peer: &Peer,
+    name: &str,
+    offer: Option<bool>,
+    confirm: Option<bool>,
+    lifetime_secs: Option<u64>,
+) -> Result<Response, Fail> {
+    let k = row(broker, name)?;
+    if k.retired.is_some() && offer == Some(true) {
+        return Err(Fail::new(
+            ErrorCode::InvalidArgument,
+            format!("key '{name}' is retired and cannot be offered"),
+        ));
+    }
+    let mut o = k.agent.clone();
+    if let Some(v) = offer {
+        o.offer = v;
+    }
+    if let Some(v) = confirm {
+        o.confirm = v;
+    }
+    match lifetime_secs {
+        Some(0) => o.until = None,
+        Some(s) => o.until = Some(now() + s.min(i64::MAX as u64 / 2) as i64),
+        None => {}
+    }
+    broker
+        .db()?
+        .set_agent_options(name, &o)
+        .map_err(Fail::internal)?;
+    broker.audit(
+        peer,
+        "key_agent",
+        Some(name),
+        None,
+        format!(
+            "offer {} confirm {} until {:?}",
+            o.offer, o.confirm, o.until
+        ),
+    )?;
+    show(broker, name)
 }

@@ -47,8 +47,12 @@ pub fn bind(path: &Path) -> Result<Listener> {
 }
 
 /// Accepts the next connection from the broker's own user. Others are answered with an error
-/// frame, dropped and logged.
-pub async fn accept(listener: &Listener, own_uid: u32) -> std::io::Result<(Stream, Peer)> {
+/// frame (when `answer` is set: the broker's own protocol), dropped and logged.
+pub async fn accept(
+    listener: &Listener,
+    own_uid: u32,
+    answer: bool,
+) -> std::io::Result<(Stream, Peer)> {
     loop {
         let stream = listener.accept().await?;
         let creds = match stream.peer_creds() {
@@ -75,6 +79,9 @@ pub async fn accept(listener: &Listener, own_uid: u32) -> std::io::Result<(Strea
             exe = ?peer.exe,
             "refused a connection from another user: only uid {own_uid} may use this broker"
         );
+        if !answer {
+            continue;
+        }
         let mut tx = &stream;
         let refusal = Response::error(
             ErrorCode::BadRequest,

@@ -20,8 +20,28 @@ pub struct Resolved {
     pub idle: Duration,
 }
 
-/// Resolves `target`; `key` overrides the linked key.
+/// Resolves `target`; `key` overrides the linked key. A retired key is refused here, before a
+/// pooled session logged in with it could be reused.
 pub fn resolve(broker: &Broker, target: &str, key: Option<&str>) -> Result<Resolved, Fail> {
+    let r = resolve_any(broker, target, key)?;
+    if let Some(k) = &r.key
+        && broker
+            .db()?
+            .key(k)
+            .map_err(Fail::internal)?
+            .is_some_and(|row| row.retired.is_some())
+    {
+        return Err(Fail::new(
+            ErrorCode::NoKey,
+            format!(
+                "key '{k}' was retired by a rotation and is disabled: use the key that replaced it (see `sshkeep key list`), or destroy it with `sshkeep key remove {k}`"
+            ),
+        ));
+    }
+    Ok(r)
+}
+
+fn resolve_any(broker: &Broker, target: &str, key: Option<&str>) -> Result<Resolved, Fail> {
     let from_row = |c: ConnRow| Resolved {
         key: key.map(Into::into).or(c.spec.key.clone()),
         idle: Duration::from_secs(u64::from(c.spec.idle_timeout)),
@@ -71,6 +91,27 @@ pub fn resolve(broker: &Broker, target: &str, key: Option<&str>) -> Result<Resol
     }
 }
 
+/// `r` with its connection's linked key when the key it names is gone or retired (a key
+/// rotation renamed or retired it since `r` was resolved).
+pub fn refreshed(broker: &Broker, r: &Resolved) -> Resolved {
+    let mut out = r.clone();
+    let (Some(conn), Some(key)) = (&r.endpoint.conn_name, &r.key) else {
+        return out;
+    };
+    let Ok(db) = broker.db() else {
+        return out;
+    };
+    let usable = db
+        .key(key)
+        .ok()
+        .flatten()
+        .is_some_and(|k| k.retired.is_none());
+    if !usable && let Ok(Some(c)) = db.conn_by_ref(conn) {
+        out.key = c.spec.key;
+    }
+    out
+}
+
 /// `~/.ssh/known_hosts`, read to accept keys the user already trusts. Never written.
 pub fn known_hosts() -> Option<std::path::PathBuf> {
     std::env::home_dir().map(|h| h.join(".ssh").join("known_hosts"))
@@ -101,7 +142,31 @@ pub fn unseal_key(broker: &Broker, name: &str) -> Result<(russh::keys::PrivateKe
             "no vault yet: run `sshkeep vault init`",
         )
     })?;
-    let plain = vault.open_sealed(&row.sealed)?;
+    if row.retired.is_some() {
+        return Err(Fail::new(
+            ErrorCode::NoKey,
+            format!(
+                "key '{name}' was retired by a rotation and is disabled: use the key that replaced it (see `sshkeep key list`), or destroy it with `sshkeep key remove {name}`"
+            ),
+        ));
+    }
+    let plain = vault.open_sealed(&row.sealed).map_err(|e| match e {
+        sshkeep_vault::VaultError::Locked => {
+            let why = broker
+                .lock_reason
+                .lock()
+                .ok()
+                .and_then(|r| r.clone())
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default();
+            Fail::new(
+                ErrorCode::VaultLocked,
+                format!("the vault is locked{why}: open sessions stay open, but new logins need `sshkeep unlock`"),
+            )
+        }
+        e => Fail::from(e),
+    })?;
+    broker.key_used();
     let key = crate::keys::load(plain.expose()).map_err(|_| {
         Fail::new(
             ErrorCode::InvalidKey,

@@ -1,5 +1,7 @@
 //! The broker: the one process that holds decrypted keys and owns every SSH session.
 
+mod agent;
+mod auto_lock;
 mod bulk;
 mod bulk_conn;
 mod client_conn;
@@ -14,6 +16,7 @@ mod gate;
 mod key_ops;
 mod listener;
 mod login;
+mod rotation;
 mod sessions;
 mod sftp;
 mod shells;
@@ -73,8 +76,10 @@ pub async fn run(paths: Paths, opts: RunOptions) -> Result<()> {
     vault_ops::auto_unlock(&broker).await;
     commands::recover(&broker);
     tokio::spawn(retention(broker.clone()));
+    tokio::spawn(auto_lock::run(broker.clone()));
 
     let listener = listener::bind(&paths.socket())?;
+    tokio::spawn(agent::serve(broker.clone(), paths.agent_socket()));
     tracing::info!(socket = %paths.socket().display(), pid = std::process::id(), "broker ready");
     if opts.notify_ready {
         let mut out = std::io::stdout();
@@ -86,7 +91,7 @@ pub async fn run(paths: Paths, opts: RunOptions) -> Result<()> {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     loop {
         tokio::select! {
-            accepted = listener::accept(&listener, own_uid) => match accepted {
+            accepted = listener::accept(&listener, own_uid, true) => match accepted {
                 Ok((stream, peer)) => {
                     tokio::spawn(client_conn::serve(broker.clone(), stream, peer));
                 }
@@ -100,6 +105,7 @@ pub async fn run(paths: Paths, opts: RunOptions) -> Result<()> {
     tracing::info!("broker stopping");
     broker.sessions.close_all().await;
     let _ = std::fs::remove_file(paths.socket());
+    let _ = std::fs::remove_file(paths.agent_socket());
     drop(lock);
     Ok(())
 }

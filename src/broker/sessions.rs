@@ -525,7 +525,9 @@ async fn reconnect(broker: &Arc<Broker>, session: &Arc<Session>) {
         if session.state() != SessionState::Reconnecting {
             return;
         }
-        match login(broker, &peer, &session.resolved, "reconnect").await {
+        // A rotation may have replaced the key this session logged in with.
+        let resolved = super::login::refreshed(broker, &session.resolved);
+        match login(broker, &peer, &resolved, "reconnect").await {
             Ok((handle, lost)) => {
                 session.with(|i| {
                     i.state = SessionState::Open;

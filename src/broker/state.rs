@@ -39,6 +39,10 @@ pub struct Broker {
     log_cap: Arc<AtomicU64>,
     pub started: Instant,
     pub shutdown: Notify,
+    /// Unix seconds of the last key decryption or unlock (for the idle auto-lock).
+    pub last_key_use: std::sync::atomic::AtomicI64,
+    /// Why the vault was locked by the broker itself (shown with "vault is locked" errors).
+    pub lock_reason: Mutex<Option<String>>,
 }
 
 impl Broker {
@@ -73,6 +77,8 @@ impl Broker {
             log_cap,
             started: Instant::now(),
             shutdown: Notify::new(),
+            last_key_use: std::sync::atomic::AtomicI64::new(crate::db::now()),
+            lock_reason: Mutex::new(None),
         }))
     }
 
@@ -117,6 +123,15 @@ impl Broker {
                 "vault lock poisoned; restart the broker",
             )
         })
+    }
+
+    /// Records a use of the vault (a key decrypted, an unlock): the idle auto-lock restarts.
+    pub fn key_used(&self) {
+        self.last_key_use
+            .store(crate::db::now(), std::sync::atomic::Ordering::Relaxed);
+        if let Ok(mut r) = self.lock_reason.lock() {
+            *r = None;
+        }
     }
 
     /// Appends an audit record attributed to `peer`. Failing to audit fails the operation.

@@ -86,7 +86,16 @@ pub fn status(broker: &Broker) -> Result<Response, Fail> {
             initialized: true,
             backend: Some(v.backend().as_str().into()),
             unlocked: v.is_unlocked(),
-            hint: (!v.is_unlocked()).then(|| "vault is locked: run `sshkeep unlock`".into()),
+            hint: (!v.is_unlocked()).then(|| {
+                let why = broker
+                    .lock_reason
+                    .lock()
+                    .ok()
+                    .and_then(|r| r.clone())
+                    .map(|r| format!(" ({r})"))
+                    .unwrap_or_default();
+                format!("vault is locked{why}: run `sshkeep unlock`")
+            }),
         },
     };
     Ok(Response::Status(StatusInfo {
@@ -161,6 +170,8 @@ pub async fn unlock(
             (Backend::Passphrase, Some(p)) => vault.unlock_passphrase(&p)?,
             (Backend::Passphrase, None) => return Err(VaultError::PassphraseRequired.into()),
         }
+        // Under the vault's guard: the idle auto-lock sees the fresh clock with the unlock.
+        b.key_used();
         Ok(true)
     })
     .await;

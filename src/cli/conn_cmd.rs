@@ -34,6 +34,10 @@ pub enum ConnCmd {
         /// Seconds an unused session stays open for reuse (like ControlPersist).
         #[arg(long, default_value_t = 600)]
         idle_timeout: u32,
+        /// The server's authorized_keys file, for key rotation and deploy (the server's
+        /// AuthorizedKeysFile; relative to the login's home unless absolute).
+        #[arg(long, default_value = ".ssh/authorized_keys")]
+        authorized_keys: String,
     },
     /// List saved connections.
     List,
@@ -77,8 +81,10 @@ pub async fn run(ctx: &Ctx, cmd: ConnCmd) -> Result<u8> {
             keepalive_interval,
             keepalive_max,
             idle_timeout,
+            authorized_keys,
         } => {
             let spec = ConnSpec {
+                authorized_keys,
                 name,
                 host,
                 port,

@@ -49,6 +49,40 @@ pub enum KeyCmd {
     Link { name: String, conn: String },
     /// Remove a key's link to a connection.
     Unlink { name: String, conn: String },
+    /// Replace a key on every connection linked to it: add the new key to each server's
+    /// authorized_keys, prove it logs in, switch the link, remove the old key, retire it.
+    Rotate {
+        name: String,
+        #[arg(long = "type", value_enum, default_value = "ed25519")]
+        key_type: KeyType,
+        /// Continue an unfinished rotation (after a host was down or the broker stopped).
+        #[arg(long, conflicts_with = "dry_run")]
+        resume: bool,
+        /// Show the plan and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Install a key's public half on a connection's server, logging in with the key that
+    /// works there now, and prove it logs in.
+    Deploy { name: String, conn: String },
+    /// Choose how the ssh-agent socket (`sshkeep agent env`) treats a key.
+    Agent {
+        name: String,
+        /// Offer the key on the agent socket.
+        #[arg(long, conflicts_with = "no_offer")]
+        offer: bool,
+        /// Stop offering it.
+        #[arg(long)]
+        no_offer: bool,
+        /// Ask before each signature (refused when no prompt can be shown).
+        #[arg(long, conflicts_with = "no_confirm")]
+        confirm: bool,
+        #[arg(long)]
+        no_confirm: bool,
+        /// Offer it for this long from now (e.g. 8h); 0 for no limit.
+        #[arg(long)]
+        lifetime: Option<humantime::Duration>,
+    },
 }
 
 pub async fn run(ctx: &Ctx, cmd: KeyCmd) -> Result<u8> {
@@ -108,6 +142,80 @@ pub async fn run(ctx: &Ctx, cmd: KeyCmd) -> Result<u8> {
         KeyCmd::Remove { name, force } => c.request(&Request::KeyRemove { name, force }).await?,
         KeyCmd::Link { name, conn } => c.request(&Request::KeyLink { key: name, conn }).await?,
         KeyCmd::Unlink { name, conn } => c.request(&Request::KeyUnlink { key: name, conn }).await?,
+        KeyCmd::Rotate {
+            name,
+            key_type,
+            resume,
+            dry_run,
+        } => {
+            let Response::Rotation(r) = c
+                .request(&Request::KeyRotate {
+                    name,
+                    key_type,
+                    resume,
+                    dry_run,
+                })
+                .await?
+            else {
+                bail!("unexpected reply to rotate")
+            };
+            if ctx.json {
+                output::json(&r)?;
+            } else {
+                println!("rotation of key '{}': {}", r.key, r.state);
+                if let Some(f) = &r.new_fingerprint {
+                    println!(
+                        "new key {} ({f})",
+                        if r.state == "done" {
+                            &r.key
+                        } else {
+                            &r.new_key
+                        }
+                    );
+                }
+                if let Some(old) = &r.retired_as {
+                    println!(
+                        "old key retired as '{old}' (destroy it with `sshkeep key remove {old}`)"
+                    );
+                }
+                let rows: Vec<Vec<String>> = r
+                    .hosts
+                    .iter()
+                    .map(|h| {
+                        vec![
+                            h.conn.clone(),
+                            h.step.clone(),
+                            h.error.clone().or(h.next.clone()).unwrap_or_default(),
+                        ]
+                    })
+                    .collect();
+                output::table(&["CONNECTION", "STEP", "ERROR / NEXT"], &rows);
+                if r.state == "partial" {
+                    println!(
+                        "hosts that failed still use the old key; fix them and run `sshkeep key rotate {} --resume`",
+                        r.key
+                    );
+                }
+            }
+            return Ok(if r.state == "partial" { 1 } else { 0 });
+        }
+        KeyCmd::Deploy { name, conn } => c.request(&Request::KeyDeploy { name, conn }).await?,
+        KeyCmd::Agent {
+            name,
+            offer,
+            no_offer,
+            confirm,
+            no_confirm,
+            lifetime,
+        } => {
+            c.request(&Request::KeyAgent {
+                name,
+                offer: (offer || no_offer).then_some(offer),
+                confirm: (confirm || no_confirm).then_some(confirm),
+                lifetime_secs: lifetime.map(|d| d.as_secs()),
+            })
+            .await?
+        }
     };
     print(ctx, reply)?;
     Ok(0)
@@ -173,5 +281,29 @@ fn show(k: &KeyInfo) {
         k.connections.join(", ")
     };
     println!("connections  {links}");
+    if let Some(t) = k.retired {
+        println!(
+            "retired      {} (never used to log in; `sshkeep key remove {}` destroys it)",
+            output::time(t),
+            k.name
+        );
+    }
+    println!(
+        "agent        {}{}{}",
+        if k.agent.offer {
+            "offered"
+        } else {
+            "not offered"
+        },
+        if k.agent.confirm {
+            ", confirm each use"
+        } else {
+            ""
+        },
+        k.agent
+            .until
+            .map(|u| format!(", until {}", output::time(u)))
+            .unwrap_or_default()
+    );
     println!("public key   {}", k.public_key);
 }

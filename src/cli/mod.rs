@@ -1,5 +1,6 @@
 //! The `sshkeep` command line. Every command but `broker` is a client of the broker.
 
+mod agent_cmd;
 mod audit_cmd;
 mod broker_cmd;
 mod bulk_cmd;
@@ -60,6 +61,9 @@ enum Command {
     Conn(conn_cmd::ConnCmd),
     /// Run a command on a server and stream its output; exits with the remote status.
     Exec(exec_cmd::ExecArgs),
+    /// The broker's ssh-agent socket for OpenSSH, git and scp: `eval "$(sshkeep agent env)"`.
+    #[command(subcommand)]
+    Agent(agent_cmd::AgentCmd),
     /// Show or verify the audit log.
     Audit(audit_cmd::AuditArgs),
     /// Fleet work: run, check, open or close across many connections.
@@ -173,6 +177,7 @@ async fn run(cli: Cli) -> Result<u8> {
         Command::Conn(c) => conn_cmd::run(&ctx, c).await,
         Command::Exec(a) => exec_cmd::run(&ctx, a).await,
         Command::Audit(a) => audit_cmd::run(&ctx, a).await,
+        Command::Agent(c) => agent_cmd::run(&ctx, c).await,
         Command::Session(c) => session_cmd::run(&ctx, c).await,
         Command::Client(c) => client_cmd::run(&ctx, c).await,
         Command::Bulk(c) => bulk_cmd::run(&ctx, c).await,

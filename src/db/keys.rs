@@ -2,6 +2,7 @@ use anyhow::Result;
 use rusqlite::{OptionalExtension, params};
 
 use super::Db;
+use crate::protocol::AgentOptions;
 
 /// A stored key. `sealed` is age ciphertext; nothing here is secret.
 #[derive(Clone, Debug)]
@@ -13,6 +14,9 @@ pub struct KeyRow {
     pub public_key: String,
     pub sealed: Vec<u8>,
     pub created: i64,
+    /// Unix seconds when a rotation retired it (never used to log in again).
+    pub retired: Option<i64>,
+    pub agent: AgentOptions,
 }
 
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<KeyRow> {
@@ -24,16 +28,22 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<KeyRow> {
         public_key: r.get(4)?,
         sealed: r.get(5)?,
         created: r.get(6)?,
+        retired: r.get(7)?,
+        agent: AgentOptions {
+            offer: r.get(8)?,
+            confirm: r.get(9)?,
+            until: r.get(10)?,
+        },
     })
 }
 
-const COLS: &str = "name, algorithm, fingerprint, comment, public_key, sealed, created";
+const COLS: &str = "name, algorithm, fingerprint, comment, public_key, sealed, created, retired, agent_offer, agent_confirm, agent_until";
 
 impl Db {
     /// Inserts a key; fails if the name exists.
     pub fn insert_key(&self, k: &KeyRow) -> Result<()> {
         self.conn.execute(
-            &format!("INSERT INTO keys ({COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"),
+            "INSERT INTO keys (name, algorithm, fingerprint, comment, public_key, sealed, created) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             params![
                 k.name,
                 k.algorithm,
@@ -87,5 +97,13 @@ impl Db {
             .conn
             .execute("DELETE FROM keys WHERE name = ?1", [name])?
             > 0)
+    }
+
+    /// Sets a key's agent options.
+    pub fn set_agent_options(&self, name: &str, o: &AgentOptions) -> Result<bool> {
+        Ok(self.conn.execute(
+            "UPDATE keys SET agent_offer = ?2, agent_confirm = ?3, agent_until = ?4 WHERE name = ?1",
+            params![name, o.offer, o.confirm, o.until],
+        )? > 0)
     }
 }

@@ -7,6 +7,7 @@ mod conns;
 mod hostkeys;
 mod keys;
 mod retention;
+mod rotations;
 
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
@@ -20,6 +21,7 @@ pub use conns::ConnRow;
 pub use hostkeys::Pin;
 pub use keys::KeyRow;
 pub use retention::Swept;
+pub use rotations::{RotationHostRow, RotationRow};
 
 /// The database handle. Calls are short and synchronous; the broker serialises them with a mutex.
 pub struct Db {
@@ -134,6 +136,32 @@ CREATE TABLE fleet_audits (
     r#"
 -- Interactive shells keep their output in the same log store as commands.
 ALTER TABLE commands ADD COLUMN kind TEXT NOT NULL DEFAULT 'command';
+"#,
+    r#"
+-- Key lifecycle: retired keys, the agent socket's per-key options, rotations.
+ALTER TABLE keys ADD COLUMN retired INTEGER;                     -- unix seconds; never used again
+ALTER TABLE keys ADD COLUMN agent_offer INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE keys ADD COLUMN agent_confirm INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE keys ADD COLUMN agent_until INTEGER;                 -- unix seconds: offered until then
+ALTER TABLE connections ADD COLUMN authorized_keys TEXT NOT NULL DEFAULT '.ssh/authorized_keys';
+CREATE TABLE rotations (
+    id         TEXT PRIMARY KEY,
+    key_name   TEXT NOT NULL,     -- the key being replaced (keeps its name once done)
+    new_key    TEXT NOT NULL,     -- the replacement, under a temporary name until done
+    key_type   TEXT NOT NULL,
+    state      TEXT NOT NULL,     -- running, partial, done
+    retired_as TEXT,
+    created    INTEGER NOT NULL,
+    updated    INTEGER NOT NULL
+);
+CREATE TABLE rotation_hosts (
+    rotation_id TEXT NOT NULL REFERENCES rotations(id) ON DELETE CASCADE,
+    conn        TEXT NOT NULL,
+    step        TEXT NOT NULL,    -- pending, appended, verified, switched, cleaned
+    error       TEXT,
+    updated     INTEGER NOT NULL,
+    PRIMARY KEY (rotation_id, conn)
+);
 "#,
 ];
 

@@ -65,6 +65,8 @@ pub struct ConnArgs {
     pub keepalive_max: Option<u32>,
     /// Seconds an unused session stays open (save; default 600).
     pub idle_timeout: Option<u32>,
+    /// The server's authorized_keys file used by key rotation (save; default .ssh/authorized_keys).
+    pub authorized_keys: Option<String>,
 }
 
 /// `ssh_key` operations.
@@ -87,6 +89,10 @@ pub enum KeyOp {
     Unlink,
     /// Delete a key from the vault.
     Remove,
+    /// Replace the key on every connection linked to it (keyType; resume to continue after a failure; dryRun for the plan).
+    Rotate,
+    /// Install the key's public half on connectionId's server (logging in with its current key) and prove it logs in.
+    Deploy,
 }
 
 /// `ssh_key`.
@@ -106,6 +112,10 @@ pub struct KeyArgs {
     pub connection_id: Option<String>,
     /// Remove even if connections are linked (remove).
     pub force: Option<bool>,
+    /// Continue an unfinished rotation (rotate).
+    pub resume: Option<bool>,
+    /// Only show what a rotation would do (rotate).
+    pub dry_run: Option<bool>,
 }
 
 /// `ssh_exec` operations.

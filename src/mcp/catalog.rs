@@ -61,6 +61,14 @@ pub const TOOLS: &[Entry] = &[
             ("link", "link a key to a connection"),
             ("unlink", "remove a key's link to a connection"),
             ("remove", "delete a key"),
+            (
+                "rotate",
+                "replace a key on every linked server: add new key, verify login, switch, remove old key, retire (resume, dryRun)",
+            ),
+            (
+                "deploy",
+                "install a key's public half on a connection's server and verify it logs in",
+            ),
         ],
         core: false,
     },

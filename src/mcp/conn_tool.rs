@@ -94,6 +94,9 @@ pub async fn conn(a: &Adapter, x: ConnArgs) -> CallToolResult {
                 keepalive_interval: x.keepalive_interval.unwrap_or(30),
                 keepalive_max: x.keepalive_max.unwrap_or(3),
                 idle_timeout: x.idle_timeout.unwrap_or(600),
+                authorized_keys: x
+                    .authorized_keys
+                    .unwrap_or_else(crate::protocol::default_authorized_keys),
             })
         }
     };

@@ -34,7 +34,7 @@ pub async fn key(a: &Adapter, x: KeyArgs) -> CallToolResult {
                 passphrase: x.passphrase.map(SecretString::new),
             }
         }
-        KeyOp::Generate => {
+        KeyOp::Generate | KeyOp::Rotate => {
             let Some(name) = x.key_name else {
                 return need_name();
             };
@@ -48,7 +48,22 @@ pub async fn key(a: &Adapter, x: KeyArgs) -> CallToolResult {
                     ));
                 }
             };
-            Request::KeyGenerate { name, key_type }
+            if x.op == KeyOp::Rotate {
+                Request::KeyRotate {
+                    name,
+                    key_type,
+                    resume: x.resume.unwrap_or(false),
+                    dry_run: x.dry_run.unwrap_or(false),
+                }
+            } else {
+                Request::KeyGenerate { name, key_type }
+            }
+        }
+        KeyOp::Deploy => {
+            let (Some(name), Some(conn)) = (x.key_name, x.connection_id) else {
+                return bad_arg("op=deploy needs keyName and connectionId");
+            };
+            Request::KeyDeploy { name, conn }
         }
         KeyOp::Link | KeyOp::Unlink => {
             let (Some(key), Some(conn)) = (x.key_name, x.connection_id) else {
@@ -73,6 +88,31 @@ pub async fn key(a: &Adapter, x: KeyArgs) -> CallToolResult {
             ),
             json!(k),
         ),
+        Ok(Response::Rotation(r)) => {
+            let failed: Vec<_> = r
+                .hosts
+                .iter()
+                .filter(|h| h.error.is_some())
+                .map(|h| format!("{}: {}", h.conn, h.error.clone().unwrap_or_default()))
+                .collect();
+            ok(
+                format!(
+                    "rotation of {} is {} on {} connection(s){}",
+                    r.key,
+                    r.state,
+                    r.hosts.len(),
+                    if failed.is_empty() {
+                        String::new()
+                    } else {
+                        format!(
+                            "; failed (they keep the old key; fix and call op=rotate resume=true): {}",
+                            failed.join("; ")
+                        )
+                    }
+                ),
+                json!(r),
+            )
+        }
         Ok(Response::Keys { keys }) => ok(format!("{} keys", keys.len()), json!({ "keys": keys })),
         Ok(Response::Ok { message }) => {
             ok(message.clone(), json!({ "ok": true, "message": message }))

@@ -183,7 +183,7 @@ impl Adapter {
     }
 
     #[tool(
-        description = "SSH keys in sshkeep's encrypted vault. op: add (privateKey is encrypted and never returned) | generate | list | show | pub | link | unlink | remove. Link a key to a connection with op=link keyName connectionId."
+        description = "SSH keys in sshkeep's encrypted vault. op: add (privateKey is encrypted and never returned) | generate | list | show | pub | link | unlink | remove | rotate (replace the key on every linked server, verified, resumable; dryRun shows the plan) | deploy (install the public key on connectionId). Link a key to a connection with op=link keyName connectionId."
     )]
     async fn ssh_key(
         &self,

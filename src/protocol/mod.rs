@@ -268,6 +268,30 @@ pub enum Request {
     },
     /// The attached client leaves; the shell goes on.
     AttachDetach,
+    /// Change how the ssh-agent socket treats a key (`None` keeps a value; a lifetime of 0
+    /// clears it).
+    KeyAgent {
+        name: String,
+        offer: Option<bool>,
+        confirm: Option<bool>,
+        lifetime_secs: Option<u64>,
+    },
+    /// The ssh-agent socket's path and the keys it offers.
+    AgentStatus,
+    /// Replace a key on every connection linked to it (a new rotation), continue one
+    /// (`resume`), or only show the plan (`dry_run`).
+    KeyRotate {
+        name: String,
+        key_type: KeyType,
+        resume: bool,
+        dry_run: bool,
+    },
+    /// Install a key's public half on a connection's server, logging in with the key that works
+    /// there now.
+    KeyDeploy {
+        name: String,
+        conn: String,
+    },
 }
 
 /// A broker reply.
@@ -367,6 +391,11 @@ pub enum Response {
     Detached {
         shell_id: String,
     },
+    AgentStatus {
+        socket: String,
+        offered: Vec<String>,
+    },
+    Rotation(RotationReport),
     Error {
         code: ErrorCode,
         message: String,

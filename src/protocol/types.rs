@@ -173,6 +173,15 @@ pub struct ConnSpec {
     pub keepalive_max: u32,
     /// Seconds an unused session stays open (like ControlPersist).
     pub idle_timeout: u32,
+    /// The server's authorized_keys file that key rotation and deploy edit (relative to the
+    /// login's home directory unless absolute).
+    #[serde(default = "default_authorized_keys")]
+    pub authorized_keys: String,
+}
+
+/// OpenSSH's default `AuthorizedKeysFile`.
+pub fn default_authorized_keys() -> String {
+    ".ssh/authorized_keys".into()
 }
 
 /// Filters for `audit`.
@@ -241,6 +250,22 @@ pub struct KeyInfo {
     pub public_key: String,
     pub connections: Vec<String>,
     pub created: i64,
+    /// Unix seconds when a rotation retired it: kept encrypted, never used to log in.
+    #[serde(default)]
+    pub retired: Option<i64>,
+    #[serde(default)]
+    pub agent: AgentOptions,
+}
+
+/// How the ssh-agent socket treats a key.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentOptions {
+    /// Listed and usable on the agent socket.
+    pub offer: bool,
+    /// Ask for confirmation before each signature (refused when no prompt can be shown).
+    pub confirm: bool,
+    /// Unix seconds after which it is no longer offered.
+    pub until: Option<i64>,
 }
 
 /// A saved connection.
@@ -524,4 +549,30 @@ pub struct FleetAuditReport {
     pub op: FleetAuditOp,
     pub created_ms: i64,
     pub targets: Vec<AuditTarget>,
+}
+
+/// A key rotation: where each linked host stands.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct RotationReport {
+    pub rotation_id: String,
+    pub key: String,
+    /// The replacement's name while the rotation runs (it takes `key`'s name when done).
+    pub new_key: String,
+    pub new_fingerprint: Option<String>,
+    /// `planned` (dry run), `running`, `partial` (some hosts failed: resume), `done`.
+    pub state: String,
+    /// The old key's name once retired.
+    pub retired_as: Option<String>,
+    pub hosts: Vec<RotationHost>,
+}
+
+/// One host of a rotation.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RotationHost {
+    pub conn: String,
+    /// `pending`, `appended`, `verified`, `switched`, `cleaned`.
+    pub step: String,
+    pub error: Option<String>,
+    /// What the next run does on this host (dry run and partial rotations).
+    pub next: Option<String>,
 }

@@ -170,6 +170,16 @@ impl Sshd {
         writeln!(f, "{}", public_key_line.trim()).expect("write authorized_keys");
     }
 
+    /// The file sshd reads authorized keys from (its `AuthorizedKeysFile`).
+    pub fn authorized_keys(&self) -> PathBuf {
+        self.dir.path().join("authorized_keys")
+    }
+
+    /// The listening port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
     /// `user@127.0.0.1:port`.
     pub fn address(&self) -> String {
         format!("{}@127.0.0.1:{}", self.user, self.port)

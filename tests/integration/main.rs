@@ -8,6 +8,7 @@ mod exec_and_keys;
 mod files;
 mod fleet;
 mod host_keys;
+mod key_lifecycle;
 mod keyring_backend;
 mod mcp;
 mod mcp_fleet;

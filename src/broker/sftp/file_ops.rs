@@ -154,7 +154,7 @@ async fn read_text(sftp: &Sftp, path: &str) -> Result<String, Fail> {
 
 /// Replaces `path` with `data` atomically. A symlink is followed (its target is written, the
 /// link stays).
-async fn write_atomic(
+pub async fn write_atomic(
     sftp: &Sftp,
     path: &str,
     data: &[u8],

@@ -3,7 +3,7 @@
 
 pub mod client;
 mod edit;
-mod file_ops;
+pub mod file_ops;
 mod remote_hash;
 mod roots;
 mod transfer;
@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc::UnboundedSender;
 
-pub use file_ops::run as file;
+pub use file_ops::{run as file, write_atomic};
 
 use self::client::{Sftp, check_remote_path, entry};
 use self::roots::Roots;

@@ -1,0 +1,515 @@
+//! Key rotation across every connection a key is linked to, as a resumable state machine in the
+//! database (`rotations`, `rotation_hosts`). Each host moves through
+//! `pending → appended → verified → switched → cleaned`:
+//!
+//! 1. the new key is generated in the vault (under `NAME.next` while the rotation runs);
+//! 2. `appended`: its public half is added to the host's authorized_keys (atomically, other lines
+//!    untouched), logging in with the old key;
+//! 3. `verified`: a fresh login with the new key succeeds;
+//! 4. `switched`: the connection's link moves to the new key;
+//! 5. `cleaned`: the old public key is removed from the host, logging in with the new key;
+//! 6. when every host is clean, the old key is retired (renamed `NAME.retired-TIME`, kept
+//!    encrypted, never used again, destroyed with `sshkeep key remove`) and the new key takes the
+//!    name `NAME`.
+//!
+//! Every step is idempotent and recorded after it happened, so re-running a step after a crash
+//! is harmless; the old key leaves a host only after the new key has logged in there and the
+//! link has moved. At every moment each host accepts a key the vault holds. A host that fails
+//! keeps working with the old key and the rotation stays `partial` until `--resume` finishes it.
+
+pub mod authorized_keys;
+
+use std::sync::Arc;
+
+use super::fail::Fail;
+use super::key_ops;
+use super::login::{login, resolve};
+use super::sftp::client::{Sftp, is_dir};
+use super::sftp::{session_for, write_atomic};
+use super::{Broker, Peer};
+use crate::db::{RotationRow, now};
+use crate::protocol::{ErrorCode, KeyType, Response, RotationHost, RotationReport};
+
+const STEPS: [&str; 5] = ["pending", "appended", "verified", "switched", "cleaned"];
+
+fn next_action(step: &str) -> Option<&'static str> {
+    match step {
+        "pending" => {
+            Some("add the new public key to authorized_keys (logging in with the old key)")
+        }
+        "appended" => Some("log in with the new key to prove it works"),
+        "verified" => Some("switch the connection to the new key"),
+        "switched" => Some("remove the old public key from authorized_keys"),
+        _ => None,
+    }
+}
+
+fn key_type_name(t: KeyType) -> &'static str {
+    match t {
+        KeyType::Ed25519 => "ed25519",
+        KeyType::Rsa => "rsa",
+        KeyType::Ecdsa => "ecdsa",
+    }
+}
+
+fn key_type_parse(s: &str) -> KeyType {
+    match s {
+        "rsa" => KeyType::Rsa,
+        "ecdsa" => KeyType::Ecdsa,
+        _ => KeyType::Ed25519,
+    }
+}
+
+fn report(broker: &Broker, r: &RotationRow) -> Result<RotationReport, Fail> {
+    let db = broker.db()?;
+    let hosts = db
+        .rotation_hosts(&r.id)
+        .map_err(Fail::internal)?
+        .into_iter()
+        .map(|h| RotationHost {
+            next: next_action(&h.step).map(Into::into),
+            conn: h.conn,
+            step: h.step,
+            error: h.error,
+        })
+        .collect();
+    let new_name = if r.state == "done" {
+        &r.key_name
+    } else {
+        &r.new_key
+    };
+    Ok(RotationReport {
+        rotation_id: r.id.clone(),
+        key: r.key_name.clone(),
+        new_key: r.new_key.clone(),
+        new_fingerprint: db.key(new_name).ok().flatten().map(|k| k.fingerprint),
+        state: r.state.clone(),
+        retired_as: r.retired_as.clone(),
+        hosts,
+    })
+}
+
+/// `key rotate`: starts, resumes or plans a rotation.
+pub async fn rotate(
+    broker: &Arc<Broker>,
+    peer: &Peer,
+    name: &str,
+    key_type: KeyType,
+    resume: bool,
+    dry_run: bool,
+) -> Result<Response, Fail> {
+    let (old, links, active) = {
+        let db = broker.db()?;
+        let old = db
+            .key(name)
+            .map_err(Fail::internal)?
+            .ok_or_else(|| Fail::not_found("key", name, "see `sshkeep key list`"))?;
+        let links = db.key_links(name).map_err(Fail::internal)?;
+        let active = db.active_rotation(name).map_err(Fail::internal)?;
+        (old, links, active)
+    };
+    if old.retired.is_some() {
+        return Err(Fail::new(
+            ErrorCode::InvalidArgument,
+            format!("key '{name}' is retired; rotate the key that replaced it"),
+        ));
+    }
+    if dry_run {
+        let (rotation_id, new_key, state, hosts) = match &active {
+            Some(r) => {
+                let rep = report(broker, r)?;
+                (
+                    r.id.clone(),
+                    r.new_key.clone(),
+                    format!("planned ({} in progress: resume it)", r.state),
+                    rep.hosts,
+                )
+            }
+            None => (
+                String::new(),
+                format!("{name}.next"),
+                "planned".to_string(),
+                links
+                    .iter()
+                    .map(|c| RotationHost {
+                        conn: c.clone(),
+                        step: "pending".into(),
+                        error: None,
+                        next: Some(
+                            "add the new key, log in with it, switch the link, remove the old key"
+                                .into(),
+                        ),
+                    })
+                    .collect(),
+            ),
+        };
+        return Ok(Response::Rotation(RotationReport {
+            rotation_id,
+            key: name.into(),
+            new_key,
+            new_fingerprint: None,
+            state,
+            retired_as: None,
+            hosts,
+        }));
+    }
+    let rotation = match (active, resume) {
+        (Some(r), true) => r,
+        (Some(r), false) => {
+            return Err(Fail::new(
+                ErrorCode::AlreadyExists,
+                format!(
+                    "a rotation of key '{name}' is already {} ({}): continue it with `sshkeep key rotate {name} --resume`",
+                    r.state, r.id
+                ),
+            ));
+        }
+        (None, true) => {
+            return Err(Fail::new(
+                ErrorCode::NotFound,
+                format!(
+                    "no rotation of key '{name}' to resume: start one with `sshkeep key rotate {name}`"
+                ),
+            ));
+        }
+        (None, false) => {
+            if links.is_empty() {
+                return Err(Fail::new(
+                    ErrorCode::InvalidArgument,
+                    format!(
+                        "key '{name}' is linked to no connection, so there is nothing to rotate: generate a new key instead"
+                    ),
+                ));
+            }
+            let r = RotationRow {
+                id: uuid::Uuid::new_v4().to_string(),
+                key_name: name.into(),
+                new_key: format!("{name}.next"),
+                key_type: key_type_name(key_type).into(),
+                state: "running".into(),
+                retired_as: None,
+            };
+            if broker
+                .db()?
+                .key(&r.new_key)
+                .map_err(Fail::internal)?
+                .is_some()
+            {
+                return Err(Fail::new(
+                    ErrorCode::AlreadyExists,
+                    format!(
+                        "a key named '{}' already exists: remove or rename it before rotating '{name}'",
+                        r.new_key
+                    ),
+                ));
+            }
+            broker
+                .db()?
+                .insert_rotation(&r, &links, now())
+                .map_err(Fail::internal)?;
+            broker.audit(
+                peer,
+                "key_rotate_start",
+                Some(name),
+                None,
+                format!("rotation {} across {} connection(s)", r.id, links.len()),
+            )?;
+            r
+        }
+    };
+    run(broker, peer, rotation).await
+}
+
+/// Drives every host as far as it goes, then finishes the rotation if all are clean.
+async fn run(broker: &Arc<Broker>, peer: &Peer, r: RotationRow) -> Result<Response, Fail> {
+    // Step 1: the new key (again after a crash between recording the rotation and storing it).
+    if broker
+        .db()?
+        .key(&r.new_key)
+        .map_err(Fail::internal)?
+        .is_none()
+    {
+        key_ops::generate_with_comment(
+            broker,
+            peer,
+            &r.new_key,
+            key_type_parse(&r.key_type),
+            &format!("sshkeep:{}", r.key_name),
+        )
+        .await?;
+    }
+    broker
+        .db()?
+        .set_rotation_state(&r.id, "running", now())
+        .map_err(Fail::internal)?;
+    // Connections linked to the old key since the rotation started join it.
+    let linked = broker
+        .db()?
+        .key_links(&r.key_name)
+        .map_err(Fail::internal)?;
+    for c in linked {
+        broker
+            .db()?
+            .add_rotation_host(&r.id, &c, now())
+            .map_err(Fail::internal)?;
+    }
+    let hosts = broker.db()?.rotation_hosts(&r.id).map_err(Fail::internal)?;
+    for h in hosts {
+        let mut step = h.step.clone();
+        while step != "cleaned" {
+            match advance(broker, peer, &r, &h.conn, &step).await {
+                Ok(next) => step = next.to_string(),
+                Err(f) => {
+                    tracing::warn!(conn = %h.conn, step = %step, "rotation step failed: {}", f.message);
+                    broker
+                        .db()?
+                        .set_rotation_step(&r.id, &h.conn, &step, Some(&f.message), now())
+                        .map_err(Fail::internal)?;
+                    let _ = broker.audit(
+                        peer,
+                        "key_rotate_failed",
+                        Some(&r.key_name),
+                        Some(&h.conn),
+                        format!("at {step}: {}", f.message),
+                    );
+                    break;
+                }
+            }
+        }
+    }
+    let hosts = broker.db()?.rotation_hosts(&r.id).map_err(Fail::internal)?;
+    let still_linked = !broker
+        .db()?
+        .key_links(&r.key_name)
+        .map_err(Fail::internal)?
+        .is_empty();
+    if hosts.iter().all(|h| h.step == "cleaned") && !still_linked {
+        let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+            .to_string()
+            .replace([':', '-'], "");
+        let retired_as = format!("{}.retired-{stamp}", r.key_name);
+        broker
+            .db()?
+            .finish_rotation(&r, &retired_as, now())
+            .map_err(Fail::internal)?;
+        broker.audit(
+            peer,
+            "key_rotate_done",
+            Some(&r.key_name),
+            None,
+            format!("rotation {}: old key retired as '{retired_as}'", r.id),
+        )?;
+    } else {
+        broker
+            .db()?
+            .set_rotation_state(&r.id, "partial", now())
+            .map_err(Fail::internal)?;
+    }
+    let r = broker
+        .db()?
+        .active_rotation(&r.key_name)
+        .map_err(Fail::internal)?
+        .unwrap_or(RotationRow {
+            state: "done".into(),
+            ..r
+        });
+    let mut rep = report(broker, &r)?;
+    if rep.state == "done" {
+        rep.retired_as = broker
+            .db()?
+            .rotation_retired_as(&rep.rotation_id)
+            .map_err(Fail::internal)?;
+    }
+    Ok(Response::Rotation(rep))
+}
+
+/// Does the work of one step on one host and records it; returns the step reached.
+async fn advance(
+    broker: &Arc<Broker>,
+    peer: &Peer,
+    r: &RotationRow,
+    conn: &str,
+    step: &str,
+) -> Result<&'static str, Fail> {
+    let record = |s: &str| -> Result<(), Fail> {
+        broker
+            .db()?
+            .set_rotation_step(&r.id, conn, s, None, now())
+            .map_err(Fail::internal)
+    };
+    match step {
+        "pending" => {
+            let public = broker
+                .db()?
+                .key(&r.new_key)
+                .map_err(Fail::internal)?
+                .map(|k| k.public_key)
+                .ok_or_else(|| Fail::internal("the new key vanished"))?;
+            let n = edit_authorized_keys(broker, peer, conn, Some(&r.key_name), |text| {
+                authorized_keys::with_key(text, &public).map(|t| (t, 1))
+            })
+            .await?;
+            broker.audit(
+                peer,
+                "key_rotate_append",
+                Some(&r.new_key),
+                Some(conn),
+                if n == 0 {
+                    "already present".to_string()
+                } else {
+                    "added to authorized_keys".into()
+                },
+            )?;
+            record("appended")?;
+            Ok("appended")
+        }
+        "appended" => {
+            check_login(broker, peer, conn, &r.new_key).await?;
+            record("verified")?;
+            Ok("verified")
+        }
+        "verified" => {
+            broker
+                .db()?
+                .switch_rotation_link(&r.id, conn, &r.new_key, now())
+                .map_err(Fail::internal)?;
+            broker.audit(
+                peer,
+                "key_link",
+                Some(&r.new_key),
+                Some(conn),
+                format!("rotation {} replaces key '{}'", r.id, r.key_name),
+            )?;
+            Ok("switched")
+        }
+        "switched" => {
+            let old_line = broker
+                .db()?
+                .key(&r.key_name)
+                .map_err(Fail::internal)?
+                .map(|k| k.public_key)
+                .ok_or_else(|| Fail::internal("the old key vanished"))?;
+            let old_blob = authorized_keys::key_of(&old_line)
+                .unwrap_or_default()
+                .to_string();
+            let n = edit_authorized_keys(broker, peer, conn, Some(&r.new_key), |text| {
+                let (out, n) = authorized_keys::without_key(text, &old_blob);
+                (n > 0).then_some((out, n as u64))
+            })
+            .await?;
+            broker.audit(
+                peer,
+                "key_rotate_remove_old",
+                Some(&r.key_name),
+                Some(conn),
+                format!("{n} line(s) removed from authorized_keys"),
+            )?;
+            record("cleaned")?;
+            Ok("cleaned")
+        }
+        other => Err(Fail::internal(format!(
+            "unknown rotation step {other:?} (known: {STEPS:?})"
+        ))),
+    }
+}
+
+/// Reads the connection's authorized_keys over SFTP (logging in with `key`), applies `edit`
+/// (which returns `None` for "nothing to change") and writes it back atomically. Returns the
+/// number of changes.
+async fn edit_authorized_keys(
+    broker: &Arc<Broker>,
+    peer: &Peer,
+    conn: &str,
+    key: Option<&str>,
+    edit: impl FnOnce(&str) -> Option<(String, u64)>,
+) -> Result<u64, Fail> {
+    let path = super::conn_ops::find(broker, conn)?.spec.authorized_keys;
+    let session = session_for(broker, peer, conn, key, "key rotation").await?;
+    let sftp = Sftp::open(&session).await?;
+    let text = match sftp.lstat_opt(&path).await? {
+        Some(_) => {
+            String::from_utf8(sftp.read_all(&path, 4 * 1024 * 1024).await?).map_err(|_| {
+                Fail::new(
+                    ErrorCode::InvalidArgument,
+                    format!("{path} on {} is not text", sftp.label),
+                )
+            })?
+        }
+        None => {
+            let dir = super::sftp::client::parent(&path).to_string();
+            if dir != "." && !sftp.lstat_opt(&dir).await?.is_some_and(|a| is_dir(&a)) {
+                sftp.mkdir(&dir, true).await?;
+                let _ = sftp.set_attrs(&dir, Some(0o700), None).await;
+            }
+            String::new()
+        }
+    };
+    match edit(&text) {
+        None => Ok(0),
+        Some((out, n)) => {
+            write_atomic(&sftp, &path, out.as_bytes(), false, Some(0o600), n).await?;
+            Ok(n)
+        }
+    }
+}
+
+/// A fresh login to `conn` with `key` (not a pooled session), closed at once.
+async fn check_login(broker: &Arc<Broker>, peer: &Peer, conn: &str, key: &str) -> Result<(), Fail> {
+    let r = resolve(broker, conn, Some(key))?;
+    let (handle, _) = login(broker, peer, &r, "key rotation check").await?;
+    let _ = handle
+        .disconnect(
+            russh::Disconnect::ByApplication,
+            "rotation check done",
+            "en",
+        )
+        .await;
+    Ok(())
+}
+
+/// `key deploy NAME CONN`: installs a key's public half on a connection's server, logging in
+/// with the key that works there now, then proves the new key logs in.
+pub async fn deploy(
+    broker: &Arc<Broker>,
+    peer: &Peer,
+    name: &str,
+    conn: &str,
+) -> Result<Response, Fail> {
+    let key = broker
+        .db()?
+        .key(name)
+        .map_err(Fail::internal)?
+        .ok_or_else(|| Fail::not_found("key", name, "see `sshkeep key list`"))?;
+    if key.retired.is_some() {
+        return Err(Fail::new(
+            ErrorCode::InvalidArgument,
+            format!("key '{name}' is retired"),
+        ));
+    }
+    let n = edit_authorized_keys(broker, peer, conn, None, |text| {
+        authorized_keys::with_key(text, &key.public_key).map(|t| (t, 1))
+    })
+    .await?;
+    broker.audit(
+        peer,
+        "key_deploy",
+        Some(name),
+        Some(conn),
+        if n == 0 {
+            "already present".to_string()
+        } else {
+            "added to authorized_keys".into()
+        },
+    )?;
+    check_login(broker, peer, conn, name).await?;
+    Ok(Response::Ok {
+        message: format!(
+            "key '{name}' {} on {conn} and logs in; link it with `sshkeep key link {name} {conn}`",
+            if n == 0 {
+                "was already installed"
+            } else {
+                "is installed"
+            }
+        ),
+    })
+}
