@@ -53,6 +53,14 @@ pub fn save(broker: &Broker, peer: &Peer, spec: ConnSpec) -> Result<Response, Fa
     if let Some(c) = &spec.client {
         validate_name("client", c).map_err(invalid)?;
     }
+    if spec.authorized_keys.is_empty()
+        || spec.authorized_keys.len() > 1024
+        || spec.authorized_keys.contains(['\0', '\n'])
+    {
+        return Err(invalid(
+            "the authorized_keys path must be 1-1024 characters without NUL or newlines".into(),
+        ));
+    }
     if spec.port == 0
         || spec.keepalive_interval == 0
         || spec.keepalive_max == 0

@@ -152,13 +152,7 @@ pub fn unseal_key(broker: &Broker, name: &str) -> Result<(russh::keys::PrivateKe
     }
     let plain = vault.open_sealed(&row.sealed).map_err(|e| match e {
         sshkeep_vault::VaultError::Locked => {
-            let why = broker
-                .lock_reason
-                .lock()
-                .ok()
-                .and_then(|r| r.clone())
-                .map(|r| format!(" ({r})"))
-                .unwrap_or_default();
+            let why = broker.lock_note();
             Fail::new(
                 ErrorCode::VaultLocked,
                 format!("the vault is locked{why}: open sessions stay open, but new logins need `sshkeep unlock`"),

@@ -134,6 +134,16 @@ impl Broker {
         }
     }
 
+    /// " (why)" when the broker locked the vault by itself, for "vault is locked" messages.
+    pub fn lock_note(&self) -> String {
+        self.lock_reason
+            .lock()
+            .ok()
+            .and_then(|r| r.clone())
+            .map(|r| format!(" ({r})"))
+            .unwrap_or_default()
+    }
+
     /// Appends an audit record attributed to `peer`. Failing to audit fails the operation.
     pub fn audit(
         &self,

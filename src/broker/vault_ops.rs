@@ -87,13 +87,7 @@ pub fn status(broker: &Broker) -> Result<Response, Fail> {
             backend: Some(v.backend().as_str().into()),
             unlocked: v.is_unlocked(),
             hint: (!v.is_unlocked()).then(|| {
-                let why = broker
-                    .lock_reason
-                    .lock()
-                    .ok()
-                    .and_then(|r| r.clone())
-                    .map(|r| format!(" ({r})"))
-                    .unwrap_or_default();
+                let why = broker.lock_note();
                 format!("vault is locked{why}: run `sshkeep unlock`")
             }),
         },

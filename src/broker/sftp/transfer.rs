@@ -166,23 +166,46 @@ pub async fn upload(
                 } else {
                     join(&remote_root, rel)
                 };
-                let (bytes, sha) = upload_file(sftp, path, &target, *mode, progress).await?;
-                report.files += 1;
-                report.bytes += bytes;
-                if verify {
-                    all_verified &= verify_remote(sftp, session, &target, bytes, &sha).await?;
-                }
-                if items.len() == 1 {
-                    report.sha256 = Some(sha);
-                }
+                let copied = upload_file(sftp, path, &target, *mode, progress).await?;
+                let check = verify.then_some((sftp, session, target.as_str()));
+                all_verified &= count_file(&mut report, check, items.len() == 1, copied).await?;
             }
         }
     }
+    Ok(finish(report, verify, all_verified, started))
+}
+
+/// Adds a copied file to the report; with `check` (the remote side), verifies it. Returns
+/// whether it verified (true when not asked).
+async fn count_file(
+    report: &mut TransferReport,
+    check: Option<(&Sftp, &Arc<Session>, &str)>,
+    single: bool,
+    (bytes, sha): (u64, String),
+) -> Result<bool, Fail> {
+    report.files += 1;
+    report.bytes += bytes;
+    let ok = match check {
+        Some((sftp, session, remote)) => verify_remote(sftp, session, remote, bytes, &sha).await?,
+        None => true,
+    };
+    if single {
+        report.sha256 = Some(sha);
+    }
+    Ok(ok)
+}
+
+fn finish(
+    mut report: TransferReport,
+    verify: bool,
+    all_verified: bool,
+    started: Instant,
+) -> TransferReport {
     if verify {
         report.verified = Some(all_verified);
     }
     report.elapsed_ms = started.elapsed().as_millis() as u64;
-    Ok(report)
+    report
 }
 
 fn walk_local(root: &Path) -> Result<(Vec<LocalItem>, Vec<String>), Fail> {
@@ -574,23 +597,13 @@ pub async fn download(
                     local_root.join(rel)
                 };
                 let target = roots.check_write(&target)?;
-                let (bytes, sha) = download_file(sftp, &source, &target, *mode, progress).await?;
-                report.files += 1;
-                report.bytes += bytes;
-                if verify {
-                    all_verified &= verify_remote(sftp, session, &source, bytes, &sha).await?;
-                }
-                if items.len() == 1 {
-                    report.sha256 = Some(sha);
-                }
+                let copied = download_file(sftp, &source, &target, *mode, progress).await?;
+                let check = verify.then_some((sftp, session, source.as_str()));
+                all_verified &= count_file(&mut report, check, items.len() == 1, copied).await?;
             }
         }
     }
-    if verify {
-        report.verified = Some(all_verified);
-    }
-    report.elapsed_ms = started.elapsed().as_millis() as u64;
-    Ok(report)
+    Ok(finish(report, verify, all_verified, started))
 }
 
 /// Streams one remote file into a new local temporary file (never through a symlink), then
@@ -631,7 +644,8 @@ async fn download_file(
         .custom_flags(libc::O_NOFOLLOW)
         .open(&temp)
         .map_err(|e| local_fail("create", &temp, e))?;
-    let mut file = tokio::fs::File::from_std(file);
+    // Large buffered writes: one blocking-pool hop per MiB, not per 32 KiB chunk.
+    let mut file = tokio::io::BufWriter::with_capacity(1 << 20, tokio::fs::File::from_std(file));
     let handle = match sftp.open_read(remote).await {
         Ok(h) => h,
         Err(f) => {
@@ -654,7 +668,8 @@ async fn download_file(
         file.flush()
             .await
             .map_err(|e| local_fail("write", &temp, e))?;
-        file.sync_all()
+        file.get_ref()
+            .sync_all()
             .await
             .map_err(|e| local_fail("write", &temp, e))?;
         Ok::<u64, Fail>(total)
