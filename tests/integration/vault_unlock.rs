@@ -22,7 +22,7 @@ fn locked_vault_refuses_new_logins_until_unlocked() {
 
     let r = home.run(&["exec", "srv", "--", "echo", "nope"]).fails();
     assert!(
-        r.stderr.contains("vault is locked: run `sshkeep unlock`"),
+        r.stderr.contains("vault is locked") && r.stderr.contains("need `sshkeep unlock`"),
         "{}",
         r.stderr
     );
