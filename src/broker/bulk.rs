@@ -158,8 +158,8 @@ async fn session_for(
 
 fn error_code(e: &Ending) -> Option<&'static str> {
     match (e.state, e.exit_code, &e.signal, &e.error) {
-        (Some(CommandState::Completed), ..) | (Some(CommandState::Cancelled), ..) => None,
-        (Some(CommandState::TimedOut), ..) => Some("timed_out"),
+        (CommandState::Completed, ..) | (CommandState::Cancelled, ..) => None,
+        (CommandState::TimedOut, ..) => Some("timed_out"),
         (_, Some(_), ..) => Some("exit_status"),
         (_, None, Some(_), _) => Some("signal"),
         (_, None, None, Some(_)) => Some("connection_lost"),
@@ -364,13 +364,8 @@ pub async fn logs(
         .settings()
         .get("logs_reply_max_bytes")
         .min(q.max_bytes.unwrap_or(u64::MAX));
-    let b = broker.clone();
     let bulk = bulk_id.to_string();
-    tokio::task::spawn_blocking(move || {
-        let conn = b
-            .log_reader
-            .lock()
-            .map_err(|_| Fail::internal("log reader lock poisoned"))?;
+    super::commands::read_logs(broker, move |read| {
         let mut lines = Vec::new();
         let mut size = 0u64;
         let mut truncated = false;
@@ -379,11 +374,7 @@ pub async fn logs(
                 command_id: c.id.clone(),
                 ..q.clone()
             };
-            let page = crate::logs::read(&conn, &query, c.state, cap.saturating_sub(size))
-                .map_err(|e| match e {
-                    crate::logs::QueryError::Db(d) => Fail::internal(d),
-                    other => invalid(other.to_string()),
-                })?;
+            let page = read(&query, c.state, cap.saturating_sub(size))?;
             truncated |= page.truncated;
             for l in page.lines {
                 size += l.text.len() as u64 + 32;
@@ -406,7 +397,6 @@ pub async fn logs(
         })
     })
     .await
-    .map_err(Fail::internal)?
 }
 
 /// `bulk cancel`: the whole run or one target; replies when they have ended.

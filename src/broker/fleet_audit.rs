@@ -85,19 +85,13 @@ pub async fn run(
 }
 
 async fn stdout_lines(broker: &Arc<Broker>, command_id: &str) -> Result<Vec<String>, Fail> {
-    let b = broker.clone();
     let q = LogQuery {
         command_id: command_id.into(),
         stream: Some(StreamFilter::Stdout),
         ..Default::default()
     };
-    tokio::task::spawn_blocking(move || {
-        let conn = b
-            .log_reader
-            .lock()
-            .map_err(|_| Fail::internal("log reader lock poisoned"))?;
-        let page = crate::logs::read(&conn, &q, crate::protocol::CommandState::Completed, 4 << 20)
-            .map_err(|e| Fail::internal(e.to_string()))?;
+    super::commands::read_logs(broker, move |read| {
+        let page = read(&q, crate::protocol::CommandState::Completed, 4 << 20)?;
         Ok(page
             .lines
             .into_iter()
@@ -106,7 +100,6 @@ async fn stdout_lines(broker: &Arc<Broker>, command_id: &str) -> Result<Vec<Stri
             .collect())
     })
     .await
-    .map_err(Fail::internal)?
 }
 
 /// A stored audit.

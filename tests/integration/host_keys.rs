@@ -122,3 +122,39 @@ fn known_hosts_mismatch_is_refused() {
     assert!(r.stderr.contains("HOST KEY CHANGED"), "{}", r.stderr);
     assert!(r.stderr.contains("known_hosts line 1"), "{}", r.stderr);
 }
+
+#[test]
+fn a_detached_command_on_a_rekeyed_server_says_so_and_does_not_hammer_it() {
+    let mut sshd = Sshd::start();
+    let home = Home::with_vault();
+    home.connect_to(&sshd, "k", "srv");
+    let id = home.start(&["srv", "--detach", "--", "sleep 30; echo done"]);
+    crate::fixture::wait_for(30, "the command to run", || {
+        (home.status(&id)["state"] == "running").then_some(())
+    });
+    sshd.restart(true);
+    let logs = crate::fixture::wait_for(60, "the follower to report the refusal", || {
+        let l = home.run(&["logs", &id]).ok().stdout;
+        l.contains("[sshkeep] cannot reach").then_some(l)
+    });
+    assert!(
+        logs.contains("HOST KEY CHANGED") && logs.contains("10 minutes"),
+        "{logs}"
+    );
+    // Refusals are not retried every few seconds (each one is an audit record).
+    let count = || {
+        home.run(&["audit", "--op", "host_key_refused", "--json"])
+            .ok()
+            .json()
+            .as_array()
+            .map_or(0, Vec::len)
+    };
+    let before = count();
+    std::thread::sleep(std::time::Duration::from_secs(8));
+    assert_eq!(
+        count(),
+        before,
+        "no retry within seconds of a changed host key"
+    );
+    assert_eq!(home.status(&id)["state"], "running");
+}

@@ -148,14 +148,14 @@ pub async fn run(mut job: Job) -> Ending {
             (Some(0), _) => continue,
             (Some(code), _) => {
                 return Ending {
-                    state: Some(CommandState::Failed),
+                    state: CommandState::Failed,
                     exit_code: Some(i64::from(code)),
                     ..Default::default()
                 };
             }
             (None, Some(sig)) => {
                 return Ending {
-                    state: Some(CommandState::Failed),
+                    state: CommandState::Failed,
                     signal: Some(sig),
                     ..Default::default()
                 };
@@ -176,7 +176,7 @@ pub async fn run(mut job: Job) -> Ending {
         }
     }
     Ending {
-        state: Some(CommandState::Completed),
+        state: CommandState::Completed,
         exit_code: Some(0),
         ..Default::default()
     }

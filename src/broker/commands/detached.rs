@@ -72,6 +72,7 @@ async fn script(
 /// A usable session for the job, opening one (with growing pauses) when there is none.
 async fn session_for(job: &mut Job) -> Result<Arc<Session>, Stop> {
     let mut delay = Duration::from_secs(2);
+    let mut told = false;
     loop {
         if let Some(s) = &job.session
             && matches!(s.state(), SessionState::Open | SessionState::Reconnecting)
@@ -101,13 +102,33 @@ async fn session_for(job: &mut Job) -> Result<Arc<Session>, Stop> {
                     // The connection was removed: nothing will ever reach the job again.
                     return Err(Stop::Cancel);
                 }
+                if matches!(
+                    f.code,
+                    ErrorCode::HostKeyChanged | ErrorCode::HostKeyUnknown | ErrorCode::AuthFailed
+                ) {
+                    // Only the user can mend these (and each refusal is audited): try rarely,
+                    // and say so once in the command's log.
+                    if !told {
+                        job.broker.log_writer.marker(
+                            &job.id,
+                            format!(
+                                "[sshkeep] cannot reach {} to follow this command: {}; retrying every 10 minutes (the command keeps running on the server)",
+                                job.target, f.message
+                            ),
+                        );
+                        told = true;
+                    }
+                    delay = Duration::from_secs(600);
+                }
             }
         }
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
             s = stopped(&mut job.stop, job.deadline) => return Err(s),
         }
-        delay = (delay * 2).min(Duration::from_secs(60));
+        if delay < Duration::from_secs(600) {
+            delay = (delay * 2).min(Duration::from_secs(60));
+        }
     }
 }
 
@@ -244,13 +265,13 @@ pub async fn run(mut job: Job) -> Ending {
                 let _ = script(&session, &wrap::detached_cleanup(&spool(&job)), None).await;
                 return if c == 0 {
                     Ending {
-                        state: Some(CommandState::Completed),
+                        state: CommandState::Completed,
                         exit_code: Some(0),
                         ..Default::default()
                     }
                 } else {
                     Ending {
-                        state: Some(CommandState::Failed),
+                        state: CommandState::Failed,
                         exit_code: Some(i64::from(c)),
                         ..Default::default()
                     }

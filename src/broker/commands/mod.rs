@@ -31,18 +31,30 @@ pub enum Stop {
 }
 
 /// How a command ended.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Ending {
-    pub state: Option<CommandState>,
+    pub state: CommandState,
     pub exit_code: Option<i64>,
     pub signal: Option<String>,
     pub error: Option<String>,
 }
 
+impl Default for Ending {
+    /// A failure with nothing known (callers fill in what they know).
+    fn default() -> Self {
+        Self {
+            state: CommandState::Failed,
+            exit_code: None,
+            signal: None,
+            error: None,
+        }
+    }
+}
+
 impl Ending {
     pub(crate) fn failed(msg: impl Into<String>) -> Self {
         Self {
-            state: Some(CommandState::Failed),
+            state: CommandState::Failed,
             error: Some(msg.into()),
             ..Default::default()
         }
@@ -54,12 +66,12 @@ impl Ending {
             .unwrap_or_default();
         match s {
             Stop::Cancel => Self {
-                state: Some(CommandState::Cancelled),
+                state: CommandState::Cancelled,
                 error: Some(format!("cancelled on request{killed}")),
                 ..Default::default()
             },
             Stop::Timeout => Self {
-                state: Some(CommandState::TimedOut),
+                state: CommandState::TimedOut,
                 error: Some(format!("timed out{killed}")),
                 ..Default::default()
             },
@@ -311,12 +323,12 @@ pub(crate) fn spawn_tracked<Fut>(
 
 async fn finish(broker: &Arc<Broker>, cmd: &Arc<str>, e: Ending) {
     if let Some(err) = &e.error
-        && e.state != Some(CommandState::Failed)
+        && e.state != CommandState::Failed
     {
         broker.log_writer.marker(cmd, format!("[sshkeep] {err}"));
     }
     broker.log_writer.finish(cmd).await;
-    let state = e.state.unwrap_or(CommandState::Failed);
+    let state = e.state;
     if let Ok(db) = broker.db() {
         let _ = db.command_ended(
             cmd,
@@ -386,6 +398,34 @@ fn total_lines(broker: &Broker, id: &str) -> Option<u64> {
     .map(|n| n as u64)
 }
 
+/// Reads stored output off the async threads, on the broker's own log-reader connection:
+/// `f` gets a reader of filtered pages (query, the command's state, a byte cap).
+pub async fn read_logs<T: Send + 'static>(
+    broker: &Arc<Broker>,
+    f: impl FnOnce(
+        &mut dyn FnMut(&LogQuery, CommandState, u64) -> Result<crate::protocol::LogPage, Fail>,
+    ) -> Result<T, Fail>
+    + Send
+    + 'static,
+) -> Result<T, Fail> {
+    let b = broker.clone();
+    tokio::task::spawn_blocking(move || {
+        let conn = b
+            .log_reader
+            .lock()
+            .map_err(|_| Fail::internal("log reader lock poisoned"))?;
+        let mut read = |q: &LogQuery, state: CommandState, cap: u64| {
+            crate::logs::read(&conn, q, state, cap).map_err(|e| match e {
+                crate::logs::QueryError::Db(d) => Fail::internal(d),
+                other => invalid(other.to_string()),
+            })
+        };
+        f(&mut read)
+    })
+    .await
+    .map_err(Fail::internal)?
+}
+
 /// `logs`.
 pub async fn logs(broker: &Arc<Broker>, q: LogQuery) -> Result<Response, Fail> {
     let c = row(broker, &q.command_id)?;
@@ -393,20 +433,9 @@ pub async fn logs(broker: &Arc<Broker>, q: LogQuery) -> Result<Response, Fail> {
         .settings()
         .get("logs_reply_max_bytes")
         .min(q.max_bytes.unwrap_or(u64::MAX));
-    let b = broker.clone();
-    tokio::task::spawn_blocking(move || {
-        let conn = b
-            .log_reader
-            .lock()
-            .map_err(|_| Fail::internal("log reader lock poisoned"))?;
-        crate::logs::read(&conn, &q, c.state, cap).map_err(|e| match e {
-            crate::logs::QueryError::Db(d) => Fail::internal(d),
-            other => invalid(other.to_string()),
-        })
-    })
-    .await
-    .map_err(Fail::internal)?
-    .map(Response::Logs)
+    read_logs(broker, move |read| read(&q, c.state, cap))
+        .await
+        .map(Response::Logs)
 }
 
 /// `cancel`: stops the command and everything it started; replies once it has ended.
