@@ -8,6 +8,7 @@ what it saw and exits non-zero if anything is off.
 import asyncio
 import json
 import os
+import tempfile
 import sys
 
 from mcp import ClientSession, StdioServerParameters
@@ -72,6 +73,28 @@ async def main(binary: str, conn: str) -> dict:
 
             r, _ = await call("ssh_exec", {"op": "status", "commandId": "00000000-0000-0000-0000-000000000000"})
             check(attr(r, "is_error", "isError"), "an unknown commandId is a tool error")
+
+            # A file edit over SFTP, content that a heredoc would break.
+            path = os.path.join(tempfile.mkdtemp(prefix="sshkeep-flow1-"), "conf")
+            content = "EOF\n'quoted' \"x\" $(id) `id` \\\nno newline"
+            r, s = await call("ssh_file", {"op": "write", "connectionId": conn, "path": path, "content": content})
+            check(not attr(r, "is_error", "isError"), f"ssh_file write: {r.content}")
+            r, s = await call("ssh_file", {"op": "replace", "connectionId": conn, "path": path, "old": "EOF", "new": "END", "expectedCount": 2})
+            check(attr(r, "is_error", "isError"), "a wrong expectedCount is a tool error")
+            r, s = await call("ssh_file", {"op": "read", "connectionId": conn, "path": path})
+            check(s.get("content") == content, f"ssh_file read back: {s}")
+            with open(path, "rb") as f:
+                check(f.read() == content.encode(), "bytes on disk equal the content")
+
+            # A shell driven step by step.
+            r, s = await call("ssh_shell", {"op": "open", "connectionId": conn, "persist": False})
+            check(not attr(r, "is_error", "isError"), f"ssh_shell open: {r.content}")
+            shell = s["shellId"]
+            await call("ssh_shell", {"op": "send", "shellId": shell, "text": "echo sum-$((40+2))", "enter": True})
+            r, s = await call("ssh_shell", {"op": "wait", "shellId": shell, "pattern": "sum-42", "timeout": 20})
+            check(s.get("matched") is True, f"ssh_shell wait: {s}")
+            r, s = await call("ssh_shell", {"op": "close", "shellId": shell})
+            check(s.get("state") == "closed", f"ssh_shell close: {s}")
 
             r, s = await call("ssh_exec", {"op": "close", "sessionId": sid})
             check(not attr(r, "is_error", "isError") and s["closed"], "close")
