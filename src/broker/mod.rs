@@ -75,6 +75,7 @@ pub async fn run(paths: Paths, opts: RunOptions) -> Result<()> {
     let broker = Broker::new(paths.clone(), db, vault)?;
     vault_ops::auto_unlock(&broker).await;
     commands::recover(&broker);
+    shells::recover(&broker);
     tokio::spawn(retention(broker.clone()));
     tokio::spawn(auto_lock::run(broker.clone()));
 
@@ -103,6 +104,9 @@ pub async fn run(paths: Paths, opts: RunOptions) -> Result<()> {
         }
     }
     tracing::info!("broker stopping");
+    broker
+        .stopping
+        .store(true, std::sync::atomic::Ordering::SeqCst);
     broker.sessions.close_all().await;
     let _ = std::fs::remove_file(paths.socket());
     let _ = std::fs::remove_file(paths.agent_socket());

@@ -41,6 +41,9 @@ pub struct Broker {
     pub shutdown: Notify,
     /// Unix seconds of the last key decryption or unlock (for the idle auto-lock).
     pub last_key_use: std::sync::atomic::AtomicI64,
+    /// Set when the broker is shutting down (work in flight must not record itself as ended:
+    /// tmux shells are re-adopted by the next broker).
+    pub stopping: std::sync::atomic::AtomicBool,
     /// Why the vault was locked by the broker itself (shown with "vault is locked" errors).
     pub lock_reason: Mutex<Option<String>>,
 }
@@ -79,6 +82,7 @@ impl Broker {
             shutdown: Notify::new(),
             last_key_use: std::sync::atomic::AtomicI64::new(crate::db::now()),
             lock_reason: Mutex::new(None),
+            stopping: std::sync::atomic::AtomicBool::new(false),
         }))
     }
 

@@ -109,10 +109,24 @@ impl Db {
     }
 
     /// Marks a recorded command as an interactive shell's output log.
-    pub fn mark_shell(&self, id: &str) -> Result<()> {
-        self.conn
-            .execute("UPDATE commands SET kind = 'shell' WHERE id = ?1", [id])?;
+    pub fn mark_shell(&self, id: &str, terminal: &str) -> Result<()> {
+        self.conn.execute(
+            "UPDATE commands SET kind = 'shell', shell = ?2 WHERE id = ?1",
+            params![id, terminal],
+        )?;
         Ok(())
+    }
+
+    /// Shells in tmux that were open when the broker stopped: (row, terminal JSON).
+    pub fn persistent_shells(&self) -> Result<Vec<(CommandRow, String)>> {
+        let mut st = self.conn.prepare(&format!(
+            "SELECT {COLS}, shell FROM commands WHERE kind = 'shell' AND state IN ('queued', 'running')
+             AND json_extract(shell, '$.persistent') = 1 ORDER BY created_ms"
+        ))?;
+        let rows = st
+            .query_map([], |r| Ok((row(r)?, r.get::<_, String>(24)?)))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
     }
 
     /// One command.
@@ -188,7 +202,8 @@ impl Db {
         Ok(self.conn.execute(
             "UPDATE commands SET state = 'interrupted', ended_ms = ?1,
                error = 'the broker stopped while this command ran; its output up to then is kept'
-             WHERE state IN ('queued', 'running') AND detached = 0",
+             WHERE state IN ('queued', 'running') AND detached = 0
+               AND NOT (kind = 'shell' AND COALESCE(json_extract(shell, '$.persistent'), 0) = 1)",
             [now_ms],
         )?)
     }

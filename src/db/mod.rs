@@ -163,6 +163,10 @@ CREATE TABLE rotation_hosts (
     PRIMARY KEY (rotation_id, conn)
 );
 "#,
+    r#"
+-- A shell's terminal (JSON: term, cols, rows, persistent), to re-adopt tmux shells at start.
+ALTER TABLE commands ADD COLUMN shell TEXT;
+"#,
 ];
 
 impl Db {

@@ -282,3 +282,58 @@ fn a_person_gets_a_real_terminal_with_the_exit_status() {
         "{shells}"
     );
 }
+
+#[test]
+fn tmux_shells_are_re_adopted_after_the_broker_is_killed_or_stopped() {
+    if !has("tmux") {
+        eprintln!("tmux is not installed: skipping (scripts/test.sh installs it)");
+        return;
+    }
+    let sshd = Sshd::start();
+    let home = Home::with_vault();
+    home.connect_to(&sshd, "k", "srv");
+    let mut mcp = Mcp::start(&home, &[]);
+    let open = mcp.ok(
+        "ssh_shell",
+        json!({"op": "open", "connectionId": "srv", "persist": true}),
+    );
+    let id = open["shellId"].as_str().expect("shellId").to_string();
+    mcp.ok("ssh_shell", json!({"op": "send", "shellId": id, "text": "Y=adopted-$((6*7)); echo set-$Y", "enter": true}));
+    let w = mcp.ok(
+        "ssh_shell",
+        json!({"op": "wait", "shellId": id, "pattern": "set-adopted-42", "timeout": 20}),
+    );
+    assert_eq!(w["matched"], true, "{w}");
+
+    for how in ["kill -9", "broker stop"] {
+        if how == "kill -9" {
+            let pid = home.broker_pid();
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+        } else {
+            home.stop_broker();
+        }
+        // The adapter starts a new broker on its next call; that broker re-adopts the shell.
+        let st = wait_for(60, "the shell to be re-adopted", || {
+            let (err, _, s) = mcp.call("ssh_shell", json!({"op": "status", "shellId": id}));
+            (!err && s["state"] == "open").then_some(s)
+        });
+        assert_eq!(st["persistent"], true, "after {how}: {st}");
+        mcp.ok(
+            "ssh_shell",
+            json!({"op": "send", "shellId": id, "text": "echo again-$Y", "enter": true}),
+        );
+        let w = mcp.ok(
+            "ssh_shell",
+            json!({"op": "wait", "shellId": id, "pattern": "again-adopted-42", "timeout": 30}),
+        );
+        assert_eq!(w["matched"], true, "the shell's state survived {how}: {w}");
+    }
+    let logs = home
+        .run(&["logs", &id, "--grep", "broker restarted"])
+        .ok()
+        .stdout;
+    assert_eq!(logs.lines().count(), 2, "{logs}");
+    mcp.ok("ssh_shell", json!({"op": "close", "shellId": id}));
+}

@@ -152,6 +152,10 @@ pub async fn run(
             }
         }
     };
+    if shell.persistent && broker.stopping.load(std::sync::atomic::Ordering::SeqCst) {
+        // The broker is stopping: the tmux session goes on and the next broker re-adopts it.
+        return;
+    }
     if exit.is_none() {
         shell.facts(|f| f.state = "exited");
     }

@@ -65,6 +65,42 @@ pub struct Shell {
 }
 
 impl Shell {
+    /// A shell record and the receiver its driver reads input from.
+    fn new(
+        id: String,
+        target: String,
+        session: Arc<Session>,
+        term: String,
+        (cols, rows): (u16, u16),
+        (persistent, persistence): (bool, String),
+        state: &'static str,
+    ) -> (Arc<Self>, mpsc::UnboundedReceiver<Input>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let shell = Arc::new(Shell {
+            log_id: id.clone().into(),
+            id,
+            target,
+            session,
+            term,
+            created_ms: now_ms(),
+            persistent,
+            persistence,
+            input: tx,
+            facts: Mutex::new(Facts {
+                cols,
+                rows,
+                state,
+                exit_code: None,
+                reconnects: 0,
+                input_cursor: 0,
+                attached: 0,
+            }),
+            out: Mutex::new(Output::new(rows, cols)),
+            changed: watch::channel(0).0,
+        });
+        (shell, rx)
+    }
+
     fn facts<T>(&self, f: impl FnOnce(&mut Facts) -> T) -> T {
         match self.facts.lock() {
             Ok(mut g) => f(&mut g),
@@ -326,7 +362,14 @@ pub async fn open(broker: &Arc<Broker>, peer: &Peer, spec: ShellSpec) -> Result<
             now_ms(),
         )
         .map_err(Fail::internal)?;
-        db.mark_shell(&id).map_err(Fail::internal)?;
+        let terminal = serde_json::json!({
+            "term": spec.term,
+            "cols": spec.cols,
+            "rows": spec.rows,
+            "persistent": persistent,
+        });
+        db.mark_shell(&id, &terminal.to_string())
+            .map_err(Fail::internal)?;
     }
     broker.audit(
         peer,
@@ -335,29 +378,15 @@ pub async fn open(broker: &Arc<Broker>, peer: &Peer, spec: ShellSpec) -> Result<
         conn_name.as_deref(),
         format!("shell {id} on {}", session.label),
     )?;
-    let (tx, rx) = mpsc::unbounded_channel();
-    let shell = Arc::new(Shell {
-        log_id: id.clone().into(),
+    let (shell, rx) = Shell::new(
         id,
-        target: spec.target,
+        spec.target,
         session,
-        term: spec.term,
-        created_ms: now_ms(),
-        persistent,
-        persistence,
-        input: tx,
-        facts: Mutex::new(Facts {
-            cols: spec.cols,
-            rows: spec.rows,
-            state: "opening",
-            exit_code: None,
-            reconnects: 0,
-            input_cursor: 0,
-            attached: 0,
-        }),
-        out: Mutex::new(Output::new(spec.rows, spec.cols)),
-        changed: watch::channel(0).0,
-    });
+        spec.term,
+        (spec.cols, spec.rows),
+        (persistent, persistence),
+        "opening",
+    );
     broker.shells.insert(shell.clone());
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
     tokio::spawn(driver::run(broker.clone(), shell.clone(), rx, ready_tx));
@@ -366,6 +395,103 @@ pub async fn open(broker: &Arc<Broker>, peer: &Peer, spec: ShellSpec) -> Result<
         Ok(Err(f)) => Err(f),
         Err(_) => Err(Fail::internal("the shell's task ended before it started")),
     }
+}
+
+/// The terminal a shell was opened with, as stored.
+#[derive(serde::Deserialize)]
+struct Terminal {
+    term: String,
+    cols: u16,
+    rows: u16,
+}
+
+/// At broker start: re-adopts the tmux-backed shells that were open when the broker stopped (their
+/// tmux sessions kept running on the servers).
+pub fn recover(broker: &Arc<Broker>) {
+    let rows = match broker.db() {
+        Ok(db) => db.persistent_shells().unwrap_or_default(),
+        Err(_) => return,
+    };
+    for (row, terminal) in rows {
+        tokio::spawn(adopt(broker.clone(), row, terminal));
+    }
+}
+
+async fn adopt(broker: Arc<Broker>, row: crate::db::CommandRow, terminal: String) {
+    let end = |why: String| {
+        tracing::warn!(shell = %row.id, "{why}");
+        if let Ok(db) = broker.db() {
+            let _ = db.command_ended(
+                &row.id,
+                crate::protocol::CommandState::Failed,
+                None,
+                None,
+                Some(&why),
+                now_ms(),
+            );
+        }
+    };
+    let Ok(t) = serde_json::from_str::<Terminal>(&terminal) else {
+        return end("the shell's stored terminal is unreadable".into());
+    };
+    let peer = Peer::default();
+    let mut delay = Duration::from_secs(2);
+    let mut attempts = 0;
+    let session = loop {
+        match session_for(
+            &broker,
+            &peer,
+            &row.target,
+            row.key_name.as_deref(),
+            "re-adopt a shell",
+        )
+        .await
+        {
+            Ok(s) => break s,
+            Err(f) if attempts < 8 => {
+                tracing::info!(shell = %row.id, "cannot reach {} yet to re-adopt the shell: {}", row.target, f.message);
+                attempts += 1;
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(60));
+            }
+            Err(f) => {
+                return end(format!(
+                    "could not re-adopt the shell after the broker restarted: {}",
+                    f.message
+                ));
+            }
+        }
+    };
+    match probe(
+        &session,
+        &format!("tmux has-session -t {}", tmux_name(&row.id)),
+    )
+    .await
+    {
+        Some((0, _)) => {}
+        _ => return end("the shell's tmux session ended while the broker was away".into()),
+    }
+    let (shell, rx) = Shell::new(
+        row.id.clone(),
+        row.target.clone(),
+        session,
+        t.term,
+        (t.cols, t.rows),
+        (
+            true,
+            "runs in tmux on the server: re-attached after a reconnect".into(),
+        ),
+        "reconnecting",
+    );
+    shell.facts(|f| f.reconnects = 1);
+    broker.log_writer.marker(
+        &shell.log_id,
+        "[sshkeep] the broker restarted; re-attaching the tmux session",
+    );
+    broker.shells.insert(shell.clone());
+    tracing::info!(shell = %shell.id, target = %shell.target, "re-adopting a tmux-backed shell");
+    let (ready, _) = tokio::sync::oneshot::channel();
+    driver::run(broker, shell, rx, ready).await;
 }
 
 /// Types text, optionally followed by Enter.
