@@ -253,29 +253,19 @@ async fn run(broker: &Arc<Broker>, peer: &Peer, r: RotationRow) -> Result<Respon
             .add_rotation_host(&r.id, &c, now())
             .map_err(Fail::internal)?;
     }
+    // Hosts move independently, a few at a time; each one's failure stays its own.
     let hosts = broker.db()?.rotation_hosts(&r.id).map_err(Fail::internal)?;
-    for h in hosts {
-        let mut step = h.step.clone();
-        while step != "cleaned" {
-            match advance(broker, peer, &r, &h.conn, &step).await {
-                Ok(next) => step = next.to_string(),
-                Err(f) => {
-                    tracing::warn!(conn = %h.conn, step = %step, "rotation step failed: {}", f.message);
-                    broker
-                        .db()?
-                        .set_rotation_step(&r.id, &h.conn, &step, Some(&f.message), now())
-                        .map_err(Fail::internal)?;
-                    let _ = broker.audit(
-                        peer,
-                        "key_rotate_failed",
-                        Some(&r.key_name),
-                        Some(&h.conn),
-                        format!("at {step}: {}", f.message),
-                    );
-                    break;
-                }
-            }
-        }
+    let limit = Arc::new(tokio::sync::Semaphore::new(HOSTS_AT_ONCE));
+    let mut tasks = tokio::task::JoinSet::new();
+    for h in hosts.into_iter().filter(|h| h.step != "cleaned") {
+        let (b, p, r, limit) = (broker.clone(), peer.clone(), r.clone(), limit.clone());
+        tasks.spawn(async move {
+            let _slot = limit.acquire_owned().await;
+            drive_host(&b, &p, &r, &h.conn, h.step).await
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.map_err(Fail::internal)??;
     }
     let hosts = broker.db()?.rotation_hosts(&r.id).map_err(Fail::internal)?;
     let still_linked = !broker
@@ -321,6 +311,41 @@ async fn run(broker: &Arc<Broker>, peer: &Peer, r: RotationRow) -> Result<Respon
             .map_err(Fail::internal)?;
     }
     Ok(Response::Rotation(rep))
+}
+
+/// Hosts worked on at once.
+const HOSTS_AT_ONCE: usize = 8;
+
+/// Moves one host through its remaining steps; a failure is recorded on the host (which keeps
+/// its working key) and ends its part of this run.
+async fn drive_host(
+    broker: &Arc<Broker>,
+    peer: &Peer,
+    r: &RotationRow,
+    conn: &str,
+    mut step: String,
+) -> Result<(), Fail> {
+    while step != "cleaned" {
+        match advance(broker, peer, r, conn, &step).await {
+            Ok(next) => step = next.to_string(),
+            Err(f) => {
+                tracing::warn!(conn = %conn, step = %step, "rotation step failed: {}", f.message);
+                broker
+                    .db()?
+                    .set_rotation_step(&r.id, conn, &step, Some(&f.message), now())
+                    .map_err(Fail::internal)?;
+                let _ = broker.audit(
+                    peer,
+                    "key_rotate_failed",
+                    Some(&r.key_name),
+                    Some(conn),
+                    format!("at {step}: {}", f.message),
+                );
+                break;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Does the work of one step on one host and records it; returns the step reached.
