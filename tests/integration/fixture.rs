@@ -88,10 +88,14 @@ impl Sshd {
         for _attempt in 0..5 {
             self.port = free_port();
             let d = self.dir.path();
+            // SetEnv: a login shell whose rc file runs `pyenv init` (root's .bashrc on these
+            // machines) takes a lock on every login; a test that SIGKILLs a login mid-way leaves
+            // the lock behind and every later login would wait 60 s for it. Try it once instead.
             let mut cfg = format!(
                 "ListenAddress 127.0.0.1:{port}\nHostKey {hk}\nAuthorizedKeysFile {ak}\nUsePAM no\nStrictModes no\n\
                  PasswordAuthentication no\nKbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\n\
-                 PidFile none\nLogLevel VERBOSE\nSubsystem sftp internal-sftp\n",
+                 PidFile none\nLogLevel VERBOSE\nSubsystem sftp internal-sftp\n\
+                 SetEnv PYENV_REHASH_TIMEOUT=0\n",
                 port = self.port,
                 hk = d.join("host_ed25519").display(),
                 ak = d.join("authorized_keys").display(),
