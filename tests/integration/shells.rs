@@ -16,6 +16,23 @@ fn has(tool: &str) -> bool {
         .is_ok_and(|s| s.success())
 }
 
+/// Types `text` (with Enter) until `pattern` shows: a program that is ending may flush what was
+/// typed ahead (bash after an interrupt, top when it restores the terminal), as it would for a
+/// person, who would type it again.
+fn type_until(mcp: &mut Mcp, id: &str, text: &str, pattern: &str) -> serde_json::Value {
+    wait_for(60, &format!("{pattern} after typing {text}"), || {
+        mcp.ok(
+            "ssh_shell",
+            json!({"op": "send", "shellId": id, "text": text, "enter": true}),
+        );
+        let w = mcp.ok(
+            "ssh_shell",
+            json!({"op": "wait", "shellId": id, "pattern": pattern, "timeout": 3}),
+        );
+        (w["matched"] == true).then_some(w)
+    })
+}
+
 #[test]
 fn an_agent_answers_a_prompt_reads_a_full_screen_program_and_resizes() {
     let sshd = Sshd::start();
@@ -82,18 +99,11 @@ fn an_agent_answers_a_prompt_reads_a_full_screen_program_and_resizes() {
     assert!(screen.contains("load average"), "{screen}");
     assert!(!screen.contains('\u{1b}'), "the screen is plain text");
     mcp.ok("ssh_shell", json!({"op": "key", "shellId": id, "key": "q"}));
-    mcp.ok(
-        "ssh_shell",
-        json!({"op": "send", "shellId": id, "text": "echo back-$((6*7))", "enter": true}),
-    );
-    let w = mcp.ok(
-        "ssh_shell",
-        json!({"op": "wait", "shellId": id, "pattern": "back-42", "timeout": 20}),
-    );
-    assert_eq!(w["matched"], true, "{w}");
+    // top flushes typed-ahead input when it restores the terminal, as it does for a person.
+    type_until(&mut mcp, &id, "echo back-$((6*7))", "(?m)^back-42");
     // ctrl-c interrupts a foreground program. (bash drops what was typed while it handled the
     // interrupt, so the follow-up is typed again until it shows, as a person would.)
-    mcp.ok("ssh_shell", json!({"op": "send", "shellId": id, "text": "echo started-$((3*3)); sleep 300; echo slept", "enter": true}));
+    mcp.ok("ssh_shell", json!({"op": "send", "shellId": id, "text": "sh -c 'echo started-$((3*3)); exec sleep 300'; echo slept", "enter": true}));
     let w = mcp.ok(
         "ssh_shell",
         json!({"op": "wait", "shellId": id, "pattern": "(?m)^started-9", "timeout": 20}),
@@ -103,17 +113,7 @@ fn an_agent_answers_a_prompt_reads_a_full_screen_program_and_resizes() {
         "ssh_shell",
         json!({"op": "key", "shellId": id, "key": "ctrl-c"}),
     );
-    let w = wait_for(60, "the shell to take input after ctrl-c", || {
-        mcp.ok(
-            "ssh_shell",
-            json!({"op": "send", "shellId": id, "text": "echo after-$((1+1))", "enter": true}),
-        );
-        let w = mcp.ok(
-            "ssh_shell",
-            json!({"op": "wait", "shellId": id, "pattern": "(?m)^after-2", "timeout": 3}),
-        );
-        (w["matched"] == true).then_some(w)
-    });
+    let w = type_until(&mut mcp, &id, "echo after-$((1+1))", "(?m)^after-2");
     assert!(!w["text"].as_str().unwrap_or("").contains("\nslept"));
 
     // The output is stored like a command's and read with the same filters.
@@ -191,7 +191,7 @@ fn a_tmux_shell_survives_a_dropped_connection() {
     );
     assert_eq!(w["matched"], true, "the shell's state survived: {w}");
     // Signal reaches the foreground job inside tmux.
-    mcp.ok("ssh_shell", json!({"op": "send", "shellId": id, "text": "echo started-$((3*3)); sleep 300; echo slept", "enter": true}));
+    mcp.ok("ssh_shell", json!({"op": "send", "shellId": id, "text": "sh -c 'echo started-$((3*3)); exec sleep 300'; echo slept", "enter": true}));
     let w = mcp.ok(
         "ssh_shell",
         json!({"op": "wait", "shellId": id, "pattern": "(?m)^started-9", "timeout": 20}),
@@ -201,17 +201,7 @@ fn a_tmux_shell_survives_a_dropped_connection() {
         "ssh_shell",
         json!({"op": "signal", "shellId": id, "signal": "INT"}),
     );
-    wait_for(60, "the shell to take input after the signal", || {
-        mcp.ok(
-            "ssh_shell",
-            json!({"op": "send", "shellId": id, "text": "echo woke-$((2+3))", "enter": true}),
-        );
-        let w = mcp.ok(
-            "ssh_shell",
-            json!({"op": "wait", "shellId": id, "pattern": "(?m)^woke-5", "timeout": 3}),
-        );
-        (w["matched"] == true).then_some(())
-    });
+    type_until(&mut mcp, &id, "echo woke-$((2+3))", "(?m)^woke-5");
 
     let closed = mcp.ok("ssh_shell", json!({"op": "close", "shellId": id}));
     assert_eq!(closed["state"], "closed");
