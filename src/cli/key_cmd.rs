@@ -250,15 +250,24 @@ fn print(ctx: &Ctx, reply: Response) -> Result<()> {
             let rows: Vec<Vec<String>> = keys
                 .iter()
                 .map(|k| {
+                    let state = match (k.retired.is_some(), k.agent.offer) {
+                        (true, _) => "retired",
+                        (false, true) => "agent",
+                        (false, false) => "-",
+                    };
                     vec![
                         k.name.clone(),
                         k.algorithm.clone(),
                         k.fingerprint.clone(),
+                        state.to_string(),
                         k.connections.join(","),
                     ]
                 })
                 .collect();
-            output::table(&["NAME", "TYPE", "FINGERPRINT", "CONNECTIONS"], &rows);
+            output::table(
+                &["NAME", "TYPE", "FINGERPRINT", "STATE", "CONNECTIONS"],
+                &rows,
+            );
         }
         Response::Ok { message } if ctx.json => {
             output::json(&serde_json::json!({ "ok": true, "message": message }))?
