@@ -21,6 +21,8 @@ pub struct RotationRow {
 #[derive(Clone, Debug)]
 pub struct RotationHostRow {
     pub conn: String,
+    /// `pending`, `appended`, `verified`, `switched`, `cleaned`, or `dropped` (the connection was
+    /// unlinked or removed during the rotation).
     pub step: String,
     pub error: Option<String>,
 }

@@ -570,7 +570,8 @@ pub struct RotationReport {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RotationHost {
     pub conn: String,
-    /// `pending`, `appended`, `verified`, `switched`, `cleaned`.
+    /// `pending`, `appended`, `verified`, `switched`, `cleaned`, or `dropped` (unlinked or
+    /// removed during the rotation).
     pub step: String,
     pub error: Option<String>,
     /// What the next run does on this host (dry run and partial rotations).

@@ -201,6 +201,30 @@ fn rotation_across_five_hosts_survives_a_host_down_and_resumes() {
 }
 
 #[test]
+fn a_host_that_never_comes_back_can_be_left_out_of_a_rotation() {
+    let (home, mut servers, dir) = fleet(2);
+    servers[1].stop();
+    let r = home.run(&["key", "rotate", "k", "--json"]);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    // The user gives up on srv1: unlinked, it is left out and the rotation completes.
+    home.run(&["key", "unlink", "k", "srv1"]).ok();
+    let r = home
+        .run(&["key", "rotate", "k", "--resume", "--json"])
+        .ok()
+        .json();
+    assert_eq!(r["state"], "done", "{r}");
+    let srv1 = r["hosts"]
+        .as_array()
+        .expect("hosts")
+        .iter()
+        .find(|h| h["conn"] == "srv1")
+        .expect("srv1");
+    assert_eq!(srv1["step"], "dropped", "{r}");
+    assert!(!logs_in_with_file(&servers[0], &dir.path().join("old")));
+    home.run(&["exec", "srv0", "--", "true"]).ok();
+}
+
+#[test]
 fn a_broker_killed_mid_rotation_leaves_every_host_with_a_working_key_and_resumes() {
     let (home, servers, dir) = fleet(3);
     let old = dir.path().join("old");

@@ -257,7 +257,38 @@ async fn run(broker: &Arc<Broker>, peer: &Peer, r: RotationRow) -> Result<Respon
     let hosts = broker.db()?.rotation_hosts(&r.id).map_err(Fail::internal)?;
     let limit = Arc::new(tokio::sync::Semaphore::new(HOSTS_AT_ONCE));
     let mut tasks = tokio::task::JoinSet::new();
-    for h in hosts.into_iter().filter(|h| h.step != "cleaned") {
+    for h in hosts
+        .into_iter()
+        .filter(|h| h.step != "cleaned" && h.step != "dropped")
+    {
+        // A connection removed, or linked to another key, since the rotation began is no
+        // longer the rotation's business.
+        let current = broker
+            .db()?
+            .conn_by_ref(&h.conn)
+            .map_err(Fail::internal)?
+            .map(|c| c.spec.key);
+        let ours = matches!(&current, Some(Some(k)) if *k == r.key_name || *k == r.new_key);
+        if !ours {
+            broker
+                .db()?
+                .set_rotation_step(
+                    &r.id,
+                    &h.conn,
+                    "dropped",
+                    Some("no longer linked to the key"),
+                    now(),
+                )
+                .map_err(Fail::internal)?;
+            broker.audit(
+                peer,
+                "key_rotate_dropped",
+                Some(&r.key_name),
+                Some(&h.conn),
+                "no longer linked to the key: left out of the rotation",
+            )?;
+            continue;
+        }
         let (b, p, r, limit) = (broker.clone(), peer.clone(), r.clone(), limit.clone());
         tasks.spawn(async move {
             let _slot = limit.acquire_owned().await;
@@ -273,7 +304,11 @@ async fn run(broker: &Arc<Broker>, peer: &Peer, r: RotationRow) -> Result<Respon
         .key_links(&r.key_name)
         .map_err(Fail::internal)?
         .is_empty();
-    if hosts.iter().all(|h| h.step == "cleaned") && !still_linked {
+    if hosts
+        .iter()
+        .all(|h| h.step == "cleaned" || h.step == "dropped")
+        && !still_linked
+    {
         let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
             .to_string()
             .replace([':', '-'], "");
