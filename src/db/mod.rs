@@ -233,6 +233,13 @@ pub fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// The UTC time now as `20261122T223716Z`, for names of files and keys (backups, retired keys).
+pub fn name_stamp() -> String {
+    humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+        .to_string()
+        .replace([':', '-'], "")
+}
+
 /// Unix seconds now.
 pub fn now() -> i64 {
     std::time::SystemTime::now()

@@ -173,17 +173,4 @@ impl Db {
         tx.commit()?;
         Ok(())
     }
-
-    /// The name a finished rotation retired its old key as.
-    pub fn rotation_retired_as(&self, id: &str) -> Result<Option<String>> {
-        Ok(self
-            .conn
-            .query_row(
-                "SELECT retired_as FROM rotations WHERE id = ?1",
-                [id],
-                |r| r.get(0),
-            )
-            .optional()?
-            .flatten())
-    }
 }

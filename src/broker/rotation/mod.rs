@@ -304,15 +304,12 @@ async fn run(broker: &Arc<Broker>, peer: &Peer, r: RotationRow) -> Result<Respon
         .key_links(&r.key_name)
         .map_err(Fail::internal)?
         .is_empty();
-    if hosts
+    let r = if hosts
         .iter()
         .all(|h| h.step == "cleaned" || h.step == "dropped")
         && !still_linked
     {
-        let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
-            .to_string()
-            .replace([':', '-'], "");
-        let retired_as = format!("{}.retired-{stamp}", r.key_name);
+        let retired_as = format!("{}.retired-{}", r.key_name, crate::db::name_stamp());
         broker
             .db()?
             .finish_rotation(&r, &retired_as, now())
@@ -324,27 +321,22 @@ async fn run(broker: &Arc<Broker>, peer: &Peer, r: RotationRow) -> Result<Respon
             None,
             format!("rotation {}: old key retired as '{retired_as}'", r.id),
         )?;
+        RotationRow {
+            state: "done".into(),
+            retired_as: Some(retired_as),
+            ..r
+        }
     } else {
         broker
             .db()?
             .set_rotation_state(&r.id, "partial", now())
             .map_err(Fail::internal)?;
-    }
-    let r = broker
-        .db()?
-        .active_rotation(&r.key_name)
-        .map_err(Fail::internal)?
-        .unwrap_or(RotationRow {
-            state: "done".into(),
+        RotationRow {
+            state: "partial".into(),
             ..r
-        });
-    let mut rep = report(broker, &r)?;
-    if rep.state == "done" {
-        rep.retired_as = broker
-            .db()?
-            .rotation_retired_as(&rep.rotation_id)
-            .map_err(Fail::internal)?;
-    }
+        }
+    };
+    let rep = report(broker, &r)?;
     Ok(Response::Rotation(rep))
 }
 

@@ -244,9 +244,7 @@ pub async fn write_atomic(
 
 /// Keeps the current content of `path` under `path.sshkeep-bak-<UTC time>`.
 async fn make_backup(sftp: &Sftp, path: &str) -> Result<String, Fail> {
-    let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
-        .to_string()
-        .replace([':', '-'], "");
+    let stamp = crate::db::name_stamp();
     let mut name = format!("{path}.sshkeep-bak-{stamp}");
     let mut n = 1;
     while sftp.lstat_opt(&name).await?.is_some() {
