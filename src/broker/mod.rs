@@ -16,6 +16,7 @@ mod gate;
 mod key_ops;
 mod listener;
 mod login;
+mod remote_script;
 mod rotation;
 mod sessions;
 mod sftp;

@@ -13,13 +13,14 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use russh::{ChannelMsg, Sig};
+use russh::Sig;
 use tokio::sync::{mpsc, watch};
 
 pub use attach::attach;
 
 use self::output::Output;
 use super::fail::Fail;
+pub(crate) use super::remote_script::probe;
 use super::sessions::Session;
 use super::sftp::session_for;
 use super::{Broker, Peer};
@@ -254,34 +255,6 @@ fn check_size(cols: u16, rows: u16) -> Result<(), Fail> {
         ));
     }
     Ok(())
-}
-
-/// Runs a fixed probe script on a channel of its own; its exit code and stdout.
-pub(crate) async fn probe(session: &Arc<Session>, script: &str) -> Option<(u32, String)> {
-    let mut occupancy = session.occupy();
-    let (mut ch, _permit) = session.open_channel().await.ok()?;
-    occupancy.running();
-    let r = async {
-        ch.exec(true, script.as_bytes()).await.ok()?;
-        ch.eof().await.ok()?;
-        let mut out = Vec::new();
-        let mut code = None;
-        while let Some(m) = tokio::time::timeout(Duration::from_secs(20), ch.wait())
-            .await
-            .ok()?
-        {
-            match m {
-                ChannelMsg::Data { data } if out.len() < 65536 => out.extend_from_slice(&data),
-                ChannelMsg::ExitStatus { exit_status } => code = Some(exit_status),
-                ChannelMsg::Close => break,
-                _ => {}
-            }
-        }
-        Some((code?, String::from_utf8_lossy(&out).into_owned()))
-    }
-    .await;
-    let _ = ch.close().await;
-    r
 }
 
 /// The tmux session name of a shell (hex: safe in shell text).
