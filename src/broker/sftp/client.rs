@@ -392,6 +392,15 @@ pub fn check_remote_path(path: &str) -> Result<(), Fail> {
     Ok(())
 }
 
+/// A fresh hidden name beside `base` for a file being written (`.base.sshkeep-<12 hex>`); the
+/// finished file is renamed over `base`.
+pub fn temp_file_name(base: &str) -> String {
+    format!(
+        ".{base}.sshkeep-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    )
+}
+
 /// `dir/name` without doubling the slash.
 pub fn join(dir: &str, name: &str) -> String {
     if dir.ends_with('/') {

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use super::client::{Sftp, base_name, check_remote_path, is_dir, is_link, parent};
+use super::client::{Sftp, base_name, check_remote_path, is_dir, is_link, parent, temp_file_name};
 use super::edit;
 use super::session_for;
 use crate::broker::fail::Fail;
@@ -200,14 +200,7 @@ pub async fn write_atomic(
     let new_mode = keep_mode.or(mode).unwrap_or(0o644);
     let owner = existing.as_ref().and_then(|a| a.uid.zip(a.gid));
     let dir = parent(&target);
-    let temp = super::client::join(
-        dir,
-        &format!(
-            ".{}.sshkeep-{}",
-            base_name(&target),
-            &uuid::Uuid::new_v4().simple().to_string()[..12]
-        ),
-    );
+    let temp = super::client::join(dir, &temp_file_name(base_name(&target)));
     let handle = sftp.create_new(&temp, new_mode).await?;
     let written = sftp.write_handle(&handle, &temp, data).await;
     let closed = sftp.close(handle, &temp).await;
