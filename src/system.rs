@@ -36,6 +36,17 @@ pub fn harden_process() -> Vec<String> {
     failures
 }
 
+/// Restores the default action of SIGPIPE (the Rust runtime ignores it), so that printing into
+/// a closed pipe (`sshkeep logs ID | head -1`) ends the process quietly, as it does for every
+/// other Unix tool, instead of failing each write. Only for CLI commands whose output may go to
+/// a pipe: the broker and the MCP adapter keep SIGPIPE ignored and handle EPIPE as an error.
+pub fn default_sigpipe() {
+    // SAFETY: signal() with SIG_DFL installs no handler and touches no memory of ours.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 /// Whether this process is currently dumpable (for tests of [`harden_process`]).
 #[cfg(target_os = "linux")]
 pub fn is_dumpable() -> bool {

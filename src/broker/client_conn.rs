@@ -67,9 +67,18 @@ pub async fn serve(broker: Arc<Broker>, stream: Stream, peer: Peer) {
                     target,
                     key,
                     command,
+                    stdin,
+                    pty,
                 },
             ) => {
-                match exec::run(&broker, &peer, &target, key.as_deref(), &command, &mut tx).await {
+                let spec = exec::ExecSpec {
+                    target: &target,
+                    key: key.as_deref(),
+                    command: &command,
+                    stdin,
+                    pty,
+                };
+                match exec::run(&broker, &peer, spec, &stream).await {
                     Ok(()) => continue,
                     Err(f) => f.into_response(),
                 }
@@ -272,6 +281,10 @@ async fn dispatch(broker: &Arc<Broker>, peer: &Peer, req: Request) -> Result<Res
                 "attach input needs an attached shell (send shell_attach first)",
             ))
         }
+        Request::ExecInput { .. } | Request::ExecStop => Err(Fail::new(
+            ErrorCode::BadRequest,
+            "exec input and stop belong to a running exec (send exec first)",
+        )),
         Request::ShellAttach { .. } | Request::Exec { .. } | Request::Shutdown => Err(Fail::new(
             ErrorCode::Internal,
             "handled by the connection loop",

@@ -3,7 +3,9 @@
 //! One POSIX shell script runs on each target. It changes nothing on the server. Each check
 //! prints one line `SSHKEEP-CHECK|id|status|evidence` with status `pass`, `fail`, `warn`,
 //! `info` or `skipped` (with the reason: a check that needs privileges the login lacks is never
-//! reported as passed). Inventory lines are `SSHKEEP-INV|key|value`.
+//! reported as passed). A check that finds a list (ports, accounts, files) also prints each
+//! item as `SSHKEEP-ITEM|id|item` (at most [`MAX_ITEMS`]) and their number as
+//! `SSHKEEP-COUNT|id|n`, so nothing is cut silently. Inventory lines are `SSHKEEP-INV|key|value`.
 
 use crate::protocol::{Finding, InventoryItem};
 
@@ -61,24 +63,30 @@ pub const CHECKS: &[(&str, &str, &str)] = &[
     ),
 ];
 
+/// Items of one list-type finding kept at most (the count says how many there were).
+pub const MAX_ITEMS: usize = 500;
+
 /// The security audit script.
 pub const SECURITY_SCRIPT: &str = r#"
 out() { printf 'SSHKEEP-CHECK|%s|%s|%s\n' "$1" "$2" "$(printf '%s' "$3" | tr '\n|' ' /' | cut -c1-400)"; }
+items() { awk -v c="$1" 'NF { n++; if (n <= 500) { gsub(/\|/, "/"); printf "SSHKEEP-ITEM|%s|%s\n", c, $0 } } END { printf "SSHKEEP-COUNT|%s|%d\n", c, n+0 }'; }
 root=no; [ "$(id -u)" = 0 ] && root=yes
 
-# sshd settings in effect (sshd -T needs root; otherwise the config file, said so)
+# sshd settings in effect. Only `sshd -T` (root) shows them: the config file can be overridden
+# by Include, Match blocks and the command line, so a check that cannot see the effective
+# settings is skipped, never judged from the file.
 cfg=""
 if [ $root = yes ] && command -v sshd >/dev/null 2>&1; then cfg=$(sshd -T 2>/dev/null); fi
 if [ -n "$cfg" ]; then
   src="sshd -T"
-elif [ -r /etc/ssh/sshd_config ]; then
-  src="/etc/ssh/sshd_config (sshd -T needs root)"; cfg=$(grep -iE '^[[:space:]]*(PermitRootLogin|PasswordAuthentication)[[:space:]]' /etc/ssh/sshd_config | tr 'A-Z' 'a-z' | sed 's/^[[:space:]]*//')
 else
-  src=""; cfg=""
+  src=""
+  why="the effective sshd settings need \`sshd -T\`, which needs root (log in as root or audit with a key that may run it)"
+  if [ $root = yes ]; then why="\`sshd -T\` did not run on this server"; fi
 fi
 if [ -z "$src" ]; then
-  out sshd_root_login skipped "cannot read the sshd configuration (sshd -T needs root; /etc/ssh/sshd_config unreadable)"
-  out sshd_password_auth skipped "cannot read the sshd configuration"
+  out sshd_root_login skipped "$why"
+  out sshd_password_auth skipped "$why"
 else
   v=$(printf '%s\n' "$cfg" | awk '$1=="permitrootlogin"{print $2; exit}'); [ -z "$v" ] && v="prohibit-password (default)"
   case "$v" in yes) out sshd_root_login fail "PermitRootLogin $v ($src)";; no) out sshd_root_login pass "PermitRootLogin $v ($src)";; *) out sshd_root_login warn "PermitRootLogin $v ($src)";; esac
@@ -86,35 +94,40 @@ else
   case "$v" in no) out sshd_password_auth pass "PasswordAuthentication no ($src)";; *) out sshd_password_auth fail "PasswordAuthentication $v ($src)";; esac
 fi
 
+# A list: `items` prints its items and count on lines of their own; `listed` summarises it
+# (the count and the first few) for the evidence.
+listed() { n=$(printf '%s\n' "$2" | awk 'NF' | wc -l | tr -d ' '); first=$(printf '%s\n' "$2" | awk 'NF' | head -n 8 | tr '\n' ' '); more=""; [ "$n" -gt 8 ] && more=" and $((n-8)) more"; printf '%s: %s%s (all %s in items)' "$n" "$first" "$more" "$n"; }
+
 if [ -r /etc/passwd ]; then
-  u=$(awk -F: '$3==0 && $1!="root"{printf "%s ", $1}' /etc/passwd)
-  if [ -n "$u" ]; then out uid0_accounts fail "uid 0 besides root: $u"; else out uid0_accounts pass "only root has uid 0"; fi
+  u=$(awk -F: '$3==0 && $1!="root"{print $1}' /etc/passwd)
+  if [ -n "$u" ]; then printf '%s\n' "$u" | items uid0_accounts; out uid0_accounts fail "uid 0 besides root, $(listed uid0_accounts "$u")"; else out uid0_accounts pass "only root has uid 0"; fi
 else out uid0_accounts skipped "/etc/passwd is not readable"; fi
 
 if [ -r /etc/shadow ]; then
-  u=$(awk -F: '$2==""{printf "%s ", $1}' /etc/shadow)
-  if [ -n "$u" ]; then out empty_passwords fail "accounts with an empty password: $u"; else out empty_passwords pass "no account has an empty password"; fi
+  u=$(awk -F: '$2==""{print $1}' /etc/shadow)
+  if [ -n "$u" ]; then printf '%s\n' "$u" | items empty_passwords; out empty_passwords fail "accounts with an empty password, $(listed empty_passwords "$u")"; else out empty_passwords pass "no account has an empty password"; fi
 else out empty_passwords skipped "needs root: /etc/shadow is not readable by $(id -un)"; fi
 
 ww=""
 old_ifs=$IFS; IFS=:
 for d in $PATH; do
   [ -d "$d" ] || continue
-  f=$(find "$d" -maxdepth 1 -perm -0002 ! -type l 2>/dev/null | head -n 20 | tr '\n' ' ')
-  [ -n "$f" ] && ww="$ww$f"
+  f=$(find "$d" -maxdepth 1 -perm -0002 ! -type l 2>/dev/null | head -n 500)
+  [ -n "$f" ] && ww="$ww$f
+"
 done
 IFS=$old_ifs
-if [ -n "$ww" ]; then out world_writable_path fail "world-writable in PATH: $ww"; else out world_writable_path pass "nothing world-writable in PATH ($PATH)"; fi
+if [ -n "$ww" ]; then printf '%s\n' "$ww" | items world_writable_path; out world_writable_path fail "world-writable in PATH, $(listed world_writable_path "$ww")"; else out world_writable_path pass "nothing world-writable in PATH ($PATH)"; fi
 
 if command -v ss >/dev/null 2>&1; then
-  p=$(ss -H -tln 2>/dev/null | awk '{print $4}' | sort -u | tr '\n' ' ')
-  out listening_ports info "TCP listening: $p"
+  p=$(ss -H -tln 2>/dev/null | awk '{print $4}' | sort -u)
+  printf '%s\n' "$p" | items listening_ports; out listening_ports info "TCP sockets listening, $(listed listening_ports "$p")"
 elif command -v netstat >/dev/null 2>&1; then
-  p=$(netstat -tln 2>/dev/null | awk 'NR>2{print $4}' | sort -u | tr '\n' ' ')
-  out listening_ports info "TCP listening: $p"
+  p=$(netstat -tln 2>/dev/null | awk 'NR>2{print $4}' | sort -u)
+  printf '%s\n' "$p" | items listening_ports; out listening_ports info "TCP sockets listening, $(listed listening_ports "$p")"
 elif [ -r /proc/net/tcp ]; then
-  p=$(awk 'NR>1 && $4=="0A"{split($2,a,":"); printf "%d ", ("0x" a[2])+0}' /proc/net/tcp | tr ' ' '\n' | sort -un | tr '\n' ' ')
-  out listening_ports info "TCP listening ports: $p"
+  p=$(awk 'NR>1 && $4=="0A"{split($2,a,":"); printf "%d\n", ("0x" a[2])+0}' /proc/net/tcp | sort -un)
+  printf '%s\n' "$p" | items listening_ports; out listening_ports info "TCP ports listening, $(listed listening_ports "$p")"
 else out listening_ports skipped "neither ss, netstat nor /proc/net/tcp is available"; fi
 
 if command -v apt-get >/dev/null 2>&1; then
@@ -176,12 +189,29 @@ pub fn parse_findings(lines: &[String]) -> Vec<Finding> {
                 "pass" | "fail" | "warn" | "info" | "skipped" => status,
                 _ => return None,
             };
+            let items: Vec<String> = lines
+                .iter()
+                .filter_map(|l| l.strip_prefix("SSHKEEP-ITEM|"))
+                .filter_map(|r| r.split_once('|'))
+                .filter(|(c, _)| *c == id)
+                .map(|(_, item)| item.trim().to_string())
+                .take(MAX_ITEMS)
+                .collect();
+            let count = lines
+                .iter()
+                .filter_map(|l| l.strip_prefix("SSHKEEP-COUNT|"))
+                .filter_map(|r| r.split_once('|'))
+                .find(|(c, _)| *c == id)
+                .and_then(|(_, n)| n.trim().parse::<u64>().ok());
             Some(Finding {
                 check: id.into(),
                 status: status.into(),
                 severity: (*severity).into(),
                 evidence: evidence.trim().into(),
                 fix: matches!(status, "fail" | "warn").then(|| (*fix).to_string()),
+                omitted: count.map(|n| n.saturating_sub(items.len() as u64)),
+                count,
+                items,
             })
         })
         .collect();
@@ -194,6 +224,9 @@ pub fn parse_findings(lines: &[String]) -> Vec<Finding> {
                 severity: (*severity).into(),
                 evidence: "the check did not report (the audit script ended early)".into(),
                 fix: None,
+                count: None,
+                omitted: None,
+                items: Vec::new(),
             });
         }
     }

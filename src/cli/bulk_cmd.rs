@@ -365,11 +365,19 @@ pub async fn run(ctx: &Ctx, cmd: BulkCmd) -> Result<u8> {
     }
 }
 
+/// Prints an audit. Exits 1 when a target could not be audited or any check failed: a script
+/// running `sshkeep bulk audit security` learns of a failure from the status alone.
 fn audit_report(ctx: &Ctx, r: &FleetAuditReport) -> Result<u8> {
     let unreachable = r.targets.iter().any(|t| t.state.as_str() != "completed");
+    let failed = r
+        .targets
+        .iter()
+        .flat_map(|t| &t.findings)
+        .any(|f| f.status == "fail");
+    let code = if unreachable || failed { 1 } else { 0 };
     if ctx.json {
         output::json(r)?;
-        return Ok(if unreachable { 1 } else { 0 });
+        return Ok(code);
     }
     for t in &r.targets {
         println!("== {} ({}:{}) {}", t.name, t.host, t.port, t.state.as_str());
@@ -391,6 +399,13 @@ fn audit_report(ctx: &Ctx, r: &FleetAuditReport) -> Result<u8> {
         if !rows.is_empty() {
             output::table(&["CHECK", "STATUS", "SEVERITY", "EVIDENCE"], &rows);
         }
+        for f in t.findings.iter().filter(|f| f.fix.is_some()) {
+            println!(
+                "   fix {}: {}",
+                f.check,
+                f.fix.as_deref().unwrap_or_default()
+            );
+        }
         for i in &t.inventory {
             println!("   {:<15} {}", i.key, i.value);
         }
@@ -405,5 +420,5 @@ audit {} ({})",
             "inventory"
         }
     );
-    Ok(if unreachable { 1 } else { 0 })
+    Ok(code)
 }

@@ -116,6 +116,9 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let is_broker = matches!(&cli.command, Command::Broker(b) if b.action.is_none());
     init_tracing(is_broker);
+    if !is_broker && !matches!(cli.command, Command::Mcp { .. }) {
+        crate::system::default_sigpipe();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

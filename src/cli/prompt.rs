@@ -33,15 +33,31 @@ pub fn ask(prompt: &str, hint: &str) -> Result<SecretString> {
     }
 }
 
-/// Asks twice for a new passphrase and checks both agree.
+/// Below this many characters a new passphrase gets a warning: the vault's files can be
+/// attacked offline by whoever copies them.
+const SHORT_PASSPHRASE: usize = 12;
+
+/// Asks for a new passphrase and then for it again, up to three times until both agree; warns
+/// when it is short.
 pub fn ask_new(what: &str, hint: &str) -> Result<SecretString> {
-    let a = ask(&format!("New {what}: "), hint)?;
-    if a.is_empty() {
-        bail!("the passphrase must not be empty");
+    for attempt in 1..=3 {
+        let a = ask(&format!("New {what}: "), hint)?;
+        if a.is_empty() {
+            eprintln!("The passphrase must not be empty; try again.");
+            continue;
+        }
+        if a.expose().chars().count() < SHORT_PASSPHRASE {
+            eprintln!(
+                "Warning: a passphrase under {SHORT_PASSPHRASE} characters is weak against an offline attack on a copied vault; several words are better."
+            );
+        }
+        let b = ask(&format!("Repeat the {what}: "), hint)?;
+        if a.expose() == b.expose() {
+            return Ok(a);
+        }
+        if attempt < 3 {
+            eprintln!("The two passphrases differ; try again.");
+        }
     }
-    let b = ask(&format!("Repeat the {what}: "), hint)?;
-    if a.expose() != b.expose() {
-        bail!("the two passphrases differ; nothing was changed");
-    }
-    Ok(a)
+    bail!("the passphrases did not match three times; nothing was changed")
 }

@@ -224,7 +224,9 @@ pub async fn logs(ctx: &Ctx, a: LogsArgs) -> Result<u8> {
             for l in &page.lines {
                 if a.numbers {
                     println!("{:>6} {:<6} {}", l.n, l.stream, l.text);
-                } else if l.stream == "stderr" {
+                } else if l.stream != "stdout" {
+                    // stderr, and the broker's own notes (stream `sshkeep`): standard output
+                    // carries only what the command printed on its stdout.
                     eprintln!("{}", l.text);
                 } else {
                     println!("{}", l.text);
@@ -252,7 +254,40 @@ pub async fn logs(ctx: &Ctx, a: LogsArgs) -> Result<u8> {
     if ctx.json {
         output::json(&all)?;
     }
-    Ok(0)
+    if !a.follow {
+        return Ok(0);
+    }
+    // Followed to its end: exit as the command did, like `exec`.
+    let Response::Command(info) = c
+        .request(&Request::CommandStatus {
+            command_id: q.command_id,
+        })
+        .await?
+    else {
+        bail!("unexpected reply to status")
+    };
+    Ok(follow_exit_code(&info))
+}
+
+/// The exit code of `logs --follow` for a command that ended: its own exit code, or 1 with the
+/// reason on stderr when it has none (cancelled, timed out, connection lost).
+fn follow_exit_code(c: &CommandInfo) -> u8 {
+    match c.exit_code {
+        Some(0) if c.state == crate::protocol::CommandState::Completed => 0,
+        Some(code) if code > 0 => code.clamp(1, 255) as u8,
+        _ => {
+            eprintln!(
+                "command {} {}{}",
+                c.command_id,
+                c.state.as_str(),
+                c.error
+                    .as_deref()
+                    .map(|e| format!(": {e}"))
+                    .unwrap_or_default()
+            );
+            1
+        }
+    }
 }
 
 pub async fn cancel(ctx: &Ctx, id: String) -> Result<u8> {

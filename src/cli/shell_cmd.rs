@@ -170,7 +170,12 @@ async fn terminal(stream: &interprocess::local_socket::tokio::Stream) -> Result<
                     let _ = out.write_all(&bytes).and_then(|_| out.flush());
                 }
                 Ok(Response::Exit { status, .. }) => return Ok(status.clamp(0, 255) as u8),
-                Ok(Response::Detached { .. }) => return Ok(0),
+                Ok(Response::Detached { shell_id }) => {
+                    eprintln!(
+                        "\r\n[sshkeep] detached; shell {shell_id} goes on (re-attach with `sshkeep shell --attach {shell_id}`)\r"
+                    );
+                    return Ok(0);
+                }
                 Ok(Response::Error { message, .. }) => bail!("{message}"),
                 Ok(_) => {}
                 Err(e) => bail!("lost the broker connection: {e}"),

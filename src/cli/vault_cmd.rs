@@ -65,7 +65,7 @@ pub async fn run(ctx: &Ctx, cmd: VaultCmd) -> Result<u8> {
                         && passphrase.is_none() =>
                 {
                     eprintln!(
-                        "No OS keyring is reachable: the vault will be protected by a passphrase."
+                        "The OS keyring cannot keep the vault key: the vault will be protected by a passphrase."
                     );
                     passphrase = Some(new_passphrase()?);
                 }

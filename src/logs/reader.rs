@@ -3,7 +3,7 @@
 use anyhow::Result;
 use rusqlite::{Connection, params};
 
-use super::{STREAM_MARKER, stream_name};
+use super::stream_name;
 use crate::protocol::{CommandState, LogLine, LogPage, LogQuery, StreamFilter};
 
 /// Why a query was refused.
@@ -54,7 +54,7 @@ pub fn read(
 
     let sql = format!(
         "SELECT n, stream, text FROM log_lines WHERE command_id = ?1 AND n BETWEEN ?2 AND ?3
-           AND (?4 = 0 OR stream = ?4 OR stream = {STREAM_MARKER}) ORDER BY n {}",
+           AND (?4 = 0 OR stream = ?4) ORDER BY n {}",
         if backwards { "DESC" } else { "ASC" }
     );
     let mut st = conn.prepare(&sql)?;

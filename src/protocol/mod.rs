@@ -5,7 +5,9 @@
 //! own version or with [`ErrorCode::ProtocolMismatch`]. Every request gets exactly one reply,
 //! except:
 //! - [`Request::Exec`]: any number of [`Response::Output`] frames closed by one [`Response::Exit`]
-//!   or [`Response::Error`];
+//!   or [`Response::Error`]; meanwhile the client may send [`Request::ExecInput`] (standard
+//!   input, when `stdin` was set) and [`Request::ExecStop`] (ctrl-c: the command's process group
+//!   is killed and the `Exit` says so). A client that hangs up stops the command the same way;
 //! - [`Request::Sftp`] with `progress`: any number of [`Response::Progress`] frames before the reply;
 //! - [`Request::ShellAttach`]: the connection becomes a terminal. The broker sends
 //!   [`Response::Output`] frames (and a final [`Response::Exit`] or [`Response::Detached`]); the
@@ -25,7 +27,7 @@ pub use shell::*;
 pub use types::*;
 
 /// The version both sides must agree on.
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// The largest frame either side accepts (16 MiB): far above any key, far below memory trouble.
 pub const MAX_FRAME: usize = 16 * 1024 * 1024;
@@ -114,7 +116,23 @@ pub enum Request {
         target: String,
         key: Option<String>,
         command: String,
+        /// The client forwards its standard input with [`Request::ExecInput`]; without it the
+        /// command's stdin is closed at once.
+        #[serde(default)]
+        stdin: bool,
+        /// A terminal of this size (columns, rows) for the command, as `ssh -t` gives.
+        #[serde(default)]
+        pty: Option<(u16, u16)>,
     },
+    /// Standard input for the running [`Request::Exec`]: base64 `data`, then `eof`.
+    ExecInput {
+        #[serde(default)]
+        data: String,
+        #[serde(default)]
+        eof: bool,
+    },
+    /// Stop the running [`Request::Exec`] (the user pressed ctrl-c): its process group is killed.
+    ExecStop,
     /// Audit records, newest last.
     AuditList(AuditFilter),
     /// Check the audit hash chain.
@@ -326,6 +344,10 @@ pub enum Response {
         status: i32,
         exit_code: Option<u32>,
         signal: Option<String>,
+        /// The broker's word on how it ended (an interrupt and what became of the process
+        /// group), for the client's own stderr; never part of the command's output.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        note: Option<String>,
     },
     Audit {
         records: Vec<AuditRecord>,

@@ -380,6 +380,11 @@ pub struct CommandInfo {
     /// Lines stored so far (both streams and markers); poll logs from `total_lines + 1`.
     pub total_lines: u64,
     pub bulk_id: Option<String>,
+    /// What the broker noticed while the command ran (a re-attach after a dropped connection,
+    /// output past the cap, a server it could not reach), oldest first. Never part of the
+    /// command's own stdout or stderr.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub events: Vec<String>,
 }
 
 /// One stored output line.
@@ -519,6 +524,15 @@ pub struct Finding {
     pub evidence: String,
     /// What to do, for `fail` and `warn`.
     pub fix: Option<String>,
+    /// For a check that finds a list: how many items there were,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u64>,
+    /// how many of them `items` leaves out (it keeps the first 500),
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub omitted: Option<u64>,
+    /// and the items themselves (ports, accounts, files).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub items: Vec<String>,
 }
 
 /// One inventory fact.

@@ -245,7 +245,7 @@ fn raw_logs(home: &Home, id: &str, from: Option<u64>) -> serde_json::Value {
         s.read_exact(&mut buf).expect("read");
         serde_json::from_slice::<serde_json::Value>(&buf).expect("json")
     };
-    send(serde_json::json!({"type": "hello", "version": 2, "client": "test"}));
+    send(serde_json::json!({"type": "hello", "version": 3, "client": "test"}));
     send(serde_json::json!({"type": "command_logs", "command_id": id, "from_line": from}))
 }
 
@@ -294,7 +294,8 @@ fn cancel_and_timeout_kill_the_remote_process_tree() {
     wait_for(10, "the timed-out processes to go", || {
         remaining(&a, &b).is_empty().then_some(())
     });
-    let logs = home.run(&["logs", &id]).ok().stdout;
+    // The broker's note comes on the CLI's stderr: stdout is only what the command printed.
+    let logs = home.run(&["logs", &id]).ok().stderr;
     assert!(
         logs.contains("timed out"),
         "the log says why it ended: {logs}"

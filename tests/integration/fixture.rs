@@ -58,11 +58,81 @@ pub struct Sshd {
     opts: SshdOptions,
     child: Option<Child>,
     log: Arc<Mutex<String>>,
+    /// The throw-away login account, when the server is logged into as one.
+    account: Option<Account>,
+}
+
+/// A throw-away local account (needs root), removed on drop. Its home is a fresh directory with
+/// no rc files of this machine's root: a login there is like one on a plain server.
+pub struct Account {
+    pub name: String,
+    pub home: tempfile::TempDir,
+}
+
+impl Account {
+    /// Creates an account whose login shell is `shell` (`/bin/sh` is dash on Debian).
+    pub fn create(shell: &str) -> Self {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let name = format!("skt{}x{n}", std::process::id());
+        let home = tempfile::tempdir().expect("home dir");
+        let st = Command::new("useradd")
+            .args(["-p", "*", "-M", "-s", shell, "-d"])
+            .arg(home.path())
+            .arg(&name)
+            .status()
+            .expect("useradd");
+        assert!(st.success(), "useradd failed");
+        let _ = Command::new("chown").arg(&name).arg(home.path()).status();
+        Self { name, home }
+    }
+}
+
+impl Drop for Account {
+    fn drop(&mut self) {
+        // The account's leftover processes first, or userdel refuses.
+        let _ = Command::new("pkill")
+            .args(["-KILL", "-u", &self.name])
+            .status();
+        let _ = Command::new("userdel").arg(&self.name).status();
+    }
 }
 
 impl Sshd {
     pub fn start() -> Self {
         Self::start_with(SshdOptions::default())
+    }
+
+    /// An sshd logged into as a throw-away account whose login shell is `shell`, or `None`
+    /// when not root (accounts cannot be made then; CI runs as root).
+    pub fn start_as(shell: &str) -> Option<Self> {
+        if !is_root() {
+            eprintln!(
+                "skipped: needs root to create a throw-away {shell} account (CI runs as root)"
+            );
+            return None;
+        }
+        let mut s = Self::start();
+        s.login_as(Account::create(shell));
+        Some(s)
+    }
+
+    /// Makes `account` the login of this server (sshd reads its authorized_keys as that user).
+    pub fn login_as(&mut self, account: Account) {
+        std::fs::set_permissions(self.dir.path(), std::fs::Permissions::from_mode(0o755))
+            .expect("chmod");
+        std::fs::set_permissions(
+            self.authorized_keys(),
+            std::fs::Permissions::from_mode(0o644),
+        )
+        .expect("chmod");
+        self.user = account.name.clone();
+        self.account = Some(account);
+    }
+
+    /// The login account's home directory, when the server is logged into as one.
+    pub fn account_home(&self) -> Option<&Path> {
+        self.account.as_ref().map(|a| a.home.path())
     }
 
     pub fn start_with(opts: SshdOptions) -> Self {
@@ -79,6 +149,7 @@ impl Sshd {
             opts,
             child: None,
             log: Arc::default(),
+            account: None,
         };
         s.launch();
         s

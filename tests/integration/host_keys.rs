@@ -133,10 +133,18 @@ fn a_detached_command_on_a_rekeyed_server_says_so_and_does_not_hammer_it() {
         (home.status(&id)["state"] == "running").then_some(())
     });
     sshd.restart(true);
+    // The broker's note is an event of the command (and on the CLI's stderr), never its stdout.
     let logs = crate::fixture::wait_for(60, "the follower to report the refusal", || {
-        let l = home.run(&["logs", &id]).ok().stdout;
+        let l = home.status(&id)["events"].to_string();
         l.contains("[sshkeep] cannot reach").then_some(l)
     });
+    let view = home.run(&["logs", &id]).ok();
+    assert!(!view.stdout.contains("[sshkeep]"), "{}", view.stdout);
+    assert!(
+        view.stderr.contains("[sshkeep] cannot reach"),
+        "{}",
+        view.stderr
+    );
     assert!(
         logs.contains("HOST KEY CHANGED") && logs.contains("10 minutes"),
         "{logs}"

@@ -6,6 +6,7 @@ mod audit_log;
 mod commands;
 mod exec_and_keys;
 mod files;
+mod first_hour;
 mod fleet;
 mod host_keys;
 mod key_lifecycle;

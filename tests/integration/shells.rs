@@ -320,10 +320,11 @@ fn tmux_shells_are_re_adopted_after_the_broker_is_killed_or_stopped() {
         );
         assert_eq!(w["matched"], true, "the shell's state survived {how}: {w}");
     }
+    // The broker's notes come on the CLI's stderr (stdout is only what the shell printed).
     let logs = home
         .run(&["logs", &id, "--grep", "broker restarted"])
         .ok()
-        .stdout;
+        .stderr;
     assert_eq!(logs.lines().count(), 2, "{logs}");
     mcp.ok("ssh_shell", json!({"op": "close", "shellId": id}));
 }

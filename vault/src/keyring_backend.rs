@@ -33,7 +33,7 @@ fn entry(user: &str) -> Result<Entry, VaultError> {
 fn describe(e: KError) -> VaultError {
     let msg = match e {
         KError::NoEntry => return VaultError::KeyringEntryMissing,
-        KError::PlatformFailure(p) | KError::NoStorageAccess(p) => p.to_string(),
+        KError::PlatformFailure(p) | KError::NoStorageAccess(p) => plain_words(&p.to_string()),
         KError::BadEncoding(_) | KError::BadDataFormat(_, _) => {
             "the keyring entry is not in the expected format".to_string()
         }
@@ -44,6 +44,31 @@ fn describe(e: KError) -> VaultError {
         _ => "the keyring refused the request".to_string(),
     };
     VaultError::Keyring(msg)
+}
+
+/// Says what a Secret Service / D-Bus failure means, in words a user can act on, instead of
+/// passing D-Bus's own error text on.
+fn plain_words(raw: &str) -> String {
+    let r = raw.to_ascii_lowercase();
+    if r.contains("no result found") || r.contains("nosuchobject") || r.contains("no such object") {
+        "the Secret Service has no default keyring (collection) to store in; \
+         create one in your keyring manager (Seahorse: File > New > Password Keyring, set as default)"
+            .into()
+    } else if r.contains("/bus")
+        || r.contains("dbus_session_bus_address")
+        || r.contains("noserver")
+        || r.contains("no such file")
+        || r.contains("connection refused")
+    {
+        "no D-Bus session bus is reachable, so no Secret Service can answer".into()
+    } else if r.contains("serviceunknown") || r.contains("not provided by any") {
+        "no Secret Service (gnome-keyring, KeePassXC, ...) runs on the session bus".into()
+    } else if r.contains("locked") || r.contains("dismissed") || r.contains("prompt") {
+        "the keyring is locked and could not be unlocked (the prompt was dismissed or cannot show)"
+            .into()
+    } else {
+        "the Secret Service refused the request".into()
+    }
 }
 
 /// Whether an OS keyring answers right now. Never hangs on a machine with no session bus.

@@ -85,17 +85,35 @@ impl Vault {
         if Self::exists(dir) {
             return Err(VaultError::AlreadyInitialized(dir.to_path_buf()));
         }
+        let identity = age::x25519::Identity::generate();
+        let secret = SecretString::new(identity.to_string().expose_secret().to_owned());
+        let keyring_user = format!(
+            "vault-{}",
+            identity.to_public().to_string().get(4..20).unwrap_or("x")
+        );
+        // The keyring is tried by storing the identity there: a Secret Service can answer a
+        // probe and still refuse to store (no default collection), and auto then falls back.
         let (backend, notice) = match choice {
-            BackendChoice::Keyring => (Backend::Keyring, None),
+            BackendChoice::Keyring => {
+                keyring_backend::put(&keyring_user, &secret)?;
+                (Backend::Keyring, None)
+            }
             BackendChoice::Passphrase => (Backend::Passphrase, None),
-            BackendChoice::Auto => match keyring_backend::keyring_available() {
+            BackendChoice::Auto => match keyring_backend::keyring_available()
+                .and_then(|()| keyring_backend::put(&keyring_user, &secret))
+            {
                 Ok(()) => (Backend::Keyring, None),
-                Err(why) => (
-                    Backend::Passphrase,
-                    Some(format!(
-                        "no OS keyring is reachable ({why}); the vault uses the passphrase backend"
-                    )),
-                ),
+                Err(why) => {
+                    if pass.is_none() {
+                        return Err(VaultError::PassphraseRequired);
+                    }
+                    (
+                        Backend::Passphrase,
+                        Some(format!(
+                            "the OS keyring cannot keep the vault key ({why}); the vault uses the passphrase backend"
+                        )),
+                    )
+                }
             },
         };
         let pass = match (backend, pass) {
@@ -105,25 +123,24 @@ impl Vault {
             }
             (_, p) => p,
         };
-
-        let identity = age::x25519::Identity::generate();
-        let secret = SecretString::new(identity.to_string().expose_secret().to_owned());
         let meta = Meta {
             version: META_VERSION,
             backend,
             recipient: identity.to_public().to_string(),
-            keyring_user: format!(
-                "vault-{}",
-                identity.to_public().to_string().get(4..20).unwrap_or("x")
-            ),
+            keyring_user,
         };
-        ensure_dir(dir)?;
-        match (backend, pass) {
-            (Backend::Keyring, _) => keyring_backend::put(&meta.keyring_user, &secret)?,
+        let stored = ensure_dir(dir).and_then(|()| match (backend, pass) {
+            (Backend::Keyring, _) => Ok(()),
             (Backend::Passphrase, Some(p)) => {
-                write_private(&dir.join(WRAPPED_FILE), &passphrase::wrap(&secret, p)?)?
+                write_private(&dir.join(WRAPPED_FILE), &passphrase::wrap(&secret, p)?)
             }
-            (Backend::Passphrase, None) => return Err(VaultError::PassphraseRequired),
+            (Backend::Passphrase, None) => Err(VaultError::PassphraseRequired),
+        });
+        if let Err(e) = stored {
+            if backend == Backend::Keyring {
+                let _ = keyring_backend::delete(&meta.keyring_user);
+            }
+            return Err(e);
         }
         let json =
             serde_json::to_vec_pretty(&meta).map_err(|e| VaultError::Encrypt(e.to_string()))?;

@@ -8,7 +8,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::marker::MarkerFilter;
-use super::{Ending, Stop, kill_remote_group, stopped, wrap};
+use super::{Ending, Killed, Stop, kill_remote_group, stopped, until, wrap};
 use crate::broker::sessions::Session;
 use crate::broker::{Broker, fail::Fail};
 use crate::db::now_ms;
@@ -82,8 +82,13 @@ pub async fn run(mut job: Job) -> Ending {
         let mut exit_code = None;
         let mut signal = None;
         let mut stop = None;
+        let mut killed: Option<(i64, Killed)> = None;
+        // Once a stop was asked, the channel gets a few seconds to close; a server that stopped
+        // answering must not keep the command `running` (and its cancel waiting) for ever.
+        let mut drain_until: Option<Instant> = None;
         loop {
             tokio::select! {
+                _ = until(drain_until), if drain_until.is_some() => break,
                 msg = channel.wait() => match msg {
                     Some(ChannelMsg::Data { data }) => {
                         let out = marker.feed(STREAM_STDOUT, &data);
@@ -121,11 +126,12 @@ pub async fn run(mut job: Job) -> Ending {
                     match marker.pgid {
                         Some(pgid) => {
                             if let Ok(db) = job.broker.db() { let _ = db.command_remote(&job.id, Some(pgid), None); }
-                            kill_remote_group(&job.session, pgid).await;
+                            killed = Some((pgid, kill_remote_group(&job.session, pgid).await));
                         }
                         None => tracing::warn!(command = %job.id, "no process group reported; closing the channel only"),
                     }
                     let _ = channel.close().await;
+                    drain_until = Some(Instant::now() + std::time::Duration::from_secs(5));
                 }
             }
         }
@@ -142,7 +148,7 @@ pub async fn run(mut job: Job) -> Ending {
         // MaxSessions slots until the connection ends.
         let _ = channel.close().await;
         if let Some(s) = stop {
-            return Ending::stopped(s, marker.pgid);
+            return Ending::stopped(s, killed);
         }
         match (exit_code, signal) {
             (Some(0), _) => continue,

@@ -10,7 +10,7 @@ use russh::ChannelMsg;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::{Ending, Stop, kill_remote_group, stopped, wrap};
+use super::{Ending, Killed, Stop, kill_remote_group, stopped, until, wrap};
 use crate::broker::login::resolve;
 use crate::broker::sessions::{Session, SessionState, Sessions};
 use crate::broker::{Broker, Peer};
@@ -170,7 +170,7 @@ pub async fn run(mut job: Job) -> Ending {
         let session = match session_for(&mut job).await {
             Ok(s) => s,
             Err(stop) => {
-                let mut e = Ending::stopped(stop, job.pgid);
+                let mut e = Ending::stopped(stop, job.pgid.map(|p| (p, Killed::Unreachable)));
                 e.error = Some(format!(
                     "stopped while {} could not be reached: the job may still run there (spool ~/{})",
                     job.target,
@@ -213,8 +213,8 @@ pub async fn run(mut job: Job) -> Ending {
         let opened = tokio::select! {
             r = session.open_channel() => r,
             s = stopped(&mut job.stop, job.deadline) => {
-                kill_remote_group(&session, pgid).await;
-                return Ending::stopped(s, Some(pgid));
+                let k = kill_remote_group(&session, pgid).await;
+                return Ending::stopped(s, Some((pgid, k)));
             }
         };
         let (mut ch, _permit) = match opened {
@@ -235,8 +235,11 @@ pub async fn run(mut job: Job) -> Ending {
         let _ = ch.eof().await;
         let mut code = None;
         let mut stop = None;
+        let mut killed = Killed::Unreachable;
+        let mut drain_until: Option<Instant> = None;
         loop {
             tokio::select! {
+                _ = until(drain_until), if drain_until.is_some() => break,
                 msg = ch.wait() => match msg {
                     Some(ChannelMsg::Data { data }) => writer.data(&job.id, STREAM_STDOUT, data.to_vec()),
                     Some(ChannelMsg::ExtendedData { data, ext: 1 }) => writer.data(&job.id, STREAM_STDERR, data.to_vec()),
@@ -246,13 +249,15 @@ pub async fn run(mut job: Job) -> Ending {
                 },
                 s = stopped(&mut job.stop, job.deadline), if stop.is_none() => {
                     stop = Some(s);
-                    kill_remote_group(&session, pgid).await;
+                    killed = kill_remote_group(&session, pgid).await;
+                    // The follower ends once the group is gone; it gets a few seconds for that.
+                    drain_until = Some(Instant::now() + std::time::Duration::from_secs(5));
                 }
             }
         }
         let _ = ch.close().await;
         if let Some(s) = stop {
-            return Ending::stopped(s, Some(pgid));
+            return Ending::stopped(s, Some((pgid, killed)));
         }
         match code {
             Some(wrap::VANISHED) => {

@@ -3,7 +3,7 @@
 
 pub(crate) mod attached;
 mod detached;
-mod marker;
+pub(crate) mod marker;
 pub mod wrap;
 
 use std::collections::HashMap;
@@ -60,23 +60,43 @@ impl Ending {
         }
     }
 
-    pub(crate) fn stopped(s: Stop, pgid: Option<i64>) -> Self {
-        let killed = pgid
-            .map(|p| format!("; process group {p} was killed"))
-            .unwrap_or_default();
-        match s {
-            Stop::Cancel => Self {
-                state: CommandState::Cancelled,
-                error: Some(format!("cancelled on request{killed}")),
-                ..Default::default()
-            },
-            Stop::Timeout => Self {
-                state: CommandState::TimedOut,
-                error: Some(format!("timed out{killed}")),
-                ..Default::default()
-            },
+    /// A command stopped by `s`; `kill` is what became of its process group, when one was known.
+    pub(crate) fn stopped(s: Stop, kill: Option<(i64, Killed)>) -> Self {
+        let killed = match kill {
+            None => String::new(),
+            Some((p, Killed::Gone)) => format!("; process group {p} was killed"),
+            Some((p, Killed::Survived)) => format!(
+                "; process group {p} survived TERM and KILL on the server (look with `ps -g {p}` there)"
+            ),
+            Some((p, Killed::Unreachable)) => format!(
+                "; the server could not be reached to kill process group {p}: it may still run there"
+            ),
+        };
+        let state = match s {
+            Stop::Cancel => CommandState::Cancelled,
+            Stop::Timeout => CommandState::TimedOut,
+        };
+        let what = match s {
+            Stop::Cancel => "cancelled on request",
+            Stop::Timeout => "timed out",
+        };
+        Self {
+            state,
+            error: Some(format!("{what}{killed}")),
+            ..Default::default()
         }
     }
+}
+
+/// What became of a process group sshkeep was asked to kill.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Killed {
+    /// No process of the group is left.
+    Gone,
+    /// A process of the group was still there after TERM and KILL.
+    Survived,
+    /// The kill could not be run or did not report (connection down, server too slow).
+    Unreachable,
 }
 
 /// A running command's controls.
@@ -125,13 +145,15 @@ impl Registry {
     }
 }
 
-async fn stopped(stop: &mut watch::Receiver<Option<Stop>>, deadline: Option<Instant>) -> Stop {
-    async fn until(deadline: Option<Instant>) {
-        match deadline {
-            Some(d) => tokio::time::sleep_until(d).await,
-            None => std::future::pending().await,
-        }
+/// Sleeps until `deadline`; without one, never wakes.
+pub(crate) async fn until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
     }
+}
+
+async fn stopped(stop: &mut watch::Receiver<Option<Stop>>, deadline: Option<Instant>) -> Stop {
     // The watch borrow must not live across an await (it is not Send): copy the value out.
     let asked = async { stop.wait_for(|s| s.is_some()).await.ok().and_then(|s| *s) };
     let got = tokio::select! {
@@ -149,31 +171,44 @@ async fn stopped(stop: &mut watch::Receiver<Option<Stop>>, deadline: Option<Inst
 }
 
 /// Kills a remote process group on a channel of its own, outside the session's queue (a cancel
-/// must not wait behind the commands it competes with).
-async fn kill_remote_group(session: &Arc<Session>, pgid: i64) -> bool {
-    let Ok(Ok(handle)) = tokio::time::timeout(Duration::from_secs(10), session.wait_open()).await
-    else {
-        return false;
-    };
-    let Ok(mut ch) = handle.channel_open_session().await else {
-        return false;
-    };
-    if ch
-        .exec(true, wrap::kill_group(pgid).as_bytes())
-        .await
-        .is_err()
-    {
-        let _ = ch.close().await;
-        return false;
-    }
-    let _ = ch.eof().await;
-    while let Some(msg) = ch.wait().await {
-        if matches!(msg, ChannelMsg::Close) {
-            break;
+/// must not wait behind the commands it competes with), and reports whether the group is gone.
+/// Bounded in time: a cancel never hangs on a server that stopped answering.
+pub(crate) async fn kill_remote_group(session: &Arc<Session>, pgid: i64) -> Killed {
+    let run = async {
+        let handle = session.wait_open().await.ok()?;
+        let mut ch = handle.channel_open_session().await.ok()?;
+        if ch
+            .exec(true, wrap::kill_group(pgid).as_bytes())
+            .await
+            .is_err()
+        {
+            let _ = ch.close().await;
+            return None;
         }
-    }
-    let _ = ch.close().await;
-    true
+        let _ = ch.eof().await;
+        let mut out = Vec::new();
+        while let Some(msg) = ch.wait().await {
+            match msg {
+                ChannelMsg::Data { data } if out.len() < 4096 => out.extend_from_slice(&data),
+                ChannelMsg::Close => break,
+                _ => {}
+            }
+        }
+        let _ = ch.close().await;
+        let out = String::from_utf8_lossy(&out);
+        if out.contains(wrap::GROUP_GONE) {
+            Some(Killed::Gone)
+        } else if out.contains(wrap::GROUP_ALIVE) {
+            Some(Killed::Survived)
+        } else {
+            None
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), run)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or(Killed::Unreachable)
 }
 
 pub(crate) const MAX_COMMAND_BYTES: usize = 256 * 1024;
@@ -369,6 +404,7 @@ pub fn info(c: CommandRow) -> CommandInfo {
         },
         total_lines,
         bulk_id: c.bulk_id,
+        events: Vec::new(),
     }
 }
 
@@ -384,7 +420,26 @@ fn row(broker: &Broker, id: &str) -> Result<CommandRow, Fail> {
 pub fn status(broker: &Broker, id: &str) -> Result<Response, Fail> {
     let mut i = info(row(broker, id)?);
     i.total_lines = total_lines(broker, id).unwrap_or(i.total_lines);
+    i.events = events(broker, id);
     Ok(Response::Command(i))
+}
+
+/// The broker's own notes on a command (its marker lines), oldest first, at most the last 50.
+fn events(broker: &Broker, id: &str) -> Vec<String> {
+    let Ok(conn) = broker.log_reader.lock() else {
+        return Vec::new();
+    };
+    let sql = format!(
+        "SELECT text FROM (SELECT n, text FROM log_lines WHERE command_id = ?1 AND stream = {} \
+         ORDER BY n DESC LIMIT 50) ORDER BY n",
+        crate::logs::STREAM_MARKER
+    );
+    let Ok(mut st) = conn.prepare(&sql) else {
+        return Vec::new();
+    };
+    st.query_map([id], |r| r.get::<_, String>(0))
+        .map(|rows| rows.flatten().collect())
+        .unwrap_or_default()
 }
 
 fn total_lines(broker: &Broker, id: &str) -> Option<u64> {

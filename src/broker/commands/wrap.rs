@@ -49,11 +49,19 @@ pub fn attached(command: &str, opts: &RunOptions) -> Result<String, String> {
     ))
 }
 
-/// Kills a process group: TERM, up to 2 s for it to go, then KILL.
+/// What [`kill_group`] prints last when the group is gone.
+pub const GROUP_GONE: &str = "sshkeep-group-gone";
+/// What [`kill_group`] prints last when the group survived TERM and KILL.
+pub const GROUP_ALIVE: &str = "sshkeep-group-alive";
+
+/// Kills a process group: TERM, up to 2 s for it to go, then KILL, then reports whether the
+/// group is gone. The signal is written as `-TERM -PGID` with no `--`: dash's `kill` builtin
+/// (Debian's `/bin/sh`) rejects `--` and `-s NAME` before a negative id, bash and zsh take both.
 pub fn kill_group(pgid: i64) -> String {
     format!(
-        "kill -TERM -- -{pgid} 2>/dev/null; i=0; while kill -0 -- -{pgid} 2>/dev/null && [ $i -lt 20 ]; do sleep 0.1; i=$((i+1)); done; \
-         kill -KILL -- -{pgid} 2>/dev/null; true"
+        "kill -TERM -{pgid} 2>/dev/null; i=0; while kill -0 -{pgid} 2>/dev/null && [ $i -lt 20 ]; do sleep 0.1; i=$((i+1)); done; \
+         if kill -0 -{pgid} 2>/dev/null; then kill -KILL -{pgid} 2>/dev/null; sleep 0.2; fi; \
+         if kill -0 -{pgid} 2>/dev/null; then echo {GROUP_ALIVE}; else echo {GROUP_GONE}; fi"
     )
 }
 

@@ -43,6 +43,7 @@ pub async fn attach(
             let _ = write_frame(&mut tx, &exit(shell.info().exit_code)).await;
             return;
         }
+        // Ends true when tmux was detached (the viewer detaches with it), false otherwise.
         let output = async {
             loop {
                 match raw.recv().await {
@@ -53,6 +54,10 @@ pub async fn attach(
                     }
                     Ok(Out::End(code)) => {
                         let _ = write_frame(&mut tx, &exit(code)).await;
+                        return false;
+                    }
+                    Ok(Out::Detached) => {
+                        let _ = write_frame(&mut tx, &Response::Detached { shell_id: shell.id.clone() }).await;
                         return true;
                     }
                     Err(RecvError::Lagged(_)) => {
@@ -62,7 +67,7 @@ pub async fn attach(
                             return false;
                         }
                     }
-                    Err(RecvError::Closed) => return true,
+                    Err(RecvError::Closed) => return false,
                 }
             }
         };
@@ -84,7 +89,7 @@ pub async fn attach(
             }
         };
         tokio::select! {
-            _ = output => {}
+            d = output => detached = d,
             asked = input => {
                 detached = asked;
                 if asked {
@@ -106,5 +111,6 @@ fn exit(code: Option<u32>) -> Response {
         status: code.map(|c| c as i32).unwrap_or(0),
         exit_code: code,
         signal: None,
+        note: None,
     }
 }

@@ -21,6 +21,8 @@ enum Ended {
     Closed,
     /// The connection dropped.
     Lost,
+    /// Someone detached tmux's client (`C-b d`): the tmux session goes on.
+    Detached,
 }
 
 pub async fn run(
@@ -125,7 +127,26 @@ pub async fn run(
             }
         };
         let _ = ch.close().await;
+        // tmux's own detach key ends its client with status 0 while the session lives on: the
+        // shell is still there, so it must stay attachable rather than count as exited.
+        let ended = match ended {
+            Ended::Exited(Some(0)) if shell.persistent && tmux_lives(&shell).await => {
+                Ended::Detached
+            }
+            other => other,
+        };
         match ended {
+            Ended::Detached => {
+                let _ = shell.out(|o| o.raw.send(Out::Detached));
+                shell.bump();
+                writer.marker(
+                    &shell.log_id,
+                    "[sshkeep] tmux was detached; the shell goes on (re-attach with `sshkeep shell --attach`)",
+                );
+                // The broker's own view re-attaches (so reads and agents go on); a pause keeps a
+                // session that refuses clients from spinning.
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            }
             Ended::Exited(code) => {
                 shell.facts(|f| {
                     f.state = "exited";
@@ -181,4 +202,10 @@ pub async fn run(
         );
     }
     tracing::debug!(shell = %shell.id, state, "shell ended");
+}
+
+/// Whether the shell's tmux session still exists on the server.
+async fn tmux_lives(shell: &Shell) -> bool {
+    let check = format!("tmux has-session -t {}", tmux_name(&shell.id));
+    matches!(probe(&shell.session, &check).await, Some((0, _)))
 }

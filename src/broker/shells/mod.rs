@@ -612,7 +612,7 @@ pub async fn signal(broker: &Broker, id: &str, name: &str) -> Result<Response, F
         let name = format!("{s:?}");
         // The pane's terminal foreground process group gets the signal, as ctrl-c would.
         let script = format!(
-            "p=$(tmux display-message -p -t {} '#{{pane_pid}}') && g=$(ps -o tpgid= -p \"$p\" | tr -d ' ') && kill -s {name} -- -\"$g\"",
+            "p=$(tmux display-message -p -t {} '#{{pane_pid}}') && g=$(ps -o tpgid= -p \"$p\" | tr -d ' ') && kill -{name} -\"$g\"",
             tmux_name(&shell.id)
         );
         match probe(&shell.session, &script).await {

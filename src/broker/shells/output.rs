@@ -63,6 +63,8 @@ impl Stripper {
 pub enum Out {
     Data(Arc<Vec<u8>>),
     End(Option<u32>),
+    /// tmux's client was detached: attached terminals detach too; the shell goes on.
+    Detached,
 }
 
 /// The output state of one shell.
