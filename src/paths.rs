@@ -91,6 +91,15 @@ impl Paths {
         self.state.join("vault")
     }
 
+    /// The asciicast recording of shell `id` (`state/recordings/ID.cast`), or `None` for an id
+    /// that is not a plain shell id (no path is ever built from other text).
+    pub fn recording(&self, id: &str) -> Option<PathBuf> {
+        let plain = !id.is_empty()
+            && id.len() <= 64
+            && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+        plain.then(|| self.state.join("recordings").join(format!("{id}.cast")))
+    }
+
     /// Where a broker started in the background writes its log.
     pub fn broker_log(&self) -> PathBuf {
         self.state.join("broker.log")

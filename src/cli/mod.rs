@@ -15,6 +15,7 @@ mod output;
 mod prompt;
 mod run_cmd;
 mod session_cmd;
+mod setup_cmd;
 mod shell_cmd;
 mod vault_cmd;
 
@@ -109,6 +110,16 @@ enum Command {
         #[command(subcommand)]
         action: Option<config_cmd::ConfigCmd>,
     },
+    /// Print a shell completion script: `source <(sshkeep completion bash)`.
+    Completion {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff): `sshkeep man > ~/.local/share/man/man1/sshkeep.1`.
+    Man,
+    /// Run the broker as a systemd user service.
+    #[command(subcommand)]
+    Service(setup_cmd::ServiceCmd),
 }
 
 /// Entry point of the binary: prints errors with their causes and picks the exit code.
@@ -193,6 +204,9 @@ async fn run(cli: Cli) -> Result<u8> {
         Command::Sftp(c) => cp_cmd::sftp(&ctx, c).await,
         Command::File(c) => file_cmd::run(&ctx, c).await,
         Command::Config { action } => config_cmd::run(&ctx, action).await,
+        Command::Completion { shell } => setup_cmd::completion(shell),
+        Command::Man => setup_cmd::man(),
+        Command::Service(c) => setup_cmd::service(&ctx, c).await,
         Command::Mcp { minimal, roots } => crate::mcp::serve(ctx.paths.clone(), minimal, roots)
             .await
             .map(|_| 0),

@@ -36,9 +36,29 @@ pub struct ShellArgs {
     /// End a shell.
     #[arg(long, value_name = "SHELL_ID", conflicts_with = "target")]
     close: Option<String>,
+    /// Print a shell's recording (asciicast v2: `sshkeep shell --export ID > s.cast`, then
+    /// `asciinema play s.cast`). Typed input is in `i` events, each change of typist (agent or
+    /// person) an `m` marker.
+    #[arg(long, value_name = "SHELL_ID", conflicts_with_all = ["target", "list", "close", "attach"])]
+    export: Option<String>,
 }
 
 pub async fn run(ctx: &Ctx, a: ShellArgs) -> Result<u8> {
+    if let Some(id) = a.export {
+        let path = ctx
+            .paths
+            .recording(&id)
+            .with_context(|| format!("{id:?} is not a shell id (see `sshkeep shell --list`)"))?;
+        let mut f = std::fs::File::open(&path).with_context(|| {
+            format!(
+                "no recording of shell {id} at {} (see `sshkeep shell --list`)",
+                path.display()
+            )
+        })?;
+        std::io::copy(&mut f, &mut std::io::stdout().lock())
+            .context("cannot write the recording")?;
+        return Ok(0);
+    }
     let mut c = ctx.client().await?;
     if a.list {
         let Response::Shells { shells } = c.request(&Request::ShellList).await? else {

@@ -13,6 +13,7 @@ mod key_lifecycle;
 mod keyring_backend;
 mod mcp;
 mod mcp_fleet;
+mod packaging;
 mod shells;
 mod socket;
 mod survival;

@@ -76,7 +76,7 @@ pub async fn attach(
                 match read_frame::<Request, _>(&mut rx).await {
                     Ok(Request::AttachInput { data }) => {
                         if let Ok(bytes) = B64.decode(data) {
-                            let _ = shell.type_bytes(bytes);
+                            let _ = shell.type_bytes(super::recording::Typist::Person, bytes);
                         }
                     }
                     Ok(Request::AttachResize { cols, rows }) => {

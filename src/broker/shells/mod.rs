@@ -8,6 +8,7 @@ mod attach;
 mod driver;
 mod keys;
 mod output;
+mod recording;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -19,6 +20,7 @@ use tokio::sync::{mpsc, watch};
 pub use attach::attach;
 
 use self::output::Output;
+use self::recording::{Recording, Typist};
 use super::fail::Fail;
 pub(crate) use super::remote_script::probe;
 use super::sessions::Session;
@@ -96,10 +98,19 @@ impl Shell {
                 input_cursor: 0,
                 attached: 0,
             }),
-            out: Mutex::new(Output::new(rows, cols)),
+            out: Mutex::new(Output::new(
+                rows,
+                cols,
+                Recording::of(None, (cols, rows), "", ""),
+            )),
             changed: watch::channel(0).0,
         });
         (shell, rx)
+    }
+
+    /// Records the shell from now on (see [`recording`]).
+    fn record_to(&self, recording: Recording) {
+        self.out(|o| o.recording = recording);
     }
 
     fn facts<T>(&self, f: impl FnOnce(&mut Facts) -> T) -> T {
@@ -160,8 +171,11 @@ impl Shell {
     }
 
     /// Sends keystrokes and remembers where the output stood.
-    pub fn type_bytes(&self, bytes: Vec<u8>) -> Result<u64, Fail> {
-        let cursor = self.out(|o| o.cursor());
+    pub fn type_bytes(&self, by: Typist, bytes: Vec<u8>) -> Result<u64, Fail> {
+        let cursor = self.out(|o| {
+            o.recording.input(by, &bytes);
+            o.cursor()
+        });
         self.send(Input::Data(bytes))?;
         self.facts(|f| f.input_cursor = cursor);
         Ok(cursor)
@@ -344,13 +358,26 @@ pub async fn open(broker: &Arc<Broker>, peer: &Peer, spec: ShellSpec) -> Result<
         db.mark_shell(&id, &terminal.to_string())
             .map_err(Fail::internal)?;
     }
+    let cast = broker.paths.recording(&id);
     broker.audit(
         peer,
         "shell_open",
         session.resolved.key.as_deref(),
         conn_name.as_deref(),
-        format!("shell {id} on {}", session.label),
+        format!(
+            "shell {id} on {}; recording {}",
+            session.label,
+            cast.as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|| "none".into())
+        ),
     )?;
+    let recording = Recording::of(
+        cast,
+        (spec.cols, spec.rows),
+        &spec.term,
+        &format!("sshkeep shell {id} on {}", session.label),
+    );
     let (shell, rx) = Shell::new(
         id,
         spec.target,
@@ -360,6 +387,7 @@ pub async fn open(broker: &Arc<Broker>, peer: &Peer, spec: ShellSpec) -> Result<
         (persistent, persistence),
         "opening",
     );
+    shell.record_to(recording);
     broker.shells.insert(shell.clone());
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
     tokio::spawn(driver::run(broker.clone(), shell.clone(), rx, ready_tx));
@@ -444,6 +472,12 @@ async fn adopt(broker: Arc<Broker>, row: crate::db::CommandRow, terminal: String
         Some((0, _)) => {}
         _ => return end("the shell's tmux session ended while the broker was away".into()),
     }
+    let recording = Recording::of(
+        broker.paths.recording(&row.id),
+        (t.cols, t.rows),
+        &t.term,
+        &format!("sshkeep shell {} on {}", row.id, session.label),
+    );
     let (shell, rx) = Shell::new(
         row.id.clone(),
         row.target.clone(),
@@ -456,6 +490,7 @@ async fn adopt(broker: Arc<Broker>, row: crate::db::CommandRow, terminal: String
         ),
         "reconnecting",
     );
+    shell.record_to(recording);
     shell.facts(|f| f.reconnects = 1);
     broker.log_writer.marker(
         &shell.log_id,
@@ -480,7 +515,7 @@ pub fn send_text(broker: &Broker, id: &str, text: &str, enter: bool) -> Result<R
     if enter {
         bytes.push(b'\r');
     }
-    shell.type_bytes(bytes)?;
+    shell.type_bytes(Typist::Agent, bytes)?;
     Ok(Response::Shell(shell.info()))
 }
 
@@ -494,7 +529,7 @@ pub fn key(broker: &Broker, id: &str, name: &str) -> Result<Response, Fail> {
             format!("unknown key {name:?}; keys: {}", keys::NAMES),
         )
     })?;
-    shell.type_bytes(bytes)?;
+    shell.type_bytes(Typist::Agent, bytes)?;
     Ok(Response::Shell(shell.info()))
 }
 

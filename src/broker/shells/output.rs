@@ -6,6 +6,8 @@ use std::sync::Arc;
 
 use tokio::sync::broadcast;
 
+use super::recording::Recording;
+
 /// Stripped output kept in memory for `read` and `wait` (older output is in the log store).
 const KEEP: usize = 1024 * 1024;
 
@@ -75,21 +77,25 @@ pub struct Output {
     buf: Vec<u8>,
     start: u64,
     pub raw: broadcast::Sender<Out>,
+    /// Everything shown and typed, as an asciicast file.
+    pub recording: Recording,
 }
 
 impl Output {
-    pub fn new(rows: u16, cols: u16) -> Self {
+    pub fn new(rows: u16, cols: u16, recording: Recording) -> Self {
         Self {
             parser: vt100::Parser::new(rows, cols, 0),
             stripper: Stripper::default(),
             buf: Vec::new(),
             start: 0,
             raw: broadcast::channel(1024).0,
+            recording,
         }
     }
 
     /// Takes raw output; returns its stripped form (for the log store).
     pub fn feed(&mut self, data: &[u8]) -> Vec<u8> {
+        self.recording.output(data);
         self.parser.process(data);
         let mut text = Vec::with_capacity(data.len());
         self.stripper.feed(data, &mut text);
@@ -144,6 +150,7 @@ impl Output {
     }
 
     pub fn resize(&mut self, rows: u16, cols: u16) {
+        self.recording.resize(cols, rows);
         self.parser.screen_mut().set_size(rows, cols);
     }
 }
@@ -166,7 +173,7 @@ mod tests {
 
     #[test]
     fn reads_since_a_cursor_and_renders_the_screen() {
-        let mut o = Output::new(5, 20);
+        let mut o = Output::new(5, 20, Recording::of(None, (20, 5), "xterm", "t"));
         o.feed(b"hello\r\n");
         let c = o.cursor();
         o.feed("wörld \x1b[31mred\x1b[0m".as_bytes());
