@@ -14,5 +14,6 @@ pub mod paths;
 pub mod protocol;
 pub mod settings;
 pub mod ssh;
+pub mod ssh_config;
 pub mod system;
 pub mod target;

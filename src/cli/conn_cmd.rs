@@ -59,6 +59,9 @@ pub enum ConnCmd {
         #[arg(long)]
         key: Option<String>,
     },
+    /// Save one connection per Host of your ~/.ssh/config (keys into the vault, pins from
+    /// known_hosts), and report what was imported and skipped.
+    Import(super::import_cmd::ImportArgs),
     /// Pin a host key: the fingerprint given, or the one the server presents now (check it first).
     Trust {
         name: String,
@@ -123,6 +126,7 @@ pub async fn run(ctx: &Ctx, cmd: ConnCmd) -> Result<u8> {
         ConnCmd::Trust { name, fingerprint } => {
             c.request(&Request::ConnTrust { name, fingerprint }).await?
         }
+        ConnCmd::Import(a) => return super::import_cmd::run(ctx, &mut c, a).await,
     };
     match reply {
         Response::Conn(ci) if ctx.json => output::json(&ci)?,

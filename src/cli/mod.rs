@@ -10,6 +10,7 @@ mod conn_cmd;
 mod cp_cmd;
 mod exec_cmd;
 mod file_cmd;
+mod import_cmd;
 mod key_cmd;
 mod output;
 mod prompt;

@@ -16,5 +16,6 @@ mod mcp_fleet;
 mod packaging;
 mod shells;
 mod socket;
+mod ssh_config_import;
 mod survival;
 mod vault_unlock;

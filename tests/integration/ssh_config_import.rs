@@ -1,0 +1,112 @@
+//! `sshkeep conn import` against a real ~/.ssh/config: aliases, Include, wildcard defaults, an
+//! encrypted IdentityFile, a hashed known_hosts entry and a ProxyJump host.
+
+use std::process::Command;
+
+use crate::fixture::{Home, Sshd, keygen};
+
+#[test]
+fn an_ssh_config_is_imported_with_keys_pins_and_a_report() {
+    let sshd = Sshd::start();
+    let home = Home::with_vault();
+    let ssh = home.user_home().join(".ssh");
+    std::fs::create_dir_all(ssh.join("config.d")).expect("mkdir");
+    keygen(
+        &ssh.join("id_test"),
+        "ed25519",
+        "key pass phrase",
+        "imported",
+    );
+    sshd.authorize(&std::fs::read_to_string(ssh.join("id_test.pub")).expect("pub"));
+    // known_hosts holds the server's key, hashed as `ssh-keygen -H` leaves it.
+    let host_pub = std::fs::read_to_string(sshd.dir.path().join("host_ed25519.pub")).expect("hk");
+    let kh = ssh.join("known_hosts");
+    std::fs::write(
+        &kh,
+        format!("[127.0.0.1]:{} {}", sshd.port, host_pub.trim()),
+    )
+    .expect("kh");
+    let st = Command::new("ssh-keygen")
+        .arg("-H")
+        .arg("-f")
+        .arg(&kh)
+        .output()
+        .expect("ssh-keygen -H");
+    assert!(st.status.success());
+    assert!(std::fs::read_to_string(&kh).expect("kh").starts_with("|1|"));
+    std::fs::write(
+        ssh.join("config"),
+        format!(
+            "Include config.d/*\n\
+             Host web\n  HostName 127.0.0.1\n\
+             Host behind\n  HostName 10.9.9.9\n  ProxyJump web\n\
+             Host *\n  User {user}\n  Port {port}\n  IdentityFile ~/.ssh/id_test\n  ServerAliveInterval 15\n  ForwardAgent yes\n",
+            user = sshd.user,
+            port = sshd.port
+        ),
+    )
+    .expect("config");
+    std::fs::write(
+        ssh.join("config.d/db"),
+        "Host db\n  HostName 127.0.0.1\n  StrictHostKeyChecking yes\n",
+    )
+    .expect("include");
+    let pass = home.dir.path().join("key-pass");
+    std::fs::write(&pass, "key pass phrase\n").expect("pass");
+    let pass = pass.display().to_string();
+
+    // A dry run says what would happen and changes nothing.
+    let r = home.run(&["conn", "import", "--dry-run", "--json"]);
+    let dry = r.json();
+    assert_eq!(dry["hosts"].as_array().map(Vec::len), Some(3), "{dry}");
+    assert!(
+        home.run(&["conn", "list", "--json"])
+            .ok()
+            .json()
+            .as_array()
+            .is_some_and(Vec::is_empty)
+    );
+
+    let r = home.run(&["conn", "import", "--passphrase-file", &pass, "--json"]);
+    assert_eq!(r.code, 1, "a skipped host makes the status 1: {}", r.stdout);
+    let report = r.json();
+    let row = |alias: &str| {
+        report["hosts"]
+            .as_array()
+            .expect("hosts")
+            .iter()
+            .find(|h| h["alias"] == alias)
+            .unwrap_or_else(|| panic!("{alias} in {report}"))
+            .clone()
+    };
+    let web = row("web");
+    assert_eq!(web["result"], "imported", "{web}");
+    assert_eq!(web["key"], "id_test");
+    assert_eq!(web["pin"], "known_hosts", "{web}");
+    assert!(web["notes"].to_string().contains("forwardagent"), "{web}");
+    let db = row("db");
+    assert_eq!(db["result"], "imported", "{db}");
+    let behind = row("behind");
+    assert_eq!(behind["result"], "skipped");
+    assert!(
+        behind["notes"].to_string().contains("ProxyJump"),
+        "{behind}"
+    );
+
+    // The key is in the vault now; logins never read the file again.
+    std::fs::remove_file(ssh.join("id_test")).expect("rm key");
+    let r = home.run(&["exec", "web", "--", "echo", "via-alias"]).ok();
+    assert_eq!(r.stdout, "via-alias\n");
+    // db is strict: it logs in only because known_hosts' key was pinned.
+    home.run(&["exec", "db", "true"]).ok();
+    let show = home.run(&["conn", "show", "web", "--json"]).ok().json();
+    assert_eq!(show["keepalive_interval"], 15, "{show}");
+    assert!(show["pinned_host_key"].as_str().is_some(), "{show}");
+
+    // Importing again leaves saved connections alone unless asked.
+    let again = home.run(&["conn", "import", "web", "--json"]).json();
+    assert_eq!(again["hosts"][0]["result"], "skipped", "{again}");
+    let human = home.run(&["conn", "import", "web", "--replace"]);
+    assert_eq!(human.code, 0, "{} {}", human.stdout, human.stderr);
+    assert!(human.stdout.contains("replaced"), "{}", human.stdout);
+}
