@@ -7,8 +7,8 @@ use tokio::io::AsyncWrite;
 
 use super::fail::Fail;
 use super::{
-    Broker, Peer, bulk, bulk_conn, command_ops, commands, conn_ops, exec, fleet_audit, key_ops,
-    rotation, sftp, shells, vault_ops,
+    Broker, Peer, bulk, bulk_conn, command_ops, commands, conn_ops, exec, fleet_audit, forwards,
+    key_ops, rotation, sftp, shells, vault_ops,
 };
 use crate::frame::{FrameError, read_frame, write_frame};
 use crate::protocol::{ErrorCode, PROTOCOL_VERSION, Request, Response};
@@ -275,6 +275,11 @@ async fn dispatch(broker: &Arc<Broker>, peer: &Peer, req: Request) -> Result<Res
             shells: broker.shells.list(),
         }),
         Request::ShellClose { shell_id } => shells::close(broker, peer, &shell_id).await,
+        Request::ForwardOpen(spec) => forwards::open(broker, peer, spec).await,
+        Request::ForwardList => Ok(Response::Forwards {
+            forwards: broker.forwards.list(),
+        }),
+        Request::ForwardClose { forward_id } => forwards::close(broker, peer, &forward_id),
         Request::AttachInput { .. } | Request::AttachResize { .. } | Request::AttachDetach => {
             Err(Fail::new(
                 ErrorCode::BadRequest,

@@ -12,6 +12,7 @@ mod exec;
 mod fail;
 mod fleet_audit;
 mod fleet_checks;
+mod forwards;
 mod gate;
 mod key_ops;
 mod listener;

@@ -28,6 +28,7 @@ pub struct Broker {
     pub vault: Mutex<Option<Vault>>,
     pub sessions: Sessions,
     pub shells: super::shells::Shells,
+    pub forwards: super::forwards::Forwards,
     pub running: Registry,
     /// Per-server handshake limits for fleet runs.
     pub handshakes: HandshakeLimits,
@@ -72,6 +73,7 @@ impl Broker {
             vault: Mutex::new(vault),
             sessions: Sessions::default(),
             shells: Default::default(),
+            forwards: Default::default(),
             running: Registry::default(),
             handshakes: HandshakeLimits::default(),
             log_writer,

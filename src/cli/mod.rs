@@ -10,6 +10,7 @@ mod conn_cmd;
 mod cp_cmd;
 mod exec_cmd;
 mod file_cmd;
+mod forward_cmd;
 mod import_cmd;
 mod key_cmd;
 mod output;
@@ -111,6 +112,9 @@ enum Command {
         #[command(subcommand)]
         action: Option<config_cmd::ConfigCmd>,
     },
+    /// Port forwarding held by the broker: `forward web1 -L 5432:db:5432`, `-D 1080`, `list`,
+    /// `close ID`.
+    Forward(forward_cmd::ForwardArgs),
     /// Print a shell completion script: `source <(sshkeep completion bash)`.
     Completion {
         #[arg(value_enum)]
@@ -205,6 +209,7 @@ async fn run(cli: Cli) -> Result<u8> {
         Command::Sftp(c) => cp_cmd::sftp(&ctx, c).await,
         Command::File(c) => file_cmd::run(&ctx, c).await,
         Command::Config { action } => config_cmd::run(&ctx, action).await,
+        Command::Forward(a) => forward_cmd::run(&ctx, a).await,
         Command::Completion { shell } => setup_cmd::completion(shell),
         Command::Man => setup_cmd::man(),
         Command::Service(c) => setup_cmd::service(&ctx, c).await,

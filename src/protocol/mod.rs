@@ -269,6 +269,12 @@ pub enum Request {
     ShellClose {
         shell_id: String,
     },
+    /// Start a port forward held by the broker.
+    ForwardOpen(ForwardSpec),
+    ForwardList,
+    ForwardClose {
+        forward_id: String,
+    },
     /// Attach this connection to a shell as its terminal; `close_on_detach` ends the shell when
     /// this client goes away.
     ShellAttach {
@@ -407,6 +413,10 @@ pub enum Response {
     Shell(ShellInfo),
     Shells {
         shells: Vec<ShellInfo>,
+    },
+    Forward(ForwardInfo),
+    Forwards {
+        forwards: Vec<ForwardInfo>,
     },
     ShellOutput(ShellOutput),
     /// An attached client left; the shell goes on.

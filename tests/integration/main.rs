@@ -8,6 +8,7 @@ mod exec_and_keys;
 mod files;
 mod first_hour;
 mod fleet;
+mod forwards;
 mod host_keys;
 mod key_lifecycle;
 mod keyring_backend;

@@ -1,0 +1,187 @@
+//! `sshkeep forward CONN -L [bind:]port:host:hostport | -D [bind:]port`, `forward list`,
+//! `forward close ID`: port forwards held by the broker (they outlive this command).
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand};
+
+use super::{Ctx, output};
+use crate::protocol::{ForwardInfo, ForwardKind, ForwardSpec, Request, Response};
+
+#[derive(Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct ForwardArgs {
+    #[command(subcommand)]
+    action: Option<ForwardAction>,
+    /// A saved connection or user@host[:port].
+    target: Option<String>,
+    /// Local forward, as `ssh -L`: [bind_address:]port:host:hostport.
+    #[arg(short = 'L', value_name = "SPEC", conflicts_with = "dynamic")]
+    local: Option<String>,
+    /// SOCKS5 proxy, as `ssh -D`: [bind_address:]port.
+    #[arg(short = 'D', value_name = "SPEC")]
+    dynamic: Option<String>,
+    /// Log in with this key instead of the linked one.
+    #[arg(long)]
+    key: Option<String>,
+    /// Allow a bind address other machines can reach (0.0.0.0, a LAN address).
+    #[arg(long)]
+    allow_public: bool,
+}
+
+#[derive(Subcommand, Debug)]
+enum ForwardAction {
+    /// The forwards the broker holds.
+    List,
+    /// Stop a forward.
+    Close { forward_id: String },
+}
+
+/// Splits `[bind:]f1:f2...` into the bind address (default 127.0.0.1) and `fields` fields;
+/// any part may be a bracketed IPv6 address, as with ssh.
+fn split_bind(spec: &str, fields: usize) -> Result<(String, Vec<String>)> {
+    let mut parts = Vec::new();
+    let mut rest = spec;
+    loop {
+        let (part, tail) = match rest.strip_prefix('[') {
+            Some(r) => {
+                let (h, tail) = r
+                    .split_once(']')
+                    .with_context(|| format!("{spec:?}: unclosed ["))?;
+                (h, tail)
+            }
+            None => match rest.find(':') {
+                Some(i) => (&rest[..i], &rest[i..]),
+                None => (rest, ""),
+            },
+        };
+        parts.push(part.to_string());
+        match tail.strip_prefix(':') {
+            Some(t) => rest = t,
+            None if tail.is_empty() => break,
+            None => bail!("{spec:?}: expected `:` after {part:?}"),
+        }
+    }
+    let (bind, fields_given) = if parts.len() == fields + 1 {
+        (parts.remove(0), parts)
+    } else if parts.len() == fields {
+        ("127.0.0.1".to_string(), parts)
+    } else {
+        bail!("{spec:?} does not have the form the option takes");
+    };
+    let bind = match bind.as_str() {
+        "" | "localhost" => "127.0.0.1".to_string(),
+        "*" => "0.0.0.0".to_string(),
+        b => b.to_string(),
+    };
+    Ok((bind, fields_given))
+}
+
+fn port(s: &str) -> Result<u16> {
+    s.parse()
+        .with_context(|| format!("{s:?} is not a port number"))
+}
+
+pub async fn run(ctx: &Ctx, a: ForwardArgs) -> Result<u8> {
+    let mut c = ctx.client().await?;
+    let reply = match (a.action, a.target) {
+        (Some(ForwardAction::List), _) => c.request(&Request::ForwardList).await?,
+        (Some(ForwardAction::Close { forward_id }), _) => {
+            c.request(&Request::ForwardClose { forward_id }).await?
+        }
+        (None, None) => bail!("give a connection and -L or -D, or `forward list`"),
+        (None, Some(target)) => {
+            let spec = match (a.local, a.dynamic) {
+                (Some(l), None) => {
+                    let (bind, f) = split_bind(&l, 3)?;
+                    ForwardSpec {
+                        target,
+                        key: a.key,
+                        kind: ForwardKind::Local,
+                        bind_address: bind,
+                        bind_port: port(&f[0])?,
+                        host: Some(f[1].clone()),
+                        host_port: Some(port(&f[2])?),
+                        allow_public: a.allow_public,
+                    }
+                }
+                (None, Some(d)) => {
+                    let (bind, f) = split_bind(&d, 1)?;
+                    ForwardSpec {
+                        target,
+                        key: a.key,
+                        kind: ForwardKind::Dynamic,
+                        bind_address: bind,
+                        bind_port: port(&f[0])?,
+                        host: None,
+                        host_port: None,
+                        allow_public: a.allow_public,
+                    }
+                }
+                _ => bail!("give -L [bind:]port:host:hostport or -D [bind:]port"),
+            };
+            c.request(&Request::ForwardOpen(spec)).await?
+        }
+    };
+    match reply {
+        Response::Forward(f) if ctx.json => output::json(&f)?,
+        Response::Forward(f) => println!("{} {}", f.forward_id, describe(&f)),
+        Response::Forwards { forwards } if ctx.json => output::json(&forwards)?,
+        Response::Forwards { forwards } => {
+            let rows: Vec<Vec<String>> = forwards
+                .iter()
+                .map(|f| {
+                    vec![
+                        f.forward_id.clone(),
+                        describe(f),
+                        format!("{} now, {} in all", f.active, f.total),
+                    ]
+                })
+                .collect();
+            output::table(&["FORWARD", "WHAT", "CONNECTIONS"], &rows);
+        }
+        other => bail!("unexpected reply: {other:?}"),
+    }
+    Ok(0)
+}
+
+fn describe(f: &ForwardInfo) -> String {
+    let bind = if f.bind_address.contains(':') {
+        format!("[{}]:{}", f.bind_address, f.bind_port)
+    } else {
+        format!("{}:{}", f.bind_address, f.bind_port)
+    };
+    match f.kind {
+        ForwardKind::Local => format!(
+            "-L {bind} -> {}:{} via {}",
+            f.host.as_deref().unwrap_or_default(),
+            f.host_port.unwrap_or(0),
+            f.target
+        ),
+        ForwardKind::Dynamic => format!("-D {bind} (SOCKS5) via {}", f.target),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forward_specs_parse_like_ssh() {
+        let (b, f) = split_bind("8080:db.internal:5432", 3).expect("parse");
+        assert_eq!(
+            (b.as_str(), f.as_slice()),
+            (
+                "127.0.0.1",
+                &["8080".to_string(), "db.internal".into(), "5432".into()][..]
+            )
+        );
+        let (b, f) = split_bind("0.0.0.0:8080:[::1]:80", 3).expect("parse");
+        assert_eq!(b, "0.0.0.0");
+        assert_eq!(f[1], "::1");
+        let (b, f) = split_bind("[::1]:1080", 1).expect("parse");
+        assert_eq!((b.as_str(), f[0].as_str()), ("::1", "1080"));
+        let (b, _) = split_bind("*:1080", 1).expect("parse");
+        assert_eq!(b, "0.0.0.0");
+        assert!(split_bind("1:2", 3).is_err());
+    }
+}
