@@ -36,6 +36,27 @@ pub fn harden_process() -> Vec<String> {
     failures
 }
 
+/// Closes every descriptor above stderr that this process inherited. The broker outlives the
+/// client that started it: a descriptor it kept by accident (a lock the client's parent held,
+/// say, as `flock FILE cmd` leaves open) would stay held for the broker's whole life. Call at
+/// start, before anything of the broker's own is opened.
+pub fn close_inherited_fds() {
+    let fds: Vec<i32> = std::fs::read_dir("/proc/self/fd")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse().ok()))
+        .filter(|fd| *fd > 2)
+        .collect();
+    for fd in fds {
+        // SAFETY: close() on a descriptor number; nothing of this process uses these yet (the
+        // one the directory listing used is already closed, and closing it again is harmless).
+        unsafe {
+            libc::close(fd);
+        }
+    }
+}
+
 /// Restores the default action of SIGPIPE (the Rust runtime ignores it), so that printing into
 /// a closed pipe (`sshkeep logs ID | head -1`) ends the process quietly, as it does for every
 /// other Unix tool, instead of failing each write. Only for CLI commands whose output may go to

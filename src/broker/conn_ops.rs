@@ -80,6 +80,28 @@ pub fn save(broker: &Broker, peer: &Peer, spec: ConnSpec) -> Result<Response, Fa
             "add it first with `sshkeep key add` or `sshkeep key generate`",
         ));
     }
+    // Every hop must be a saved connection, not the connection itself, and named once.
+    if spec.jump.len() > 8 {
+        return Err(invalid("at most 8 jump hosts".into()));
+    }
+    for (i, hop) in spec.jump.iter().enumerate() {
+        if hop == &spec.name || spec.jump[..i].contains(hop) {
+            return Err(invalid(format!(
+                "jump host {hop:?} is named twice, or is the connection itself"
+            )));
+        }
+        if db
+            .conn_by_ref(hop)
+            .map_err(Fail::internal)?
+            .is_none_or(|c| &c.spec.name != hop)
+        {
+            return Err(Fail::not_found(
+                "connection",
+                hop,
+                "save each jump host as a connection first (`sshkeep conn save`)",
+            ));
+        }
+    }
     let existing = db
         .conn_by_ref(&spec.name)
         .map_err(Fail::internal)?
@@ -185,7 +207,17 @@ pub async fn test(
         .pin(&ep.host, ep.port)
         .map_err(Fail::internal)?;
     let started = std::time::Instant::now();
-    let (login, connected) = ssh::connect(ep, pin, known_hosts()).await;
+    // Through the jump hosts, as a login would go (a hop that fails is this test's answer).
+    let (via, _hop) = match super::login::tunnel_for(broker, peer, &r).await {
+        Ok(Some((t, h))) => (Some(t), Some(h)),
+        Ok(None) => (None, None),
+        Err(f) => {
+            report.error = Some(f.message);
+            report.error_code = Some(f.code);
+            return Ok(Response::TestReport(report));
+        }
+    };
+    let (login, connected) = ssh::connect(ep, pin, known_hosts(), via).await;
     report.reachable = login.connect_ms.is_some();
     report.connect_ms = login.connect_ms;
     report.host_key = login.seen.as_ref().map(|s| HostKeyReport {
@@ -270,7 +302,11 @@ pub async fn trust(
             // Look at the key without trusting anything: no pin, no known_hosts, accept-new.
             let mut probe = ep.clone();
             probe.policy = HostKeyPolicy::AcceptNew;
-            let (login, connected) = ssh::connect(&probe, None, None).await;
+            let (via, _hop) = match super::login::tunnel_for(broker, peer, &r).await? {
+                Some((t, h)) => (Some(t), Some(h)),
+                None => (None, None),
+            };
+            let (login, connected) = ssh::connect(&probe, None, None, via).await;
             connected.map_err(Fail::from)?;
             if let Some(h) = login.handle {
                 let _ = h

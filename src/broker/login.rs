@@ -6,6 +6,7 @@ use std::time::Duration;
 use russh::client::Handle;
 
 use super::fail::Fail;
+use super::sessions::{Occupancy, Sessions};
 use super::{Broker, Peer};
 use crate::db::{ConnRow, Pin, now};
 use crate::protocol::{ErrorCode, HostKeyPolicy};
@@ -18,6 +19,8 @@ pub struct Resolved {
     pub endpoint: Endpoint,
     pub key: Option<String>,
     pub idle: Duration,
+    /// Saved connections to hop through, first hop first.
+    pub jump: Vec<String>,
 }
 
 /// Resolves `target`; `key` overrides the linked key. A retired key is refused here, before a
@@ -43,6 +46,7 @@ pub fn resolve(broker: &Broker, target: &str, key: Option<&str>) -> Result<Resol
 
 fn resolve_any(broker: &Broker, target: &str, key: Option<&str>) -> Result<Resolved, Fail> {
     let from_row = |c: ConnRow| Resolved {
+        jump: c.spec.jump.clone(),
         key: key.map(Into::into).or(c.spec.key.clone()),
         idle: Duration::from_secs(u64::from(c.spec.idle_timeout)),
         endpoint: Endpoint {
@@ -69,6 +73,7 @@ fn resolve_any(broker: &Broker, target: &str, key: Option<&str>) -> Result<Resol
             // ServerAliveCountMax 3, and a ControlPersist-like 10 minutes).
             let settings = broker.settings();
             Ok(Resolved {
+                jump: Vec::new(),
                 key: key.map(Into::into),
                 idle: Duration::from_secs(settings.get("idle_timeout")),
                 endpoint: Endpoint {
@@ -236,14 +241,62 @@ pub fn audit_refusal(
 /// The reason slot filled when a connection ends.
 pub type LostSlot = Arc<std::sync::Mutex<Option<String>>>;
 
-/// Connects and logs in to `r` with its key: host-key verification, pinning on first use, and
-/// an audit record of the key's use.
+/// A way to `r` through its last jump host: a `direct-tcpip` channel on the hop's session (the
+/// hop reached the same way, through the hops before it), and the hold that keeps the hop's
+/// session open while the tunnel is in use. `None` for a connection without jump hosts.
+pub fn tunnel_for<'a>(
+    broker: &'a Arc<Broker>,
+    peer: &'a Peer,
+    r: &'a Resolved,
+) -> TunnelFuture<'a> {
+    // Boxed, with its type spelled out: the hop's login may come back through this function,
+    // and a recursive async fn has no nameable (or provably Send) future otherwise.
+    Box::pin(async move {
+        let Some((last, before)) = r.jump.split_last() else {
+            return Ok(None);
+        };
+        let mut hop = resolve(broker, last, None)?;
+        hop.jump = before.to_vec();
+        // A bastion's session is shared by everything behind it: one login, many channels.
+        let session = Sessions::for_target(broker, peer, &hop, "jump").await?;
+        let mut hold = session.occupy();
+        hold.running();
+        let handle = session.wait_open().await?;
+        let ep = &r.endpoint;
+        let channel = handle
+            .channel_open_direct_tcpip(ep.host.clone(), u32::from(ep.port), "127.0.0.1", 0)
+            .await
+            .map_err(|e| {
+                Fail::new(
+                    ErrorCode::Unreachable,
+                    format!(
+                        "jump host {} could not reach {}:{}: {e} (the bastion's AllowTcpForwarding, or the address as the bastion sees it)",
+                        session.label, ep.host, ep.port
+                    ),
+                )
+            })?;
+        Ok(Some((channel.into_stream(), hold)))
+    })
+}
+
+/// What [`tunnel_for`] returns.
+pub type TunnelFuture<'a> = std::pin::Pin<
+    Box<
+        dyn std::future::Future<Output = Result<Option<(ssh::Tunnel, Occupancy)>, Fail>>
+            + Send
+            + 'a,
+    >,
+>;
+
+/// Connects (through the jump hosts, when the connection has some) and logs in to `r` with its
+/// key: host-key verification, pinning on first use, and an audit record of the key's use. The
+/// hold keeps the last jump host's session open for as long as this login's session lives.
 pub async fn login(
     broker: &Arc<Broker>,
     peer: &Peer,
     r: &Resolved,
     purpose: &str,
-) -> Result<(Handle<ssh::Verifier>, LostSlot), Fail> {
+) -> Result<(Handle<ssh::Verifier>, LostSlot, Option<Occupancy>), Fail> {
     let key_name = r.key.as_deref().ok_or_else(|| no_key(&r.endpoint))?;
     let ep = &r.endpoint;
     // Decrypt before connecting so a locked vault fails fast, without network traffic.
@@ -252,7 +305,11 @@ pub async fn login(
         .db()?
         .pin(&ep.host, ep.port)
         .map_err(Fail::internal)?;
-    let (login, connected) = ssh::connect(ep, pin, known_hosts()).await;
+    let (via, hold) = match tunnel_for(broker, peer, r).await? {
+        Some((t, h)) => (Some(t), Some(h)),
+        None => (None, None),
+    };
+    let (login, connected) = ssh::connect(ep, pin, known_hosts(), via).await;
     if let Err(e) = connected {
         audit_refusal(broker, peer, ep, login.seen.as_ref())?;
         return Err(e.into());
@@ -271,7 +328,7 @@ pub async fn login(
     if let Some(seen) = &login.seen {
         pin_if_new(broker, peer, ep, seen)?;
     }
-    Ok((handle, login.lost))
+    Ok((handle, login.lost, hold))
 }
 
 /// The fingerprint of the key `r` logs in with.

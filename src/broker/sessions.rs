@@ -51,6 +51,8 @@ struct Inner {
     reason: Option<String>,
     running: u32,
     queued: u32,
+    /// Holds the jump host's session open while this one is tunnelled through it.
+    via: Option<Occupancy>,
 }
 
 /// One session.
@@ -220,6 +222,7 @@ impl Session {
             i.state = SessionState::Reconnecting;
             i.reason = Some(why.unwrap_or_else(|| "the connection dropped".into()));
             i.handle = None;
+            i.via = None;
             true
         });
         if changed {
@@ -316,6 +319,9 @@ impl Session {
 #[derive(Default)]
 pub struct Sessions {
     map: Mutex<HashMap<String, Arc<Session>>>,
+    /// One lock per login being opened by `for_target`, so that callers arriving together (a
+    /// fleet behind one bastion) share one login instead of racing to open one each.
+    opening: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl Sessions {
@@ -334,7 +340,7 @@ impl Sessions {
         purpose: &str,
     ) -> Result<Arc<Session>, Fail> {
         let fingerprint = key_fingerprint(broker, r)?;
-        let (handle, lost) = login(broker, peer, r, purpose).await?;
+        let (handle, lost, via) = login(broker, peer, r, purpose).await?;
         let label = r.endpoint.conn_name.clone().unwrap_or_else(|| {
             format!(
                 "{}@{}:{}",
@@ -359,6 +365,7 @@ impl Sessions {
                 reason: None,
                 running: 0,
                 queued: 0,
+                via,
             }),
             changed: watch::channel(0).0,
         });
@@ -392,7 +399,38 @@ impl Sessions {
             s.touch();
             return Ok(s);
         }
-        Self::open(broker, peer, r, purpose).await
+        // The path is part of the login: a connection that jumps through a bastion with the
+        // same address as itself must not wait on the bastion's own opening.
+        let login_key = format!(
+            "{}@{}:{}/{}/via:{}",
+            r.endpoint.user,
+            r.endpoint.host,
+            r.endpoint.port,
+            r.key.as_deref().unwrap_or_default(),
+            r.jump.join(",")
+        );
+        let gate = broker
+            .sessions
+            .opening
+            .lock()
+            .map(|mut m| m.entry(login_key.clone()).or_default().clone())
+            .map_err(|_| Fail::internal("session table lock poisoned"))?;
+        let opened = {
+            let _turn = gate.lock().await;
+            match Self::find_open(broker, r)? {
+                Some(s) => {
+                    s.touch();
+                    Ok(s)
+                }
+                None => Self::open(broker, peer, r, purpose).await,
+            }
+        };
+        if let Ok(mut m) = broker.sessions.opening.lock()
+            && m.get(&login_key).is_some_and(|g| Arc::strong_count(g) <= 2)
+        {
+            m.remove(&login_key);
+        }
+        opened
     }
 
     /// Closes a session unless commands still use it (a transient bulk session that another
@@ -404,6 +442,7 @@ impl Sessions {
                 return None;
             }
             i.state = SessionState::Closed;
+            i.via = None;
             i.reason = Some(why.into());
             Some(i.handle.take())
         });
@@ -457,6 +496,7 @@ impl Sessions {
         }
         let handle = session.with(|i| {
             i.state = SessionState::Closed;
+            i.via = None;
             i.reason = Some(why.into());
             i.handle.take()
         });
@@ -528,11 +568,12 @@ async fn reconnect(broker: &Arc<Broker>, session: &Arc<Session>) {
         // A rotation may have replaced the key this session logged in with.
         let resolved = super::login::refreshed(broker, &session.resolved);
         match login(broker, &peer, &resolved, "reconnect").await {
-            Ok((handle, lost)) => {
+            Ok((handle, lost, via)) => {
                 session.with(|i| {
                     i.state = SessionState::Open;
                     i.handle = Some(Arc::new(handle));
                     i.lost = Some(lost);
+                    i.via = via;
                     i.reconnects += 1;
                     i.reason = None;
                     i.last_used = now();
@@ -547,6 +588,8 @@ async fn reconnect(broker: &Arc<Broker>, session: &Arc<Session>) {
                 tracing::warn!(session = %session.id, "reconnect refused: {}", f.message);
                 session.with(|i| {
                     i.state = SessionState::Failed;
+                    i.via = None;
+                    i.via = None;
                     i.reason = Some(f.message.clone());
                 });
                 session.bump();
@@ -566,6 +609,7 @@ async fn reconnect(broker: &Arc<Broker>, session: &Arc<Session>) {
     }
     session.with(|i| {
         i.state = SessionState::Failed;
+        i.via = None;
         let last = i.reason.take().unwrap_or_default();
         i.reason = Some(format!(
             "gave up after {attempts} reconnect attempts; last: {last}"

@@ -38,6 +38,10 @@ pub enum ConnCmd {
         /// AuthorizedKeysFile; relative to the login's home unless absolute).
         #[arg(long, default_value = ".ssh/authorized_keys")]
         authorized_keys: String,
+        /// Reach the server through these saved connections, first hop first (OpenSSH's
+        /// ProxyJump): `--jump bastion` or `--jump outer,inner`.
+        #[arg(long, value_delimiter = ',', value_name = "CONN,...")]
+        jump: Vec<String>,
     },
     /// List saved connections.
     List,
@@ -85,8 +89,10 @@ pub async fn run(ctx: &Ctx, cmd: ConnCmd) -> Result<u8> {
             keepalive_max,
             idle_timeout,
             authorized_keys,
+            jump,
         } => {
             let spec = ConnSpec {
+                jump,
                 authorized_keys,
                 name,
                 host,
@@ -174,6 +180,9 @@ fn show(c: &ConnInfo) {
         s.keepalive_interval, s.keepalive_max
     );
     println!("idle timeout     {}s", s.idle_timeout);
+    if !s.jump.is_empty() {
+        println!("jump through     {}", s.jump.join(" -> "));
+    }
 }
 
 fn report(ctx: &Ctx, r: &TestReport) -> Result<u8> {

@@ -82,10 +82,17 @@ pub async fn run(ctx: &Ctx, c: &mut Client, a: ImportArgs) -> Result<u8> {
             .transpose()?,
         imported: Vec::new(),
     };
+    // Jump hosts first: a connection can name only saved connections as its hops.
+    let mut hosts: Vec<HostOptions> = aliases.iter().map(|h| config.options_for(h)).collect();
+    hosts.sort_by_key(|o| o.proxy_jump.as_deref().is_some_and(|j| j != "none"));
+    let mut saved = saved;
     let mut rows = Vec::new();
-    for alias in aliases {
-        let o = config.options_for(&alias);
-        rows.push(import_one(c, &a, &o, &saved, &home, &mut keys).await?);
+    for o in hosts {
+        let row = import_one(c, &a, &o, &saved, &home, &mut keys).await?;
+        if matches!(row.result.as_str(), "imported" | "replaced") {
+            saved.push(o.alias.clone());
+        }
+        rows.push(row);
     }
     if ctx.json {
         output::json(&serde_json::json!({
@@ -144,14 +151,20 @@ async fn import_one(
         ));
         return Ok(row);
     }
-    if let Some(j) = &o.proxy_jump
-        && j != "none"
-    {
-        row.notes.push(format!(
-            "ProxyJump {j}: jump hosts are not supported yet by sshkeep"
-        ));
-        return Ok(row);
-    }
+    // ProxyJump names hops; each must be a Host alias saved as a connection (now or before).
+    let jump: Vec<String> = match o.proxy_jump.as_deref() {
+        None | Some("none") => Vec::new(),
+        Some(j) => {
+            let hops: Vec<String> = j.split(',').map(|h| h.trim().to_string()).collect();
+            if let Some(bad) = hops.iter().find(|h| !saved.contains(h)) {
+                row.notes.push(format!(
+                    "ProxyJump {j}: {bad:?} is not a saved connection or imported Host alias; save it first (`sshkeep conn save`), then import again"
+                ));
+                return Ok(row);
+            }
+            hops
+        }
+    };
     if !valid_name(&o.alias) {
         row.notes.push(
             "not a valid connection name (letters, digits, . _ - only): save it by hand".into(),
@@ -251,6 +264,7 @@ async fn import_one(
         keepalive_max: o.server_alive_count_max.unwrap_or(3),
         idle_timeout: 600,
         authorized_keys: ".ssh/authorized_keys".into(),
+        jump,
     };
     c.request(&Request::ConnSave(spec)).await?;
     if let Some(fp) = pin {

@@ -131,6 +131,9 @@ enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let is_broker = matches!(&cli.command, Command::Broker(b) if b.action.is_none());
+    if is_broker {
+        crate::system::close_inherited_fds();
+    }
     init_tracing(is_broker);
     if !is_broker && !matches!(cli.command, Command::Mcp { .. }) {
         crate::system::default_sigpipe();

@@ -12,7 +12,7 @@ pub struct ConnRow {
     pub created: i64,
 }
 
-const COLS: &str = "id, name, host, port, user, key_name, client, host_key_policy, keepalive_interval, keepalive_max, idle_timeout, created, authorized_keys";
+const COLS: &str = "id, name, host, port, user, key_name, client, host_key_policy, keepalive_interval, keepalive_max, idle_timeout, created, authorized_keys, jump";
 
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ConnRow> {
     let policy: String = r.get(7)?;
@@ -30,6 +30,12 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ConnRow> {
             keepalive_max: r.get(9)?,
             idle_timeout: r.get(10)?,
             authorized_keys: r.get(12)?,
+            jump: r
+                .get::<_, String>(13)?
+                .split(',')
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect(),
         },
         created: r.get(11)?,
     })
@@ -40,11 +46,11 @@ impl Db {
     pub fn save_conn(&self, id: &str, s: &ConnSpec, now: i64) -> Result<ConnRow> {
         self.conn.execute(
             &format!(
-                "INSERT INTO connections ({COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+                "INSERT INTO connections ({COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
                  ON CONFLICT(name) DO UPDATE SET host = excluded.host, port = excluded.port, user = excluded.user,
                    key_name = excluded.key_name, client = excluded.client, host_key_policy = excluded.host_key_policy,
                    keepalive_interval = excluded.keepalive_interval, keepalive_max = excluded.keepalive_max,
-                   idle_timeout = excluded.idle_timeout, authorized_keys = excluded.authorized_keys"
+                   idle_timeout = excluded.idle_timeout, authorized_keys = excluded.authorized_keys, jump = excluded.jump"
             ),
             params![
                 id,
@@ -59,7 +65,8 @@ impl Db {
                 s.keepalive_max,
                 s.idle_timeout,
                 now,
-                s.authorized_keys
+                s.authorized_keys,
+                s.jump.join(",")
             ],
         )?;
         self.conn_by_ref(&s.name)?

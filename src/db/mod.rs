@@ -167,6 +167,10 @@ CREATE TABLE rotation_hosts (
 -- A shell's terminal (JSON: term, cols, rows, persistent), to re-adopt tmux shells at start.
 ALTER TABLE commands ADD COLUMN shell TEXT;
 "#,
+    r#"
+-- Jump hosts: saved connection names, comma-separated, first hop first.
+ALTER TABLE connections ADD COLUMN jump TEXT NOT NULL DEFAULT '';
+"#,
 ];
 
 impl Db {

@@ -84,6 +84,7 @@ pub async fn conn(a: &Adapter, x: ConnArgs) -> CallToolResult {
                 },
             };
             Request::ConnSave(ConnSpec {
+                jump: Vec::new(),
                 name,
                 host,
                 port: x.port.unwrap_or(22),

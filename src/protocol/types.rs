@@ -177,6 +177,10 @@ pub struct ConnSpec {
     /// login's home directory unless absolute).
     #[serde(default = "default_authorized_keys")]
     pub authorized_keys: String,
+    /// Saved connections to hop through, first to last (OpenSSH's ProxyJump): each hop is its
+    /// own login with its own host key, the next one tunnelled through it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub jump: Vec<String>,
 }
 
 /// OpenSSH's default `AuthorizedKeysFile`.

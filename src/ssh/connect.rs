@@ -56,15 +56,21 @@ pub struct Login {
     pub login_ms: Option<f64>,
 }
 
+/// A byte stream to the server through a jump host (a `direct-tcpip` channel on the hop's
+/// session), used instead of a TCP connection.
+pub type Tunnel = russh::ChannelStream<russh::client::Msg>;
+
 fn ms(since: Instant) -> f64 {
     (since.elapsed().as_secs_f64() * 1000.0 * 100.0).round() / 100.0
 }
 
-/// Connects over TCP and runs the SSH handshake, verifying the host key.
+/// Connects over TCP, or through `via` (a jump host's tunnel), and runs the SSH handshake,
+/// verifying the host key.
 pub async fn connect(
     ep: &Endpoint,
     pin: Option<Pin>,
     known_hosts: Option<PathBuf>,
+    via: Option<Tunnel>,
 ) -> (Login, Result<(), SshError>) {
     let lost = Arc::new(Mutex::new(None));
     let mut login = Login {
@@ -75,6 +81,10 @@ pub async fn connect(
         login_ms: None,
     };
     let started = Instant::now();
+    if let Some(tunnel) = via {
+        login.connect_ms = Some(ms(started));
+        return handshake(ep, pin, known_hosts, tunnel, login).await;
+    }
     let addr = (ep.host.as_str(), ep.port);
     let tcp = match tokio::time::timeout(TCP_TIMEOUT, tokio::net::TcpStream::connect(addr)).await {
         Ok(Ok(s)) => s,
@@ -96,7 +106,21 @@ pub async fn connect(
     };
     login.connect_ms = Some(ms(started));
     let _ = tcp.set_nodelay(true);
+    handshake(ep, pin, known_hosts, tcp, login).await
+}
 
+/// The SSH handshake over `stream`.
+async fn handshake<S>(
+    ep: &Endpoint,
+    pin: Option<Pin>,
+    known_hosts: Option<PathBuf>,
+    stream: S,
+    mut login: Login,
+) -> (Login, Result<(), SshError>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let lost = login.lost.clone();
     let config = Arc::new(russh::client::Config {
         keepalive_interval: Some(Duration::from_secs(u64::from(ep.keepalive_interval.max(1)))),
         keepalive_max: ep.keepalive_max.max(1) as usize,
@@ -117,7 +141,7 @@ pub async fn connect(
     };
     let result = tokio::time::timeout(
         HANDSHAKE_TIMEOUT,
-        russh::client::connect_stream(config, tcp, verifier),
+        russh::client::connect_stream(config, stream, verifier),
     )
     .await;
     login.seen = seen.lock().ok().and_then(|s| s.clone());

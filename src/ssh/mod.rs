@@ -5,6 +5,6 @@ mod connect;
 mod error;
 mod hostkey;
 
-pub use connect::{Endpoint, Login, connect, login};
+pub use connect::{Endpoint, Login, Tunnel, connect, login};
 pub use error::SshError;
 pub use hostkey::{HostKeyStatus, SeenHostKey, Verifier};

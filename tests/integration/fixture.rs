@@ -156,30 +156,39 @@ impl Sshd {
     }
 
     fn launch(&mut self) {
+        clear_stale_pyenv_lock();
         for _attempt in 0..5 {
             self.port = free_port();
             let d = self.dir.path();
             // SetEnv: a login shell whose rc file runs `pyenv init` (root's .bashrc on these
             // machines) takes a lock on every login; a test that SIGKILLs a login mid-way leaves
             // the lock behind and every later login would wait 60 s for it. Try it once instead.
-            let mut cfg = format!(
+            // sshd takes the first value of a keyword (the first SetEnv line, too): the test's
+            // own lines come first, and its SetEnv values join the fixture's on one line.
+            let (setenv, others): (Vec<&String>, Vec<&String>) = self
+                .opts
+                .extra
+                .iter()
+                .partition(|l| l.starts_with("SetEnv "));
+            let mut cfg: String = others.iter().map(|l| format!("{l}\n")).collect();
+            let env: String = setenv
+                .iter()
+                .map(|l| format!(" {}", &l["SetEnv ".len()..]))
+                .collect();
+            cfg.push_str(&format!(
                 "ListenAddress 127.0.0.1:{port}\nHostKey {hk}\nAuthorizedKeysFile {ak}\nUsePAM no\nStrictModes no\n\
                  PasswordAuthentication no\nKbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\n\
                  PidFile none\nLogLevel VERBOSE\nSubsystem sftp internal-sftp\n\
-                 SetEnv PYENV_REHASH_TIMEOUT=0\n",
+                 SetEnv PYENV_REHASH_TIMEOUT=0{env}\n",
                 port = self.port,
                 hk = d.join("host_ed25519").display(),
                 ak = d.join("authorized_keys").display(),
-            );
+            ));
             if let Some(n) = self.opts.max_sessions {
                 cfg.push_str(&format!("MaxSessions {n}\n"));
             }
             if let Some(m) = &self.opts.max_startups {
                 cfg.push_str(&format!("MaxStartups {m}\n"));
-            }
-            for line in &self.opts.extra {
-                cfg.push_str(line);
-                cfg.push('\n');
             }
             std::fs::write(d.join("sshd_config"), cfg).expect("sshd_config");
             let mut child = Command::new(sshd_binary())
@@ -203,7 +212,9 @@ impl Sshd {
                     }
                     let verdict = if line.contains("Server listening") {
                         Some(true)
-                    } else if line.contains("Bind to port") || line.contains("Cannot bind") {
+                    } else if (line.contains("Bind to port") && line.contains("failed"))
+                        || line.contains("Cannot bind")
+                    {
                         Some(false)
                     } else {
                         None
@@ -357,6 +368,26 @@ impl Sshd {
 impl Drop for Sshd {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// Root's `.bashrc` on these test machines runs `pyenv init`, which takes a lock file on every
+/// login; a test that SIGKILLs a login mid-way can leave it behind, and every later login then
+/// prints pyenv's complaints on stderr (tests that compare stderr fail for nothing sshkeep did).
+/// A lock older than a minute belongs to no live login: remove it. Only the test machine's own
+/// shell setup is touched; logins as the throw-away accounts (`Sshd::start_as`) never see it.
+fn clear_stale_pyenv_lock() {
+    let Some(home) = std::env::var_os("HOME") else {
+        return;
+    };
+    let lock = Path::new(&home).join(".pyenv/shims/.pyenv-shim");
+    let stale = std::fs::metadata(&lock)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        .is_some_and(|age| age > std::time::Duration::from_secs(60));
+    if stale {
+        let _ = std::fs::remove_file(&lock);
     }
 }
 

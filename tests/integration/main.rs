@@ -10,6 +10,7 @@ mod first_hour;
 mod fleet;
 mod forwards;
 mod host_keys;
+mod jump_hosts;
 mod key_lifecycle;
 mod keyring_backend;
 mod mcp;

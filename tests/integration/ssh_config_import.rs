@@ -3,11 +3,15 @@
 
 use std::process::Command;
 
-use crate::fixture::{Home, Sshd, keygen};
+use crate::fixture::{Home, Sshd, SshdOptions, keygen};
 
 #[test]
 fn an_ssh_config_is_imported_with_keys_pins_and_a_report() {
-    let sshd = Sshd::start();
+    // DEBUG1: the log shows the direct-tcpip request of the ProxyJump host.
+    let sshd = Sshd::start_with(SshdOptions {
+        extra: vec!["LogLevel DEBUG1".into()],
+        ..Default::default()
+    });
     let home = Home::with_vault();
     let ssh = home.user_home().join(".ssh");
     std::fs::create_dir_all(ssh.join("config.d")).expect("mkdir");
@@ -39,7 +43,8 @@ fn an_ssh_config_is_imported_with_keys_pins_and_a_report() {
         format!(
             "Include config.d/*\n\
              Host web\n  HostName 127.0.0.1\n\
-             Host behind\n  HostName 10.9.9.9\n  ProxyJump web\n\
+             Host inner\n  HostName 127.0.0.1\n  ProxyJump web\n\
+             Host behind\n  HostName 10.9.9.9\n  ProxyJump gateway.example\n\
              Host *\n  User {user}\n  Port {port}\n  IdentityFile ~/.ssh/id_test\n  ServerAliveInterval 15\n  ForwardAgent yes\n",
             user = sshd.user,
             port = sshd.port
@@ -58,7 +63,7 @@ fn an_ssh_config_is_imported_with_keys_pins_and_a_report() {
     // A dry run says what would happen and changes nothing.
     let r = home.run(&["conn", "import", "--dry-run", "--json"]);
     let dry = r.json();
-    assert_eq!(dry["hosts"].as_array().map(Vec::len), Some(3), "{dry}");
+    assert_eq!(dry["hosts"].as_array().map(Vec::len), Some(4), "{dry}");
     assert!(
         home.run(&["conn", "list", "--json"])
             .ok()
@@ -86,6 +91,9 @@ fn an_ssh_config_is_imported_with_keys_pins_and_a_report() {
     assert!(web["notes"].to_string().contains("forwardagent"), "{web}");
     let db = row("db");
     assert_eq!(db["result"], "imported", "{db}");
+    // ProxyJump to an imported alias becomes a jump host; to anything else, a reason.
+    let inner = row("inner");
+    assert_eq!(inner["result"], "imported", "{inner}");
     let behind = row("behind");
     assert_eq!(behind["result"], "skipped");
     assert!(
@@ -99,6 +107,16 @@ fn an_ssh_config_is_imported_with_keys_pins_and_a_report() {
     assert_eq!(r.stdout, "via-alias\n");
     // db is strict: it logs in only because known_hosts' key was pinned.
     home.run(&["exec", "db", "true"]).ok();
+    // inner goes through web, as `ssh inner` would with its ProxyJump.
+    home.stop_broker();
+    let r = home.run(&["exec", "inner", "echo", "hopped"]).ok();
+    assert_eq!(r.stdout, "hopped\n");
+    assert!(
+        sshd.log().contains("server_request_direct_tcpip"),
+        "through web"
+    );
+    let shown = home.run(&["conn", "show", "inner", "--json"]).ok().json();
+    assert_eq!(shown["jump"], serde_json::json!(["web"]), "{shown}");
     let show = home.run(&["conn", "show", "web", "--json"]).ok().json();
     assert_eq!(show["keepalive_interval"], 15, "{show}");
     assert!(show["pinned_host_key"].as_str().is_some(), "{show}");

@@ -508,7 +508,7 @@ async fn edit_authorized_keys(
 /// A fresh login to `conn` with `key` (not a pooled session), closed at once.
 async fn check_login(broker: &Arc<Broker>, peer: &Peer, conn: &str, key: &str) -> Result<(), Fail> {
     let r = resolve(broker, conn, Some(key))?;
-    let (handle, _) = login(broker, peer, &r, "key rotation check").await?;
+    let (handle, _, _hop) = login(broker, peer, &r, "key rotation check").await?;
     let _ = handle
         .disconnect(
             russh::Disconnect::ByApplication,
