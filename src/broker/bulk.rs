@@ -22,8 +22,8 @@ use super::sessions::{Occupancy, Session, Sessions};
 use super::{Broker, Peer};
 use crate::db::{CommandRow, ConnRow, NewCommand, now_ms};
 use crate::protocol::{
-    BulkInfo, BulkLogLine, BulkSpec, BulkTarget, CommandState, ErrorCode, LogQuery, Response,
-    Targets,
+    BulkInfo, BulkLogLine, BulkSpec, BulkTarget, CommandState, ErrorCode, LogQuery, NextStep,
+    Response, Targets,
 };
 
 /// Handshakes in flight to one server at first (OpenSSH's MaxStartups begins dropping at 10).
@@ -92,9 +92,10 @@ pub fn resolve_targets(broker: &Broker, t: &Targets) -> Result<Vec<ConnRow>, Fai
             .cloned()
             .collect();
         if members.is_empty() {
-            return Err(Fail::new(
+            return Err(Fail::then(
                 ErrorCode::NotFound,
-                format!("client '{client}' has no connections: see `sshkeep client list`"),
+                format!("client '{client}' has no connections"),
+                NextStep::ListClients,
             ));
         }
         members.into_iter().for_each(&mut push);
@@ -287,13 +288,10 @@ type RunRows = (Vec<String>, i64, Vec<(CommandRow, Option<ConnRow>)>);
 
 fn rows(broker: &Broker, bulk_id: &str, target: Option<&str>) -> Result<RunRows, Fail> {
     let db = broker.db()?;
-    let (commands, created) = db.bulk(bulk_id).map_err(Fail::internal)?.ok_or_else(|| {
-        Fail::not_found(
-            "bulk run",
-            bulk_id,
-            "the id comes from `sshkeep bulk exec` (ssh_bulk_exec)",
-        )
-    })?;
+    let (commands, created) = db
+        .bulk(bulk_id)
+        .map_err(Fail::internal)?
+        .ok_or_else(|| Fail::unknown("bulk run", bulk_id, NextStep::BulkRunId))?;
     let mut out = Vec::new();
     for c in db.bulk_commands(bulk_id).map_err(Fail::internal)? {
         let conn = db.conn_by_ref(&c.target).map_err(Fail::internal)?;

@@ -8,7 +8,7 @@ use russh::client::Handle;
 use super::fail::Fail;
 use super::{Broker, Peer};
 use crate::db::{ConnRow, Pin, now};
-use crate::protocol::{ErrorCode, HostKeyPolicy};
+use crate::protocol::{ErrorCode, HostKeyPolicy, NextStep};
 use crate::ssh::{self, Endpoint, HostKeyStatus, SeenHostKey};
 use crate::target::{parse_address, validate_name};
 
@@ -118,14 +118,22 @@ pub fn known_hosts() -> Option<std::path::PathBuf> {
 }
 
 fn no_key(ep: &Endpoint) -> Fail {
-    let msg = match &ep.conn_name {
-        Some(n) => format!("connection '{n}' has no key linked: run `sshkeep key link KEY {n}`"),
-        None => format!(
-            "no key for {}@{}:{}: pass --key KEY, or save a connection with `sshkeep conn save NAME --host {} --user {} --key KEY`",
-            ep.user, ep.host, ep.port, ep.host, ep.user
+    match &ep.conn_name {
+        Some(n) => Fail::then(
+            ErrorCode::NoKey,
+            format!("connection '{n}' has no key linked"),
+            NextStep::LinkKey { conn: n.clone() },
         ),
-    };
-    Fail::new(ErrorCode::NoKey, msg)
+        None => Fail::then(
+            ErrorCode::NoKey,
+            format!("no key for {}@{}:{}", ep.user, ep.host, ep.port),
+            NextStep::SaveConnWithKey {
+                user: ep.user.clone(),
+                host: ep.host.clone(),
+                port: ep.port,
+            },
+        ),
+    }
 }
 
 /// Decrypts a key from the vault for one login. The returned key zeroizes itself on drop.
@@ -134,14 +142,11 @@ pub fn unseal_key(broker: &Broker, name: &str) -> Result<(russh::keys::PrivateKe
         .db()?
         .key(name)
         .map_err(Fail::internal)?
-        .ok_or_else(|| Fail::not_found("key", name, "see `sshkeep key list`"))?;
+        .ok_or_else(|| Fail::unknown("key", name, NextStep::ListKeys))?;
     let slot = broker.vault()?;
-    let vault = slot.as_ref().ok_or_else(|| {
-        Fail::new(
-            ErrorCode::VaultMissing,
-            "no vault yet: run `sshkeep vault init`",
-        )
-    })?;
+    let vault = slot
+        .as_ref()
+        .ok_or_else(|| Fail::then(ErrorCode::VaultMissing, "no vault yet", NextStep::VaultInit))?;
     if row.retired.is_some() {
         return Err(Fail::new(
             ErrorCode::NoKey,
@@ -153,9 +158,10 @@ pub fn unseal_key(broker: &Broker, name: &str) -> Result<(russh::keys::PrivateKe
     let plain = vault.open_sealed(&row.sealed).map_err(|e| match e {
         sshkeep_vault::VaultError::Locked => {
             let why = broker.lock_note();
-            Fail::new(
+            Fail::then(
                 ErrorCode::VaultLocked,
-                format!("the vault is locked{why}: open sessions stay open, but new logins need `sshkeep unlock`"),
+                format!("the vault is locked{why}: open sessions stay open"),
+                NextStep::Unlock,
             )
         }
         e => Fail::from(e),
@@ -281,6 +287,6 @@ pub fn key_fingerprint(broker: &Broker, r: &Resolved) -> Result<String, Fail> {
         .db()?
         .key(key_name)
         .map_err(Fail::internal)?
-        .ok_or_else(|| Fail::not_found("key", key_name, "see `sshkeep key list`"))?
+        .ok_or_else(|| Fail::unknown("key", key_name, NextStep::ListKeys))?
         .fingerprint)
 }

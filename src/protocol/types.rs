@@ -298,6 +298,9 @@ pub struct TestReport {
     /// What failed, and what to do.
     pub error: Option<String>,
     pub error_code: Option<ErrorCode>,
+    /// What to do, as data (see [`super::ErrorNext`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<super::ErrorNext>,
 }
 
 /// The host key part of a test report.
