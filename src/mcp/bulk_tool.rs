@@ -9,6 +9,7 @@ use super::args::{
 };
 use super::exec_tool::parse_stream;
 use super::reply::{bad_arg, from_error, ok};
+use super::vocab::{Vocab, all};
 use crate::protocol::{
     BulkConnOp, BulkInfo, BulkSpec, FleetAuditOp, LogQuery, Request, Response, RunOptions, Targets,
 };
@@ -100,7 +101,7 @@ pub async fn bulk_conn(a: &Adapter, x: BulkConnArgs) -> CallToolResult {
             if !bad.is_empty() {
                 s.push_str(&format!("; {}", bad.join("; ")));
             }
-            ok(s, json!({ "results": results }))
+            ok(s, json!({ "results": all(&results) }))
         }
         Ok(other) => a.unexpected(other),
         Err(e) => from_error(e),
@@ -141,7 +142,7 @@ pub async fn exec_on_bulk(a: &Adapter, bulk_id: String, x: ExecArgs) -> CallTool
         }
     };
     match a.call(req).await {
-        Ok(Response::Bulk(b)) => ok(bulk_summary(&b), json!(b)),
+        Ok(Response::Bulk(b)) => ok(bulk_summary(&b), b.to_mcp()),
         Ok(Response::BulkLogs {
             bulk_id,
             lines,

@@ -5,7 +5,8 @@ use serde_json::json;
 
 use super::Adapter;
 use super::args::{ClientArgs, ClientOp, ConnArgs, ConnOp};
-use super::reply::{bad_arg, fail, from_error, ok};
+use super::reply::{bad_arg, fail, from_error, ok, problem_then};
+use super::vocab::{Vocab, all};
 use crate::protocol::{ConnSpec, HostKeyPolicy, Request, Response};
 
 pub async fn conn(a: &Adapter, x: ConnArgs) -> CallToolResult {
@@ -103,7 +104,7 @@ pub async fn conn(a: &Adapter, x: ConnArgs) -> CallToolResult {
     match a.call(req).await {
         Ok(Response::Conns { conns }) => ok(
             format!("{} saved connections", conns.len()),
-            json!({ "connections": conns }),
+            json!({ "connections": all(&conns) }),
         ),
         Ok(Response::Conn(c)) => ok(
             format!(
@@ -118,7 +119,7 @@ pub async fn conn(a: &Adapter, x: ConnArgs) -> CallToolResult {
                     .as_deref()
                     .unwrap_or("none (link one with ssh_key op=link)")
             ),
-            json!(c),
+            c.to_mcp(),
         ),
         Ok(Response::TestReport(t)) => {
             let summary = match (&t.error, t.authenticated) {
@@ -132,10 +133,20 @@ pub async fn conn(a: &Adapter, x: ConnArgs) -> CallToolResult {
                         .map(|h| format!("{} ({})", h.fingerprint, h.status))
                         .unwrap_or_default()
                 ),
-                (Some(e), false) => format!("test failed: {e}"),
+                (Some(e), false) => match &t.next {
+                    Some(n) => format!("test failed: {}", problem_then(&n.problem, &n.step).0),
+                    None => format!("test failed: {e}"),
+                },
                 (None, false) => "login not tried".into(),
             };
-            ok(summary, json!(t))
+            let mut v = t.to_mcp();
+            if let Some(n) = &t.next {
+                // The agent's wording of the error and its next call, not the CLI's.
+                let (message, next) = problem_then(&n.problem, &n.step);
+                v["error"] = json!(message);
+                v["next"] = next;
+            }
+            ok(summary, v)
         }
         Ok(Response::Ok { message }) => {
             ok(message.clone(), json!({ "ok": true, "message": message }))

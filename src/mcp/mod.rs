@@ -14,6 +14,7 @@ mod files_tool;
 mod key_tool;
 mod reply;
 mod shell_tool;
+mod vocab;
 
 use anyhow::Result;
 use rmcp::handler::server::router::tool::ToolRouter;

@@ -24,13 +24,17 @@ fn camel(key: &str) -> String {
     out
 }
 
-/// Renames every object key to camelCase (environment maps keep their names).
+/// Maps whose keys are data, not field names: environment variables, and counts per state
+/// (`timed_out` is a state's name, as in `state`).
+const DATA_KEYED: &[&str] = &["env", "counts"];
+
+/// Renames every object key to camelCase (keys of [`DATA_KEYED`] maps are kept).
 pub fn camelize(v: Value) -> Value {
     match v {
         Value::Object(m) => Value::Object(
             m.into_iter()
                 .map(|(k, v)| {
-                    if k == "env" {
+                    if DATA_KEYED.contains(&k.as_str()) {
                         (k, v)
                     } else {
                         (camel(&k), camelize(v))
