@@ -122,6 +122,7 @@ pub async fn exec_on_bulk(a: &Adapter, bulk_id: String, x: ExecArgs) -> CallTool
             let query = LogQuery {
                 stream: Some(stream),
                 grep: x.grep,
+                ignore_case: x.ignore_case.unwrap_or(false),
                 head: x.head,
                 tail: x.tail,
                 from_line: x.from_line,
@@ -158,9 +159,10 @@ pub async fn exec_on_bulk(a: &Adapter, bulk_id: String, x: ExecArgs) -> CallTool
                 );
             }
             text.push_str(&format!("({} lines)", lines.len()));
+            // The lines are in the text, once.
             ok(
                 text,
-                json!({ "bulkExecId": bulk_id, "lines": lines, "truncated": truncated }),
+                json!({ "bulkExecId": bulk_id, "lines": lines.len(), "truncated": truncated }),
             )
         }
         Ok(other) => a.unexpected(other),

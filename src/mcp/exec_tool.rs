@@ -191,6 +191,7 @@ async fn logs(a: &Adapter, x: ExecArgs) -> CallToolResult {
         command_id: id,
         stream: Some(stream),
         grep: x.grep,
+        ignore_case: x.ignore_case.unwrap_or(false),
         head: x.head,
         tail: x.tail,
         from_line: x.from_line,
@@ -219,11 +220,25 @@ async fn logs(a: &Adapter, x: ExecArgs) -> CallToolResult {
                 page.total_lines,
                 page.state.as_str()
             ));
-            ok(text, json!(page))
+            ok(text, page_facts(&page))
         }
         Ok(other) => a.unexpected(other),
         Err(e) => from_error(e),
     }
+}
+
+/// What a page of output holds, without its lines: those are in the text, once.
+pub fn page_facts(page: &LogPage) -> serde_json::Value {
+    json!({
+        "commandId": page.command_id,
+        "state": page.state,
+        "lines": page.lines.len(),
+        "firstLine": page.lines.first().map(|l| l.n),
+        "lastLine": page.lines.last().map(|l| l.n),
+        "totalLines": page.total_lines,
+        "truncated": page.truncated,
+        "nextFromLine": page.next_from_line,
+    })
 }
 
 pub async fn stream_info(a: &Adapter, x: StreamInfoArgs) -> CallToolResult {

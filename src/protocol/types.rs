@@ -106,6 +106,9 @@ pub struct LogQuery {
     pub stream: Option<StreamFilter>,
     /// A regular expression (a plain substring works too).
     pub grep: Option<String>,
+    /// `grep` matches regardless of case.
+    #[serde(default)]
+    pub ignore_case: bool,
     pub head: Option<u64>,
     pub tail: Option<u64>,
     pub from_line: Option<u64>,
