@@ -78,7 +78,7 @@ pub async fn run(
     targets: &Targets,
     concurrency: Option<u32>,
 ) -> Result<Response, Fail> {
-    let conns = resolve_targets(broker, targets)?;
+    let (conns, unknown) = resolve_targets(broker, targets)?;
     let limit = concurrency.unwrap_or(10);
     if !(1..=256).contains(&limit) {
         return Err(Fail::new(
@@ -100,7 +100,16 @@ pub async fn run(
         results.push(r.map_err(Fail::internal)?);
     }
     results.sort_by_key(|(i, _)| *i);
-    Ok(Response::BulkConn {
-        results: results.into_iter().map(|(_, r)| r).collect(),
-    })
+    let mut results: Vec<BulkConnResult> = results.into_iter().map(|(_, r)| r).collect();
+    // Names that match no connection fail alone, after the others.
+    results.extend(unknown.into_iter().map(|(name, f)| BulkConnResult {
+        connection_id: String::new(),
+        name,
+        ok: false,
+        session_id: None,
+        report: None,
+        error_code: Some(f.code),
+        error: Some(f.message),
+    }));
+    Ok(Response::BulkConn { results })
 }
