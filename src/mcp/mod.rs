@@ -11,6 +11,7 @@ mod catalog;
 mod conn_tool;
 mod exec_tool;
 mod files_tool;
+mod framing;
 mod key_tool;
 mod params;
 mod reply;
@@ -374,9 +375,12 @@ pub async fn serve(paths: Paths, minimal: bool, roots: Vec<std::path::PathBuf>) 
     for r in roots {
         absolute.push(std::path::absolute(&r)?);
     }
+    let (transport, pump) = framing::stdio();
     let service = Adapter::new(paths, minimal, absolute)
-        .serve(rmcp::transport::stdio())
+        .serve(transport)
         .await?;
     service.waiting().await?;
+    // Every reply written before the adapter exits.
+    let _ = pump.await;
     Ok(())
 }
