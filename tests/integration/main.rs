@@ -11,6 +11,7 @@ mod host_keys;
 mod key_lifecycle;
 mod keyring_backend;
 mod mcp;
+mod mcp_contract;
 mod mcp_fleet;
 mod shells;
 mod socket;
