@@ -282,6 +282,10 @@ pub async fn start(broker: &Arc<Broker>, peer: &Peer, spec: BulkSpec) -> Result<
                 Ok(_slot) => match resolve(&b, &name, None) {
                     Ok(r) => match session_for(&b, &peer, &r).await {
                         Ok((session, occupancy)) => {
+                            // Each target's own time limit, from when it starts.
+                            let deadline = options
+                                .timeout_secs
+                                .map(|s| tokio::time::Instant::now() + Duration::from_secs(s));
                             let job = attached::Job {
                                 broker: b.clone(),
                                 id: cmd.clone(),
@@ -290,7 +294,7 @@ pub async fn start(broker: &Arc<Broker>, peer: &Peer, spec: BulkSpec) -> Result<
                                 options,
                                 stdin: None,
                                 stop,
-                                deadline: None,
+                                deadline,
                             };
                             let e = attached::run(job).await;
                             drop(occupancy);
