@@ -71,6 +71,20 @@ fn replies_name_things_as_the_arguments_do() {
     let cid = st["targets"][0]["commandId"].as_str().expect("commandId");
     let cmd = m.ok("ssh_exec", json!({"op": "status", "commandId": cid}));
     assert_eq!(cmd["bulkExecId"], bulk.as_str(), "{cmd}");
+    // `timeout` is honoured per target, and counts per state keep the states' own names.
+    let run = m.ok(
+        "ssh_bulk_exec",
+        json!({"commands": ["sleep 30"], "connectionIds": ["web1"], "timeout": 1}),
+    );
+    let id = run["bulkExecId"].as_str().expect("bulkExecId").to_string();
+    let started = std::time::Instant::now();
+    let st = wait_for(60, "the bulk run to time out", || {
+        let s = m.ok("ssh_exec", json!({"op": "status", "bulkExecId": id}));
+        (s["state"] != "running").then_some(s)
+    });
+    assert!(started.elapsed().as_secs() < 20, "{st}");
+    assert_eq!(st["targets"][0]["state"], "timed_out", "{st}");
+    assert_eq!(st["counts"]["timed_out"], 1, "{st}");
 }
 
 #[test]
