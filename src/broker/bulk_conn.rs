@@ -23,6 +23,7 @@ async fn one(broker: Arc<Broker>, peer: Peer, op: BulkConnOp, c: ConnRow) -> Bul
         report: None,
         error_code: None,
         error: None,
+        next: None,
     };
     let outcome: Result<(), Fail> = async {
         match op {
@@ -33,6 +34,7 @@ async fn one(broker: Arc<Broker>, peer: Peer, op: BulkConnOp, c: ConnRow) -> Bul
                     res.ok = t.authenticated;
                     res.error_code = t.error_code;
                     res.error = t.error.clone();
+                    res.next = t.next.clone();
                     res.report = Some(t);
                 }
                 Ok(())
@@ -66,6 +68,7 @@ async fn one(broker: Arc<Broker>, peer: Peer, op: BulkConnOp, c: ConnRow) -> Bul
     if let Err(f) = outcome {
         res.error_code = Some(f.code);
         res.error = Some(f.message);
+        res.next = f.next;
     }
     res
 }
@@ -110,6 +113,7 @@ pub async fn run(
         report: None,
         error_code: Some(f.code),
         error: Some(f.message),
+        next: f.next,
     }));
     Ok(Response::BulkConn { results })
 }

@@ -8,8 +8,8 @@ use super::args::{
     AuditToolOp, BulkAuditArgs, BulkConnArgs, BulkConnToolOp, BulkExecArgs, ExecArgs, ExecOp,
 };
 use super::exec_tool::parse_stream;
-use super::reply::{bad_arg, from_error, ok};
-use super::vocab::{Vocab, all};
+use super::reply::{agent_error, bad_arg, from_error, ok, problem_then};
+use super::vocab::Vocab;
 use crate::protocol::{
     BulkConnOp, BulkInfo, BulkSpec, FleetAuditOp, LogQuery, Request, Response, RunOptions, Targets,
 };
@@ -95,13 +95,28 @@ pub async fn bulk_conn(a: &Adapter, x: BulkConnArgs) -> CallToolResult {
             let bad: Vec<String> = results
                 .iter()
                 .filter(|r| !r.ok)
-                .map(|r| format!("{}: {}", r.name, r.error.as_deref().unwrap_or("failed")))
+                .map(|r| match &r.next {
+                    Some(n) => format!("{}: {}", r.name, problem_then(&n.problem, &n.step).0),
+                    None => format!("{}: {}", r.name, r.error.as_deref().unwrap_or("failed")),
+                })
                 .collect();
             let mut s = format!("{good} of {} ok", results.len());
             if !bad.is_empty() {
                 s.push_str(&format!("; {}", bad.join("; ")));
             }
-            ok(s, json!({ "results": all(&results) }))
+            // Errors in the agent's words, with the next call as data.
+            let results: Vec<_> = results
+                .iter()
+                .map(|r| {
+                    let mut v = r.to_mcp();
+                    agent_error(&mut v, r.next.as_ref());
+                    if let (Some(t), Some(report)) = (&r.report, v.get_mut("report")) {
+                        agent_error(report, t.next.as_ref());
+                    }
+                    v
+                })
+                .collect();
+            ok(s, json!({ "results": results }))
         }
         Ok(other) => a.unexpected(other),
         Err(e) => from_error(e),

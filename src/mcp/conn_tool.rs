@@ -5,7 +5,7 @@ use serde_json::json;
 
 use super::Adapter;
 use super::args::{ClientArgs, ClientOp, ConnArgs, ConnOp};
-use super::reply::{bad_arg, fail, from_error, ok, problem_then};
+use super::reply::{agent_error, bad_arg, fail, from_error, ok, problem_then};
 use super::vocab::{Vocab, all};
 use crate::protocol::{ConnSpec, HostKeyPolicy, Request, Response};
 
@@ -140,12 +140,7 @@ pub async fn conn(a: &Adapter, x: ConnArgs) -> CallToolResult {
                 (None, false) => "login not tried".into(),
             };
             let mut v = t.to_mcp();
-            if let Some(n) = &t.next {
-                // The agent's wording of the error and its next call, not the CLI's.
-                let (message, next) = problem_then(&n.problem, &n.step);
-                v["error"] = json!(message);
-                v["next"] = next;
-            }
+            agent_error(&mut v, t.next.as_ref());
             ok(summary, v)
         }
         Ok(Response::Ok { message }) => {

@@ -5,7 +5,7 @@ use rmcp::model::{CallToolResult, ContentBlock};
 use serde_json::{Map, Value, json};
 
 use crate::client::BrokerError;
-use crate::protocol::{ErrorCode, NextStep};
+use crate::protocol::{ErrorCode, ErrorNext, NextStep};
 
 /// `snake_case` to `camelCase`.
 fn camel(key: &str) -> String {
@@ -220,6 +220,16 @@ fn see((c, v): (String, Value)) -> (String, Value) {
 pub fn problem_then(problem: &str, step: &NextStep) -> (String, Value) {
     let (text, next) = next_for_agents(step);
     (format!("{problem}; {text}"), next)
+}
+
+/// An error field of a reply (a conn test, a bulk target) said for an agent when it comes with
+/// its next step: `error` in tool calls, and `next` as data.
+pub fn agent_error(v: &mut Value, next: Option<&ErrorNext>) {
+    if let (Some(n), Value::Object(m)) = (next, v) {
+        let (message, step) = problem_then(&n.problem, &n.step);
+        m.insert("error".into(), Value::String(message));
+        m.insert("next".into(), step);
+    }
 }
 
 /// Any failure talking to the broker.

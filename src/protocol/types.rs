@@ -502,6 +502,9 @@ pub struct BulkConnResult {
     pub report: Option<TestReport>,
     pub error_code: Option<ErrorCode>,
     pub error: Option<String>,
+    /// What to do, as data (see [`super::ErrorNext`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<super::ErrorNext>,
 }
 
 /// What a fleet audit looks at.
