@@ -177,10 +177,21 @@ fn error_replies_speak_in_tool_calls() {
         assert!(e && s["error"]["code"] == "not_found", "{args}: {t}");
         assert!(t.contains(call) && !cli_words(&t), "{args}: {t}");
     }
-    // conn test reports in the agent's words too.
+    // conn test reports and bulk results in the agent's words too.
     let t = m.ok("ssh_conn", json!({"op": "test", "connectionId": "nokey"}));
     let err = t["error"].as_str().unwrap_or_default();
     assert!(err.contains("ssh_key op=link") && !cli_words(err), "{t}");
+    let (_, text, b) = m.call(
+        "ssh_bulk_conn",
+        json!({"op": "test", "connectionIds": ["wrong", "nope"]}),
+    );
+    let err = b["results"][0]["error"].as_str().unwrap_or_default();
+    assert!(
+        err.contains("ssh_key op=pub keyName=stranger") && !cli_words(err),
+        "{b}"
+    );
+    assert_eq!(b["results"][1]["next"]["tool"], "ssh_conn", "{b}");
+    assert!(!cli_words(&text), "{text}");
 }
 
 #[test]
