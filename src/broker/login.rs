@@ -31,11 +31,10 @@ pub fn resolve(broker: &Broker, target: &str, key: Option<&str>) -> Result<Resol
             .map_err(Fail::internal)?
             .is_some_and(|row| row.retired.is_some())
     {
-        return Err(Fail::new(
+        return Err(Fail::then(
             ErrorCode::NoKey,
-            format!(
-                "key '{k}' was retired by a rotation and is disabled: use the key that replaced it (see `sshkeep key list`), or destroy it with `sshkeep key remove {k}`"
-            ),
+            format!("key '{k}' was retired by a rotation and is disabled"),
+            NextStep::RetiredKey { key: k.to_string() },
         ));
     }
     Ok(r)
@@ -148,11 +147,12 @@ pub fn unseal_key(broker: &Broker, name: &str) -> Result<(russh::keys::PrivateKe
         .as_ref()
         .ok_or_else(|| Fail::then(ErrorCode::VaultMissing, "no vault yet", NextStep::VaultInit))?;
     if row.retired.is_some() {
-        return Err(Fail::new(
+        return Err(Fail::then(
             ErrorCode::NoKey,
-            format!(
-                "key '{name}' was retired by a rotation and is disabled: use the key that replaced it (see `sshkeep key list`), or destroy it with `sshkeep key remove {name}`"
-            ),
+            format!("key '{name}' was retired by a rotation and is disabled"),
+            NextStep::RetiredKey {
+                key: name.to_string(),
+            },
         ));
     }
     let plain = vault.open_sealed(&row.sealed).map_err(|e| match e {

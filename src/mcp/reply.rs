@@ -190,6 +190,13 @@ pub fn next_for_agents(step: &NextStep) -> (String, Value) {
             );
             (format!("unlink it first with {c}, or call op=remove force=true"), v)
         }
+        NextStep::RetiredKey { key } => {
+            let (c, v) = call("ssh_key", json!({"op": "remove", "keyName": key}));
+            (
+                format!("use the key that replaced it (see ssh_key op=list), or destroy it with {c}"),
+                v,
+            )
+        }
         NextStep::ResumeRotation { key } => {
             let (c, v) = call(
                 "ssh_key",
@@ -300,5 +307,10 @@ mod tests {
             port: 22,
         });
         assert!(!t.contains("--key") && t.contains("keyName=KEY"), "{t}");
+        let (t, _) = next_for_agents(&NextStep::RetiredKey { key: "k".into() });
+        assert!(
+            t.contains("ssh_key op=remove keyName=k") && !t.contains("sshkeep"),
+            "{t}"
+        );
     }
 }

@@ -44,6 +44,8 @@ pub enum NextStep {
     RepinHostKey { conn: String, fingerprint: String },
     /// Unlink the key from its connections, or remove it anyway.
     UnlinkOrForce { key: String },
+    /// Use the key that replaced a retired one, or destroy the retired key.
+    RetiredKey { key: String },
     /// Continue an unfinished key rotation.
     ResumeRotation { key: String },
     /// Start a key rotation.
@@ -88,6 +90,9 @@ impl NextStep {
             Self::UnlinkOrForce { key } => {
                 format!("unlink it first (`sshkeep key unlink {key} CONN`) or pass --force")
             }
+            Self::RetiredKey { key } => format!(
+                "use the key that replaced it (see `sshkeep key list`), or destroy it with `sshkeep key remove {key}`"
+            ),
             Self::ResumeRotation { key } => {
                 format!("continue it with `sshkeep key rotate {key} --resume`")
             }
