@@ -14,7 +14,7 @@ use interprocess::local_socket::{GenericFilePath, ToFsName};
 
 use crate::frame::{read_frame, write_frame};
 use crate::paths::Paths;
-use crate::protocol::{ErrorCode, PROTOCOL_VERSION, Request, Response};
+use crate::protocol::{ErrorCode, ErrorNext, PROTOCOL_VERSION, Request, Response};
 
 /// A connection to the broker, past the hello.
 pub struct Client {
@@ -27,6 +27,8 @@ pub struct Client {
 pub struct BrokerError {
     pub code: ErrorCode,
     pub message: String,
+    /// The next step as data (the MCP adapter words it as a tool call).
+    pub next: Option<ErrorNext>,
 }
 
 async fn dial(paths: &Paths) -> std::io::Result<Stream> {
@@ -116,7 +118,16 @@ impl Client {
     /// One request; an error reply becomes a [`BrokerError`].
     pub async fn request(&mut self, req: &Request) -> Result<Response> {
         match self.call(req).await? {
-            Response::Error { code, message } => Err(BrokerError { code, message }.into()),
+            Response::Error {
+                code,
+                message,
+                next,
+            } => Err(BrokerError {
+                code,
+                message,
+                next,
+            }
+            .into()),
             r => Ok(r),
         }
     }

@@ -22,8 +22,8 @@ use super::sessions::{Occupancy, Session, Sessions};
 use super::{Broker, Peer};
 use crate::db::{CommandRow, ConnRow, NewCommand, now_ms};
 use crate::protocol::{
-    BulkInfo, BulkLogLine, BulkSpec, BulkTarget, CommandState, ErrorCode, LogQuery, Response,
-    Targets,
+    BulkInfo, BulkLogLine, BulkSpec, BulkTarget, CommandState, ErrorCode, LogQuery, NextStep,
+    Response, Targets,
 };
 
 /// Handshakes in flight to one server at first (OpenSSH's MaxStartups begins dropping at 10).
@@ -73,17 +73,31 @@ fn invalid(m: impl Into<String>) -> Fail {
     Fail::new(ErrorCode::InvalidArgument, m)
 }
 
-/// The connections a fleet operation covers, in the order given, without repeats.
-pub fn resolve_targets(broker: &Broker, t: &Targets) -> Result<Vec<ConnRow>, Fail> {
+/// Names given for a fleet operation that match no saved connection, each with its failure.
+pub type Unknown = Vec<(String, Fail)>;
+
+/// The connections a fleet operation covers, in the order given, without repeats; and the
+/// names that match none. An unknown name fails that target alone: the others go on. Only a
+/// request that names nothing that exists fails as a whole.
+pub fn resolve_targets(broker: &Broker, t: &Targets) -> Result<(Vec<ConnRow>, Unknown), Fail> {
     let all = broker.db()?.conns().map_err(Fail::internal)?;
     let mut out: Vec<ConnRow> = Vec::new();
+    let mut unknown: Unknown = Vec::new();
     let mut push = |c: ConnRow| {
         if !out.iter().any(|o| o.id == c.id) {
             out.push(c);
         }
     };
     for name in &t.conns {
-        push(super::conn_ops::find(broker, name)?);
+        match super::conn_ops::find(broker, name) {
+            Ok(c) => push(c),
+            Err(f) if f.code == ErrorCode::NotFound => {
+                if !unknown.iter().any(|(n, _)| n == name) {
+                    unknown.push((name.clone(), f));
+                }
+            }
+            Err(f) => return Err(f),
+        }
     }
     if let Some(client) = &t.client {
         let members: Vec<ConnRow> = all
@@ -92,9 +106,10 @@ pub fn resolve_targets(broker: &Broker, t: &Targets) -> Result<Vec<ConnRow>, Fai
             .cloned()
             .collect();
         if members.is_empty() {
-            return Err(Fail::new(
+            return Err(Fail::then(
                 ErrorCode::NotFound,
-                format!("client '{client}' has no connections: see `sshkeep client list`"),
+                format!("client '{client}' has no connections"),
+                NextStep::ListClients,
             ));
         }
         members.into_iter().for_each(&mut push);
@@ -103,9 +118,12 @@ pub fn resolve_targets(broker: &Broker, t: &Targets) -> Result<Vec<ConnRow>, Fai
         all.into_iter().for_each(&mut push);
     }
     if out.is_empty() {
-        return Err(invalid("no targets: name connections, a client, or all"));
+        return Err(match unknown.into_iter().next() {
+            Some((_, f)) => f,
+            None => invalid("no targets: name connections, a client, or all"),
+        });
     }
-    Ok(out)
+    Ok((out, unknown))
 }
 
 /// A session for one target, already counting this target as a user: an open one is reused (a
@@ -189,7 +207,7 @@ pub async fn start(broker: &Arc<Broker>, peer: &Peer, spec: BulkSpec) -> Result<
     if !(1..=256).contains(&concurrency) {
         return Err(invalid("concurrency must be between 1 and 256"));
     }
-    let targets = resolve_targets(broker, &spec.targets)?;
+    let (targets, unknown) = resolve_targets(broker, &spec.targets)?;
     let bulk_id = uuid::Uuid::new_v4().to_string();
     let mut jobs = Vec::new();
     {
@@ -210,7 +228,23 @@ pub async fn start(broker: &Arc<Broker>, peer: &Peer, spec: BulkSpec) -> Result<
                 bulk_id: Some(bulk_id.clone()),
             };
             db.insert_command(&cmd, now_ms()).map_err(Fail::internal)?;
-            jobs.push((id, c.spec.name.clone()));
+            jobs.push((id, c.spec.name.clone(), None));
+        }
+        for (name, fail) in unknown {
+            let id = uuid::Uuid::new_v4().to_string();
+            let cmd = NewCommand {
+                id: id.clone(),
+                session_id: None,
+                target: name.clone(),
+                conn_name: None,
+                key_name: None,
+                commands: spec.commands.clone(),
+                options: spec.options.clone(),
+                detached: false,
+                bulk_id: Some(bulk_id.clone()),
+            };
+            db.insert_command(&cmd, now_ms()).map_err(Fail::internal)?;
+            jobs.push((id, name, Some(fail)));
         }
     }
     broker.audit(
@@ -220,9 +254,21 @@ pub async fn start(broker: &Arc<Broker>, peer: &Peer, spec: BulkSpec) -> Result<
         None,
         format!("bulk {bulk_id} on {} targets", jobs.len()),
     )?;
-    let names = jobs.iter().map(|(_, n)| n.clone()).collect();
+    let names = jobs.iter().map(|(_, n, _)| n.clone()).collect();
     let sem = Arc::new(Semaphore::new(concurrency as usize));
-    for (id, name) in jobs {
+    for (id, name, unknown) in jobs {
+        if let Some(f) = unknown {
+            spawn_tracked(broker, &id.clone(), move |_stop| {
+                let b = broker.clone();
+                async move {
+                    if let Ok(db) = b.db() {
+                        let _ = db.command_error_code(&id, &code_name(f.code));
+                    }
+                    attached::not_started(f)
+                }
+            });
+            continue;
+        }
         let (b, peer, sem, commands, options) = (
             broker.clone(),
             peer.clone(),
@@ -236,6 +282,10 @@ pub async fn start(broker: &Arc<Broker>, peer: &Peer, spec: BulkSpec) -> Result<
                 Ok(_slot) => match resolve(&b, &name, None) {
                     Ok(r) => match session_for(&b, &peer, &r).await {
                         Ok((session, occupancy)) => {
+                            // Each target's own time limit, from when it starts.
+                            let deadline = options
+                                .timeout_secs
+                                .map(|s| tokio::time::Instant::now() + Duration::from_secs(s));
                             let job = attached::Job {
                                 broker: b.clone(),
                                 id: cmd.clone(),
@@ -244,7 +294,7 @@ pub async fn start(broker: &Arc<Broker>, peer: &Peer, spec: BulkSpec) -> Result<
                                 options,
                                 stdin: None,
                                 stop,
-                                deadline: None,
+                                deadline,
                             };
                             let e = attached::run(job).await;
                             drop(occupancy);
@@ -287,13 +337,10 @@ type RunRows = (Vec<String>, i64, Vec<(CommandRow, Option<ConnRow>)>);
 
 fn rows(broker: &Broker, bulk_id: &str, target: Option<&str>) -> Result<RunRows, Fail> {
     let db = broker.db()?;
-    let (commands, created) = db.bulk(bulk_id).map_err(Fail::internal)?.ok_or_else(|| {
-        Fail::not_found(
-            "bulk run",
-            bulk_id,
-            "the id comes from `sshkeep bulk exec` (ssh_bulk_exec)",
-        )
-    })?;
+    let (commands, created) = db
+        .bulk(bulk_id)
+        .map_err(Fail::internal)?
+        .ok_or_else(|| Fail::unknown("bulk run", bulk_id, NextStep::BulkRunId))?;
     let mut out = Vec::new();
     for c in db.bulk_commands(bulk_id).map_err(Fail::internal)? {
         let conn = db.conn_by_ref(&c.target).map_err(Fail::internal)?;

@@ -23,6 +23,7 @@ async fn one(broker: Arc<Broker>, peer: Peer, op: BulkConnOp, c: ConnRow) -> Bul
         report: None,
         error_code: None,
         error: None,
+        next: None,
     };
     let outcome: Result<(), Fail> = async {
         match op {
@@ -33,6 +34,7 @@ async fn one(broker: Arc<Broker>, peer: Peer, op: BulkConnOp, c: ConnRow) -> Bul
                     res.ok = t.authenticated;
                     res.error_code = t.error_code;
                     res.error = t.error.clone();
+                    res.next = t.next.clone();
                     res.report = Some(t);
                 }
                 Ok(())
@@ -66,6 +68,7 @@ async fn one(broker: Arc<Broker>, peer: Peer, op: BulkConnOp, c: ConnRow) -> Bul
     if let Err(f) = outcome {
         res.error_code = Some(f.code);
         res.error = Some(f.message);
+        res.next = f.next;
     }
     res
 }
@@ -78,7 +81,7 @@ pub async fn run(
     targets: &Targets,
     concurrency: Option<u32>,
 ) -> Result<Response, Fail> {
-    let conns = resolve_targets(broker, targets)?;
+    let (conns, unknown) = resolve_targets(broker, targets)?;
     let limit = concurrency.unwrap_or(10);
     if !(1..=256).contains(&limit) {
         return Err(Fail::new(
@@ -100,7 +103,17 @@ pub async fn run(
         results.push(r.map_err(Fail::internal)?);
     }
     results.sort_by_key(|(i, _)| *i);
-    Ok(Response::BulkConn {
-        results: results.into_iter().map(|(_, r)| r).collect(),
-    })
+    let mut results: Vec<BulkConnResult> = results.into_iter().map(|(_, r)| r).collect();
+    // Names that match no connection fail alone, after the others.
+    results.extend(unknown.into_iter().map(|(name, f)| BulkConnResult {
+        connection_id: String::new(),
+        name,
+        ok: false,
+        session_id: None,
+        report: None,
+        error_code: Some(f.code),
+        error: Some(f.message),
+        next: f.next,
+    }));
+    Ok(Response::BulkConn { results })
 }

@@ -7,7 +7,8 @@ use super::login::{audit_refusal, known_hosts, pin_if_new, resolve, unseal_key};
 use super::{Broker, Peer};
 use crate::db::{ConnRow, Pin, now};
 use crate::protocol::{
-    ClientGroup, ConnInfo, ConnSpec, ErrorCode, HostKeyPolicy, HostKeyReport, Response, TestReport,
+    ClientGroup, ConnInfo, ConnSpec, ErrorCode, HostKeyPolicy, HostKeyReport, NextStep, Response,
+    TestReport,
 };
 use crate::ssh;
 use crate::target::{validate_host, validate_name, validate_user};
@@ -22,13 +23,7 @@ pub fn find(broker: &Broker, name: &str) -> Result<ConnRow, Fail> {
         .db()?
         .conn_by_ref(name)
         .map_err(Fail::internal)?
-        .ok_or_else(|| {
-            Fail::not_found(
-                "connection",
-                name,
-                "see `sshkeep conn list`, or use user@host[:port]",
-            )
-        })
+        .ok_or_else(|| Fail::unknown("connection", name, NextStep::ListConns))
 }
 
 fn info(broker: &Broker, c: ConnRow) -> Result<ConnInfo, Fail> {
@@ -74,11 +69,7 @@ pub fn save(broker: &Broker, peer: &Peer, spec: ConnSpec) -> Result<Response, Fa
     if let Some(k) = &spec.key
         && db.key(k).map_err(Fail::internal)?.is_none()
     {
-        return Err(Fail::not_found(
-            "key",
-            k,
-            "add it first with `sshkeep key add` or `sshkeep key generate`",
-        ));
+        return Err(Fail::unknown("key", k, NextStep::AddKey));
     }
     // Every hop must be a saved connection, not the connection itself, and named once.
     if spec.jump.len() > 8 {
@@ -186,6 +177,7 @@ pub async fn test(
         login_ms: None,
         error: None,
         error_code: None,
+        next: None,
     };
     // A locked vault or missing key still lets the test check reachability and the host key.
     let key = match r.key.as_deref().map(|k| unseal_key(broker, k)).transpose() {
@@ -193,14 +185,21 @@ pub async fn test(
         Err(f) => {
             report.error = Some(f.message);
             report.error_code = Some(f.code);
+            report.next = f.next;
             None
         }
     };
     if r.key.is_none() {
-        report.error = Some(format!(
-            "no key to log in with: link one (`sshkeep key link KEY {target}`) or pass --key"
-        ));
-        report.error_code = Some(ErrorCode::NoKey);
+        let f = Fail::then(
+            ErrorCode::NoKey,
+            "no key to log in with",
+            NextStep::LinkKey {
+                conn: target.to_string(),
+            },
+        );
+        report.error = Some(f.message);
+        report.error_code = Some(f.code);
+        report.next = f.next;
     }
     let pin = broker
         .db()?
@@ -229,6 +228,7 @@ pub async fn test(
         audit_refusal(broker, peer, ep, login.seen.as_ref())?;
         report.error = Some(e.message);
         report.error_code = Some(e.code);
+        report.next = e.next;
         return Ok(Response::TestReport(report));
     }
     let (Some(mut handle), Some((key, _))) = (login.handle, key) else {
@@ -256,6 +256,7 @@ pub async fn test(
         Err(e) => {
             report.error = Some(e.message);
             report.error_code = Some(e.code);
+            report.next = e.next;
         }
     }
     let _ = handle

@@ -1,6 +1,6 @@
 //! The broker's error type: a code and a message fit to show the user.
 
-use crate::protocol::{ErrorCode, Response};
+use crate::protocol::{ErrorCode, ErrorNext, NextStep, Response};
 use crate::ssh::SshError;
 use sshkeep_vault::VaultError;
 
@@ -9,6 +9,8 @@ use sshkeep_vault::VaultError;
 pub struct Fail {
     pub code: ErrorCode,
     pub message: String,
+    /// The next step as data, for clients that word it themselves.
+    pub next: Option<ErrorNext>,
 }
 
 impl Fail {
@@ -17,7 +19,27 @@ impl Fail {
         Self {
             code,
             message: message.into(),
+            next: None,
         }
+    }
+
+    /// A failure with a next step: `message` says both, `next` keeps them apart.
+    pub fn then(code: ErrorCode, problem: impl Into<String>, step: NextStep) -> Self {
+        let problem = problem.into();
+        Self {
+            code,
+            message: step.after(&problem),
+            next: Some(ErrorNext { problem, step }),
+        }
+    }
+
+    /// An unknown name or id, and where to look the right one up.
+    pub fn unknown(kind: &str, name: &str, step: NextStep) -> Self {
+        Self::then(
+            ErrorCode::NotFound,
+            format!("no {kind} named '{name}'"),
+            step,
+        )
     }
 
     /// An unexpected failure (database, I/O). Such errors never carry secrets: they come from
@@ -39,13 +61,18 @@ impl Fail {
         Response::Error {
             code: self.code,
             message: self.message,
+            next: self.next,
         }
     }
 }
 
 impl From<SshError> for Fail {
     fn from(e: SshError) -> Self {
-        Self::new(e.code, e.message)
+        Self {
+            code: e.code,
+            message: e.message,
+            next: e.next,
+        }
     }
 }
 

@@ -10,8 +10,8 @@ use super::fleet_checks::{INVENTORY_SCRIPT, SECURITY_SCRIPT, parse_findings, par
 use super::{Broker, Peer, bulk};
 use crate::db::now_ms;
 use crate::protocol::{
-    AuditTarget, BulkSpec, FleetAuditOp, FleetAuditReport, LogQuery, Response, StreamFilter,
-    Targets,
+    AuditTarget, BulkSpec, FleetAuditOp, FleetAuditReport, LogQuery, NextStep, Response,
+    StreamFilter, Targets,
 };
 
 /// Runs the audit and replies when every target is done.
@@ -108,13 +108,7 @@ pub fn show(broker: &Broker, audit_id: &str) -> Result<Response, Fail> {
         .db()?
         .fleet_audit(audit_id)
         .map_err(Fail::internal)?
-        .ok_or_else(|| {
-            Fail::not_found(
-                "fleet audit",
-                audit_id,
-                "the id comes from `sshkeep bulk audit` (ssh_bulk_audit)",
-            )
-        })?;
+        .ok_or_else(|| Fail::unknown("fleet audit", audit_id, NextStep::AuditId))?;
     let report: FleetAuditReport = serde_json::from_str(&json).map_err(Fail::internal)?;
     Ok(Response::FleetAudit(report))
 }

@@ -9,7 +9,7 @@ use super::fail::Fail;
 use super::{Broker, Peer};
 use crate::db::{KeyRow, now};
 use crate::keys::{self, KeyError, NewKey};
-use crate::protocol::{ErrorCode, KeyInfo, KeyType, Response};
+use crate::protocol::{ErrorCode, KeyInfo, KeyType, NextStep, Response};
 use crate::target::validate_name;
 
 fn invalid(e: String) -> Fail {
@@ -138,7 +138,7 @@ fn row(broker: &Broker, name: &str) -> Result<KeyRow, Fail> {
         .db()?
         .key(name)
         .map_err(Fail::internal)?
-        .ok_or_else(|| Fail::not_found("key", name, "see `sshkeep key list`"))
+        .ok_or_else(|| Fail::unknown("key", name, NextStep::ListKeys))
 }
 
 /// `key list`.
@@ -161,12 +161,10 @@ pub fn remove(broker: &Broker, peer: &Peer, name: &str, force: bool) -> Result<R
     let k = row(broker, name)?;
     let links = broker.db()?.key_links(name).map_err(Fail::internal)?;
     if !links.is_empty() && !force {
-        return Err(Fail::new(
+        return Err(Fail::then(
             ErrorCode::InvalidArgument,
-            format!(
-                "key '{name}' is linked to {}: unlink it first (`sshkeep key unlink {name} CONN`) or pass --force",
-                links.join(", ")
-            ),
+            format!("key '{name}' is linked to {}", links.join(", ")),
+            NextStep::UnlinkOrForce { key: name.into() },
         ));
     }
     broker.db()?.delete_key(name).map_err(Fail::internal)?;

@@ -9,7 +9,7 @@ use super::fail::Fail;
 use super::sessions::{Occupancy, Sessions};
 use super::{Broker, Peer};
 use crate::db::{ConnRow, Pin, now};
-use crate::protocol::{ErrorCode, HostKeyPolicy};
+use crate::protocol::{ErrorCode, HostKeyPolicy, NextStep};
 use crate::ssh::{self, Endpoint, HostKeyStatus, SeenHostKey};
 use crate::target::{parse_address, validate_name};
 
@@ -34,11 +34,10 @@ pub fn resolve(broker: &Broker, target: &str, key: Option<&str>) -> Result<Resol
             .map_err(Fail::internal)?
             .is_some_and(|row| row.retired.is_some())
     {
-        return Err(Fail::new(
+        return Err(Fail::then(
             ErrorCode::NoKey,
-            format!(
-                "key '{k}' was retired by a rotation and is disabled: use the key that replaced it (see `sshkeep key list`), or destroy it with `sshkeep key remove {k}`"
-            ),
+            format!("key '{k}' was retired by a rotation and is disabled"),
+            NextStep::RetiredKey { key: k.to_string() },
         ));
     }
     Ok(r)
@@ -123,14 +122,22 @@ pub fn known_hosts() -> Option<std::path::PathBuf> {
 }
 
 fn no_key(ep: &Endpoint) -> Fail {
-    let msg = match &ep.conn_name {
-        Some(n) => format!("connection '{n}' has no key linked: run `sshkeep key link KEY {n}`"),
-        None => format!(
-            "no key for {}@{}:{}: pass --key KEY, or save a connection with `sshkeep conn save NAME --host {} --user {} --key KEY`",
-            ep.user, ep.host, ep.port, ep.host, ep.user
+    match &ep.conn_name {
+        Some(n) => Fail::then(
+            ErrorCode::NoKey,
+            format!("connection '{n}' has no key linked"),
+            NextStep::LinkKey { conn: n.clone() },
         ),
-    };
-    Fail::new(ErrorCode::NoKey, msg)
+        None => Fail::then(
+            ErrorCode::NoKey,
+            format!("no key for {}@{}:{}", ep.user, ep.host, ep.port),
+            NextStep::SaveConnWithKey {
+                user: ep.user.clone(),
+                host: ep.host.clone(),
+                port: ep.port,
+            },
+        ),
+    }
 }
 
 /// Decrypts a key from the vault for one login. The returned key zeroizes itself on drop.
@@ -139,28 +146,27 @@ pub fn unseal_key(broker: &Broker, name: &str) -> Result<(russh::keys::PrivateKe
         .db()?
         .key(name)
         .map_err(Fail::internal)?
-        .ok_or_else(|| Fail::not_found("key", name, "see `sshkeep key list`"))?;
+        .ok_or_else(|| Fail::unknown("key", name, NextStep::ListKeys))?;
     let slot = broker.vault()?;
-    let vault = slot.as_ref().ok_or_else(|| {
-        Fail::new(
-            ErrorCode::VaultMissing,
-            "no vault yet: run `sshkeep vault init`",
-        )
-    })?;
+    let vault = slot
+        .as_ref()
+        .ok_or_else(|| Fail::then(ErrorCode::VaultMissing, "no vault yet", NextStep::VaultInit))?;
     if row.retired.is_some() {
-        return Err(Fail::new(
+        return Err(Fail::then(
             ErrorCode::NoKey,
-            format!(
-                "key '{name}' was retired by a rotation and is disabled: use the key that replaced it (see `sshkeep key list`), or destroy it with `sshkeep key remove {name}`"
-            ),
+            format!("key '{name}' was retired by a rotation and is disabled"),
+            NextStep::RetiredKey {
+                key: name.to_string(),
+            },
         ));
     }
     let plain = vault.open_sealed(&row.sealed).map_err(|e| match e {
         sshkeep_vault::VaultError::Locked => {
             let why = broker.lock_note();
-            Fail::new(
+            Fail::then(
                 ErrorCode::VaultLocked,
-                format!("the vault is locked{why}: open sessions stay open, but new logins need `sshkeep unlock`"),
+                format!("the vault is locked{why}: open sessions stay open"),
+                NextStep::Unlock,
             )
         }
         e => Fail::from(e),
@@ -338,6 +344,6 @@ pub fn key_fingerprint(broker: &Broker, r: &Resolved) -> Result<String, Fail> {
         .db()?
         .key(key_name)
         .map_err(Fail::internal)?
-        .ok_or_else(|| Fail::not_found("key", key_name, "see `sshkeep key list`"))?
+        .ok_or_else(|| Fail::unknown("key", key_name, NextStep::ListKeys))?
         .fingerprint)
 }

@@ -19,7 +19,7 @@ use super::gate::{ChannelGate, Permit};
 use super::login::{LostSlot, Resolved, key_fingerprint, login};
 use super::{Broker, Peer};
 use crate::db::now;
-use crate::protocol::{ErrorCode, SessionInfo};
+use crate::protocol::{ErrorCode, NextStep, SessionInfo};
 use crate::ssh::Verifier;
 
 /// Where a session is in its life.
@@ -464,13 +464,7 @@ impl Sessions {
             .lock()
             .ok()
             .and_then(|m| m.get(id).cloned())
-            .ok_or_else(|| {
-                Fail::not_found(
-                    "session",
-                    id,
-                    "see `sshkeep session list` (sessions end when the broker stops)",
-                )
-            })
+            .ok_or_else(|| Fail::unknown("session", id, NextStep::ListSessions))
     }
 
     /// Every session, oldest first.

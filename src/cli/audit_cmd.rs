@@ -41,7 +41,7 @@ pub async fn run(ctx: &Ctx, a: AuditArgs) -> Result<u8> {
         };
         if ctx.json {
             output::json(
-                &serde_json::json!({ "records": records, "firstBroken": first_broken, "reason": reason }),
+                &serde_json::json!({ "records": records, "first_broken": first_broken, "reason": reason }),
             )?;
         } else if let Some(seq) = first_broken {
             println!(

@@ -182,6 +182,9 @@ pub struct LogsArgs {
     /// Only lines matching this regular expression.
     #[arg(long)]
     grep: Option<String>,
+    /// --grep ignores case.
+    #[arg(long, short = 'i', requires = "grep")]
+    ignore_case: bool,
     /// The first N lines.
     #[arg(long, conflicts_with = "tail")]
     head: Option<u64>,
@@ -206,6 +209,7 @@ pub async fn logs(ctx: &Ctx, a: LogsArgs) -> Result<u8> {
         command_id: a.command_id,
         stream: a.stream,
         grep: a.grep,
+        ignore_case: a.ignore_case,
         head: a.head,
         tail: a.tail,
         from_line: a.from_line,

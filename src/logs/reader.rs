@@ -31,9 +31,12 @@ pub fn read(
         Some(p) if p.len() > 1000 => {
             return Err(QueryError::BadRegex("longer than 1000 characters".into()));
         }
-        Some(p) => {
-            Some(regex_lite::Regex::new(p).map_err(|e| QueryError::BadRegex(e.to_string()))?)
-        }
+        Some(p) => Some(
+            regex_lite::RegexBuilder::new(p)
+                .case_insensitive(q.ignore_case)
+                .build()
+                .map_err(|e| QueryError::BadRegex(e.to_string()))?,
+        ),
         None => None,
     };
     let stream = match q.stream.unwrap_or_default() {

@@ -14,7 +14,7 @@ pub struct NoArgs {}
 /// `ssh_tool_search`.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 pub struct SearchArgs {
-    /// Keywords to look for in tool names, operations and descriptions (e.g. "logs grep", "host key").
+    /// e.g. "logs grep", "host key".
     pub query: String,
 }
 
@@ -41,31 +41,29 @@ pub enum ConnOp {
 #[serde(rename_all = "camelCase")]
 pub struct ConnArgs {
     pub op: ConnOp,
-    /// A saved connection's id or name (or `user@host[:port]` for test and trust).
+    /// Id or name (or user@host[:port] for test).
     pub connection_id: Option<String>,
-    /// Name for a new connection (save).
+    /// New connection's name (save).
     pub name: Option<String>,
-    /// Host name or IP address (save, test).
     pub host: Option<String>,
-    /// SSH port, default 22 (save, test).
+    /// Default 22.
     pub port: Option<u16>,
-    /// Remote user name (save, test).
     pub username: Option<String>,
-    /// Client (customer) group (save).
+    /// Client (customer) group.
     pub client: Option<String>,
-    /// Key to log in with (save; test without a saved connection).
+    /// Key to log in with.
     pub key_name: Option<String>,
-    /// `accept-new` (default: pin the key seen on first login) or `strict` (refuse until trusted).
+    /// accept-new (default: pin on first login) or strict.
     pub host_key_policy: Option<String>,
-    /// SHA256 host key fingerprint to pin (trust), as `ssh-keygen -lf` prints it.
+    /// SHA256:... as ssh-keygen -lf prints it (trust).
     pub fingerprint: Option<String>,
-    /// Seconds between keepalives (save; default 30).
+    /// Seconds (default 30).
     pub keepalive_interval: Option<u32>,
-    /// Missed keepalives before the connection counts as dead (save; default 3).
+    /// Missed keepalives before it counts as dead (default 3).
     pub keepalive_max: Option<u32>,
-    /// Seconds an unused session stays open (save; default 600).
+    /// Seconds an unused session stays open (default 600).
     pub idle_timeout: Option<u32>,
-    /// The server's authorized_keys file used by key rotation (save; default .ssh/authorized_keys).
+    /// The server's authorized_keys path (default .ssh/authorized_keys).
     pub authorized_keys: Option<String>,
 }
 
@@ -100,21 +98,20 @@ pub enum KeyOp {
 #[serde(rename_all = "camelCase")]
 pub struct KeyArgs {
     pub op: KeyOp,
-    /// The key's name in the vault.
     pub key_name: Option<String>,
-    /// Private key text in OpenSSH or PEM format (add). Accepted, encrypted, never returned.
+    /// OpenSSH or PEM text (add); never returned.
     pub private_key: Option<String>,
-    /// Passphrase of a protected private key (add).
+    /// Of a protected privateKey (add).
     pub passphrase: Option<String>,
-    /// `ed25519` (default), `rsa` or `ecdsa` (generate).
+    /// ed25519 (default), rsa or ecdsa.
     pub key_type: Option<String>,
-    /// Connection id or name (link, unlink).
+    /// Id or name (link, unlink, deploy).
     pub connection_id: Option<String>,
-    /// Remove even if connections are linked (remove).
+    /// Remove even if linked.
     pub force: Option<bool>,
-    /// Continue an unfinished rotation (rotate).
+    /// Continue an unfinished rotation.
     pub resume: Option<bool>,
-    /// Only show what a rotation would do (rotate).
+    /// Only show the rotation's plan.
     pub dry_run: Option<bool>,
 }
 
@@ -151,46 +148,40 @@ pub enum CommandArg {
 #[serde(rename_all = "camelCase")]
 pub struct ExecArgs {
     pub op: ExecOp,
-    /// Connection id or name (open; run without a session uses or opens the connection's session).
+    /// Id or name (open; run without sessionId uses its session).
     pub connection_id: Option<String>,
-    /// Session id (run, close).
     pub session_id: Option<String>,
-    /// Command id (status, logs, cancel).
+    /// From op=run.
     pub command_id: Option<String>,
-    /// Bulk run id from ssh_bulk_exec (status, logs, cancel); narrow to one target with
-    /// connectionId, name or host.
+    /// From ssh_bulk_exec (status, logs, cancel); connectionId, name or host pick one target.
     pub bulk_exec_id: Option<String>,
-    /// A bulk target's connection name (status, logs, cancel with bulkExecId).
+    /// A bulk target's connection name.
     pub name: Option<String>,
-    /// A bulk target's host (status, logs, cancel with bulkExecId).
+    /// A bulk target's host.
     pub host: Option<String>,
-    /// The shell command to run, or a list run in order that stops at the first failure (run).
+    /// A shell command, or a list run in order until one fails.
     pub command: Option<CommandArg>,
-    /// Run on the server independently of the SSH connection: survives reconnects and broker restarts (run).
+    /// Survive dropped connections and broker restarts.
     pub detach: Option<bool>,
-    /// Seconds before the command is killed and marked timed_out (run).
+    /// Seconds before it is killed.
     pub timeout: Option<u64>,
-    /// Working directory on the server (run).
     pub cwd: Option<String>,
-    /// Environment variables for the command (run).
     pub env: Option<BTreeMap<String, String>>,
-    /// Text for the command's standard input, e.g. a sudo password for `sudo -S` (run). Never stored.
+    /// Standard input text (e.g. for sudo -S); never stored.
     pub stdin: Option<String>,
-    /// Allocate a terminal; stderr is merged into stdout (run).
+    /// A terminal (stderr merges into stdout).
     pub pty: Option<bool>,
-    /// `stdout`, `stderr` or `both` (logs; default both).
+    /// stdout, stderr or both (default).
     pub stream: Option<String>,
-    /// Only lines matching this regular expression or substring (logs).
+    /// Regex or substring.
     pub grep: Option<String>,
-    /// The first N matching lines (logs).
+    pub ignore_case: Option<bool>,
     pub head: Option<u64>,
-    /// The last N matching lines (logs).
     pub tail: Option<u64>,
-    /// First line number to read (logs; lines are numbered from 1 across both streams).
+    /// Lines are numbered from 1 across both streams.
     pub from_line: Option<u64>,
-    /// Last line number to read (logs).
     pub to_line: Option<u64>,
-    /// Reply size cap in bytes (logs; default 65536).
+    /// Reply cap (default 65536).
     pub max_bytes: Option<u64>,
 }
 
@@ -198,7 +189,6 @@ pub struct ExecArgs {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StreamInfoArgs {
-    /// The command id from ssh_exec op=run.
     pub command_id: String,
 }
 
@@ -219,11 +209,8 @@ pub enum ClientOp {
 #[serde(rename_all = "camelCase")]
 pub struct ClientArgs {
     pub op: ClientOp,
-    /// The client (customer) group name (assign).
     pub client: Option<String>,
-    /// One connection id or name.
     pub connection_id: Option<String>,
-    /// Several connection ids or names.
     pub connection_ids: Option<Vec<String>>,
 }
 
@@ -231,17 +218,16 @@ pub struct ClientArgs {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BulkExecArgs {
-    /// Commands run in order on every target (each target stops at its first failure).
+    /// Run in order on each target, until one fails there.
     pub commands: Vec<String>,
-    /// Target connections by id or name.
+    /// Ids or names.
     pub connection_ids: Option<Vec<String>>,
-    /// Or every connection of this client group.
+    /// Or a client group's connections.
     pub client: Option<String>,
-    /// Or every saved connection.
     pub all: Option<bool>,
-    /// Targets worked on at once (default 10).
+    /// Targets at once (default 10).
     pub concurrency: Option<u32>,
-    /// Seconds before each target's command is killed.
+    /// Seconds before a target's command is killed.
     pub timeout: Option<u64>,
 }
 
@@ -262,11 +248,11 @@ pub enum BulkConnToolOp {
 #[serde(rename_all = "camelCase")]
 pub struct BulkConnArgs {
     pub op: BulkConnToolOp,
-    /// Target connections by id or name.
+    /// Ids or names.
     pub connection_ids: Option<Vec<String>>,
-    /// Or every connection of this client group.
+    /// Or a client group's connections.
     pub client: Option<String>,
-    /// Targets worked on at once (default 10).
+    /// Targets at once (default 10).
     pub concurrency: Option<u32>,
 }
 
@@ -287,13 +273,12 @@ pub enum AuditToolOp {
 #[serde(rename_all = "camelCase")]
 pub struct BulkAuditArgs {
     pub op: AuditToolOp,
-    /// Target connections by id or name.
+    /// Ids or names.
     pub connection_ids: Option<Vec<String>>,
-    /// Or every connection of this client group.
+    /// Or a client group's connections.
     pub client: Option<String>,
-    /// Targets worked on at once (default 10).
+    /// Targets at once (default 10).
     pub concurrency: Option<u32>,
-    /// A stored audit's id (show).
     pub audit_id: Option<String>,
 }
 
@@ -328,41 +313,36 @@ pub enum ShellOp {
 #[serde(rename_all = "camelCase")]
 pub struct ShellArgs {
     pub op: ShellOp,
-    /// Connection to open the shell on (open).
     pub connection_id: Option<String>,
-    /// The shell (every op but open and list).
     pub shell_id: Option<String>,
-    /// Terminal columns (open, resize; default 120).
+    /// Default 120.
     pub cols: Option<u16>,
-    /// Terminal rows (open, resize; default 40).
+    /// Default 40.
     pub rows: Option<u16>,
-    /// Terminal type (open; default xterm-256color).
+    /// Default xterm-256color.
     pub term: Option<String>,
-    /// Run in tmux on the server so the shell survives reconnects (open; default: when tmux is there).
+    /// Run in tmux (default: when the server has it).
     pub persist: Option<bool>,
-    /// Text to type (send).
     pub text: Option<String>,
-    /// Press Enter after the text (send; default false).
     pub enter: Option<bool>,
-    /// Key name (key).
     pub key: Option<String>,
-    /// Regular expression to wait for (wait).
+    /// Regex (wait).
     pub pattern: Option<String>,
-    /// Seconds to wait (wait; default 30, at most 600).
+    /// Seconds (default 30, at most 600).
     pub timeout: Option<u64>,
-    /// Output offset to read or wait from (from a previous reply's `cursor`).
+    /// From a previous reply's cursor.
     pub cursor: Option<u64>,
-    /// Include / match the rendered screen (read, wait).
+    /// The rendered screen (read, wait).
     pub screen: Option<bool>,
-    /// Signal name (signal).
+    /// INT, TERM, KILL, HUP, QUIT.
     pub signal: Option<String>,
-    /// Stored-log filters (read): regex.
+    /// Read the stored log instead (with head, tail, fromLine, toLine).
     pub grep: Option<String>,
+    pub ignore_case: Option<bool>,
     pub head: Option<u64>,
     pub tail: Option<u64>,
     pub from_line: Option<u64>,
     pub to_line: Option<u64>,
-    /// Reply size cap in bytes (read).
     pub max_bytes: Option<u64>,
 }
 
@@ -393,21 +373,17 @@ pub enum SftpOp {
 #[serde(rename_all = "camelCase")]
 pub struct SftpArgs {
     pub op: SftpOp,
-    /// The connection.
     pub connection_id: String,
-    /// Local file or directory (upload, download). Relative paths are under the adapter's working directory; only paths under the allowed roots are accepted.
+    /// Under the adapter's allowed roots (relative: under its working directory).
     pub local_path: Option<String>,
-    /// Remote file or directory.
     pub remote_path: Option<String>,
-    /// Same as remotePath (list, stat, mkdir, remove, chmod).
+    /// Same as remotePath.
     pub path: Option<String>,
-    /// Destination of rename.
     pub new_path: Option<String>,
-    /// Directories and everything in them (upload, download, remove).
     pub recursive: Option<bool>,
-    /// Compare size and SHA-256 of both ends after a transfer.
+    /// Compare size and SHA-256 after a transfer.
     pub verify: Option<bool>,
-    /// Permission bits in octal, e.g. "640" (chmod).
+    /// Octal, e.g. "640".
     pub mode: Option<String>,
 }
 
@@ -431,28 +407,23 @@ pub enum FileOp {
 pub struct FileArgs {
     pub op: FileOp,
     pub connection_id: String,
-    /// Remote file path.
     pub path: String,
-    /// New content (write) or the new line text (edit_line insert/replace).
+    /// The file (write) or the line (edit_line).
     pub content: Option<String>,
-    /// Exact text to find (replace).
+    /// Exact text to find.
     pub old: Option<String>,
-    /// Replacement text (replace).
     pub new: Option<String>,
-    /// How many matches must be found (replace, edit_line with pattern; default 1).
+    /// Matches there must be (default 1).
     pub expected_count: Option<u64>,
-    /// edit_line: insert_before, insert_after, replace or delete.
+    /// insert_before, insert_after, replace or delete.
     pub edit: Option<String>,
-    /// Line number, 1-based (edit_line).
+    /// 1-based.
     pub line: Option<u64>,
-    /// Regular expression selecting lines (edit_line).
+    /// Regex selecting lines.
     pub pattern: Option<String>,
-    /// First line to read (read).
     pub from_line: Option<u64>,
-    /// Last line to read (read).
     pub to_line: Option<u64>,
-    /// Reply size cap (read).
     pub max_bytes: Option<u64>,
-    /// Keep the previous content as PATH.sshkeep-bak-TIME (write, replace, edit_line).
+    /// Keep the old content as PATH.sshkeep-bak-TIME.
     pub backup: Option<bool>,
 }

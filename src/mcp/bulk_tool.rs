@@ -8,7 +8,8 @@ use super::args::{
     AuditToolOp, BulkAuditArgs, BulkConnArgs, BulkConnToolOp, BulkExecArgs, ExecArgs, ExecOp,
 };
 use super::exec_tool::parse_stream;
-use super::reply::{bad_arg, from_error, ok};
+use super::reply::{agent_error, bad_arg, from_error, ok, problem_then};
+use super::vocab::Vocab;
 use crate::protocol::{
     BulkConnOp, BulkInfo, BulkSpec, FleetAuditOp, LogQuery, Request, Response, RunOptions, Targets,
 };
@@ -94,12 +95,27 @@ pub async fn bulk_conn(a: &Adapter, x: BulkConnArgs) -> CallToolResult {
             let bad: Vec<String> = results
                 .iter()
                 .filter(|r| !r.ok)
-                .map(|r| format!("{}: {}", r.name, r.error.as_deref().unwrap_or("failed")))
+                .map(|r| match &r.next {
+                    Some(n) => format!("{}: {}", r.name, problem_then(&n.problem, &n.step).0),
+                    None => format!("{}: {}", r.name, r.error.as_deref().unwrap_or("failed")),
+                })
                 .collect();
             let mut s = format!("{good} of {} ok", results.len());
             if !bad.is_empty() {
                 s.push_str(&format!("; {}", bad.join("; ")));
             }
+            // Errors in the agent's words, with the next call as data.
+            let results: Vec<_> = results
+                .iter()
+                .map(|r| {
+                    let mut v = r.to_mcp();
+                    agent_error(&mut v, r.next.as_ref());
+                    if let (Some(t), Some(report)) = (&r.report, v.get_mut("report")) {
+                        agent_error(report, t.next.as_ref());
+                    }
+                    v
+                })
+                .collect();
             ok(s, json!({ "results": results }))
         }
         Ok(other) => a.unexpected(other),
@@ -121,6 +137,7 @@ pub async fn exec_on_bulk(a: &Adapter, bulk_id: String, x: ExecArgs) -> CallTool
             let query = LogQuery {
                 stream: Some(stream),
                 grep: x.grep,
+                ignore_case: x.ignore_case.unwrap_or(false),
                 head: x.head,
                 tail: x.tail,
                 from_line: x.from_line,
@@ -141,7 +158,7 @@ pub async fn exec_on_bulk(a: &Adapter, bulk_id: String, x: ExecArgs) -> CallTool
         }
     };
     match a.call(req).await {
-        Ok(Response::Bulk(b)) => ok(bulk_summary(&b), json!(b)),
+        Ok(Response::Bulk(b)) => ok(bulk_summary(&b), b.to_mcp()),
         Ok(Response::BulkLogs {
             bulk_id,
             lines,
@@ -157,9 +174,10 @@ pub async fn exec_on_bulk(a: &Adapter, bulk_id: String, x: ExecArgs) -> CallTool
                 );
             }
             text.push_str(&format!("({} lines)", lines.len()));
+            // The lines are in the text, once.
             ok(
                 text,
-                json!({ "bulkExecId": bulk_id, "lines": lines, "truncated": truncated }),
+                json!({ "bulkExecId": bulk_id, "lines": lines.len(), "truncated": truncated }),
             )
         }
         Ok(other) => a.unexpected(other),

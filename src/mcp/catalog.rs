@@ -230,12 +230,21 @@ pub const TOOLS: &[Entry] = &[
     },
 ];
 
-/// Entries matching the query's words, best first: (tool, matching ops, score).
+/// Words that say nothing about which tool is meant ("how do I upload a file to the server").
+const STOP_WORDS: &[&str] = &[
+    "a", "an", "the", "to", "of", "for", "on", "in", "at", "by", "with", "and", "or", "from",
+    "into", "my", "me", "i", "it", "is", "how", "do", "can", "what", "which", "this", "that",
+    "server", "servers", "ssh", "remote", "some", "all", "use",
+];
+
+/// Entries matching the query's words, best first, with the operations that matched. Only
+/// entries scoring at least half the best score are returned: a word found in passing in some
+/// description does not bring in every tool.
 pub fn search(query: &str) -> Vec<(&'static Entry, Vec<&'static str>)> {
     let words: Vec<String> = query
         .split(|c: char| !c.is_alphanumeric() && c != '_')
-        .filter(|w| !w.is_empty())
         .map(str::to_lowercase)
+        .filter(|w| !w.is_empty() && !STOP_WORDS.contains(&w.as_str()))
         .collect();
     let mut hits: Vec<(usize, &Entry, Vec<&str>)> = TOOLS
         .iter()
@@ -250,8 +259,9 @@ pub fn search(query: &str) -> Vec<(&'static Entry, Vec<&'static str>)> {
                     score += 1;
                 }
                 for (op, what) in e.ops {
-                    if op.contains(w.as_str()) || what.to_lowercase().contains(w.as_str()) {
-                        score += 2;
+                    let named = *op == w.as_str();
+                    if named || what.to_lowercase().contains(w.as_str()) {
+                        score += if named { 4 } else { 1 };
                         if !ops.contains(op) {
                             ops.push(*op);
                         }
@@ -262,7 +272,11 @@ pub fn search(query: &str) -> Vec<(&'static Entry, Vec<&'static str>)> {
         })
         .collect();
     hits.sort_by_key(|h| std::cmp::Reverse(h.0));
-    hits.into_iter().map(|(_, e, ops)| (e, ops)).collect()
+    let best = hits.first().map(|h| h.0).unwrap_or(0);
+    hits.into_iter()
+        .filter(|h| h.0 * 2 >= best)
+        .map(|(_, e, ops)| (e, ops))
+        .collect()
 }
 
 #[cfg(test)]
@@ -276,5 +290,8 @@ mod tests {
         assert_eq!(search("fingerprint trust")[0].0.tool, "ssh_conn");
         assert_eq!(search("customer")[0].0.tool, "ssh_client");
         assert!(search("zebra").is_empty());
+        let upload: Vec<&str> = search("upload a file").iter().map(|h| h.0.tool).collect();
+        assert_eq!(upload[0], "ssh_sftp", "{upload:?}");
+        assert!(upload.len() <= 3, "{upload:?}");
     }
 }

@@ -5,7 +5,8 @@ use serde_json::json;
 
 use super::Adapter;
 use super::args::{ClientArgs, ClientOp, ConnArgs, ConnOp};
-use super::reply::{bad_arg, fail, from_error, ok};
+use super::reply::{agent_error, bad_arg, fail, from_error, ok, problem_then};
+use super::vocab::{Vocab, all};
 use crate::protocol::{ConnSpec, HostKeyPolicy, Request, Response};
 
 pub async fn conn(a: &Adapter, x: ConnArgs) -> CallToolResult {
@@ -104,7 +105,7 @@ pub async fn conn(a: &Adapter, x: ConnArgs) -> CallToolResult {
     match a.call(req).await {
         Ok(Response::Conns { conns }) => ok(
             format!("{} saved connections", conns.len()),
-            json!({ "connections": conns }),
+            json!({ "connections": all(&conns) }),
         ),
         Ok(Response::Conn(c)) => ok(
             format!(
@@ -119,7 +120,7 @@ pub async fn conn(a: &Adapter, x: ConnArgs) -> CallToolResult {
                     .as_deref()
                     .unwrap_or("none (link one with ssh_key op=link)")
             ),
-            json!(c),
+            c.to_mcp(),
         ),
         Ok(Response::TestReport(t)) => {
             let summary = match (&t.error, t.authenticated) {
@@ -133,10 +134,15 @@ pub async fn conn(a: &Adapter, x: ConnArgs) -> CallToolResult {
                         .map(|h| format!("{} ({})", h.fingerprint, h.status))
                         .unwrap_or_default()
                 ),
-                (Some(e), false) => format!("test failed: {e}"),
+                (Some(e), false) => match &t.next {
+                    Some(n) => format!("test failed: {}", problem_then(&n.problem, &n.step).0),
+                    None => format!("test failed: {e}"),
+                },
                 (None, false) => "login not tried".into(),
             };
-            ok(summary, json!(t))
+            let mut v = t.to_mcp();
+            agent_error(&mut v, t.next.as_ref());
+            ok(summary, v)
         }
         Ok(Response::Ok { message }) => {
             ok(message.clone(), json!({ "ok": true, "message": message }))

@@ -7,7 +7,8 @@ use sshkeep_vault::SecretString;
 use super::Adapter;
 use super::args::{CommandArg, ExecArgs, ExecOp, StreamInfoArgs};
 use super::reply::{bad_arg, from_error, ok};
-use crate::protocol::{LogQuery, Request, Response, RunOptions, RunSpec, StreamFilter};
+use super::vocab::{Vocab, all};
+use crate::protocol::{LogPage, LogQuery, Request, Response, RunOptions, RunSpec, StreamFilter};
 
 /// The `stream` argument of logs.
 pub fn parse_stream(stream: Option<&str>) -> Result<StreamFilter, CallToolResult> {
@@ -36,7 +37,7 @@ pub async fn exec(a: &Adapter, x: ExecArgs) -> CallToolResult {
             match a.call(Request::SessionOpen { target, key: None }).await {
                 Ok(Response::Session(s)) => ok(
                     format!("Session ID: {} (open on {})", s.session_id, s.target),
-                    json!(s),
+                    s.to_mcp(),
                 ),
                 Ok(other) => a.unexpected(other),
                 Err(e) => from_error(e),
@@ -64,7 +65,7 @@ pub async fn exec(a: &Adapter, x: ExecArgs) -> CallToolResult {
                             .map(|e| format!(". {e}"))
                             .unwrap_or_default()
                     );
-                    ok(summary, json!(c))
+                    ok(summary, c.to_mcp())
                 }
                 Ok(other) => a.unexpected(other),
                 Err(e) => from_error(e),
@@ -93,7 +94,7 @@ pub async fn exec(a: &Adapter, x: ExecArgs) -> CallToolResult {
                     sessions.len(),
                     commands.len()
                 ),
-                json!({ "sessions": sessions, "commands": commands }),
+                json!({ "sessions": all(&sessions), "commands": all(&commands) }),
             )
         }
         ExecOp::Close => {
@@ -120,7 +121,7 @@ pub async fn exec(a: &Adapter, x: ExecArgs) -> CallToolResult {
             match a.call(Request::CommandCancel { command_id: id }).await {
                 Ok(Response::Command(c)) => ok(
                     format!("Command {} is {}", c.command_id, c.state.as_str()),
-                    json!(c),
+                    c.to_mcp(),
                 ),
                 Ok(other) => a.unexpected(other),
                 Err(e) => from_error(e),
@@ -190,6 +191,7 @@ async fn logs(a: &Adapter, x: ExecArgs) -> CallToolResult {
         command_id: id,
         stream: Some(stream),
         grep: x.grep,
+        ignore_case: x.ignore_case.unwrap_or(false),
         head: x.head,
         tail: x.tail,
         from_line: x.from_line,
@@ -218,11 +220,25 @@ async fn logs(a: &Adapter, x: ExecArgs) -> CallToolResult {
                 page.total_lines,
                 page.state.as_str()
             ));
-            ok(text, json!(page))
+            ok(text, page_facts(&page))
         }
         Ok(other) => a.unexpected(other),
         Err(e) => from_error(e),
     }
+}
+
+/// What a page of output holds, without its lines: those are in the text, once.
+pub fn page_facts(page: &LogPage) -> serde_json::Value {
+    json!({
+        "commandId": page.command_id,
+        "state": page.state,
+        "lines": page.lines.len(),
+        "firstLine": page.lines.first().map(|l| l.n),
+        "lastLine": page.lines.last().map(|l| l.n),
+        "totalLines": page.total_lines,
+        "truncated": page.truncated,
+        "nextFromLine": page.next_from_line,
+    })
 }
 
 pub async fn stream_info(a: &Adapter, x: StreamInfoArgs) -> CallToolResult {

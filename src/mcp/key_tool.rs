@@ -7,6 +7,7 @@ use sshkeep_vault::SecretString;
 use super::Adapter;
 use super::args::{KeyArgs, KeyOp};
 use super::reply::{bad_arg, from_error, ok};
+use super::vocab::{Vocab, all};
 use crate::protocol::{KeyType, Request, Response};
 
 pub async fn key(a: &Adapter, x: KeyArgs) -> CallToolResult {
@@ -86,7 +87,7 @@ pub async fn key(a: &Adapter, x: KeyArgs) -> CallToolResult {
                 "Key {} ({} {}); public key: {}",
                 k.name, k.algorithm, k.fingerprint, k.public_key
             ),
-            json!(k),
+            k.to_mcp(),
         ),
         Ok(Response::Rotation(r)) => {
             let failed: Vec<_> = r
@@ -110,10 +111,13 @@ pub async fn key(a: &Adapter, x: KeyArgs) -> CallToolResult {
                         )
                     }
                 ),
-                json!(r),
+                r.to_mcp(),
             )
         }
-        Ok(Response::Keys { keys }) => ok(format!("{} keys", keys.len()), json!({ "keys": keys })),
+        Ok(Response::Keys { keys }) => ok(
+            format!("{} keys", keys.len()),
+            json!({ "keys": all(&keys) }),
+        ),
         Ok(Response::Ok { message }) => {
             ok(message.clone(), json!({ "ok": true, "message": message }))
         }

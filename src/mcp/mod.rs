@@ -11,13 +11,16 @@ mod catalog;
 mod conn_tool;
 mod exec_tool;
 mod files_tool;
+mod framing;
 mod key_tool;
+mod params;
 mod reply;
+mod schema;
 mod shell_tool;
+mod vocab;
 
 use anyhow::Result;
 use rmcp::handler::server::router::tool::ToolRouter;
-use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{CallToolResult, ListToolsResult, PaginatedRequestParams};
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler, ServiceExt, tool, tool_handler, tool_router};
@@ -30,6 +33,7 @@ use args::{
     BulkAuditArgs, BulkConnArgs, BulkExecArgs, ClientArgs, ConnArgs, ExecArgs, FileArgs, KeyArgs,
     NoArgs, SearchArgs, SftpArgs, ShellArgs, StreamInfoArgs,
 };
+use params::Parameters;
 use reply::{fail, from_error, ok};
 
 /// The adapter's state: where the broker is, whether to list only the core tools, and the local
@@ -90,32 +94,43 @@ fn response_name(r: &Response) -> String {
 impl Adapter {
     /// Builds the adapter.
     pub fn new(paths: Paths, minimal: bool, roots: Vec<std::path::PathBuf>) -> Self {
+        let mut tool_router = Self::tool_router();
+        for route in tool_router.map.values_mut() {
+            route.attr.input_schema =
+                std::sync::Arc::new(schema::compact(&route.attr.input_schema));
+        }
         Self {
             paths,
             minimal,
             roots,
-            tool_router: Self::tool_router(),
+            tool_router,
         }
     }
 
     #[tool(
-        description = "Find sshkeep's SSH tools and their operations by keyword (e.g. 'logs grep', 'host key', 'customer'). Use it first when the tool list is short."
+        description = "Find sshkeep's tools and ops by keyword, with their input schemas. Use it first when the tool list is short."
     )]
     async fn ssh_tool_search(
         &self,
         Parameters(a): Parameters<SearchArgs>,
     ) -> Result<CallToolResult, ErrorData> {
+        let a = match a {
+            Ok(a) => a,
+            Err(refused) => return Ok(refused),
+        };
         let hits = catalog::search(&a.query);
+        // What an agent needs to call a tool it found, hidden from the list or not.
         let results: Vec<_> = hits
             .iter()
-            .map(|(e, ops)| {
-                json!({
+            .filter_map(|(e, ops)| {
+                let tool = self.tool_router.get(e.tool)?;
+                Some(json!({
                     "tool": e.tool,
-                    "description": e.summary,
+                    "description": tool.description,
                     "matchingOps": ops,
-                    "ops": e.ops.iter().map(|(op, what)| json!({ "op": op, "description": what })).collect::<Vec<_>>(),
+                    "inputSchema": tool.input_schema,
                     "listed": e.core || !self.minimal,
-                })
+                }))
             })
             .collect();
         let summary = if hits.is_empty() {
@@ -144,12 +159,15 @@ impl Adapter {
     }
 
     #[tool(
-        description = "sshkeep's state: version, real uptime, vault backend and whether it is locked, sessions open, commands running, database size, and the settings in force (keepalive, timeouts, output caps)."
+        description = "sshkeep's state: version, uptime, vault backend and lock state, sessions, commands running, database size, settings in force."
     )]
     async fn ssh_server_status(
         &self,
-        Parameters(_): Parameters<NoArgs>,
+        Parameters(a): Parameters<NoArgs>,
     ) -> Result<CallToolResult, ErrorData> {
+        if let Err(refused) = a {
+            return Ok(refused);
+        }
         Ok(match self.call(Request::Status).await {
             Ok(Response::Status(s)) => {
                 let vault = match (&s.vault.backend, s.vault.unlocked) {
@@ -173,53 +191,68 @@ impl Adapter {
     }
 
     #[tool(
-        description = "Saved SSH connections. op: list | test | save | show | remove | trust. save takes name, host, port, username, client, keyName, hostKeyPolicy (accept-new pins the host key on first login; strict refuses until trusted). A connection is named by its id or its name."
+        description = "Saved SSH connections, named by id or name. op: list | test | save (name, host, port, username, client, keyName, hostKeyPolicy) | show | remove | trust (fingerprint)."
     )]
     async fn ssh_conn(
         &self,
         Parameters(a): Parameters<ConnArgs>,
     ) -> Result<CallToolResult, ErrorData> {
-        Ok(conn_tool::conn(self, a).await)
+        Ok(match a {
+            Ok(a) => conn_tool::conn(self, a).await,
+            Err(refused) => refused,
+        })
     }
 
     #[tool(
-        description = "SSH keys in sshkeep's encrypted vault. op: add (privateKey is encrypted and never returned) | generate | list | show | pub | link | unlink | remove | rotate (replace the key on every linked server, verified, resumable; dryRun shows the plan) | deploy (install the public key on connectionId). Link a key to a connection with op=link keyName connectionId."
+        description = "SSH keys in sshkeep's encrypted vault. op: add (privateKey, never returned) | generate | list | show | pub | link (keyName, connectionId) | unlink | remove | rotate (on every linked server, verified; resume, dryRun) | deploy (install the public key on connectionId)."
     )]
     async fn ssh_key(
         &self,
         Parameters(a): Parameters<KeyArgs>,
     ) -> Result<CallToolResult, ErrorData> {
-        Ok(key_tool::key(self, a).await)
+        Ok(match a {
+            Ok(a) => key_tool::key(self, a).await,
+            Err(refused) => refused,
+        })
     }
 
     #[tool(
-        description = "Sessions and non-blocking commands. op: open (connectionId -> sessionId) | run (sessionId or connectionId, command -> commandId at once; detach, timeout, cwd, env, stdin, pty) | status (commandId) | logs (commandId with stream, grep, head, tail, fromLine, toLine) | list | close (sessionId) | cancel (commandId). Output is stored whole; replies are capped and say where to go on."
+        description = "Sessions and non-blocking commands. op: open (connectionId -> sessionId) | run (sessionId or connectionId, command -> commandId at once; detach, timeout, cwd, env, stdin, pty) | status (commandId) | logs (commandId; stream, grep, ignoreCase, head, tail, fromLine, toLine) | list | close (sessionId) | cancel (commandId). Replies are capped and say where to go on."
     )]
     async fn ssh_exec(
         &self,
         Parameters(a): Parameters<ExecArgs>,
     ) -> Result<CallToolResult, ErrorData> {
-        Ok(exec_tool::exec(self, a).await)
+        Ok(match a {
+            Ok(a) => exec_tool::exec(self, a).await,
+            Err(refused) => refused,
+        })
     }
 
     #[tool(
-        description = "For a command: bytes and lines per stream so far, whether it still runs, and the line number to poll ssh_exec op=logs from next (fromLine)."
+        description = "A command's bytes and lines per stream, whether it runs, and the fromLine to poll ssh_exec op=logs from next."
     )]
     async fn ssh_stream_info(
         &self,
         Parameters(a): Parameters<StreamInfoArgs>,
     ) -> Result<CallToolResult, ErrorData> {
-        Ok(exec_tool::stream_info(self, a).await)
+        Ok(match a {
+            Ok(a) => exec_tool::stream_info(self, a).await,
+            Err(refused) => refused,
+        })
     }
 
     #[tool(
-        description = "Run the same commands across a fleet without waiting: targets by connectionIds, client or all; concurrency. Returns bulkExecId at once; follow with ssh_exec op=status / op=logs bulkExecId (add connectionId, name or host for one target), cancel with op=cancel. Open sessions are reused, others are opened and closed per target; servers that limit sessions or handshakes are retried, not failed; one bad server never spoils the others."
+        description = "Run commands across a fleet without waiting (connectionIds, client or all). Returns bulkExecId at once; then ssh_exec op=status|logs|cancel with bulkExecId (and connectionId, name or host for one target). Open sessions are reused; a failing target never stops the others."
     )]
     async fn ssh_bulk_exec(
         &self,
         Parameters(a): Parameters<BulkExecArgs>,
     ) -> Result<CallToolResult, ErrorData> {
-        Ok(bulk_tool::bulk_exec(self, a).await)
+        Ok(match a {
+            Ok(a) => bulk_tool::bulk_exec(self, a).await,
+            Err(refused) => refused,
+        })
     }
 
     #[tool(
@@ -229,47 +262,62 @@ impl Adapter {
         &self,
         Parameters(a): Parameters<BulkConnArgs>,
     ) -> Result<CallToolResult, ErrorData> {
-        Ok(bulk_tool::bulk_conn(self, a).await)
+        Ok(match a {
+            Ok(a) => bulk_tool::bulk_conn(self, a).await,
+            Err(refused) => refused,
+        })
     }
 
     #[tool(
-        description = "Fleet audit. op: security (fixed read-only checks on each target: sshd root login and password authentication, uid 0 accounts, empty passwords, world-writable PATH, listening ports, pending security updates, failed logins, full disks, reboot required; each finding has check, status pass/fail/warn/info/skipped, severity, evidence, fix; checks the login lacks privileges for are skipped, never passed) | inventory (OS, kernel, uptime, CPUs, memory, disks) | show (auditId). Targets by connectionIds or client. Synchronous."
+        description = "Fleet audit, synchronous, on connectionIds or client. op: security (read-only checks of sshd, accounts, PATH, ports, updates, logins, disks, reboot; findings: check, status, severity, evidence, fix) | inventory (OS, kernel, uptime, CPUs, memory, disks) | show (auditId)."
     )]
     async fn ssh_bulk_audit(
         &self,
         Parameters(a): Parameters<BulkAuditArgs>,
     ) -> Result<CallToolResult, ErrorData> {
-        Ok(bulk_tool::bulk_audit(self, a).await)
+        Ok(match a {
+            Ok(a) => bulk_tool::bulk_audit(self, a).await,
+            Err(refused) => refused,
+        })
     }
 
     #[tool(
-        description = "Interactive terminal (PTY) on a server that you drive step by step. op: open (connectionId, cols, rows, term -> shellId; runs in tmux when the server has it, so it survives reconnects) | send (text, enter) | key (enter, tab, escape, up, ctrl-c, f1, ...) | read (cursor -> text since it; screen=true for the screen as shown; grep/tail for the stored log) | wait (pattern regex, timeout seconds; from the last input or cursor; screen=true to match the screen) | resize (cols, rows) | signal (INT, TERM, ...) | status | list | close. Use it for prompts, installers, editors, top; for plain commands ssh_exec is better."
+        description = "A terminal (PTY) driven step by step, for prompts, installers, editors. op: open (connectionId -> shellId; tmux keeps it across reconnects) | send (text, enter) | key (enter, tab, up, ctrl-c, f1, ...) | read (cursor, screen) | wait (pattern, timeout) | resize | signal | status | list | close."
     )]
     async fn ssh_shell(
         &self,
         Parameters(a): Parameters<ShellArgs>,
     ) -> Result<CallToolResult, ErrorData> {
-        Ok(shell_tool::shell(self, a).await)
+        Ok(match a {
+            Ok(a) => shell_tool::shell(self, a).await,
+            Err(refused) => refused,
+        })
     }
 
     #[tool(
-        description = "Files over SFTP (paths are never put into shell commands). op: upload (localPath -> remotePath; recursive for directories; verify compares size and SHA-256) | download (remotePath -> localPath) | list | stat | mkdir (with parents) | remove (recursive) | rename (newPath; replaces atomically) | chmod (mode \"640\"). Local paths must be under the adapter's allowed roots (default: its working directory)."
+        description = "Files over SFTP. op: upload (localPath -> remotePath) | download (remotePath -> localPath) | list | stat | mkdir (with parents) | remove | rename (newPath, atomic) | chmod (mode). recursive for directories; verify compares size and SHA-256."
     )]
     async fn ssh_sftp(
         &self,
         Parameters(a): Parameters<SftpArgs>,
     ) -> Result<CallToolResult, ErrorData> {
-        Ok(files_tool::sftp(self, a).await)
+        Ok(match a {
+            Ok(a) => files_tool::sftp(self, a).await,
+            Err(refused) => refused,
+        })
     }
 
     #[tool(
-        description = "Edit remote text files safely over SFTP (never through a shell heredoc, so content with EOF, quotes, $(...) or backslashes arrives byte for byte). op: read (path, fromLine, toLine, maxBytes) | write (content; atomic temp-then-rename, mode and owner kept; backup) | replace (old, new, expectedCount: changes nothing unless exactly that many matches) | edit_line (edit = insert_before|insert_after|replace|delete at line or pattern, content; backup)."
+        description = "Edit remote text files over SFTP, byte for byte (no shell heredoc). op: read (path, fromLine, toLine, maxBytes) | write (content; atomic, mode and owner kept) | replace (old, new; changes nothing unless there are exactly expectedCount matches) | edit_line (edit at line or pattern, content). backup keeps the old file."
     )]
     async fn ssh_file(
         &self,
         Parameters(a): Parameters<FileArgs>,
     ) -> Result<CallToolResult, ErrorData> {
-        Ok(files_tool::file(self, a).await)
+        Ok(match a {
+            Ok(a) => files_tool::file(self, a).await,
+            Err(refused) => refused,
+        })
     }
 
     #[tool(
@@ -279,7 +327,10 @@ impl Adapter {
         &self,
         Parameters(a): Parameters<ClientArgs>,
     ) -> Result<CallToolResult, ErrorData> {
-        Ok(conn_tool::client(self, a).await)
+        Ok(match a {
+            Ok(a) => conn_tool::client(self, a).await,
+            Err(refused) => refused,
+        })
     }
 }
 
@@ -324,9 +375,12 @@ pub async fn serve(paths: Paths, minimal: bool, roots: Vec<std::path::PathBuf>) 
     for r in roots {
         absolute.push(std::path::absolute(&r)?);
     }
+    let (transport, pump) = framing::stdio();
     let service = Adapter::new(paths, minimal, absolute)
-        .serve(rmcp::transport::stdio())
+        .serve(transport)
         .await?;
     service.waiting().await?;
+    // Every reply written before the adapter exits.
+    let _ = pump.await;
     Ok(())
 }

@@ -5,7 +5,7 @@ use rmcp::model::{CallToolResult, ContentBlock};
 use serde_json::{Map, Value, json};
 
 use crate::client::BrokerError;
-use crate::protocol::ErrorCode;
+use crate::protocol::{ErrorCode, ErrorNext, NextStep};
 
 /// `snake_case` to `camelCase`.
 fn camel(key: &str) -> String {
@@ -24,13 +24,17 @@ fn camel(key: &str) -> String {
     out
 }
 
-/// Renames every object key to camelCase (environment maps keep their names).
+/// Maps whose keys are data, not field names: environment variables, and counts per state
+/// (`timed_out` is a state's name, as in `state`).
+const DATA_KEYED: &[&str] = &["env", "counts"];
+
+/// Renames every object key to camelCase (keys of [`DATA_KEYED`] maps are kept).
 pub fn camelize(v: Value) -> Value {
     match v {
         Value::Object(m) => Value::Object(
             m.into_iter()
                 .map(|(k, v)| {
-                    if k == "env" {
+                    if DATA_KEYED.contains(&k.as_str()) {
                         (k, v)
                     } else {
                         (camel(&k), camelize(v))
@@ -56,9 +60,23 @@ pub fn ok(summary: impl Into<String>, value: Value) -> CallToolResult {
 
 /// A failure the model should read.
 pub fn fail(code: &str, message: impl Into<String>) -> CallToolResult {
+    fail_with(code, message, Map::new())
+}
+
+/// A failure with more fields for the structured `error` (the argument at fault, the next
+/// call to make, ...).
+pub fn fail_with(
+    code: &str,
+    message: impl Into<String>,
+    fields: Map<String, Value>,
+) -> CallToolResult {
     let message = message.into();
     let mut r = CallToolResult::error(vec![ContentBlock::text(format!("{code}: {message}"))]);
-    r.structured_content = Some(json!({ "error": { "code": code, "message": message } }));
+    let mut error = Map::new();
+    error.insert("code".into(), Value::from(code));
+    error.insert("message".into(), Value::from(message));
+    error.extend(fields);
+    r.structured_content = Some(json!({ "error": error }));
     r
 }
 
@@ -74,66 +92,167 @@ fn code_name(c: ErrorCode) -> String {
         .unwrap_or_else(|| "error".into())
 }
 
-/// The broker's CLI-worded hints, said in tool calls. A changed host key is left to the user.
-fn for_agents(code: ErrorCode, message: &str) -> String {
-    if code == ErrorCode::HostKeyChanged {
-        return format!(
-            "{message}. This is for the user to decide: do not re-pin it yourself; tell them."
-        );
-    }
-    let mut m = message.to_string();
-    for (cli, tool) in [
-        ("`sshkeep conn list`", "ssh_conn op=list"),
-        ("`sshkeep key list`", "ssh_key op=list"),
-        ("`sshkeep ps`", "ssh_exec op=list"),
-        ("`sshkeep session list`", "ssh_exec op=list"),
-        ("`sshkeep conn test`", "ssh_conn op=test"),
-        (
-            "`sshkeep key add` or `sshkeep key generate`",
-            "ssh_key op=add or op=generate",
+/// A tool call as text (`ssh_key op=pub keyName=deploy`) and as data.
+fn call(tool: &str, args: Value) -> (String, Value) {
+    // `op` first, as agents write it.
+    let mut pairs: Vec<(&String, &Value)> = args.as_object().into_iter().flatten().collect();
+    pairs.sort_by_key(|(k, _)| k.as_str() != "op");
+    let words: Vec<String> = pairs
+        .into_iter()
+        .map(|(k, v)| match v {
+            Value::String(s) => format!("{k}={s}"),
+            other => format!("{k}={other}"),
+        })
+        .collect();
+    (
+        format!("{tool} {}", words.join(" ")),
+        json!({ "tool": tool, "arguments": args }),
+    )
+}
+
+/// What only the user can do, in a terminal.
+fn user(command: &str) -> Value {
+    json!({ "user": command })
+}
+
+/// A next step, said for an agent: the tool call to make (text, and as data), or what to ask
+/// the user for. A changed host key is always left to the user.
+pub fn next_for_agents(step: &NextStep) -> (String, Value) {
+    match step {
+        NextStep::ListConns => {
+            let (c, v) = call("ssh_conn", json!({"op": "list"}));
+            (format!("see {c} (or give user@host[:port])"), v)
+        }
+        NextStep::ListKeys => see(call("ssh_key", json!({"op": "list"}))),
+        NextStep::ListCommands | NextStep::ListSessions => {
+            see(call("ssh_exec", json!({"op": "list"})))
+        }
+        NextStep::ListClients => see(call("ssh_client", json!({"op": "list"}))),
+        NextStep::ListShells => see(call("ssh_shell", json!({"op": "list"}))),
+        NextStep::BulkRunId => (
+            "the id is the bulkExecId that ssh_bulk_exec returned".into(),
+            json!({ "tool": "ssh_bulk_exec" }),
         ),
-        (
-            "pass --key KEY",
-            "pass keyName, or save a connection with ssh_conn op=save",
+        NextStep::AuditId => (
+            "the id is the auditId that ssh_bulk_audit returned".into(),
+            json!({ "tool": "ssh_bulk_audit" }),
         ),
-        (
-            "`sshkeep unlock`",
-            "`sshkeep unlock` (the user runs it in a terminal; an agent cannot unlock the vault)",
+        NextStep::TestConn => {
+            let (c, v) = call("ssh_conn", json!({"op": "test"}));
+            (format!("diagnose it with {c} connectionId=..."), v)
+        }
+        NextStep::AddKey => (
+            "add it first with ssh_key op=add or op=generate".into(),
+            json!({ "tool": "ssh_key", "arguments": {"op": "generate"} }),
         ),
-        (
-            "`sshkeep vault init`",
-            "`sshkeep vault init` (the user runs it in a terminal)",
-        ),
-        (
-            "`sshkeep broker stop`",
-            "`sshkeep broker stop` (the user runs it)",
-        ),
-    ] {
-        m = m.replace(cli, tool);
-    }
-    if let Ok(re) = regex_lite::Regex::new(r"`sshkeep conn trust (\S+) --fingerprint (\S+)`") {
-        m = re
-            .replace_all(
-                &m,
-                "ssh_conn op=trust connectionId=$1 fingerprint=$2 (after the user has checked it)",
+        NextStep::LinkKey { conn } => {
+            let (c, v) = call(
+                "ssh_key",
+                json!({"op": "link", "keyName": "KEY", "connectionId": conn}),
+            );
+            (format!("link one with {c}"), v)
+        }
+        NextStep::SaveConnWithKey { user, host, port } => {
+            let (c, v) = call(
+                "ssh_conn",
+                json!({"op": "save", "name": "NAME", "host": host, "port": port, "username": user, "keyName": "KEY"}),
+            );
+            (format!("save a connection with {c}, then use its name"), v)
+        }
+        NextStep::AuthorizeKey { key } => {
+            let (c, v) = call("ssh_key", json!({"op": "pub", "keyName": key}));
+            (
+                format!("put the line {c} returns into that user's ~/.ssh/authorized_keys on the server"),
+                v,
             )
-            .into_owned();
+        }
+        NextStep::TrustHostKey { conn, fingerprint } => {
+            let (c, v) = call(
+                "ssh_conn",
+                json!({"op": "trust", "connectionId": conn, "fingerprint": fingerprint}),
+            );
+            (format!("once the user has checked it out of band: {c}"), v)
+        }
+        NextStep::RepinHostKey { conn, fingerprint } => {
+            let command = format!("sshkeep conn trust {conn} --fingerprint {fingerprint}");
+            (
+                format!(
+                    "replacing a pinned key is for the user to decide: do not re-pin it yourself; tell them \
+                     (after checking the new fingerprint out of band they run `{command}` in a terminal)"
+                ),
+                user(&command),
+            )
+        }
+        NextStep::UnlinkOrForce { key } => {
+            let (c, v) = call(
+                "ssh_key",
+                json!({"op": "unlink", "keyName": key, "connectionId": "CONN"}),
+            );
+            (format!("unlink it first with {c}, or call op=remove force=true"), v)
+        }
+        NextStep::RetiredKey { key } => {
+            let (c, v) = call("ssh_key", json!({"op": "remove", "keyName": key}));
+            (
+                format!("use the key that replaced it (see ssh_key op=list), or destroy it with {c}"),
+                v,
+            )
+        }
+        NextStep::ResumeRotation { key } => {
+            let (c, v) = call(
+                "ssh_key",
+                json!({"op": "rotate", "keyName": key, "resume": true}),
+            );
+            (format!("continue it with {c}"), v)
+        }
+        NextStep::StartRotation { key } => {
+            let (c, v) = call("ssh_key", json!({"op": "rotate", "keyName": key}));
+            (format!("start one with {c}"), v)
+        }
+        NextStep::Unlock => (
+            "new logins need the vault unlocked: the user runs `sshkeep unlock` in a terminal (an agent cannot unlock the vault)".into(),
+            user("sshkeep unlock"),
+        ),
+        NextStep::VaultInit => (
+            "the user creates it with `sshkeep vault init` in a terminal".into(),
+            user("sshkeep vault init"),
+        ),
     }
-    if let Ok(re) = regex_lite::Regex::new(r"`sshkeep key link (\S+) (\S+)`") {
-        m = re
-            .replace_all(&m, "ssh_key op=link keyName=$1 connectionId=$2")
-            .into_owned();
+}
+
+fn see((c, v): (String, Value)) -> (String, Value) {
+    (format!("see {c}"), v)
+}
+
+/// A problem and its next step, said for an agent.
+pub fn problem_then(problem: &str, step: &NextStep) -> (String, Value) {
+    let (text, next) = next_for_agents(step);
+    (format!("{problem}; {text}"), next)
+}
+
+/// An error field of a reply (a conn test, a bulk target) said for an agent when it comes with
+/// its next step: `error` in tool calls, and `next` as data.
+pub fn agent_error(v: &mut Value, next: Option<&ErrorNext>) {
+    if let (Some(n), Value::Object(m)) = (next, v) {
+        let (message, step) = problem_then(&n.problem, &n.step);
+        m.insert("error".into(), Value::String(message));
+        m.insert("next".into(), step);
     }
-    if let Ok(re) = regex_lite::Regex::new(r"`sshkeep key pub (\S+)`") {
-        m = re.replace_all(&m, "ssh_key op=pub keyName=$1").into_owned();
-    }
-    m
 }
 
 /// Any failure talking to the broker.
 pub fn from_error(e: anyhow::Error) -> CallToolResult {
     match e.downcast_ref::<BrokerError>() {
-        Some(be) => fail(&code_name(be.code), for_agents(be.code, &be.message)),
+        Some(BrokerError {
+            code,
+            next: Some(n),
+            ..
+        }) => {
+            let (message, next) = problem_then(&n.problem, &n.step);
+            let mut fields = Map::new();
+            fields.insert("next".into(), next);
+            fail_with(&code_name(*code), message, fields)
+        }
+        Some(be) => fail(&code_name(be.code), be.message.clone()),
         None => fail("broker_unavailable", format!("{e:#}")),
     }
 }
@@ -154,25 +273,44 @@ mod tests {
     }
 
     #[test]
-    fn cli_hints_become_tool_calls() {
-        let m = for_agents(
-            ErrorCode::HostKeyUnknown,
-            "not trusted yet: run `sshkeep conn trust web --fingerprint SHA256:abc`",
+    fn counts_per_state_keep_the_states_names() {
+        let v = camelize(json!({"bulk_id": "b", "counts": {"timed_out": 1}}));
+        assert_eq!(v, json!({"bulkId": "b", "counts": {"timed_out": 1}}));
+    }
+
+    #[test]
+    fn next_steps_become_tool_calls_or_the_users_part() {
+        let (t, v) = problem_then(
+            "not trusted yet",
+            &NextStep::TrustHostKey {
+                conn: "web".into(),
+                fingerprint: "SHA256:abc".into(),
+            },
         );
         assert!(
-            m.contains("ssh_conn op=trust connectionId=web fingerprint=SHA256:abc"),
-            "{m}"
+            t.contains("ssh_conn op=trust connectionId=web fingerprint=SHA256:abc"),
+            "{t}"
         );
+        assert_eq!(v["arguments"]["connectionId"], "web");
+        let (t, v) = next_for_agents(&NextStep::RepinHostKey {
+            conn: "web".into(),
+            fingerprint: "SHA256:abc".into(),
+        });
         assert!(
-            for_agents(ErrorCode::NotFound, "see `sshkeep conn list`").contains("ssh_conn op=list")
+            t.contains("sshkeep conn trust web") && t.contains("do not re-pin it yourself"),
+            "{t}"
         );
-        let m = for_agents(
-            ErrorCode::HostKeyChanged,
-            "HOST KEY CHANGED: `sshkeep conn trust web --fingerprint SHA256:abc`",
-        );
+        assert!(v.get("tool").is_none());
+        let (t, _) = next_for_agents(&NextStep::SaveConnWithKey {
+            user: "u".into(),
+            host: "h".into(),
+            port: 22,
+        });
+        assert!(!t.contains("--key") && t.contains("keyName=KEY"), "{t}");
+        let (t, _) = next_for_agents(&NextStep::RetiredKey { key: "k".into() });
         assert!(
-            m.contains("sshkeep conn trust web") && m.contains("do not re-pin it yourself"),
-            "{m}"
+            t.contains("ssh_key op=remove keyName=k") && !t.contains("sshkeep"),
+            "{t}"
         );
     }
 }

@@ -83,6 +83,7 @@ pub async fn shell(a: &Adapter, x: ShellArgs) -> CallToolResult {
                         command_id: shell_id,
                         stream: None,
                         grep: x.grep.clone(),
+                        ignore_case: x.ignore_case.unwrap_or(false),
                         head: x.head,
                         tail: x.tail,
                         from_line: x.from_line,
@@ -151,7 +152,7 @@ pub async fn shell(a: &Adapter, x: ShellArgs) -> CallToolResult {
                     page.total_lines,
                     if page.truncated { " (truncated)" } else { "" }
                 ),
-                json!(page),
+                super::exec_tool::page_facts(&page),
             )
         }
         Ok(other) => a.unexpected(other),

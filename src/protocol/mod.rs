@@ -16,6 +16,7 @@
 //! Bump [`PROTOCOL_VERSION`] by hand on any change that an older peer would misread.
 
 mod files;
+mod next;
 mod shell;
 mod types;
 
@@ -23,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use sshkeep_vault::{BackendChoice, SecretString};
 
 pub use files::*;
+pub use next::*;
 pub use shell::*;
 pub use types::*;
 
@@ -428,10 +430,22 @@ pub enum Response {
         offered: Vec<String>,
     },
     Rotation(RotationReport),
+    /// `message` is the whole text for people; `next`, when the failure has a next step,
+    /// carries it as data (with the problem alone) for clients that word it their own way.
     Error {
         code: ErrorCode,
         message: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        next: Option<ErrorNext>,
     },
+}
+
+/// A failure's problem and its next step, apart.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorNext {
+    /// What went wrong, without the advice.
+    pub problem: String,
+    pub step: NextStep,
 }
 
 /// Machine-readable error classes; the message says what to do.
@@ -473,6 +487,7 @@ impl Response {
         Response::Error {
             code,
             message: message.into(),
+            next: None,
         }
     }
 }

@@ -106,6 +106,9 @@ pub struct LogQuery {
     pub stream: Option<StreamFilter>,
     /// A regular expression (a plain substring works too).
     pub grep: Option<String>,
+    /// `grep` matches regardless of case.
+    #[serde(default)]
+    pub ignore_case: bool,
     pub head: Option<u64>,
     pub tail: Option<u64>,
     pub from_line: Option<u64>,
@@ -302,6 +305,9 @@ pub struct TestReport {
     /// What failed, and what to do.
     pub error: Option<String>,
     pub error_code: Option<ErrorCode>,
+    /// What to do, as data (see [`super::ErrorNext`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<super::ErrorNext>,
 }
 
 /// The host key part of a test report.
@@ -505,6 +511,9 @@ pub struct BulkConnResult {
     pub report: Option<TestReport>,
     pub error_code: Option<ErrorCode>,
     pub error: Option<String>,
+    /// What to do, as data (see [`super::ErrorNext`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<super::ErrorNext>,
 }
 
 /// What a fleet audit looks at.

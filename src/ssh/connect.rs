@@ -10,7 +10,7 @@ use russh::keys::{HashAlg, PrivateKey, PrivateKeyWithHashAlg};
 use super::SshError;
 use super::hostkey::{HostKeyRules, HostKeyStatus, SeenHostKey, Verifier};
 use crate::db::Pin;
-use crate::protocol::{ErrorCode, HostKeyPolicy};
+use crate::protocol::{ErrorCode, HostKeyPolicy, NextStep};
 
 const TCP_TIMEOUT: Duration = Duration::from_secs(15);
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -90,10 +90,17 @@ pub async fn connect(
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
             let msg = format!(
-                "cannot reach {}: {e}; check the host and port, and that sshd runs there (`sshkeep conn test`)",
+                "cannot reach {}: {e}; check the host and port, and that sshd runs there",
                 ep.label()
             );
-            return (login, Err(SshError::new(ErrorCode::Unreachable, msg)));
+            return (
+                login,
+                Err(SshError::then(
+                    ErrorCode::Unreachable,
+                    msg,
+                    NextStep::TestConn,
+                )),
+            );
         }
         Err(_) => {
             let msg = format!(
@@ -167,34 +174,36 @@ where
 
 fn handshake_error(ep: &Endpoint, seen: Option<&SeenHostKey>, e: &russh::Error) -> SshError {
     match seen.map(|s| (&s.status, s)) {
-        Some((HostKeyStatus::Changed { expected, source }, s)) => SshError::new(
+        Some((HostKeyStatus::Changed { expected, source }, s)) => SshError::then(
             ErrorCode::HostKeyChanged,
             format!(
                 "HOST KEY CHANGED for {}:{} ({}): the server presents {} {}, but {source} has {expected}. \
-                 This can be an attack. If the server was really re-keyed, check the new fingerprint out of band, \
-                 then run `sshkeep conn trust {} --fingerprint {}`",
+                 This can be an attack",
                 ep.host,
                 ep.port,
                 ep.label(),
                 s.algorithm,
                 s.fingerprint,
-                ep.trust_hint(),
-                s.fingerprint
             ),
+            NextStep::RepinHostKey {
+                conn: ep.trust_hint(),
+                fingerprint: s.fingerprint.clone(),
+            },
         ),
-        Some((HostKeyStatus::Unknown, s)) => SshError::new(
+        Some((HostKeyStatus::Unknown, s)) => SshError::then(
             ErrorCode::HostKeyUnknown,
             format!(
-                "the host key of {}:{} is not trusted yet and {} uses the strict policy: the server presents {} {}. \
-                 Check it out of band, then run `sshkeep conn trust {} --fingerprint {}`",
+                "the host key of {}:{} is not trusted yet and {} uses the strict policy: the server presents {} {}",
                 ep.host,
                 ep.port,
                 ep.label(),
                 s.algorithm,
                 s.fingerprint,
-                ep.trust_hint(),
-                s.fingerprint
             ),
+            NextStep::TrustHostKey {
+                conn: ep.trust_hint(),
+                fingerprint: s.fingerprint.clone(),
+            },
         ),
         _ => SshError::new(
             ErrorCode::Ssh,
@@ -235,14 +244,16 @@ pub async fn login(
         })?;
     match auth {
         AuthResult::Success => Ok(()),
-        AuthResult::Failure { .. } => Err(SshError::new(
+        AuthResult::Failure { .. } => Err(SshError::then(
             ErrorCode::AuthFailed,
             format!(
-                "{} refused key '{key_name}' ({fingerprint}) for user {}. Add its public key to that user's \
-                 ~/.ssh/authorized_keys on the server (`sshkeep key pub {key_name}` prints the line)",
+                "{} refused key '{key_name}' ({fingerprint}) for user {}",
                 ep.label(),
                 ep.user
             ),
+            NextStep::AuthorizeKey {
+                key: key_name.to_string(),
+            },
         )),
     }
 }

@@ -14,6 +14,7 @@ mod jump_hosts;
 mod key_lifecycle;
 mod keyring_backend;
 mod mcp;
+mod mcp_contract;
 mod mcp_fleet;
 mod packaging;
 mod shells;

@@ -65,6 +65,27 @@ impl Mcp {
         }
     }
 
+    /// Writes one raw line (not necessarily a message) and then a ping; returns the first line
+    /// that comes back (the ping's reply if the raw line got none, so a silent adapter fails
+    /// the test instead of hanging it), after reading up to the ping's reply.
+    pub fn raw_line(&mut self, line: &str) -> Value {
+        writeln!(self.stdin, "{line}").expect("write");
+        self.send(json!({"jsonrpc": "2.0", "id": "after-raw", "method": "ping"}));
+        let mut first = None;
+        loop {
+            let mut out = String::new();
+            let n = self.stdout.read_line(&mut out).expect("read");
+            assert!(n > 0, "the adapter closed stdout");
+            let v: Value =
+                serde_json::from_str(&out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"));
+            let pong = v["id"] == "after-raw";
+            let first = first.get_or_insert(v);
+            if pong {
+                return first.clone();
+            }
+        }
+    }
+
     /// Calls a tool; returns (is_error, text, structured content).
     pub fn call(&mut self, tool: &str, args: Value) -> (bool, String, Value) {
         let r = self.request("tools/call", json!({"name": tool, "arguments": args}));
@@ -88,6 +109,18 @@ impl Mcp {
         let (err, text, s) = self.call(tool, args.clone());
         assert!(!err, "{tool} {args} failed: {text}");
         s
+    }
+
+    /// The lines of a logs reply's text: (line number, stream, text). The lines travel once,
+    /// in the text, as `[N STREAM] TEXT`.
+    pub fn log_lines(text: &str) -> Vec<(u64, String, String)> {
+        text.lines()
+            .filter_map(|l| {
+                let (head, rest) = l.strip_prefix('[')?.split_once("] ")?;
+                let (n, stream) = head.split_once(' ')?;
+                Some((n.parse().ok()?, stream.to_string(), rest.to_string()))
+            })
+            .collect()
     }
 
     pub fn wait_done(&mut self, command_id: &str) -> Value {
@@ -202,7 +235,10 @@ fn seed_flow_1_over_json_rpc() {
     );
     sshd.authorize(k["publicKey"].as_str().expect("publicKey"));
     let c = m.ok("ssh_conn", json!({"op": "save", "name": "production-app-server", "host": "127.0.0.1", "port": sshd.port, "username": sshd.user, "client": "AcmeCorp"}));
-    let conn_id = c["id"].as_str().expect("id").to_string();
+    let conn_id = c["connectionId"]
+        .as_str()
+        .expect("connectionId")
+        .to_string();
     m.ok(
         "ssh_key",
         json!({"op": "link", "keyName": "prod-deploy-key", "connectionId": conn_id}),
@@ -225,25 +261,22 @@ fn seed_flow_1_over_json_rpc() {
     let second = r["commandId"].as_str().expect("commandId").to_string();
     assert_eq!(m.wait_done(&second)["state"], "completed");
 
-    let logs = m.ok(
+    let (_, text, _) = m.call(
         "ssh_exec",
         json!({"op": "logs", "commandId": second, "tail": 3}),
     );
-    let texts: Vec<&str> = logs["lines"]
-        .as_array()
-        .expect("lines")
-        .iter()
-        .filter_map(|l| l["text"].as_str())
-        .collect();
+    let lines = Mcp::log_lines(&text);
+    let texts: Vec<&str> = lines.iter().map(|l| l.2.as_str()).collect();
     assert_eq!(texts, vec!["49", "50", "finished"]);
-    assert_eq!(logs["lines"][0]["n"], 49);
-    assert_eq!(logs["lines"][0]["stream"], "stdout");
-    let logs = m.ok(
+    assert_eq!(lines[0].0, 49);
+    assert_eq!(lines[0].1, "stdout");
+    let (_, text, _) = m.call(
         "ssh_exec",
         json!({"op": "logs", "commandId": first, "grep": "error"}),
     );
-    assert_eq!(logs["lines"][0]["text"], "E: error one");
-    assert_eq!(logs["lines"][0]["stream"], "stderr");
+    let lines = Mcp::log_lines(&text);
+    assert_eq!(lines[0].2, "E: error one");
+    assert_eq!(lines[0].1, "stderr");
     let info = m.ok("ssh_stream_info", json!({"commandId": second}));
     assert_eq!(info["stdout"]["lines"], 51);
     assert_eq!(info["open"], false);
@@ -433,15 +466,17 @@ fn big_replies_are_capped_and_say_where_to_go_on() {
     assert_eq!(s["truncated"], true);
     let next = s["nextFromLine"].as_u64().expect("nextFromLine");
     assert!(text.contains(&format!("fromLine={next}")), "{text}");
-    let mut seen = s["lines"].as_array().expect("lines").len() as u64;
+    let mut seen = Mcp::log_lines(&text).len() as u64;
+    assert_eq!(s["lines"], seen);
     let mut from = next;
     while seen < 20000 {
-        let s = m.ok(
+        let (_, text, s) = m.call(
             "ssh_exec",
             json!({"op": "logs", "commandId": id, "fromLine": from}),
         );
-        let lines = s["lines"].as_array().expect("lines");
-        assert_eq!(lines[0]["n"], from, "paging loses nothing");
+        let lines = Mcp::log_lines(&text);
+        assert_eq!(lines[0].0, from, "paging loses nothing");
+        assert_eq!(s["firstLine"], from);
         seen += lines.len() as u64;
         match s["nextFromLine"].as_u64() {
             Some(n) => from = n,
@@ -452,7 +487,7 @@ fn big_replies_are_capped_and_say_where_to_go_on() {
 }
 
 /// The Python interpreter with the official `mcp` package (scripts/test.sh makes it).
-fn python_with_mcp() -> Option<std::path::PathBuf> {
+pub fn python_with_mcp() -> Option<std::path::PathBuf> {
     if let Some(p) = std::env::var_os("SSHKEEP_TEST_PYTHON") {
         return Some(p.into());
     }

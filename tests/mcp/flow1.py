@@ -20,6 +20,18 @@ def attr(obj, snake, camel):
     return getattr(obj, snake) if hasattr(obj, snake) else getattr(obj, camel)
 
 
+def log_lines(result):
+    """(n, stream, text) of each "[N STREAM] TEXT" line of a logs reply's text."""
+    out = []
+    for line in result.content[0].text.splitlines():
+        if line.startswith("[") and "] " in line:
+            head, text = line[1:].split("] ", 1)
+            n, _, stream = head.partition(" ")
+            if n.isdigit():
+                out.append((int(n), stream, text))
+    return out
+
+
 def check(cond, what):
     if not cond:
         raise AssertionError(what)
@@ -64,12 +76,15 @@ async def main(binary: str, conn: str) -> dict:
             cid2, st2 = await run_and_wait(["seq 1 100", "echo done"])
             check(st2["state"] == "completed", f"second command: {st2}")
 
+            # Log lines travel once, in the text, as "[N STREAM] TEXT"; structuredContent counts them.
             r, logs = await call("ssh_exec", {"op": "logs", "commandId": cid2, "tail": 2})
-            check([l["text"] for l in logs["lines"]] == ["100", "done"], f"tail: {logs}")
-            check(all({"n", "stream", "text"} <= set(l) for l in logs["lines"]), "lines carry n, stream, text")
+            lines = log_lines(r)
+            check([l[2] for l in lines] == ["100", "done"], f"tail: {lines}")
+            check(logs["lines"] == 2 and logs["lastLine"] == lines[-1][0], f"counts: {logs}")
             r, logs = await call("ssh_exec", {"op": "logs", "commandId": cid1, "grep": "error"})
-            check([l["text"] for l in logs["lines"]] == ["error: disk"], f"grep: {logs}")
-            check(logs["lines"][0]["stream"] == "stderr", "grep keeps the stream")
+            lines = log_lines(r)
+            check([l[2] for l in lines] == ["error: disk"], f"grep: {lines}")
+            check(lines[0][1] == "stderr", "grep keeps the stream")
 
             r, _ = await call("ssh_exec", {"op": "status", "commandId": "00000000-0000-0000-0000-000000000000"})
             check(attr(r, "is_error", "isError"), "an unknown commandId is a tool error")

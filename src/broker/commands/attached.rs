@@ -150,18 +150,30 @@ pub async fn run(mut job: Job) -> Ending {
         if let Some(s) = stop {
             return Ending::stopped(s, killed);
         }
+        // With a list of commands, which one failed (the later ones did not run).
+        let step = |how: String| {
+            (job.commands.len() > 1).then(|| {
+                format!(
+                    "step {} of {} ({command}) {how}; the steps after it did not run",
+                    i + 1,
+                    job.commands.len()
+                )
+            })
+        };
         match (exit_code, signal) {
             (Some(0), _) => continue,
             (Some(code), _) => {
                 return Ending {
                     state: CommandState::Failed,
                     exit_code: Some(i64::from(code)),
+                    error: step(format!("exited {code}")),
                     ..Default::default()
                 };
             }
             (None, Some(sig)) => {
                 return Ending {
                     state: CommandState::Failed,
+                    error: step(format!("was killed by signal {sig}")),
                     signal: Some(sig),
                     ..Default::default()
                 };

@@ -20,7 +20,7 @@ use super::sessions::{Session, Sessions};
 use super::{Broker, Peer};
 use crate::db::{CommandRow, NewCommand, now_ms};
 use crate::protocol::{
-    CommandInfo, CommandState, ErrorCode, LogQuery, Response, RunSpec, StreamStats,
+    CommandInfo, CommandState, ErrorCode, LogQuery, NextStep, Response, RunSpec, StreamStats,
 };
 
 /// Why a command is being stopped.
@@ -413,7 +413,7 @@ fn row(broker: &Broker, id: &str) -> Result<CommandRow, Fail> {
         .db()?
         .command(id)
         .map_err(Fail::internal)?
-        .ok_or_else(|| Fail::not_found("command", id, "see `sshkeep ps` for command ids"))
+        .ok_or_else(|| Fail::unknown("command", id, NextStep::ListCommands))
 }
 
 /// `status`.

@@ -28,7 +28,7 @@ use super::sftp::client::{Sftp, is_dir};
 use super::sftp::{session_for, write_atomic};
 use super::{Broker, Peer};
 use crate::db::{RotationRow, now};
-use crate::protocol::{ErrorCode, KeyType, Response, RotationHost, RotationReport};
+use crate::protocol::{ErrorCode, KeyType, NextStep, Response, RotationHost, RotationReport};
 
 const STEPS: [&str; 5] = ["pending", "appended", "verified", "switched", "cleaned"];
 
@@ -103,7 +103,7 @@ pub async fn rotate(
         let old = db
             .key(name)
             .map_err(Fail::internal)?
-            .ok_or_else(|| Fail::not_found("key", name, "see `sshkeep key list`"))?;
+            .ok_or_else(|| Fail::unknown("key", name, NextStep::ListKeys))?;
         let links = db.key_links(name).map_err(Fail::internal)?;
         let active = db.active_rotation(name).map_err(Fail::internal)?;
         (old, links, active)
@@ -156,20 +156,20 @@ pub async fn rotate(
     let rotation = match (active, resume) {
         (Some(r), true) => r,
         (Some(r), false) => {
-            return Err(Fail::new(
+            return Err(Fail::then(
                 ErrorCode::AlreadyExists,
                 format!(
-                    "a rotation of key '{name}' is already {} ({}): continue it with `sshkeep key rotate {name} --resume`",
+                    "a rotation of key '{name}' is already {} ({})",
                     r.state, r.id
                 ),
+                NextStep::ResumeRotation { key: name.into() },
             ));
         }
         (None, true) => {
-            return Err(Fail::new(
+            return Err(Fail::then(
                 ErrorCode::NotFound,
-                format!(
-                    "no rotation of key '{name}' to resume: start one with `sshkeep key rotate {name}`"
-                ),
+                format!("no rotation of key '{name}' to resume"),
+                NextStep::StartRotation { key: name.into() },
             ));
         }
         (None, false) => {
@@ -531,7 +531,7 @@ pub async fn deploy(
         .db()?
         .key(name)
         .map_err(Fail::internal)?
-        .ok_or_else(|| Fail::not_found("key", name, "see `sshkeep key list`"))?;
+        .ok_or_else(|| Fail::unknown("key", name, NextStep::ListKeys))?;
     if key.retired.is_some() {
         return Err(Fail::new(
             ErrorCode::InvalidArgument,

@@ -28,7 +28,9 @@ use super::sftp::session_for;
 use super::{Broker, Peer};
 use crate::db::NewCommand;
 use crate::db::now_ms;
-use crate::protocol::{ErrorCode, Response, RunOptions, ShellInfo, ShellOutput, ShellSpec};
+use crate::protocol::{
+    ErrorCode, NextStep, Response, RunOptions, ShellInfo, ShellOutput, ShellSpec,
+};
 
 /// What the driver task does for the shell.
 pub enum Input {
@@ -230,11 +232,7 @@ impl Shells {
             };
             match hits.as_slice() {
                 [one] => Ok(one.clone()),
-                _ => Err(Fail::not_found(
-                    "shell",
-                    id,
-                    "list shells with `sshkeep shell --list` (MCP: ssh_shell op=list)",
-                )),
+                _ => Err(Fail::unknown("shell", id, NextStep::ListShells)),
             }
         })
     }
