@@ -89,7 +89,9 @@ enum Command {
         #[arg(long, env = "SSHKEEP_MCP_MINIMAL", value_parser = clap::builder::FalseyValueParser::new())]
         minimal: bool,
         /// A local directory ssh_sftp may read and write (repeatable; default: the working
-        /// directory). Also SSHKEEP_MCP_ROOTS, colon-separated.
+        /// directory, unless that is `/` or the home directory or above it: then none). sshkeep's
+        /// state, its passphrase file and ~/.ssh are never open to transfers. Also
+        /// SSHKEEP_MCP_ROOTS, colon-separated.
         #[arg(long = "root", env = "SSHKEEP_MCP_ROOTS", value_delimiter = ':')]
         roots: Vec<std::path::PathBuf>,
     },

@@ -7,6 +7,7 @@ mod commands;
 mod exec_and_keys;
 mod files;
 mod fleet;
+mod hardening;
 mod host_keys;
 mod key_lifecycle;
 mod keyring_backend;

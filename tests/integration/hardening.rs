@@ -1,0 +1,194 @@
+//! Attacks from a red-team run, each played against the real broker (and a real sshd where a
+//! server is involved). Every test here failed before its defence existed.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+
+use serde_json::{Value, json};
+
+use crate::fixture::{Home, Sshd, is_root, keygen, wait_for};
+
+/// An `sshkeep mcp` adapter spoken to over JSON-RPC, started with its own working directory and
+/// arguments (as a GUI MCP host would start it).
+struct Agent {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+    next: u64,
+}
+
+impl Agent {
+    fn start(home: &Home, cwd: &Path, args: &[&str]) -> Self {
+        let mut all = vec!["mcp"];
+        all.extend_from_slice(args);
+        let mut child = home
+            .command(&all)
+            .current_dir(cwd)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn mcp");
+        let stdin = child.stdin.take().expect("stdin");
+        let stdout = BufReader::new(child.stdout.take().expect("stdout"));
+        let mut a = Self {
+            child,
+            stdin,
+            stdout,
+            next: 1,
+        };
+        let init = a.request(
+            "initialize",
+            json!({"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "red-team", "version": "1"}}),
+        );
+        assert_eq!(init["result"]["serverInfo"]["name"], "sshkeep", "{init}");
+        a.send(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
+        a
+    }
+
+    fn send(&mut self, v: Value) {
+        writeln!(self.stdin, "{v}").expect("write");
+        self.stdin.flush().expect("flush");
+    }
+
+    fn request(&mut self, method: &str, params: Value) -> Value {
+        let id = self.next;
+        self.next += 1;
+        self.send(json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}));
+        loop {
+            let mut line = String::new();
+            let n = self.stdout.read_line(&mut line).expect("read");
+            assert!(n > 0, "the adapter closed stdout");
+            let v: Value = serde_json::from_str(&line).expect("json-rpc");
+            if v["id"] == id {
+                return v;
+            }
+        }
+    }
+
+    /// (is_error, text, structured content)
+    fn call(&mut self, tool: &str, args: Value) -> (bool, String, Value) {
+        let r = self.request("tools/call", json!({"name": tool, "arguments": args}));
+        let res = &r["result"];
+        assert!(res.is_object(), "protocol error: {r}");
+        let text = res["content"][0]["text"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        (
+            res["isError"] == true,
+            text,
+            res["structuredContent"].clone(),
+        )
+    }
+
+    fn upload(&mut self, local: &str, remote: &str) -> (bool, String) {
+        let (e, t, _) = self.call(
+            "ssh_sftp",
+            json!({"op": "upload", "connectionId": "srv", "localPath": local, "remotePath": remote, "recursive": true}),
+        );
+        (e, t)
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A JSON field in either casing (the CLI's and the MCP adapter's).
+fn field<'a>(v: &'a Value, snake: &str) -> &'a Value {
+    if !v[snake].is_null() {
+        return &v[snake];
+    }
+    let mut camel = String::new();
+    let mut up = false;
+    for c in snake.chars() {
+        if c == '_' {
+            up = true;
+        } else if up {
+            camel.extend(c.to_uppercase());
+            up = false;
+        } else {
+            camel.push(c);
+        }
+    }
+    &v[camel.as_str()]
+}
+
+fn temp_root(home: &Home) -> PathBuf {
+    home.sshkeep_home()
+        .parent()
+        .expect("the test's temp dir")
+        .to_path_buf()
+}
+
+#[test]
+fn an_agent_gets_no_root_at_slash_or_home_and_never_the_vault_passphrase_or_ssh_keys() {
+    let sshd = Sshd::start();
+    let home = Home::with_vault();
+    home.connect_to(&sshd, "k", "srv");
+    let remote = sshd.dir.path().join("got");
+    let remote = remote.display().to_string();
+
+    // A GUI host starts the adapter in `/`: no implicit root, so /etc/passwd stays home.
+    let mut a = Agent::start(&home, Path::new("/"), &[]);
+    let (e, t) = a.upload("/etc/passwd", &remote);
+    assert!(e, "an adapter started in / must not send /etc/passwd: {t}");
+    assert!(t.contains("--root"), "says how to allow a directory: {t}");
+    let (e, t) = a.upload("etc/hostname", &remote);
+    assert!(e, "nor relative paths under /: {t}");
+    drop(a);
+
+    // Started in $HOME: no implicit root either (it holds ~/.ssh).
+    std::fs::write(home.user_home().join(".ssh/id_ed25519"), "private").expect("key file");
+    let mut a = Agent::start(&home, &home.user_home(), &[]);
+    let (e, t) = a.upload(".ssh/id_ed25519", &remote);
+    assert!(e, "an adapter started in $HOME must not send ~/.ssh: {t}");
+    drop(a);
+
+    // A root that holds everything (sshkeep's home, the passphrase file, ~/.ssh): the
+    // protected files are refused anyway, also through a symlink and inside a directory.
+    let root = temp_root(&home);
+    let master = home.sshkeep_home().join("state/vault/master.age");
+    assert!(master.exists());
+    std::os::unix::fs::symlink(&master, root.join("innocent.txt")).expect("symlink");
+    std::fs::write(root.join("notes.txt"), "fine").expect("notes");
+    let root_arg = root.display().to_string();
+    let mut a = Agent::start(&home, &root, &["--root", &root_arg]);
+    for attack in [
+        master.display().to_string(),
+        home.sshkeep_home()
+            .join("state/sshkeep.db")
+            .display()
+            .to_string(),
+        home.passphrase_file.display().to_string(),
+        home.user_home()
+            .join(".ssh/id_ed25519")
+            .display()
+            .to_string(),
+        "innocent.txt".into(),
+        "sshkeep".into(),
+        "user".into(),
+    ] {
+        let (e, t) = a.upload(&attack, &remote);
+        assert!(e, "{attack} must be refused to an agent: {t}");
+        assert!(!std::path::Path::new(&remote).exists(), "{attack} was sent");
+    }
+    // Nor may a download plant a file in ~/.ssh or in the state directory.
+    let (e, t, _) = a.call(
+        "ssh_sftp",
+        json!({"op": "download", "connectionId": "srv", "remotePath": sshd.authorized_keys().display().to_string(),
+               "localPath": home.user_home().join(".ssh/authorized_keys").display().to_string()}),
+    );
+    assert!(e, "a download into ~/.ssh must be refused: {t}");
+    assert!(!home.user_home().join(".ssh/authorized_keys").exists());
+    // The root still works for what it is for.
+    let (e, t) = a.upload("notes.txt", &remote);
+    assert!(!e, "an ordinary file under the root goes: {t}");
+    assert_eq!(std::fs::read_to_string(&remote).expect("uploaded"), "fine");
+}
+
