@@ -170,9 +170,11 @@ async fn dispatch(broker: &Arc<Broker>, peer: &Peer, req: Request) -> Result<Res
         Request::ConnTest { target, key } => {
             conn_ops::test(broker, peer, &target, key.as_deref()).await
         }
-        Request::ConnTrust { name, fingerprint } => {
-            conn_ops::trust(broker, peer, &name, fingerprint).await
-        }
+        Request::ConnTrust {
+            name,
+            fingerprint,
+            replace,
+        } => conn_ops::trust(broker, peer, &name, fingerprint, replace).await,
         Request::AuditList(filter) => Ok(Response::Audit {
             records: broker
                 .db()?

@@ -240,12 +240,40 @@ fn valid_fingerprint(fp: &str) -> bool {
     })
 }
 
-/// `conn trust`: pins the given fingerprint, or the key the server presents now.
+/// What vouches for a key other than `fingerprint` at `host:port`: sshkeep's pin, or
+/// `~/.ssh/known_hosts` (an entry that cannot be read counts: it may vouch for another key).
+fn vouched_otherwise(
+    old: Option<&Pin>,
+    host: &str,
+    port: u16,
+    fingerprint: &str,
+) -> Option<(String, String)> {
+    if let Some(p) = old.filter(|p| p.fingerprint != fingerprint) {
+        return Some(("sshkeep's pin".into(), p.fingerprint.clone()));
+    }
+    let path = known_hosts()?;
+    let known: Vec<String> = match russh::keys::known_hosts::known_host_keys_path(host, port, &path) {
+        Ok(keys) => keys
+            .iter()
+            .map(|(_, k)| k.fingerprint(russh::keys::HashAlg::Sha256).to_string())
+            .collect(),
+        Err(_) => vec!["an entry sshkeep cannot read".into()],
+    };
+    if known.is_empty() || known.iter().any(|k| k == fingerprint) {
+        return None;
+    }
+    Some((path.display().to_string(), known.join(", ")))
+}
+
+/// `conn trust`: pins the given fingerprint, or the key the server presents now. Without
+/// `replace` (clients other than a person's CLI), a key that a pin or known_hosts vouches for
+/// is never replaced.
 pub async fn trust(
     broker: &Arc<Broker>,
     peer: &Peer,
     target: &str,
     fingerprint: Option<String>,
+    replace: bool,
 ) -> Result<Response, Fail> {
     let r = resolve(broker, target, None)?;
     let ep = &r.endpoint;
@@ -287,6 +315,29 @@ pub async fn trust(
             }
         }
     };
+    if !replace
+        && let Some((source, vouched)) =
+            vouched_otherwise(old.as_ref(), &ep.host, ep.port, &pin.fingerprint)
+    {
+        let name = ep.conn_name.as_deref().unwrap_or(target);
+        broker.audit(
+            peer,
+            "host_key_trust_refused",
+            None,
+            ep.conn_name.as_deref(),
+            format!(
+                "{}:{} {} vouched for by {source}; replacing it was refused",
+                ep.host, ep.port, vouched
+            ),
+        )?;
+        return Err(Fail::new(
+            ErrorCode::HostKeyChanged,
+            format!(
+                "{}:{} already has a host key that {source} vouches for ({vouched}); replacing it is the user's decision: they verify the server's key out of band and run `sshkeep conn trust {name} --fingerprint SHA256:...` in a terminal",
+                ep.host, ep.port
+            ),
+        ));
+    }
     broker
         .db()?
         .set_pin(&ep.host, ep.port, &pin, now())

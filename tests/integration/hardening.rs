@@ -192,3 +192,51 @@ fn an_agent_gets_no_root_at_slash_or_home_and_never_the_vault_passphrase_or_ssh_
     assert_eq!(std::fs::read_to_string(&remote).expect("uploaded"), "fine");
 }
 
+#[test]
+fn an_agent_cannot_replace_a_host_key_that_known_hosts_vouches_for() {
+    let sshd = Sshd::start();
+    let home = Home::with_vault();
+    home.connect_to(&sshd, "k", "srv");
+    // The user's known_hosts vouches for the server's real key; the agent is shown another
+    // one (a man in the middle) and tries to trust it.
+    let other = sshd.dir.path().join("mitm_key");
+    keygen(&other, "ed25519", "", "mitm");
+    let mitm_pub = std::fs::read_to_string(other.with_extension("pub"))
+        .or_else(|_| std::fs::read_to_string(format!("{}.pub", other.display())))
+        .expect("pub");
+    let mut parts = mitm_pub.split_whitespace();
+    let (alg, body) = (parts.next().expect("alg"), parts.next().expect("body"));
+    std::fs::write(
+        home.user_home().join(".ssh/known_hosts"),
+        format!("[127.0.0.1]:{} {alg} {body}\n", sshd.port),
+    )
+    .expect("known_hosts");
+    let real = sshd.host_fingerprint();
+
+    let mut a = Agent::start(&home, &temp_root(&home), &[]);
+    let (e, t, _) = a.call(
+        "ssh_conn",
+        json!({"op": "trust", "connectionId": "srv", "fingerprint": real}),
+    );
+    assert!(e, "an agent must not trust over a known_hosts entry: {t}");
+    assert!(t.contains("known_hosts"), "names what vouches: {t}");
+    let shown = home.run(&["conn", "show", "srv", "--json"]).ok().json();
+    assert!(
+        field(&shown, "pinned_host_key").is_null(),
+        "nothing was pinned: {shown}"
+    );
+    let refused = home
+        .run(&["audit", "--op", "host_key_trust_refused", "--json"])
+        .ok()
+        .json();
+    assert_eq!(
+        refused.as_array().map(Vec::len),
+        Some(1),
+        "audited: {refused}"
+    );
+    // The user, at a terminal, still decides.
+    home.run(&["conn", "trust", "srv", "--fingerprint", &real])
+        .ok();
+    home.run(&["run", "srv", "--", "true"]).ok();
+}
+
