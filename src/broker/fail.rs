@@ -52,7 +52,7 @@ impl From<SshError> for Fail {
 impl From<VaultError> for Fail {
     fn from(e: VaultError) -> Self {
         let code = match &e {
-            VaultError::NotInitialized(_) => ErrorCode::VaultMissing,
+            VaultError::NotInitialized(_) | VaultError::Orphaned(..) => ErrorCode::VaultMissing,
             VaultError::AlreadyInitialized(_) => ErrorCode::AlreadyExists,
             VaultError::Locked => ErrorCode::VaultLocked,
             VaultError::WrongPassphrase => ErrorCode::WrongPassphrase,

@@ -136,12 +136,10 @@ pub fn unseal_key(broker: &Broker, name: &str) -> Result<(russh::keys::PrivateKe
         .map_err(Fail::internal)?
         .ok_or_else(|| Fail::not_found("key", name, "see `sshkeep key list`"))?;
     let slot = broker.vault()?;
-    let vault = slot.as_ref().ok_or_else(|| {
-        Fail::new(
-            ErrorCode::VaultMissing,
-            "no vault yet: run `sshkeep vault init`",
-        )
-    })?;
+    let Some(vault) = slot.as_ref() else {
+        drop(slot);
+        return Err(broker.no_vault());
+    };
     if row.retired.is_some() {
         return Err(Fail::new(
             ErrorCode::NoKey,

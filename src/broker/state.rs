@@ -129,6 +129,43 @@ impl Broker {
         })
     }
 
+    /// The error for a request that needs a vault when there is none.
+    pub fn no_vault(&self) -> Fail {
+        self.orphaned_vault().unwrap_or_else(|| {
+            sshkeep_vault::VaultError::NotInitialized(self.paths.vault_dir()).into()
+        })
+    }
+
+    /// With no vault: an error when the vault's metadata is gone but the master identity or
+    /// sealed keys are still there. It says to restore the vault instead of making a new one,
+    /// which would lose every stored key for good.
+    pub fn orphaned_vault(&self) -> Option<Fail> {
+        let (meta, wrapped) = Vault::files(&self.paths.vault_dir());
+        let mut left = Vec::new();
+        if wrapped.exists() {
+            left.push(wrapped.display().to_string());
+        }
+        // Through the reader's own connection: callers may hold the vault's lock, and the main
+        // connection's lock is taken before the vault's elsewhere.
+        let sealed: i64 = self
+            .log_reader
+            .lock()
+            .ok()
+            .and_then(|c| {
+                c.query_row("SELECT count(*) FROM keys", [], |r| r.get(0))
+                    .ok()
+            })
+            .unwrap_or(0);
+        if sealed > 0 {
+            left.push(format!(
+                "{sealed} sealed key(s) in {}",
+                self.paths.database().display()
+            ));
+        }
+        (!left.is_empty())
+            .then(|| sshkeep_vault::VaultError::Orphaned(meta, left.join(" and ")).into())
+    }
+
     /// Records a use of the vault (a key decrypted, an unlock): the idle auto-lock restarts.
     pub fn key_used(&self) {
         self.last_key_use

@@ -80,7 +80,7 @@ pub fn status(broker: &Broker) -> Result<Response, Fail> {
             initialized: false,
             backend: None,
             unlocked: false,
-            hint: Some("no vault yet: run `sshkeep vault init`".into()),
+            hint: Some(broker.no_vault().message),
         },
         Some(v) => VaultStatus {
             initialized: true,
@@ -125,6 +125,9 @@ pub async fn init(
         if slot.is_some() {
             return Err(VaultError::AlreadyInitialized(b.paths.vault_dir()).into());
         }
+        if let Some(orphaned) = b.orphaned_vault() {
+            return Err(orphaned);
+        }
         let (vault, notice) = Vault::create(&b.paths.vault_dir(), choice, passphrase.as_ref())?;
         let backend = vault.backend();
         *slot = Some(vault);
@@ -155,7 +158,7 @@ pub async fn unlock(
         let mut slot = b.vault()?;
         let vault = slot
             .as_mut()
-            .ok_or_else(|| Fail::from(VaultError::NotInitialized(b.paths.vault_dir())))?;
+            .ok_or_else(|| b.no_vault())?;
         if vault.is_unlocked() {
             return Ok(false);
         }
@@ -194,7 +197,7 @@ pub fn lock(broker: &Broker, peer: &Peer) -> Result<Response, Fail> {
     let mut slot = broker.vault()?;
     let vault = slot
         .as_mut()
-        .ok_or_else(|| Fail::from(VaultError::NotInitialized(broker.paths.vault_dir())))?;
+        .ok_or_else(|| broker.no_vault())?;
     vault.lock();
     drop(slot);
     broker.audit(peer, "vault_lock", None, None, "locked")?;

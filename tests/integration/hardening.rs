@@ -240,3 +240,43 @@ fn an_agent_cannot_replace_a_host_key_that_known_hosts_vouches_for() {
     home.run(&["run", "srv", "--", "true"]).ok();
 }
 
+#[test]
+fn vault_init_refuses_to_overwrite_a_vault_whose_metadata_is_missing() {
+    let home = Home::with_vault();
+    home.run(&["key", "generate", "k"]).ok();
+    home.stop_broker();
+    let vault = home.sshkeep_home().join("state/vault");
+    let master_before = std::fs::read(vault.join("master.age")).expect("master.age");
+    std::fs::remove_file(vault.join("vault.json")).expect("rm vault.json");
+
+    // The advice once was "run `sshkeep vault init`", which made a new identity and lost every
+    // sealed key for good.
+    let listed = home.run(&["key", "generate", "k2"]).fails();
+    assert!(
+        !listed.stderr.contains("run `sshkeep vault init`") && listed.stderr.contains("restore"),
+        "{}",
+        listed.stderr
+    );
+    let init = home
+        .run(&["vault", "init", "--backend", "passphrase"])
+        .fails();
+    assert!(
+        init.stderr.contains("vault.json") && init.stderr.contains("restore"),
+        "names the missing file and the way back: {}",
+        init.stderr
+    );
+    assert_eq!(
+        std::fs::read(vault.join("master.age")).expect("master.age"),
+        master_before,
+        "master.age untouched"
+    );
+    // Even with master.age gone too, the sealed keys in the database forbid a new vault.
+    home.stop_broker();
+    std::fs::rename(vault.join("master.age"), vault.join("master.age.bak")).expect("mv");
+    let init = home
+        .run(&["vault", "init", "--backend", "passphrase"])
+        .fails();
+    assert!(init.stderr.contains("sealed key"), "{}", init.stderr);
+    assert!(!vault.join("vault.json").exists());
+}
+
