@@ -45,7 +45,14 @@ pub async fn auto_unlock(broker: &Arc<Broker>) {
     match result {
         Ok(Some(how)) => tracing::info!("vault unlocked at start ({how})"),
         Ok(None) => {}
-        Err(f) => tracing::warn!("vault stays locked: {}", f.message),
+        Err(f) => {
+            tracing::warn!("vault stays locked: {}", f.message);
+            // A damaged vault file or an unreadable passphrase file is named with every
+            // "vault is locked" error, not only in the broker's log.
+            if let Ok(mut r) = broker.lock_reason.lock() {
+                *r = Some(format!("unlocking at start failed: {}", f.message));
+            }
+        }
     }
 }
 

@@ -280,3 +280,27 @@ fn vault_init_refuses_to_overwrite_a_vault_whose_metadata_is_missing() {
     assert!(!vault.join("vault.json").exists());
 }
 
+#[test]
+fn a_damaged_master_age_is_named_not_reported_as_a_locked_vault() {
+    let home = Home::with_vault();
+    home.stop_broker();
+    let master = home.sshkeep_home().join("state/vault/master.age");
+    let mut bytes = std::fs::read(&master).expect("master.age");
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x55;
+    std::fs::write(&master, &bytes).expect("damage");
+    let status = home.run(&["status"]).ok().stdout;
+    assert!(
+        status.contains("master.age") && status.contains("damaged"),
+        "status names the damaged file: {status}"
+    );
+    let r = home.run(&["unlock"]).fails();
+    assert!(
+        r.stderr.contains("master.age")
+            && r.stderr.contains("damaged")
+            && !r.stderr.contains("wrong passphrase"),
+        "{}",
+        r.stderr
+    );
+}
+

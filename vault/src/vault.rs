@@ -192,7 +192,10 @@ impl Vault {
             path: path.clone(),
             source,
         })?;
-        let secret = passphrase::unwrap(&ct, pass)?;
+        let secret = passphrase::unwrap(&ct, pass).map_err(|e| match e {
+            VaultError::Damaged(why) => VaultError::Corrupt(path.clone(), why),
+            other => other,
+        })?;
         self.set_identity(&secret)
     }
 
