@@ -146,6 +146,9 @@ fn init_tracing(is_broker: bool) {
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
+        // A failed log write (a full disk under the broker's log) is dropped: reporting it
+        // goes through eprintln!, which panics when stderr cannot be written.
+        .log_internal_errors(false)
         .try_init();
 }
 

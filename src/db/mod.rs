@@ -16,7 +16,7 @@ use anyhow::{Context, Result};
 use rusqlite::Connection;
 
 pub use audit::{AuditEntry, ChainCheck};
-pub use commands::{CommandRow, NewCommand};
+pub use commands::{CommandRow, NewCommand, record_output_loss};
 pub use conns::ConnRow;
 pub use hostkeys::Pin;
 pub use keys::KeyRow;
@@ -166,6 +166,11 @@ CREATE TABLE rotation_hosts (
     r#"
 -- A shell's terminal (JSON: term, cols, rows, persistent), to re-adopt tmux shells at start.
 ALTER TABLE commands ADD COLUMN shell TEXT;
+"#,
+    r#"
+-- Output that could not be stored (a full disk): bytes lost and the storage error.
+ALTER TABLE commands ADD COLUMN lost_bytes INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE commands ADD COLUMN storage_error TEXT;
 "#,
 ];
 

@@ -375,6 +375,13 @@ pub struct CommandInfo {
     pub started_ms: Option<i64>,
     pub ended_ms: Option<i64>,
     pub duration_ms: Option<i64>,
+    /// Output bytes that could not be stored (a full disk, say); the logs hold a marker line
+    /// where they went missing once storage works again.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub output_lost_bytes: u64,
+    /// The storage error that lost them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_error: Option<String>,
     pub stdout: StreamStats,
     pub stderr: StreamStats,
     /// Lines stored so far (both streams and markers); poll logs from `total_lines + 1`.
@@ -576,4 +583,8 @@ pub struct RotationHost {
     pub error: Option<String>,
     /// What the next run does on this host (dry run and partial rotations).
     pub next: Option<String>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }

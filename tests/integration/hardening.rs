@@ -281,6 +281,86 @@ fn vault_init_refuses_to_overwrite_a_vault_whose_metadata_is_missing() {
 }
 
 #[test]
+fn a_full_disk_loses_output_visibly_and_storage_resumes_when_space_returns() {
+    if !is_root() {
+        eprintln!("skipped: needs root to mount a small tmpfs for the state directory");
+        return;
+    }
+    let sshd = Sshd::start();
+    let home = Home::new();
+    // The state directory (database, vault, broker log) on a 2 MiB disk.
+    let disk = Tmpfs::mount(&home.sshkeep_home().join("state"), "2m");
+    home.run(&["vault", "init", "--backend", "passphrase"]).ok();
+    home.connect_to(&sshd, "k", "srv");
+
+    // 12 MB of output: more than the disk and more than the writer's memory queue.
+    let flood = home.start(&[
+        "srv",
+        "--",
+        "head -c 12000000 /dev/zero | tr '\\0' x | fold -w 199",
+    ]);
+    let seen = wait_for(180, "the status to report lost output", || {
+        let s = home.status(&flood);
+        (field(&s, "output_lost_bytes").as_u64().unwrap_or(0) > 0).then_some(s)
+    });
+    assert!(
+        field(&seen, "storage_error").is_string(),
+        "the status names the storage error: {seen}"
+    );
+
+    // Space comes back: the command's end is recorded, the loss is written down with it, and
+    // the next command is stored as usual.
+    disk.resize("64m");
+    let done = home.wait_done(&flood, 120);
+    assert_eq!(done["state"], "completed", "{done}");
+    let lost = field(&done, "output_lost_bytes").as_u64().unwrap_or(0);
+    assert!(lost > 0, "{done}");
+    let logs = home.run(&["logs", &flood, "--grep", "were lost"]).ok();
+    assert!(
+        logs.stdout.contains("bytes of output were lost"),
+        "a marker line where output went missing: {}",
+        logs.stdout
+    );
+    let next = home.start(&["srv", "--", "echo after the storm"]);
+    let st = home.wait_done(&next, 60);
+    assert_eq!(st["state"], "completed", "{st}");
+    assert_eq!(home.run(&["logs", &next]).ok().stdout, "after the storm\n");
+    home.stop_broker();
+}
+
+/// A tmpfs mounted for a test, unmounted when dropped.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(at: &Path, size: &str) -> Self {
+        std::fs::create_dir_all(at).expect("mkdir");
+        let st = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0700")])
+            .arg("tmpfs")
+            .arg(at)
+            .status()
+            .expect("mount");
+        assert!(st.success(), "mount tmpfs at {}", at.display());
+        Self(at.to_path_buf())
+    }
+
+    fn resize(&self, size: &str) {
+        let st = Command::new("mount")
+            .args(["-o", &format!("remount,size={size}")])
+            .arg(&self.0)
+            .status()
+            .expect("remount");
+        assert!(st.success());
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+#[test]
 fn a_damaged_master_age_is_named_not_reported_as_a_locked_vault() {
     let home = Home::with_vault();
     home.stop_broker();
