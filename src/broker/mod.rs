@@ -67,6 +67,9 @@ pub async fn run(paths: Paths, opts: RunOptions) -> Result<()> {
         );
     }
 
+    if Vault::any_trace(&paths.vault_dir()) {
+        Db::check_present(&paths.database(), &paths.vault_dir())?;
+    }
     let db = Db::open(&paths.database())?;
     let vault = if Vault::exists(&paths.vault_dir()) {
         Some(Vault::open(&paths.vault_dir())?)
@@ -109,6 +112,14 @@ pub async fn run(paths: Paths, opts: RunOptions) -> Result<()> {
         .stopping
         .store(true, std::sync::atomic::Ordering::SeqCst);
     broker.sessions.close_all().await;
+    match broker.db.lock().map_err(|_| anyhow::anyhow!("database lock poisoned")) {
+        Ok(db) => {
+            if let Err(e) = db.checkpoint() {
+                tracing::warn!("{e:#}: a copy of the database file alone may miss recent changes");
+            }
+        }
+        Err(e) => tracing::warn!("cannot checkpoint the database: {e}"),
+    }
     let _ = std::fs::remove_file(paths.socket());
     let _ = std::fs::remove_file(paths.agent_socket());
     drop(lock);

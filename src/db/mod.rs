@@ -213,6 +213,44 @@ impl Db {
         Ok(())
     }
 
+    /// Refuses a database that is missing or has never been set up (an empty file): called
+    /// when a vault exists, because then the database held its keys, pins and audit log, and
+    /// making a new one would hide their loss.
+    pub fn check_present(path: &Path, vault_dir: &Path) -> Result<()> {
+        let version = match std::fs::metadata(path) {
+            Ok(m) if m.len() > 0 => Connection::open_with_flags(
+                path,
+                rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )
+            .and_then(|c| c.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0)))
+            .with_context(|| format!("cannot read the database {}", path.display()))?,
+            _ => 0,
+        };
+        if version == 0 {
+            anyhow::bail!(
+                "the database {db} is missing or empty, but the vault at {vault} exists: the stored keys, host-key pins and audit log lived in the database, so the broker will not start with a new one. Restore {db} from a backup (a copy taken after `sshkeep broker stop` holds everything), or, to start over and lose the stored keys, move {vault} aside",
+                db = path.display(),
+                vault = vault_dir.display()
+            );
+        }
+        Ok(())
+    }
+
+    /// Moves everything in the write-ahead log into the database file and empties the log, so
+    /// that a copy of the database file alone is a complete backup. Called on a clean stop.
+    pub fn checkpoint(&self) -> Result<()> {
+        let (busy, _, _): (i64, i64, i64) = self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .context("cannot checkpoint the database")?;
+        if busy != 0 {
+            anyhow::bail!("the database was busy; its write-ahead log was not emptied");
+        }
+        Ok(())
+    }
+
     /// Opens a second connection to the same database (the log writer and readers use their
     /// own, so long reads never wait for the broker's main connection).
     pub fn open_extra(path: &Path) -> Result<Connection> {

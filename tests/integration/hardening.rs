@@ -361,6 +361,49 @@ impl Drop for Tmpfs {
 }
 
 #[test]
+fn a_missing_database_is_refused_and_a_stopped_broker_leaves_a_whole_database_file() {
+    let home = Home::with_vault();
+    home.run(&["key", "generate", "k"]).ok();
+    let pid = home.broker_pid();
+    home.run(&["broker", "stop"]).ok();
+    wait_for(30, "the broker to exit", || {
+        (!Path::new(&format!("/proc/{pid}")).exists()).then_some(())
+    });
+    let state = home.sshkeep_home().join("state");
+    // A backup of sshkeep.db alone (no -wal beside it) holds the keys.
+    let backup = temp_root(&home).join("backup.db");
+    std::fs::copy(state.join("sshkeep.db"), &backup).expect("copy");
+    let db = sshkeep::db::Db::open(&backup).expect("open the backup");
+    assert_eq!(
+        db.keys().expect("keys").len(),
+        1,
+        "the database file alone holds the key after a clean stop"
+    );
+    drop(db);
+
+    for f in ["sshkeep.db", "sshkeep.db-wal", "sshkeep.db-shm"] {
+        let _ = std::fs::remove_file(state.join(f));
+    }
+    let r = home.run(&["key", "list"]).fails();
+    assert!(
+        r.stderr.contains("sshkeep.db") && r.stderr.to_lowercase().contains("restore"),
+        "names the missing database and the way back: {}",
+        r.stderr
+    );
+    assert!(
+        !state.join("sshkeep.db").exists() || std::fs::metadata(state.join("sshkeep.db")).map(|m| m.len()).unwrap_or(0) == 0,
+        "no empty database made in its place"
+    );
+    // An empty file in its place is no better.
+    std::fs::write(state.join("sshkeep.db"), b"").expect("empty db");
+    home.run(&["key", "list"]).fails();
+    // Restored, everything is back.
+    std::fs::copy(&backup, state.join("sshkeep.db")).expect("restore");
+    let keys = home.run(&["key", "list"]).ok().stdout;
+    assert!(keys.contains('k'), "{keys}");
+}
+
+#[test]
 fn a_damaged_master_age_is_named_not_reported_as_a_locked_vault() {
     let home = Home::with_vault();
     home.stop_broker();
