@@ -58,6 +58,8 @@ pub async fn run<W: AsyncWrite + Unpin>(
             "the command is empty",
         ));
     }
+    super::commands::wrap::check_text("the command", command)
+        .map_err(|m| Fail::new(ErrorCode::InvalidArgument, m))?;
     let r = resolve(broker, target, key)?;
     let session = Sessions::for_target(broker, peer, &r, "exec").await?;
     let mut occupancy = session.occupy();

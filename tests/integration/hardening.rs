@@ -361,6 +361,30 @@ impl Drop for Tmpfs {
 }
 
 #[test]
+fn nul_bytes_are_refused_at_the_door_and_the_shared_connection_survives() {
+    let sshd = Sshd::start();
+    let home = Home::with_vault();
+    home.connect_to(&sshd, "k", "srv");
+    let long = home.start(&["srv", "--", "sleep 3; echo survived"]);
+    wait_for(30, "the long command to run", || {
+        (home.status(&long)["state"] == "running").then_some(())
+    });
+    let mut a = Agent::start(&home, &temp_root(&home), &[]);
+    for args in [
+        json!({"op": "run", "connectionId": "srv", "command": "echo a\u{0}b"}),
+        json!({"op": "run", "connectionId": "srv", "command": "pwd", "cwd": "/tmp\u{0}x"}),
+        json!({"op": "run", "connectionId": "srv", "command": "env", "env": {"A": "x\u{0}y"}}),
+    ] {
+        let (e, t, _) = a.call("ssh_exec", args.clone());
+        assert!(e, "{args} must be refused: {t}");
+        assert!(t.contains("NUL"), "{t}");
+    }
+    let st = home.wait_done(&long, 60);
+    assert_eq!(st["state"], "completed", "the shared connection lived on: {st}");
+    assert_eq!(home.run(&["logs", &long]).ok().stdout, "survived\n");
+}
+
+#[test]
 fn a_missing_database_is_refused_and_a_stopped_broker_leaves_a_whole_database_file() {
     let home = Home::with_vault();
     home.run(&["key", "generate", "k"]).ok();
@@ -401,6 +425,36 @@ fn a_missing_database_is_refused_and_a_stopped_broker_leaves_a_whole_database_fi
     std::fs::copy(&backup, state.join("sshkeep.db")).expect("restore");
     let keys = home.run(&["key", "list"]).ok().stdout;
     assert!(keys.contains('k'), "{keys}");
+}
+
+#[test]
+fn huge_timeouts_and_settings_are_refused_and_leave_no_ghost_command() {
+    let sshd = Sshd::start();
+    let home = Home::with_vault();
+    home.connect_to(&sshd, "k", "srv");
+    let r = home
+        .run(&["run", "--timeout", "18446744073709551615", "srv", "--", "true"])
+        .fails();
+    assert!(r.stderr.contains("timeout must be between"), "{}", r.stderr);
+    let mut a = Agent::start(&home, &temp_root(&home), &[]);
+    let (e, t, _) = a.call(
+        "ssh_exec",
+        json!({"op": "run", "connectionId": "srv", "command": "true", "timeout": u64::MAX}),
+    );
+    assert!(e, "{t}");
+    let ps = home.run(&["ps", "--json"]).ok().json();
+    assert_eq!(
+        ps.as_array().map(Vec::len),
+        Some(0),
+        "no command was recorded: {ps}"
+    );
+    let r = home
+        .run(&["config", "set", "idle_timeout", "18446744073709551615"])
+        .fails();
+    assert!(r.stderr.contains("at most"), "{}", r.stderr);
+    // The broker is still fine.
+    let id = home.start(&["--timeout", "30", "srv", "--", "echo ok"]);
+    assert_eq!(home.wait_done(&id, 60)["state"], "completed");
 }
 
 #[test]

@@ -192,6 +192,7 @@ pub async fn start(broker: &Arc<Broker>, peer: &Peer, spec: RunSpec) -> Result<R
             "the command is longer than {MAX_COMMAND_BYTES} bytes; upload a script instead"
         )));
     }
+    wrap::check_commands(&spec.commands).map_err(invalid)?;
     wrap::prelude(&spec.options).map_err(invalid)?;
     if spec.options.pty && spec.detach {
         return Err(invalid(
@@ -247,7 +248,7 @@ pub async fn start(broker: &Arc<Broker>, peer: &Peer, spec: RunSpec) -> Result<R
     let deadline = spec
         .options
         .timeout_secs
-        .map(|s| Instant::now() + Duration::from_secs(s));
+        .and_then(|s| Instant::now().checked_add(Duration::from_secs(s)));
     let cmd: Arc<str> = id.clone().into();
     let b = broker.clone();
     let peer = peer.clone();
