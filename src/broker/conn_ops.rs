@@ -10,7 +10,7 @@ use crate::protocol::{
     ClientGroup, ConnInfo, ConnSpec, ErrorCode, HostKeyPolicy, HostKeyReport, Response, TestReport,
 };
 use crate::ssh;
-use crate::target::{validate_host, validate_name, validate_user};
+use crate::target::{canonical_host, validate_host, validate_name, validate_user};
 
 fn invalid(e: String) -> Fail {
     Fail::new(ErrorCode::InvalidArgument, e)
@@ -46,9 +46,10 @@ fn info(broker: &Broker, c: ConnRow) -> Result<ConnInfo, Fail> {
 }
 
 /// `conn save`: creates, or updates the connection of that name.
-pub fn save(broker: &Broker, peer: &Peer, spec: ConnSpec) -> Result<Response, Fail> {
+pub fn save(broker: &Broker, peer: &Peer, mut spec: ConnSpec) -> Result<Response, Fail> {
     validate_name("connection", &spec.name).map_err(invalid)?;
     validate_host(&spec.host).map_err(invalid)?;
+    spec.host = canonical_host(&spec.host);
     validate_user(&spec.user).map_err(invalid)?;
     if let Some(c) = &spec.client {
         validate_name("client", c).map_err(invalid)?;
@@ -88,8 +89,34 @@ pub fn save(broker: &Broker, peer: &Peer, spec: ConnSpec) -> Result<Response, Fa
         .as_ref()
         .map(|c| c.id.clone())
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    // A connection moved to another address keeps the host key it had: the new address gets
+    // the old pin unless it has its own, so the move never pins a new key by itself (a changed
+    // key there is refused until the user trusts it).
+    let mut carried = None;
+    if let Some(old) = &existing
+        && (old.spec.host != spec.host || old.spec.port != spec.port)
+        && let Some(pin) = db.pin(&old.spec.host, old.spec.port).map_err(Fail::internal)?
+        && db.pin(&spec.host, spec.port).map_err(Fail::internal)?.is_none()
+    {
+        let pin = Pin {
+            source: format!("carried from {}:{}", old.spec.host, old.spec.port),
+            ..pin
+        };
+        db.set_pin(&spec.host, spec.port, &pin, now())
+            .map_err(Fail::internal)?;
+        carried = Some(pin.fingerprint);
+    }
     let row = db.save_conn(&id, &spec, now()).map_err(Fail::internal)?;
     drop(db);
+    if let Some(fp) = carried {
+        broker.audit(
+            peer,
+            "host_key_carried",
+            None,
+            Some(&spec.name),
+            format!("{}:{} keeps the pinned key {fp}", spec.host, spec.port),
+        )?;
+    }
     let op = if existing.is_some() {
         "conn_update"
     } else {

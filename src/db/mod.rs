@@ -172,6 +172,12 @@ ALTER TABLE commands ADD COLUMN shell TEXT;
 ALTER TABLE commands ADD COLUMN lost_bytes INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE commands ADD COLUMN storage_error TEXT;
 "#,
+    r#"
+-- Pins are kept under canonical host names (lowercase); IP literals in other forms never
+-- matched a connection's saved address before either.
+UPDATE OR IGNORE host_keys SET host = lower(host);
+UPDATE OR IGNORE connections SET host = lower(host);
+"#,
 ];
 
 impl Db {

@@ -481,3 +481,45 @@ fn a_damaged_master_age_is_named_not_reported_as_a_locked_vault() {
     );
 }
 
+#[test]
+fn an_agent_cannot_re_point_a_connection_to_another_spelling_of_its_host_for_a_new_pin() {
+    let mut sshd = Sshd::start();
+    let attacker = Sshd::start();
+    let home = Home::with_vault();
+    home.connect_to(&sshd, "k", "srv");
+    home.save_conn(&sshd, "loc", "k", &[]);
+    let port = sshd.port.to_string();
+    home.run(&["conn", "save", "loc", "--host", "localhost", "--port", &port, "--user", &sshd.user, "--key", "k"])
+        .ok();
+    for conn in ["srv", "loc"] {
+        let id = home.start(&[conn, "--", "true"]);
+        assert_eq!(home.wait_done(&id, 60)["state"], "completed");
+    }
+    let pinned = sshd.host_fingerprint();
+    // A man in the middle takes the server's address with another key.
+    sshd.restart(true);
+    assert_ne!(sshd.host_fingerprint(), pinned);
+
+    let mut a = Agent::start(&home, &temp_root(&home), &[]);
+    let mut moves: Vec<(&str, String, u16)> = ["127.0.0.01", "127.1", "0x7f000001", "::ffff:127.0.0.1"]
+        .iter()
+        .map(|h| ("srv", h.to_string(), sshd.port))
+        .collect();
+    moves.push(("loc", "LOCALHOST".into(), sshd.port));
+    // Another server altogether, on another port: the connection keeps its pin.
+    moves.push(("srv", "127.0.0.1".into(), attacker.port));
+    for (conn, host, port) in moves {
+        let (e, t, _) = a.call(
+            "ssh_conn",
+            json!({"op": "save", "name": conn, "host": host, "port": port, "username": sshd.user, "keyName": "k"}),
+        );
+        assert!(!e, "{t}");
+        a.call("ssh_conn", json!({"op": "test", "connectionId": conn}));
+        let shown = home.run(&["conn", "show", conn, "--json"]).ok().json();
+        assert_eq!(
+            field(&shown, "pinned_host_key").as_str(),
+            Some(pinned.as_str()),
+            "{conn} moved to {host}:{port} must keep its pin: {shown}"
+        );
+    }
+}
