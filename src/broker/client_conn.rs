@@ -13,6 +13,16 @@ use super::{
 use crate::frame::{FrameError, read_frame, write_frame};
 use crate::protocol::{ErrorCode, PROTOCOL_VERSION, Request, Response};
 
+/// Answers a connection past the broker's client limit and closes it.
+pub async fn refuse_busy(stream: Stream, limit: usize) {
+    let mut tx = &stream;
+    let reply = Response::error(
+        ErrorCode::TooLarge,
+        format!("the broker is serving its limit of {limit} clients at once; try again when some have finished"),
+    );
+    let _ = write_frame(&mut tx, &reply).await;
+}
+
 /// Serves one connection. Malformed frames get an error reply; only an oversized frame (after
 /// which the stream cannot be resynchronised) or a hang-up ends the connection.
 pub async fn serve(broker: Arc<Broker>, stream: Stream, peer: Peer) {
@@ -32,7 +42,7 @@ pub async fn serve(broker: Arc<Broker>, stream: Stream, peer: Peer) {
                 }
                 continue;
             }
-            Err(e @ FrameError::TooLarge(_)) => {
+            Err(e @ (FrameError::TooLarge(_) | FrameError::Busy)) => {
                 let _ = write_frame(
                     &mut tx,
                     &Response::error(ErrorCode::TooLarge, e.to_string()),

@@ -37,6 +37,10 @@ use crate::paths::Paths;
 pub use listener::Peer;
 pub use state::Broker;
 
+/// Client connections served at once; more are refused with a reply that says so (each holds
+/// descriptors and buffers, and a local process must not be able to take them all).
+const MAX_CLIENTS: usize = 512;
+
 /// How the broker was started.
 #[derive(Clone, Debug, Default)]
 pub struct RunOptions {
@@ -94,13 +98,27 @@ pub async fn run(paths: Paths, opts: RunOptions) -> Result<()> {
 
     let own_uid = crate::system::current_uid();
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut backoff = listener::AcceptBackoff::default();
+    let clients = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CLIENTS));
     loop {
         tokio::select! {
             accepted = listener::accept(&listener, own_uid, true) => match accepted {
                 Ok((stream, peer)) => {
-                    tokio::spawn(client_conn::serve(broker.clone(), stream, peer));
+                    backoff.ok();
+                    match clients.clone().try_acquire_owned() {
+                        Ok(slot) => {
+                            let b = broker.clone();
+                            tokio::spawn(async move {
+                                client_conn::serve(b, stream, peer).await;
+                                drop(slot);
+                            });
+                        }
+                        Err(_) => {
+                            tokio::spawn(client_conn::refuse_busy(stream, MAX_CLIENTS));
+                        }
+                    }
                 }
-                Err(e) => tracing::warn!("accept failed: {e}"),
+                Err(e) => backoff.failed("broker socket", &e).await,
             },
             _ = broker.shutdown.notified() => break,
             _ = term.recv() => break,

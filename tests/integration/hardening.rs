@@ -523,3 +523,93 @@ fn an_agent_cannot_re_point_a_connection_to_another_spelling_of_its_host_for_a_n
         );
     }
 }
+
+/// The broker's resident memory in KiB and CPU time (user + system) in clock ticks.
+fn broker_usage(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    let rss = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS");
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
+    let after = stat.rsplit_once(')').expect("comm").1;
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let cpu = f[11].parse::<u64>().expect("utime") + f[12].parse::<u64>().expect("stime");
+    (rss, cpu)
+}
+
+#[test]
+fn half_sent_frames_and_a_full_descriptor_table_do_not_exhaust_the_broker() {
+    use std::os::unix::net::UnixStream;
+    let home = Home::with_vault();
+    let pid = home.broker_pid();
+    let socket = home.sshkeep_home().join("run/broker.sock");
+    let (rss_before, _) = broker_usage(pid);
+
+    // Thirty clients announce 16 MiB frames and send 12 MiB of each, then stall.
+    let chunk = vec![b' '; 1 << 20];
+    let mut stalled = Vec::new();
+    for _ in 0..30 {
+        let mut s = UnixStream::connect(&socket).expect("connect");
+        let _ = s.write_all(&((16u32 << 20) - 1).to_be_bytes());
+        for _ in 0..12 {
+            if s.write_all(&chunk).is_err() {
+                break; // the broker closed this one: it holds too much already
+            }
+        }
+        stalled.push(s);
+    }
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let (rss, _) = broker_usage(pid);
+    assert!(
+        rss < rss_before + 150 * 1024,
+        "half-sent frames grew the broker from {rss_before} KiB to {rss} KiB"
+    );
+    home.run(&["status"]).ok();
+    drop(stalled);
+
+    // Out of descriptors: accept() fails with EMFILE until some are free again. The broker
+    // must wait, not spin and flood its log.
+    let log_before = home.broker_log().len();
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).expect("limits");
+    let soft = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .and_then(|l| l.split_whitespace().nth(3))
+        .expect("soft nofile")
+        .to_string();
+    // Only the soft limit: lowering the hard one could not be undone without privileges.
+    let st = Command::new("prlimit")
+        .arg(format!("--pid={pid}"))
+        .arg("--nofile=48:")
+        .status()
+        .expect("prlimit");
+    assert!(st.success());
+    let mut held = Vec::new();
+    for _ in 0..80 {
+        if let Ok(s) = UnixStream::connect(&socket) {
+            held.push(s);
+        }
+    }
+    let (_, cpu_before) = broker_usage(pid);
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let (_, cpu_after) = broker_usage(pid);
+    let ticks = cpu_after - cpu_before;
+    assert!(
+        ticks < 100,
+        "the broker spun on a full descriptor table: {ticks} ticks of CPU in 3 s"
+    );
+    let logged = home.broker_log().len() - log_before;
+    assert!(logged < 20_000, "{logged} bytes of log in 3 s");
+    drop(held);
+    let st = Command::new("prlimit")
+        .arg(format!("--pid={pid}"))
+        .arg(format!("--nofile={soft}:"))
+        .status()
+        .expect("prlimit");
+    assert!(st.success());
+    wait_for(30, "the broker to answer again", || {
+        (home.run(&["status"]).code == 0).then_some(())
+    });
+}
