@@ -192,7 +192,7 @@ async fn dispatch(broker: &Arc<Broker>, peer: &Peer, req: Request) -> Result<Res
                 .map_err(Fail::internal)?,
         }),
         Request::AuditVerify => {
-            let c = broker.db()?.verify_audit().map_err(Fail::internal)?;
+            let c = broker.verify_audit()?;
             Ok(Response::AuditVerified {
                 records: c.records,
                 first_broken: c.first_broken,

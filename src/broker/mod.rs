@@ -1,6 +1,7 @@
 //! The broker: the one process that holds decrypted keys and owns every SSH session.
 
 mod agent;
+mod audit_key;
 mod auto_lock;
 mod bulk;
 mod bulk_conn;

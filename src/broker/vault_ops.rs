@@ -27,7 +27,7 @@ pub async fn auto_unlock(broker: &Arc<Broker>) {
         let Some(vault) = slot.as_mut() else {
             return Ok(None);
         };
-        match vault.backend() {
+        let how = match vault.backend() {
             Backend::Keyring => vault
                 .unlock_keyring()
                 .map(|_| Some("keyring"))
@@ -39,7 +39,11 @@ pub async fn auto_unlock(broker: &Arc<Broker>) {
                     .map_err(Fail::from),
                 None => Ok(None),
             },
+        };
+        if vault.is_unlocked() {
+            b.load_audit_key(vault);
         }
+        how
     })
     .await;
     match result {
@@ -136,6 +140,7 @@ pub async fn init(
             return Err(orphaned);
         }
         let (vault, notice) = Vault::create(&b.paths.vault_dir(), choice, passphrase.as_ref())?;
+        b.load_audit_key(&vault);
         let backend = vault.backend();
         *slot = Some(vault);
         Ok((backend, notice))
@@ -174,6 +179,7 @@ pub async fn unlock(
             (Backend::Passphrase, Some(p)) => vault.unlock_passphrase(&p)?,
             (Backend::Passphrase, None) => return Err(VaultError::PassphraseRequired.into()),
         }
+        b.load_audit_key(vault);
         // Under the vault's guard: the idle auto-lock sees the fresh clock with the unlock.
         b.key_used();
         Ok(true)

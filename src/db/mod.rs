@@ -15,7 +15,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use rusqlite::Connection;
 
-pub use audit::{AuditEntry, ChainCheck};
+pub use audit::{AuditEntry, AuditHead, AuditKey, ChainCheck};
 pub use commands::{CommandRow, NewCommand, record_output_loss};
 pub use conns::ConnRow;
 pub use hostkeys::Pin;
@@ -177,6 +177,10 @@ ALTER TABLE commands ADD COLUMN storage_error TEXT;
 -- matched a connection's saved address before either.
 UPDATE OR IGNORE host_keys SET host = lower(host);
 UPDATE OR IGNORE connections SET host = lower(host);
+"#,
+    r#"
+-- Audit records whose hash is an HMAC under the audit key sealed in the vault.
+ALTER TABLE audit ADD COLUMN keyed INTEGER NOT NULL DEFAULT 0;
 "#,
 ];
 

@@ -613,3 +613,98 @@ fn half_sent_frames_and_a_full_descriptor_table_do_not_exhaust_the_broker() {
         (home.run(&["status"]).code == 0).then_some(())
     });
 }
+
+/// Rewrites the audit chain from record `from` on as a plain SHA-256 chain, the way a process
+/// that can write the database would cover an edit.
+fn rehash_audit_chain(db: &rusqlite::Connection, from: i64) {
+    use sha2::{Digest, Sha256};
+    type Row = (
+        i64,
+        i64,
+        String,
+        Option<String>,
+        Option<String>,
+        String,
+        Option<i64>,
+        Option<i64>,
+        Option<String>,
+    );
+    let rows: Vec<Row> = db
+        .prepare("SELECT seq, ts, op, key_name, conn, detail, client_pid, client_uid, client_exe FROM audit WHERE seq >= ?1 ORDER BY seq")
+        .expect("prepare")
+        .query_map([from], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?))
+        })
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows");
+    let mut prev: String = db
+        .query_row("SELECT hash FROM audit WHERE seq = ?1", [from - 1], |r| r.get(0))
+        .expect("previous hash");
+    for (seq, ts, op, key, conn, detail, pid, uid, exe) in rows {
+        let canonical = json!([seq, ts, op, key, conn, detail, pid, uid, exe, prev]);
+        let hash: String = Sha256::digest(canonical.to_string().as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        db.execute(
+            "UPDATE audit SET prev_hash = ?2, hash = ?3 WHERE seq = ?1",
+            rusqlite::params![seq, prev, hash],
+        )
+        .expect("rewrite");
+        prev = hash;
+    }
+}
+
+#[test]
+fn an_edited_and_re_hashed_or_truncated_audit_log_does_not_verify() {
+    let home = Home::with_vault();
+    for k in ["k1", "k2", "k3"] {
+        home.run(&["key", "generate", k]).ok();
+    }
+    home.run(&["key", "remove", "k3"]).ok();
+    assert!(home.run(&["audit", "--verify"]).ok().stdout.contains("intact"));
+    let db_path = home.sshkeep_home().join("state/sshkeep.db");
+
+    // Edit the record of k2's creation and re-hash the chain after it.
+    let db = sshkeep::db::Db::open(&db_path).expect("open db");
+    let seq: i64 = db
+        .raw()
+        .query_row(
+            "SELECT seq FROM audit WHERE key_name = 'k2' ORDER BY seq LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .expect("k2's record");
+    db.raw()
+        .execute(
+            "UPDATE audit SET detail = 'nothing happened', key_name = NULL WHERE seq = ?1",
+            [seq],
+        )
+        .expect("tamper");
+    rehash_audit_chain(db.raw(), seq);
+    drop(db);
+    let r = home.run(&["audit", "--verify"]).fails();
+    assert!(
+        r.stdout.contains(&format!("BROKEN at record {seq}")),
+        "a re-hashed chain must not verify: {}",
+        r.stdout
+    );
+
+    // A fresh home: delete the newest records.
+    let home = Home::with_vault();
+    for k in ["k1", "k2", "k3"] {
+        home.run(&["key", "generate", k]).ok();
+    }
+    let db_path = home.sshkeep_home().join("state/sshkeep.db");
+    let db = sshkeep::db::Db::open(&db_path).expect("open db");
+    db.raw()
+        .execute(
+            "DELETE FROM audit WHERE seq > (SELECT MAX(seq) - 2 FROM audit)",
+            [],
+        )
+        .expect("truncate");
+    drop(db);
+    let r = home.run(&["audit", "--verify"]).fails();
+    assert!(r.stdout.contains("truncated"), "{}", r.stdout);
+}
