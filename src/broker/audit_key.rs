@@ -36,7 +36,9 @@ pub fn load_or_create(paths: &Paths, vault: &Vault) -> Result<AuditKey, Fail> {
             let plain = vault.open_sealed(&ct)?;
             let bytes = plain.expose();
             if bytes.len() != 32 {
-                return Err(VaultError::Corrupt(path, "the audit key is not 32 bytes".into()).into());
+                return Err(
+                    VaultError::Corrupt(path, "the audit key is not 32 bytes".into()).into(),
+                );
             }
             let mut key = AuditKey::default();
             key.copy_from_slice(bytes);

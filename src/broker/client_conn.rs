@@ -18,7 +18,9 @@ pub async fn refuse_busy(stream: Stream, limit: usize) {
     let mut tx = &stream;
     let reply = Response::error(
         ErrorCode::TooLarge,
-        format!("the broker is serving its limit of {limit} clients at once; try again when some have finished"),
+        format!(
+            "the broker is serving its limit of {limit} clients at once; try again when some have finished"
+        ),
     );
     let _ = write_frame(&mut tx, &reply).await;
 }

@@ -95,8 +95,13 @@ pub fn save(broker: &Broker, peer: &Peer, mut spec: ConnSpec) -> Result<Response
     let mut carried = None;
     if let Some(old) = &existing
         && (old.spec.host != spec.host || old.spec.port != spec.port)
-        && let Some(pin) = db.pin(&old.spec.host, old.spec.port).map_err(Fail::internal)?
-        && db.pin(&spec.host, spec.port).map_err(Fail::internal)?.is_none()
+        && let Some(pin) = db
+            .pin(&old.spec.host, old.spec.port)
+            .map_err(Fail::internal)?
+        && db
+            .pin(&spec.host, spec.port)
+            .map_err(Fail::internal)?
+            .is_none()
     {
         let pin = Pin {
             source: format!("carried from {}:{}", old.spec.host, old.spec.port),
@@ -279,7 +284,8 @@ fn vouched_otherwise(
         return Some(("sshkeep's pin".into(), p.fingerprint.clone()));
     }
     let path = known_hosts()?;
-    let known: Vec<String> = match russh::keys::known_hosts::known_host_keys_path(host, port, &path) {
+    let known: Vec<String> = match russh::keys::known_hosts::known_host_keys_path(host, port, &path)
+    {
         Ok(keys) => keys
             .iter()
             .map(|(_, k)| k.fingerprint(russh::keys::HashAlg::Sha256).to_string())

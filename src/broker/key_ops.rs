@@ -40,9 +40,7 @@ fn store(
 ) -> Result<Response, Fail> {
     let sealed = {
         let slot = broker.vault()?;
-        let vault = slot
-            .as_ref()
-            .ok_or_else(|| broker.no_vault())?;
+        let vault = slot.as_ref().ok_or_else(|| broker.no_vault())?;
         vault.seal(new.openssh.as_bytes())?
     };
     let row = KeyRow {

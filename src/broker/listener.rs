@@ -57,8 +57,11 @@ pub struct AcceptBackoff {
 impl AcceptBackoff {
     /// Records a failure and waits before the next accept.
     pub async fn failed(&mut self, what: &str, e: &std::io::Error) {
-        if self.failures % 100 == 0 {
-            tracing::warn!(failures = self.failures + 1, "{what} accept failed: {e}; backing off");
+        if self.failures.is_multiple_of(100) {
+            tracing::warn!(
+                failures = self.failures + 1,
+                "{what} accept failed: {e}; backing off"
+            );
         }
         let wait = 10u64 << self.failures.min(7);
         self.failures = self.failures.saturating_add(1);

@@ -131,7 +131,11 @@ pub async fn run(paths: Paths, opts: RunOptions) -> Result<()> {
         .stopping
         .store(true, std::sync::atomic::Ordering::SeqCst);
     broker.sessions.close_all().await;
-    match broker.db.lock().map_err(|_| anyhow::anyhow!("database lock poisoned")) {
+    match broker
+        .db
+        .lock()
+        .map_err(|_| anyhow::anyhow!("database lock poisoned"))
+    {
         Ok(db) => {
             if let Err(e) = db.checkpoint() {
                 tracing::warn!("{e:#}: a copy of the database file alone may miss recent changes");

@@ -212,7 +212,9 @@ impl Broker {
             .audit(&entry, now(), key.as_ref())
             .map_err(Fail::internal)?;
         if let Err(e) = super::audit_key::write_head(&self.paths, &head) {
-            tracing::warn!("cannot write the audit head (truncation of the audit log would not show): {e}");
+            tracing::warn!(
+                "cannot write the audit head (truncation of the audit log would not show): {e}"
+            );
         }
         Ok(())
     }

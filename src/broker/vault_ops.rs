@@ -168,9 +168,7 @@ pub async fn unlock(
 ) -> Result<Response, Fail> {
     let result = blocking(broker, move |b| {
         let mut slot = b.vault()?;
-        let vault = slot
-            .as_mut()
-            .ok_or_else(|| b.no_vault())?;
+        let vault = slot.as_mut().ok_or_else(|| b.no_vault())?;
         if vault.is_unlocked() {
             return Ok(false);
         }
@@ -208,9 +206,7 @@ pub async fn unlock(
 /// so after this no decrypted key material is left in the broker.
 pub fn lock(broker: &Broker, peer: &Peer) -> Result<Response, Fail> {
     let mut slot = broker.vault()?;
-    let vault = slot
-        .as_mut()
-        .ok_or_else(|| broker.no_vault())?;
+    let vault = slot.as_mut().ok_or_else(|| broker.no_vault())?;
     vault.lock();
     drop(slot);
     broker.audit(peer, "vault_lock", None, None, "locked")?;

@@ -275,9 +275,8 @@ impl Db {
         };
         match head {
             Some(h) if h.genuine(key) == Some(false) => {
-                check.reason = Some(
-                    "the audit head written outside the database was altered".to_string(),
-                );
+                check.reason =
+                    Some("the audit head written outside the database was altered".to_string());
                 check.first_broken = Some(h.seq.min(count + 1));
             }
             Some(h) if h.seq > count => {
@@ -345,7 +344,10 @@ mod tests {
         db.raw()
             .execute("DELETE FROM audit WHERE seq = 2", [])
             .expect("tamper");
-        assert_eq!(db.verify_audit(None, None).expect("verify").first_broken, Some(3));
+        assert_eq!(
+            db.verify_audit(None, None).expect("verify").first_broken,
+            Some(3)
+        );
     }
 
     #[test]

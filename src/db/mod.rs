@@ -230,7 +230,8 @@ impl Db {
         let version = match std::fs::metadata(path) {
             Ok(m) if m.len() > 0 => Connection::open_with_flags(
                 path,
-                rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
+                    | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
             )
             .and_then(|c| c.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0)))
             .with_context(|| format!("cannot read the database {}", path.display()))?,

@@ -178,7 +178,11 @@ fn record(kind: u8, cmd: &str, num: u64, payload: &[u8]) -> Vec<u8> {
     let mut rec = Vec::with_capacity(payload.len() + cmd.len() + 19);
     rec.push(kind);
     rec.extend_from_slice(&(cmd.len().min(u16::MAX as usize) as u16).to_be_bytes());
-    rec.extend_from_slice(cmd.as_bytes().get(..u16::MAX as usize).unwrap_or(cmd.as_bytes()));
+    rec.extend_from_slice(
+        cmd.as_bytes()
+            .get(..u16::MAX as usize)
+            .unwrap_or(cmd.as_bytes()),
+    );
     rec.extend_from_slice(&num.to_be_bytes());
     rec.extend_from_slice(&(payload.len().min(u32::MAX as usize) as u32).to_be_bytes());
     rec.extend_from_slice(payload.get(..u32::MAX as usize).unwrap_or(payload));
@@ -283,7 +287,8 @@ impl Queue {
                     // No disk for the spill: memory up to a bound, then counted losses.
                     let error = format!("cannot open the spill file: {e}");
                     let fresh = !st.lost.values().any(|l| l.error == error);
-                    if st.memory_bytes + size <= EMERGENCY_LIMIT || !matches!(ev, Event::Data { .. })
+                    if st.memory_bytes + size <= EMERGENCY_LIMIT
+                        || !matches!(ev, Event::Data { .. })
                     {
                         st.memory_bytes += size;
                         st.memory.push_back(ev);

@@ -380,7 +380,10 @@ fn nul_bytes_are_refused_at_the_door_and_the_shared_connection_survives() {
         assert!(t.contains("NUL"), "{t}");
     }
     let st = home.wait_done(&long, 60);
-    assert_eq!(st["state"], "completed", "the shared connection lived on: {st}");
+    assert_eq!(
+        st["state"], "completed",
+        "the shared connection lived on: {st}"
+    );
     assert_eq!(home.run(&["logs", &long]).ok().stdout, "survived\n");
 }
 
@@ -415,7 +418,11 @@ fn a_missing_database_is_refused_and_a_stopped_broker_leaves_a_whole_database_fi
         r.stderr
     );
     assert!(
-        !state.join("sshkeep.db").exists() || std::fs::metadata(state.join("sshkeep.db")).map(|m| m.len()).unwrap_or(0) == 0,
+        !state.join("sshkeep.db").exists()
+            || std::fs::metadata(state.join("sshkeep.db"))
+                .map(|m| m.len())
+                .unwrap_or(0)
+                == 0,
         "no empty database made in its place"
     );
     // An empty file in its place is no better.
@@ -433,7 +440,14 @@ fn huge_timeouts_and_settings_are_refused_and_leave_no_ghost_command() {
     let home = Home::with_vault();
     home.connect_to(&sshd, "k", "srv");
     let r = home
-        .run(&["run", "--timeout", "18446744073709551615", "srv", "--", "true"])
+        .run(&[
+            "run",
+            "--timeout",
+            "18446744073709551615",
+            "srv",
+            "--",
+            "true",
+        ])
         .fails();
     assert!(r.stderr.contains("timeout must be between"), "{}", r.stderr);
     let mut a = Agent::start(&home, &temp_root(&home), &[]);
@@ -489,8 +503,20 @@ fn an_agent_cannot_re_point_a_connection_to_another_spelling_of_its_host_for_a_n
     home.connect_to(&sshd, "k", "srv");
     home.save_conn(&sshd, "loc", "k", &[]);
     let port = sshd.port.to_string();
-    home.run(&["conn", "save", "loc", "--host", "localhost", "--port", &port, "--user", &sshd.user, "--key", "k"])
-        .ok();
+    home.run(&[
+        "conn",
+        "save",
+        "loc",
+        "--host",
+        "localhost",
+        "--port",
+        &port,
+        "--user",
+        &sshd.user,
+        "--key",
+        "k",
+    ])
+    .ok();
     for conn in ["srv", "loc"] {
         let id = home.start(&[conn, "--", "true"]);
         assert_eq!(home.wait_done(&id, 60)["state"], "completed");
@@ -501,10 +527,11 @@ fn an_agent_cannot_re_point_a_connection_to_another_spelling_of_its_host_for_a_n
     assert_ne!(sshd.host_fingerprint(), pinned);
 
     let mut a = Agent::start(&home, &temp_root(&home), &[]);
-    let mut moves: Vec<(&str, String, u16)> = ["127.0.0.01", "127.1", "0x7f000001", "::ffff:127.0.0.1"]
-        .iter()
-        .map(|h| ("srv", h.to_string(), sshd.port))
-        .collect();
+    let mut moves: Vec<(&str, String, u16)> =
+        ["127.0.0.01", "127.1", "0x7f000001", "::ffff:127.0.0.1"]
+            .iter()
+            .map(|h| ("srv", h.to_string(), sshd.port))
+            .collect();
     moves.push(("loc", "LOCALHOST".into(), sshd.port));
     // Another server altogether, on another port: the connection keeps its pin.
     moves.push(("srv", "127.0.0.1".into(), attacker.port));
@@ -639,7 +666,9 @@ fn rehash_audit_chain(db: &rusqlite::Connection, from: i64) {
         .collect::<Result<_, _>>()
         .expect("rows");
     let mut prev: String = db
-        .query_row("SELECT hash FROM audit WHERE seq = ?1", [from - 1], |r| r.get(0))
+        .query_row("SELECT hash FROM audit WHERE seq = ?1", [from - 1], |r| {
+            r.get(0)
+        })
         .expect("previous hash");
     for (seq, ts, op, key, conn, detail, pid, uid, exe) in rows {
         let canonical = json!([seq, ts, op, key, conn, detail, pid, uid, exe, prev]);
@@ -663,7 +692,12 @@ fn an_edited_and_re_hashed_or_truncated_audit_log_does_not_verify() {
         home.run(&["key", "generate", k]).ok();
     }
     home.run(&["key", "remove", "k3"]).ok();
-    assert!(home.run(&["audit", "--verify"]).ok().stdout.contains("intact"));
+    assert!(
+        home.run(&["audit", "--verify"])
+            .ok()
+            .stdout
+            .contains("intact")
+    );
     let db_path = home.sshkeep_home().join("state/sshkeep.db");
 
     // Edit the record of k2's creation and re-hash the chain after it.

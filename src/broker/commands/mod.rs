@@ -401,10 +401,7 @@ pub fn status(broker: &Broker, id: &str) -> Result<Response, Fail> {
     let mut i = info(row(broker, id)?);
     i.total_lines = total_lines(broker, id).unwrap_or(i.total_lines);
     // Output lost to a storage error: what is recorded, plus what is not recorded yet.
-    let (lost, error) = broker
-        .db()?
-        .output_loss(id)
-        .map_err(Fail::internal)?;
+    let (lost, error) = broker.db()?.output_loss(id).map_err(Fail::internal)?;
     let unrecorded = broker.log_writer.unrecorded_loss(id).unwrap_or_default();
     i.output_lost_bytes = lost + unrecorded.bytes;
     i.storage_error = error.or((!unrecorded.error.is_empty()).then_some(unrecorded.error));
