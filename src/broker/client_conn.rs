@@ -112,6 +112,9 @@ pub async fn serve(broker: Arc<Broker>, stream: Stream, peer: Peer) {
                 )
                 .await;
                 broker.shutdown.notify_one();
+                // Held open until the process exits: the client waits for this connection to
+                // close, so `broker stop` returns once the database is checkpointed.
+                std::future::pending::<()>().await;
                 return;
             }
             (true, req) => dispatch(&broker, &peer, req)
