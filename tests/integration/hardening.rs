@@ -742,3 +742,75 @@ fn an_edited_and_re_hashed_or_truncated_audit_log_does_not_verify() {
     let r = home.run(&["audit", "--verify"]).fails();
     assert!(r.stdout.contains("truncated"), "{}", r.stdout);
 }
+
+/// The Python interpreter with the official `mcp` package (scripts/test.sh makes it).
+fn python_with_mcp() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("SSHKEEP_TEST_PYTHON") {
+        return Some(p.into());
+    }
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/mcp-venv/bin/python");
+    p.exists().then_some(p)
+}
+
+#[test]
+fn the_official_python_mcp_sdk_as_an_agent_is_refused_the_vault_and_a_known_hosts_override() {
+    let Some(python) = python_with_mcp() else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must provide the MCP Python SDK: scripts/test.sh installs it in target/mcp-venv"
+        );
+        eprintln!(
+            "skipped: run scripts/test.sh (it installs the `mcp` Python package in target/mcp-venv)"
+        );
+        return;
+    };
+    let sshd = Sshd::start();
+    let home = Home::with_vault();
+    home.connect_to(&sshd, "k", "srv");
+    // known_hosts vouches for the server's real key; the agent offers a man in the middle's.
+    let real = std::fs::read_to_string(sshd.dir.path().join("host_ed25519.pub")).expect("pub");
+    let mut parts = real.split_whitespace();
+    let (alg, body) = (parts.next().expect("alg"), parts.next().expect("body"));
+    std::fs::write(
+        home.user_home().join(".ssh/known_hosts"),
+        format!("[127.0.0.1]:{} {alg} {body}\n", sshd.port),
+    )
+    .expect("known_hosts");
+    let other = sshd.dir.path().join("mitm_key");
+    keygen(&other, "ed25519", "", "mitm");
+    let listed = Command::new("ssh-keygen")
+        .arg("-lf")
+        .arg(format!("{}.pub", other.display()))
+        .output()
+        .expect("ssh-keygen -lf");
+    let mitm = String::from_utf8_lossy(&listed.stdout)
+        .split_whitespace()
+        .nth(1)
+        .expect("fingerprint")
+        .to_string();
+    let remote = sshd.dir.path().join("got");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/mcp/red_team.py");
+    let out = Command::new(python)
+        .arg(script)
+        .arg(crate::fixture::SSHKEEP)
+        .arg("srv")
+        .arg(temp_root(&home))
+        .arg(home.sshkeep_home().join("state/vault/master.age"))
+        .arg(&mitm)
+        .arg(&remote)
+        .env("SSHKEEP_HOME", home.sshkeep_home())
+        .env("HOME", home.user_home())
+        .env("SSHKEEP_PASSPHRASE_FILE", &home.passphrase_file)
+        .output()
+        .expect("python");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "stdout: {stdout}\nstderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seen: Value =
+        serde_json::from_str(stdout.lines().last().unwrap_or_default()).expect("json");
+    assert_eq!(seen["red_team"], "refused");
+    assert_eq!(seen["attempts"], 6);
+}
