@@ -308,20 +308,39 @@ fn drop_batch(
     }
 }
 
-/// Records lost output with each command: a marker line and the byte count.
+/// Records lost output with each command: a marker line and the byte count. A command still
+/// running keeps its line numbering in `states` (a marker numbered from the database alone
+/// would collide with its next line); `states` is rolled back if the transaction fails.
 fn record_losses(
     conn: &mut Connection,
+    states: &mut HashMap<Arc<str>, CmdState>,
+    losses: &HashMap<Arc<str>, Loss>,
+    cap: u64,
+) -> rusqlite::Result<()> {
+    let snapshot = states.clone();
+    let result = insert_losses(conn, states, losses, cap);
+    if result.is_err() {
+        *states = snapshot;
+    }
+    result
+}
+
+fn insert_losses(
+    conn: &mut Connection,
+    states: &mut HashMap<Arc<str>, CmdState>,
     losses: &HashMap<Arc<str>, Loss>,
     cap: u64,
 ) -> rusqlite::Result<()> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     for (cmd, l) in losses {
-        let mut st = load(&tx, cmd, cap)?;
         let text = format!(
             "[sshkeep] {} bytes of output were lost: they could not be stored ({})",
             l.bytes, l.error
         );
-        insert(&tx, cmd, &mut st, STREAM_MARKER, &text)?;
+        match states.get_mut(cmd) {
+            Some(st) => insert(&tx, cmd, st, STREAM_MARKER, &text)?,
+            None => insert(&tx, cmd, &mut load(&tx, cmd, cap)?, STREAM_MARKER, &text)?,
+        }
         crate::db::record_output_loss(&tx, cmd, l.bytes, &l.error)?;
     }
     tx.commit()
@@ -342,7 +361,7 @@ fn run(mut conn: Connection, queue: Arc<Queue>, cap: Arc<AtomicU64>, lost: Losse
         // The database takes writes again: record what was lost while it did not.
         let pending = u.clone();
         drop(u);
-        if record_losses(&mut conn, &pending, cap_now).is_ok() {
+        if record_losses(&mut conn, &mut states, &pending, cap_now).is_ok() {
             let mut u = lost.lock().unwrap_or_else(|p| p.into_inner());
             for (c, l) in pending {
                 if let Some(now) = u.get_mut(&c) {
@@ -404,6 +423,59 @@ mod tests {
     use super::*;
     use crate::db::{Db, NewCommand};
     use crate::protocol::{CommandState, LogQuery};
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_loss_recorded_while_the_command_runs_keeps_its_lines_numbered() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("db");
+        let db = Db::open(&path).expect("open");
+        let cmd = NewCommand {
+            id: "c1".into(),
+            session_id: None,
+            target: "t".into(),
+            conn_name: None,
+            key_name: None,
+            commands: vec!["x".into()],
+            options: Default::default(),
+            detached: false,
+            bulk_id: None,
+        };
+        db.insert_command(&cmd, 0).expect("insert");
+        let w = LogWriter::start(
+            &path,
+            dir.path().join("spill"),
+            Arc::new(AtomicU64::new(1 << 30)),
+        )
+        .expect("writer");
+        let id: Arc<str> = "c1".into();
+        w.unrecorded.lock().expect("lock").insert(
+            id.clone(),
+            Loss {
+                bytes: 5,
+                error: "database or disk is full".into(),
+            },
+        );
+        w.data(&id, STREAM_STDOUT, b"a\n".to_vec());
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        w.data(&id, STREAM_STDOUT, b"b\n".to_vec());
+        w.finish(&id).await;
+        let texts: Vec<String> = Db::open_extra(&path)
+            .expect("reader")
+            .prepare("SELECT text FROM log_lines WHERE command_id = 'c1' ORDER BY n")
+            .expect("prepare")
+            .query_map([], |r| r.get(0))
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows");
+        assert_eq!(texts.len(), 3, "{texts:?}");
+        assert_eq!((texts[0].as_str(), texts[2].as_str()), ("a", "b"));
+        assert!(
+            texts[1].contains("5 bytes of output were lost"),
+            "{texts:?}"
+        );
+        assert_eq!(db.output_loss("c1").expect("loss").0, 5);
+        assert!(w.unrecorded_loss("c1").is_none());
+    }
 
     #[tokio::test(flavor = "multi_thread")]
     async fn lines_offsets_partial_lines_and_reset() {
