@@ -1,6 +1,13 @@
 //! Length-prefixed JSON frames over any async byte stream.
 //!
 //! Buffers are zeroized after use because requests may carry secrets (key imports, passphrases).
+//!
+//! A frame's body is read in steps as its bytes arrive, not allocated whole from its header, and
+//! all connections together may hold at most [`MAX_PENDING`] bytes of frames still arriving: a
+//! client that announces large frames and sends them slowly cannot make the broker's memory
+//! grow past that.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -18,6 +25,12 @@ pub enum FrameError {
     /// The length prefix exceeds [`MAX_FRAME`]; the stream cannot be resynchronised.
     #[error("frame of {0} bytes is larger than the {MAX_FRAME}-byte limit")]
     TooLarge(usize),
+    /// Frames still arriving on all connections already hold [`MAX_PENDING`] bytes; the stream
+    /// cannot be resynchronised.
+    #[error(
+        "the broker is holding {MAX_PENDING} bytes of requests still arriving; send this one again later"
+    )]
+    Busy,
     /// The frame is not valid JSON for the expected type; the stream is still in sync.
     #[error("malformed frame: {0}")]
     Malformed(String),
@@ -40,10 +53,64 @@ pub async fn read_frame<T: DeserializeOwned, R: AsyncRead + Unpin>(
     if len > MAX_FRAME {
         return Err(FrameError::TooLarge(len));
     }
-    let mut buf = Zeroizing::new(vec![0u8; len]);
-    r.read_exact(&mut buf).await?;
+    let buf = read_body(r, len).await?;
     // The serde error names a position and an expectation, never the input's content.
     serde_json::from_slice(&buf).map_err(|e| FrameError::Malformed(e.to_string()))
+}
+
+/// Bytes of frames still arriving, over all connections, at most.
+pub const MAX_PENDING: usize = 64 * 1024 * 1024;
+/// The most a frame's buffer grows by before the bytes to fill it have arrived.
+const STEP: usize = 64 * 1024;
+
+static PENDING: AtomicUsize = AtomicUsize::new(0);
+
+/// A share of [`MAX_PENDING`], given back on drop.
+struct Held(usize);
+
+impl Held {
+    fn take(&mut self, n: usize) -> Result<(), FrameError> {
+        let before = PENDING.fetch_add(n, Ordering::SeqCst);
+        if before + n > MAX_PENDING {
+            PENDING.fetch_sub(n, Ordering::SeqCst);
+            return Err(FrameError::Busy);
+        }
+        self.0 += n;
+        Ok(())
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        PENDING.fetch_sub(self.0, Ordering::SeqCst);
+    }
+}
+
+/// Reads a body of `len` bytes in steps. The buffer grows by copying into a larger zeroizing
+/// one (a `Vec` reallocation would leave the old bytes behind unzeroized).
+async fn read_body<R: AsyncRead + Unpin>(
+    r: &mut R,
+    len: usize,
+) -> Result<Zeroizing<Vec<u8>>, FrameError> {
+    let mut held = Held(0);
+    let mut buf = Zeroizing::new(Vec::new());
+    while buf.len() < len {
+        let step = (len - buf.len()).min(STEP);
+        held.take(step)?;
+        if buf.capacity() < buf.len() + step {
+            let cap = (buf.len() + step).max(buf.capacity() * 2).min(len);
+            let mut bigger = Zeroizing::new(Vec::with_capacity(cap));
+            bigger.extend_from_slice(&buf);
+            buf = bigger;
+        }
+        let start = buf.len();
+        buf.resize(start + step, 0);
+        match r.read_exact(&mut buf[start..]).await {
+            Ok(_) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(buf)
 }
 
 /// Serializes and writes one frame.

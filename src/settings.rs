@@ -57,6 +57,9 @@ pub const KNOWN: &[(&str, u64, &str)] = &[
     ),
 ];
 
+/// The largest value any setting takes (a million years in seconds, a petabyte in bytes).
+pub const MAX_VALUE: u64 = 1 << 45;
+
 /// The settings in force.
 #[derive(Clone, Debug)]
 pub struct Settings {
@@ -96,6 +99,11 @@ impl Settings {
             .map_err(|_| format!("{key} takes a whole number, not {value:?}"))?;
         if v == 0 && key != "auto_lock_idle" {
             return Err(format!("{key} must be above 0"));
+        }
+        // Every value ends up in a duration, a count or a byte size: none may overflow the
+        // arithmetic done with it (a clock plus u64::MAX seconds panics).
+        if v > MAX_VALUE {
+            return Err(format!("{key} must be at most {MAX_VALUE}"));
         }
         slot.1 = v;
         Ok(v)

@@ -23,6 +23,26 @@ pub fn harden_process() -> Vec<String> {
             std::io::Error::last_os_error()
         ));
     }
+    // Descriptors up to the hard limit: every client and session holds some, and running out
+    // makes accept() fail for everyone.
+    let mut nofile = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit read or write the struct we pass, for the call only.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut nofile) == 0
+            && nofile.rlim_cur < nofile.rlim_max
+        {
+            nofile.rlim_cur = nofile.rlim_max.min(1 << 20);
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &nofile) != 0 {
+                failures.push(format!(
+                    "cannot raise the open-file limit: {}",
+                    std::io::Error::last_os_error()
+                ));
+            }
+        }
+    }
     #[cfg(target_os = "linux")]
     {
         // SAFETY: prctl(PR_SET_DUMPABLE, 0) takes plain integers.

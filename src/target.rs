@@ -33,6 +33,76 @@ pub fn validate_host(host: &str) -> Result<(), String> {
     }
 }
 
+/// The form of a host under which its pin is kept, so that one server is not several hosts
+/// (an agent re-pointing a connection to `127.1` must not get a fresh pin). As OpenSSH and the
+/// resolver read them: an IPv4 literal in any form `inet_aton` takes (`127.1`, `0x7f000001`,
+/// `127.0.0.01` with its octal part) becomes dotted decimal; an IPv6 literal becomes its
+/// canonical text, and an IPv4-mapped one its IPv4 address; a name is lowercased, without a
+/// trailing dot.
+pub fn canonical_host(host: &str) -> String {
+    let bare = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    if let Some(v4) = loose_ipv4(bare) {
+        return v4.to_string();
+    }
+    if let Ok(v6) = bare.parse::<std::net::Ipv6Addr>() {
+        return match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => v6.to_string(),
+        };
+    }
+    let name = bare.to_ascii_lowercase();
+    match name.strip_suffix('.') {
+        Some(n) if !n.is_empty() => n.to_string(),
+        _ => name,
+    }
+}
+
+/// An IPv4 address as `inet_aton` reads it: one to four parts, each decimal, octal (leading
+/// `0`) or hex (`0x`); the last part fills the bytes left.
+fn loose_ipv4(s: &str) -> Option<std::net::Ipv4Addr> {
+    let parts: Vec<&str> = s.split('.').collect();
+    if parts.len() > 4 {
+        return None;
+    }
+    let mut nums = Vec::with_capacity(parts.len());
+    for p in &parts {
+        let n = if let Some(h) = p.strip_prefix("0x").or_else(|| p.strip_prefix("0X")) {
+            if h.is_empty() {
+                0
+            } else if h.chars().all(|c| c.is_ascii_hexdigit()) {
+                u32::from_str_radix(h, 16).ok()?
+            } else {
+                return None;
+            }
+        } else if !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()) {
+            if p.len() > 1 && p.starts_with('0') {
+                u32::from_str_radix(&p[1..], 8).ok()?
+            } else {
+                p.parse::<u32>().ok()?
+            }
+        } else {
+            return None;
+        };
+        nums.push(n);
+    }
+    let (last, head) = nums.split_last()?;
+    if head.iter().any(|n| *n > 255) {
+        return None;
+    }
+    let rest_bits = 8 * (4 - head.len() as u32);
+    if rest_bits < 32 && *last >= (1u32 << rest_bits) {
+        return None;
+    }
+    let mut v = *last;
+    for (i, n) in head.iter().enumerate() {
+        v |= n << (24 - 8 * i as u32);
+    }
+    Some(std::net::Ipv4Addr::from(v))
+}
+
 /// Checks a remote user name.
 pub fn validate_user(user: &str) -> Result<(), String> {
     let ok = !user.is_empty()
@@ -84,7 +154,7 @@ pub fn parse_address(s: &str) -> Option<Result<Address, String>> {
         validate_host(host)?;
         Ok(Address {
             user: user.into(),
-            host: host.into(),
+            host: canonical_host(host),
             port,
         })
     })())
@@ -111,6 +181,28 @@ mod tests {
         assert!(parse_address("u@h;rm -rf /").expect("some").is_err());
         assert!(parse_address("u@h:0").expect("some").is_err());
         assert!(parse_address("-oProxyCommand=x@h").expect("some").is_err());
+    }
+
+    #[test]
+    fn one_server_is_one_host() {
+        for same in [
+            "127.0.0.1",
+            "127.0.0.01",
+            "127.1",
+            "0x7f000001",
+            "2130706433",
+            "0x7f.0.0.1",
+            "::ffff:127.0.0.1",
+            "[::ffff:127.0.0.1]",
+        ] {
+            assert_eq!(canonical_host(same), "127.0.0.1", "{same}");
+        }
+        assert_eq!(canonical_host("LOCALHOST"), "localhost");
+        assert_eq!(canonical_host("Web1.Example.COM."), "web1.example.com");
+        assert_eq!(canonical_host("0:0:0:0:0:0:0:1"), "::1");
+        assert_eq!(canonical_host("256.1.1.1"), "256.1.1.1");
+        assert_eq!(canonical_host("1.2.3.4.5"), "1.2.3.4.5");
+        assert_eq!(canonical_host("web-01"), "web-01");
     }
 
     #[test]

@@ -202,6 +202,7 @@ pub async fn start(broker: &Arc<Broker>, peer: &Peer, spec: BulkSpec) -> Result<
             "the commands are too long; upload a script instead",
         ));
     }
+    wrap::check_commands(&spec.commands).map_err(invalid)?;
     wrap::prelude(&spec.options).map_err(invalid)?;
     let concurrency = spec.concurrency.unwrap_or(10);
     if !(1..=256).contains(&concurrency) {

@@ -13,6 +13,18 @@ use super::{
 use crate::frame::{FrameError, read_frame, write_frame};
 use crate::protocol::{ErrorCode, PROTOCOL_VERSION, Request, Response};
 
+/// Answers a connection past the broker's client limit and closes it.
+pub async fn refuse_busy(stream: Stream, limit: usize) {
+    let mut tx = &stream;
+    let reply = Response::error(
+        ErrorCode::TooLarge,
+        format!(
+            "the broker is serving its limit of {limit} clients at once; try again when some have finished"
+        ),
+    );
+    let _ = write_frame(&mut tx, &reply).await;
+}
+
 /// Serves one connection. Malformed frames get an error reply; only an oversized frame (after
 /// which the stream cannot be resynchronised) or a hang-up ends the connection.
 pub async fn serve(broker: Arc<Broker>, stream: Stream, peer: Peer) {
@@ -32,7 +44,7 @@ pub async fn serve(broker: Arc<Broker>, stream: Stream, peer: Peer) {
                 }
                 continue;
             }
-            Err(e @ FrameError::TooLarge(_)) => {
+            Err(e @ (FrameError::TooLarge(_) | FrameError::Busy)) => {
                 let _ = write_frame(
                     &mut tx,
                     &Response::error(ErrorCode::TooLarge, e.to_string()),
@@ -109,6 +121,9 @@ pub async fn serve(broker: Arc<Broker>, stream: Stream, peer: Peer) {
                 )
                 .await;
                 broker.shutdown.notify_one();
+                // Held open until the process exits: the client waits for this connection to
+                // close, so `broker stop` returns once the database is checkpointed.
+                std::future::pending::<()>().await;
                 return;
             }
             (true, req) => dispatch(&broker, &peer, req)
@@ -179,9 +194,11 @@ async fn dispatch(broker: &Arc<Broker>, peer: &Peer, req: Request) -> Result<Res
         Request::ConnTest { target, key } => {
             conn_ops::test(broker, peer, &target, key.as_deref()).await
         }
-        Request::ConnTrust { name, fingerprint } => {
-            conn_ops::trust(broker, peer, &name, fingerprint).await
-        }
+        Request::ConnTrust {
+            name,
+            fingerprint,
+            replace,
+        } => conn_ops::trust(broker, peer, &name, fingerprint, replace).await,
         Request::AuditList(filter) => Ok(Response::Audit {
             records: broker
                 .db()?
@@ -189,7 +206,7 @@ async fn dispatch(broker: &Arc<Broker>, peer: &Peer, req: Request) -> Result<Res
                 .map_err(Fail::internal)?,
         }),
         Request::AuditVerify => {
-            let c = broker.db()?.verify_audit().map_err(Fail::internal)?;
+            let c = broker.verify_audit()?;
             Ok(Response::AuditVerified {
                 records: c.records,
                 first_broken: c.first_broken,

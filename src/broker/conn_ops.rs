@@ -11,7 +11,7 @@ use crate::protocol::{
     TestReport,
 };
 use crate::ssh;
-use crate::target::{validate_host, validate_name, validate_user};
+use crate::target::{canonical_host, validate_host, validate_name, validate_user};
 
 fn invalid(e: String) -> Fail {
     Fail::new(ErrorCode::InvalidArgument, e)
@@ -41,9 +41,10 @@ fn info(broker: &Broker, c: ConnRow) -> Result<ConnInfo, Fail> {
 }
 
 /// `conn save`: creates, or updates the connection of that name.
-pub fn save(broker: &Broker, peer: &Peer, spec: ConnSpec) -> Result<Response, Fail> {
+pub fn save(broker: &Broker, peer: &Peer, mut spec: ConnSpec) -> Result<Response, Fail> {
     validate_name("connection", &spec.name).map_err(invalid)?;
     validate_host(&spec.host).map_err(invalid)?;
+    spec.host = canonical_host(&spec.host);
     validate_user(&spec.user).map_err(invalid)?;
     if let Some(c) = &spec.client {
         validate_name("client", c).map_err(invalid)?;
@@ -101,8 +102,39 @@ pub fn save(broker: &Broker, peer: &Peer, spec: ConnSpec) -> Result<Response, Fa
         .as_ref()
         .map(|c| c.id.clone())
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    // A connection moved to another address keeps the host key it had: the new address gets
+    // the old pin unless it has its own, so the move never pins a new key by itself (a changed
+    // key there is refused until the user trusts it).
+    let mut carried = None;
+    if let Some(old) = &existing
+        && (old.spec.host != spec.host || old.spec.port != spec.port)
+        && let Some(pin) = db
+            .pin(&old.spec.host, old.spec.port)
+            .map_err(Fail::internal)?
+        && db
+            .pin(&spec.host, spec.port)
+            .map_err(Fail::internal)?
+            .is_none()
+    {
+        let pin = Pin {
+            source: format!("carried from {}:{}", old.spec.host, old.spec.port),
+            ..pin
+        };
+        db.set_pin(&spec.host, spec.port, &pin, now())
+            .map_err(Fail::internal)?;
+        carried = Some(pin.fingerprint);
+    }
     let row = db.save_conn(&id, &spec, now()).map_err(Fail::internal)?;
     drop(db);
+    if let Some(fp) = carried {
+        broker.audit(
+            peer,
+            "host_key_carried",
+            None,
+            Some(&spec.name),
+            format!("{}:{} keeps the pinned key {fp}", spec.host, spec.port),
+        )?;
+    }
     let op = if existing.is_some() {
         "conn_update"
     } else {
@@ -273,12 +305,41 @@ fn valid_fingerprint(fp: &str) -> bool {
     })
 }
 
-/// `conn trust`: pins the given fingerprint, or the key the server presents now.
+/// What vouches for a key other than `fingerprint` at `host:port`: sshkeep's pin, or
+/// `~/.ssh/known_hosts` (an entry that cannot be read counts: it may vouch for another key).
+fn vouched_otherwise(
+    old: Option<&Pin>,
+    host: &str,
+    port: u16,
+    fingerprint: &str,
+) -> Option<(String, String)> {
+    if let Some(p) = old.filter(|p| p.fingerprint != fingerprint) {
+        return Some(("sshkeep's pin".into(), p.fingerprint.clone()));
+    }
+    let path = known_hosts()?;
+    let known: Vec<String> = match russh::keys::known_hosts::known_host_keys_path(host, port, &path)
+    {
+        Ok(keys) => keys
+            .iter()
+            .map(|(_, k)| k.fingerprint(russh::keys::HashAlg::Sha256).to_string())
+            .collect(),
+        Err(_) => vec!["an entry sshkeep cannot read".into()],
+    };
+    if known.is_empty() || known.iter().any(|k| k == fingerprint) {
+        return None;
+    }
+    Some((path.display().to_string(), known.join(", ")))
+}
+
+/// `conn trust`: pins the given fingerprint, or the key the server presents now. Without
+/// `replace` (clients other than a person's CLI), a key that a pin or known_hosts vouches for
+/// is never replaced.
 pub async fn trust(
     broker: &Arc<Broker>,
     peer: &Peer,
     target: &str,
     fingerprint: Option<String>,
+    replace: bool,
 ) -> Result<Response, Fail> {
     let r = resolve(broker, target, None)?;
     let ep = &r.endpoint;
@@ -324,6 +385,29 @@ pub async fn trust(
             }
         }
     };
+    if !replace
+        && let Some((source, vouched)) =
+            vouched_otherwise(old.as_ref(), &ep.host, ep.port, &pin.fingerprint)
+    {
+        let name = ep.conn_name.as_deref().unwrap_or(target);
+        broker.audit(
+            peer,
+            "host_key_trust_refused",
+            None,
+            ep.conn_name.as_deref(),
+            format!(
+                "{}:{} {} vouched for by {source}; replacing it was refused",
+                ep.host, ep.port, vouched
+            ),
+        )?;
+        return Err(Fail::new(
+            ErrorCode::HostKeyChanged,
+            format!(
+                "{}:{} already has a host key that {source} vouches for ({vouched}); replacing it is the user's decision: they verify the server's key out of band and run `sshkeep conn trust {name} --fingerprint SHA256:...` in a terminal",
+                ep.host, ep.port
+            ),
+        ));
+    }
     broker
         .db()?
         .set_pin(&ep.host, ep.port, &pin, now())

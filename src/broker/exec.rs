@@ -93,6 +93,8 @@ pub async fn run(
             "the command is empty",
         ));
     }
+    super::commands::wrap::check_text("the command", spec.command)
+        .map_err(|m| Fail::new(ErrorCode::InvalidArgument, m))?;
     let r = resolve(broker, spec.target, spec.key)?;
     let session = Sessions::for_target(broker, peer, &r, "exec").await?;
     let mut occupancy = session.occupy();

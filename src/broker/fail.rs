@@ -78,8 +78,16 @@ impl From<SshError> for Fail {
 
 impl From<VaultError> for Fail {
     fn from(e: VaultError) -> Self {
+        // The one vault error whose next step is a plain call: each client words it its way.
+        if let VaultError::NotInitialized(dir) = &e {
+            return Self::then(
+                ErrorCode::VaultMissing,
+                format!("no vault at {}", dir.display()),
+                NextStep::VaultInit,
+            );
+        }
         let code = match &e {
-            VaultError::NotInitialized(_) => ErrorCode::VaultMissing,
+            VaultError::NotInitialized(_) | VaultError::Orphaned(..) => ErrorCode::VaultMissing,
             VaultError::AlreadyInitialized(_) => ErrorCode::AlreadyExists,
             VaultError::Locked => ErrorCode::VaultLocked,
             VaultError::WrongPassphrase => ErrorCode::WrongPassphrase,

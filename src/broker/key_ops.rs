@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use sshkeep_vault::{SecretString, VaultError};
+use sshkeep_vault::SecretString;
 
 use super::fail::Fail;
 use super::{Broker, Peer};
@@ -40,9 +40,7 @@ fn store(
 ) -> Result<Response, Fail> {
     let sealed = {
         let slot = broker.vault()?;
-        let vault = slot
-            .as_ref()
-            .ok_or_else(|| Fail::from(VaultError::NotInitialized(broker.paths.vault_dir())))?;
+        let vault = slot.as_ref().ok_or_else(|| broker.no_vault())?;
         vault.seal(new.openssh.as_bytes())?
     };
     let row = KeyRow {
@@ -73,7 +71,7 @@ fn store(
 fn precheck(broker: &Broker, name: &str) -> Result<(), Fail> {
     validate_name("key", name).map_err(invalid)?;
     if broker.vault()?.is_none() {
-        return Err(VaultError::NotInitialized(broker.paths.vault_dir()).into());
+        return Err(broker.no_vault());
     }
     if broker.db()?.key(name).map_err(Fail::internal)?.is_some() {
         return Err(Fail::new(

@@ -46,6 +46,37 @@ pub fn bind(path: &Path) -> Result<Listener> {
         .with_context(|| format!("cannot listen on {}", path.display()))
 }
 
+/// Pauses after failed accepts, so a full descriptor table (EMFILE) is not retried in a busy
+/// loop that also floods the log: 10 ms doubling to 1 s, one log line per streak of failures
+/// (and one per hundred after it).
+#[derive(Default)]
+pub struct AcceptBackoff {
+    failures: u32,
+}
+
+impl AcceptBackoff {
+    /// Records a failure and waits before the next accept.
+    pub async fn failed(&mut self, what: &str, e: &std::io::Error) {
+        if self.failures.is_multiple_of(100) {
+            tracing::warn!(
+                failures = self.failures + 1,
+                "{what} accept failed: {e}; backing off"
+            );
+        }
+        let wait = 10u64 << self.failures.min(7);
+        self.failures = self.failures.saturating_add(1);
+        tokio::time::sleep(std::time::Duration::from_millis(wait.min(1000))).await;
+    }
+
+    /// An accept worked: the next failure starts over.
+    pub fn ok(&mut self) {
+        if self.failures > 0 {
+            tracing::info!(failures = self.failures, "accepting connections again");
+        }
+        self.failures = 0;
+    }
+}
+
 /// Accepts the next connection from the broker's own user. Others are answered with an error
 /// frame (when `answer` is set: the broker's own protocol), dropped and logged.
 pub async fn accept(

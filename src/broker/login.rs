@@ -148,9 +148,10 @@ pub fn unseal_key(broker: &Broker, name: &str) -> Result<(russh::keys::PrivateKe
         .map_err(Fail::internal)?
         .ok_or_else(|| Fail::unknown("key", name, NextStep::ListKeys))?;
     let slot = broker.vault()?;
-    let vault = slot
-        .as_ref()
-        .ok_or_else(|| Fail::then(ErrorCode::VaultMissing, "no vault yet", NextStep::VaultInit))?;
+    let Some(vault) = slot.as_ref() else {
+        drop(slot);
+        return Err(broker.no_vault());
+    };
     if row.retired.is_some() {
         return Err(Fail::then(
             ErrorCode::NoKey,

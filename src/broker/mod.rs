@@ -1,6 +1,7 @@
 //! The broker: the one process that holds decrypted keys and owns every SSH session.
 
 mod agent;
+mod audit_key;
 mod auto_lock;
 mod bulk;
 mod bulk_conn;
@@ -38,6 +39,10 @@ use crate::paths::Paths;
 pub use listener::Peer;
 pub use state::Broker;
 
+/// Client connections served at once; more are refused with a reply that says so (each holds
+/// descriptors and buffers, and a local process must not be able to take them all).
+const MAX_CLIENTS: usize = 512;
+
 /// How the broker was started.
 #[derive(Clone, Debug, Default)]
 pub struct RunOptions {
@@ -68,6 +73,9 @@ pub async fn run(paths: Paths, opts: RunOptions) -> Result<()> {
         );
     }
 
+    if Vault::any_trace(&paths.vault_dir()) {
+        Db::check_present(&paths.database(), &paths.vault_dir())?;
+    }
     let db = Db::open(&paths.database())?;
     let vault = if Vault::exists(&paths.vault_dir()) {
         Some(Vault::open(&paths.vault_dir())?)
@@ -92,13 +100,27 @@ pub async fn run(paths: Paths, opts: RunOptions) -> Result<()> {
 
     let own_uid = crate::system::current_uid();
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut backoff = listener::AcceptBackoff::default();
+    let clients = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CLIENTS));
     loop {
         tokio::select! {
             accepted = listener::accept(&listener, own_uid, true) => match accepted {
                 Ok((stream, peer)) => {
-                    tokio::spawn(client_conn::serve(broker.clone(), stream, peer));
+                    backoff.ok();
+                    match clients.clone().try_acquire_owned() {
+                        Ok(slot) => {
+                            let b = broker.clone();
+                            tokio::spawn(async move {
+                                client_conn::serve(b, stream, peer).await;
+                                drop(slot);
+                            });
+                        }
+                        Err(_) => {
+                            tokio::spawn(client_conn::refuse_busy(stream, MAX_CLIENTS));
+                        }
+                    }
                 }
-                Err(e) => tracing::warn!("accept failed: {e}"),
+                Err(e) => backoff.failed("broker socket", &e).await,
             },
             _ = broker.shutdown.notified() => break,
             _ = term.recv() => break,
@@ -110,6 +132,18 @@ pub async fn run(paths: Paths, opts: RunOptions) -> Result<()> {
         .stopping
         .store(true, std::sync::atomic::Ordering::SeqCst);
     broker.sessions.close_all().await;
+    match broker
+        .db
+        .lock()
+        .map_err(|_| anyhow::anyhow!("database lock poisoned"))
+    {
+        Ok(db) => {
+            if let Err(e) = db.checkpoint() {
+                tracing::warn!("{e:#}: a copy of the database file alone may miss recent changes");
+            }
+        }
+        Err(e) => tracing::warn!("cannot checkpoint the database: {e}"),
+    }
     let _ = std::fs::remove_file(paths.socket());
     let _ = std::fs::remove_file(paths.agent_socket());
     drop(lock);

@@ -14,7 +14,7 @@ use super::commands::Registry;
 use super::fail::Fail;
 use super::listener::Peer;
 use super::sessions::Sessions;
-use crate::db::{AuditEntry, Db, now};
+use crate::db::{AuditEntry, AuditKey, ChainCheck, Db, now};
 use crate::logs::LogWriter;
 use crate::paths::Paths;
 use crate::protocol::ErrorCode;
@@ -47,6 +47,8 @@ pub struct Broker {
     pub stopping: std::sync::atomic::AtomicBool,
     /// Why the vault was locked by the broker itself (shown with "vault is locked" errors).
     pub lock_reason: Mutex<Option<String>>,
+    /// The audit chain's HMAC key, from the first unlock on (see `audit_key`).
+    audit_key: Mutex<Option<AuditKey>>,
 }
 
 impl Broker {
@@ -84,6 +86,7 @@ impl Broker {
             shutdown: Notify::new(),
             last_key_use: std::sync::atomic::AtomicI64::new(crate::db::now()),
             lock_reason: Mutex::new(None),
+            audit_key: Mutex::new(None),
             stopping: std::sync::atomic::AtomicBool::new(false),
         }))
     }
@@ -131,6 +134,43 @@ impl Broker {
         })
     }
 
+    /// The error for a request that needs a vault when there is none.
+    pub fn no_vault(&self) -> Fail {
+        self.orphaned_vault().unwrap_or_else(|| {
+            sshkeep_vault::VaultError::NotInitialized(self.paths.vault_dir()).into()
+        })
+    }
+
+    /// With no vault: an error when the vault's metadata is gone but the master identity or
+    /// sealed keys are still there. It says to restore the vault instead of making a new one,
+    /// which would lose every stored key for good.
+    pub fn orphaned_vault(&self) -> Option<Fail> {
+        let (meta, wrapped) = Vault::files(&self.paths.vault_dir());
+        let mut left = Vec::new();
+        if wrapped.exists() {
+            left.push(wrapped.display().to_string());
+        }
+        // Through the reader's own connection: callers may hold the vault's lock, and the main
+        // connection's lock is taken before the vault's elsewhere.
+        let sealed: i64 = self
+            .log_reader
+            .lock()
+            .ok()
+            .and_then(|c| {
+                c.query_row("SELECT count(*) FROM keys", [], |r| r.get(0))
+                    .ok()
+            })
+            .unwrap_or(0);
+        if sealed > 0 {
+            left.push(format!(
+                "{sealed} sealed key(s) in {}",
+                self.paths.database().display()
+            ));
+        }
+        (!left.is_empty())
+            .then(|| sshkeep_vault::VaultError::Orphaned(meta, left.join(" and ")).into())
+    }
+
     /// Records a use of the vault (a key decrypted, an unlock): the idle auto-lock restarts.
     pub fn key_used(&self) {
         self.last_key_use
@@ -168,6 +208,48 @@ impl Broker {
             client_uid: peer.uid,
             client_exe: peer.exe.clone(),
         };
-        self.db()?.audit(&entry, now()).map_err(Fail::internal)
+        let key = self.audit_key.lock().ok().and_then(|k| k.clone());
+        let head = self
+            .db()?
+            .audit(&entry, now(), key.as_ref())
+            .map_err(Fail::internal)?;
+        if let Err(e) = super::audit_key::write_head(&self.paths, &head) {
+            tracing::warn!(
+                "cannot write the audit head (truncation of the audit log would not show): {e}"
+            );
+        }
+        Ok(())
+    }
+
+    /// Loads (or makes) the audit key with the vault unlocked; later records are keyed.
+    pub fn load_audit_key(&self, vault: &Vault) {
+        if self.audit_key.lock().is_ok_and(|k| k.is_some()) {
+            return;
+        }
+        match super::audit_key::load_or_create(&self.paths, vault) {
+            Ok(key) => {
+                if let Ok(mut slot) = self.audit_key.lock() {
+                    *slot = Some(key);
+                }
+            }
+            Err(f) => tracing::warn!("audit records stay unkeyed: {}", f.message),
+        }
+    }
+
+    /// Checks the audit chain with the key and the head written outside the database.
+    pub fn verify_audit(&self) -> Result<ChainCheck, Fail> {
+        let key = self.audit_key.lock().ok().and_then(|k| k.clone());
+        let head = super::audit_key::read_head(&self.paths);
+        let check = self
+            .db()?
+            .verify_audit(key.as_ref(), head.as_ref())
+            .map_err(Fail::internal)?;
+        if check.needs_key && check.first_broken.is_none() {
+            return Err(Fail::new(
+                ErrorCode::VaultLocked,
+                "the audit log is keyed with a key kept in the vault, and this broker has not seen the vault unlocked: run `sshkeep unlock`, then verify again",
+            ));
+        }
+        Ok(check)
     }
 }

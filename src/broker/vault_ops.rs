@@ -27,7 +27,7 @@ pub async fn auto_unlock(broker: &Arc<Broker>) {
         let Some(vault) = slot.as_mut() else {
             return Ok(None);
         };
-        match vault.backend() {
+        let how = match vault.backend() {
             Backend::Keyring => vault
                 .unlock_keyring()
                 .map(|_| Some("keyring"))
@@ -39,13 +39,24 @@ pub async fn auto_unlock(broker: &Arc<Broker>) {
                     .map_err(Fail::from),
                 None => Ok(None),
             },
+        };
+        if vault.is_unlocked() {
+            b.load_audit_key(vault);
         }
+        how
     })
     .await;
     match result {
         Ok(Some(how)) => tracing::info!("vault unlocked at start ({how})"),
         Ok(None) => {}
-        Err(f) => tracing::warn!("vault stays locked: {}", f.message),
+        Err(f) => {
+            tracing::warn!("vault stays locked: {}", f.message);
+            // A damaged vault file or an unreadable passphrase file is named with every
+            // "vault is locked" error, not only in the broker's log.
+            if let Ok(mut r) = broker.lock_reason.lock() {
+                *r = Some(format!("unlocking at start failed: {}", f.message));
+            }
+        }
     }
 }
 
@@ -80,7 +91,7 @@ pub fn status(broker: &Broker) -> Result<Response, Fail> {
             initialized: false,
             backend: None,
             unlocked: false,
-            hint: Some("no vault yet: run `sshkeep vault init`".into()),
+            hint: Some(broker.no_vault().message),
         },
         Some(v) => VaultStatus {
             initialized: true,
@@ -125,7 +136,11 @@ pub async fn init(
         if slot.is_some() {
             return Err(VaultError::AlreadyInitialized(b.paths.vault_dir()).into());
         }
+        if let Some(orphaned) = b.orphaned_vault() {
+            return Err(orphaned);
+        }
         let (vault, notice) = Vault::create(&b.paths.vault_dir(), choice, passphrase.as_ref())?;
+        b.load_audit_key(&vault);
         let backend = vault.backend();
         *slot = Some(vault);
         Ok((backend, notice))
@@ -153,9 +168,7 @@ pub async fn unlock(
 ) -> Result<Response, Fail> {
     let result = blocking(broker, move |b| {
         let mut slot = b.vault()?;
-        let vault = slot
-            .as_mut()
-            .ok_or_else(|| Fail::from(VaultError::NotInitialized(b.paths.vault_dir())))?;
+        let vault = slot.as_mut().ok_or_else(|| b.no_vault())?;
         if vault.is_unlocked() {
             return Ok(false);
         }
@@ -164,6 +177,7 @@ pub async fn unlock(
             (Backend::Passphrase, Some(p)) => vault.unlock_passphrase(&p)?,
             (Backend::Passphrase, None) => return Err(VaultError::PassphraseRequired.into()),
         }
+        b.load_audit_key(vault);
         // Under the vault's guard: the idle auto-lock sees the fresh clock with the unlock.
         b.key_used();
         Ok(true)
@@ -192,9 +206,7 @@ pub async fn unlock(
 /// so after this no decrypted key material is left in the broker.
 pub fn lock(broker: &Broker, peer: &Peer) -> Result<Response, Fail> {
     let mut slot = broker.vault()?;
-    let vault = slot
-        .as_mut()
-        .ok_or_else(|| Fail::from(VaultError::NotInitialized(broker.paths.vault_dir())))?;
+    let vault = slot.as_mut().ok_or_else(|| broker.no_vault())?;
     vault.lock();
     drop(slot);
     broker.audit(peer, "vault_lock", None, None, "locked")?;

@@ -130,7 +130,12 @@ pub async fn run(ctx: &Ctx, cmd: ConnCmd) -> Result<u8> {
             return report(ctx, &r);
         }
         ConnCmd::Trust { name, fingerprint } => {
-            c.request(&Request::ConnTrust { name, fingerprint }).await?
+            c.request(&Request::ConnTrust {
+                name,
+                fingerprint,
+                replace: true,
+            })
+            .await?
         }
         ConnCmd::Import(a) => return super::import_cmd::run(ctx, &mut c, a).await,
     };

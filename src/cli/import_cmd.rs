@@ -272,6 +272,7 @@ async fn import_one(
             .request(&Request::ConnTrust {
                 name: o.alias.clone(),
                 fingerprint: Some(fp),
+                replace: false,
             })
             .await
         {

@@ -92,7 +92,9 @@ enum Command {
         #[arg(long, env = "SSHKEEP_MCP_MINIMAL", value_parser = clap::builder::FalseyValueParser::new())]
         minimal: bool,
         /// A local directory ssh_sftp may read and write (repeatable; default: the working
-        /// directory). Also SSHKEEP_MCP_ROOTS, colon-separated.
+        /// directory, unless that is `/` or the home directory or above it: then none). sshkeep's
+        /// state, its passphrase file and ~/.ssh are never open to transfers. Also
+        /// SSHKEEP_MCP_ROOTS, colon-separated.
         #[arg(long = "root", env = "SSHKEEP_MCP_ROOTS", value_delimiter = ':')]
         roots: Vec<std::path::PathBuf>,
     },
@@ -166,6 +168,9 @@ fn init_tracing(is_broker: bool) {
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
+        // A failed log write (a full disk under the broker's log) is dropped: reporting it
+        // goes through eprintln!, which panics when stderr cannot be written.
+        .log_internal_errors(false)
         .try_init();
 }
 

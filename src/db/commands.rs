@@ -86,7 +86,35 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CommandRow> {
     })
 }
 
+/// Adds output lost to a storage error to a command's record (on any connection: the log
+/// writer calls it inside its own transaction).
+pub fn record_output_loss(
+    conn: &rusqlite::Connection,
+    id: &str,
+    bytes: u64,
+    error: &str,
+) -> rusqlite::Result<()> {
+    conn.execute(
+        "UPDATE commands SET lost_bytes = lost_bytes + ?2, storage_error = COALESCE(storage_error, ?3) WHERE id = ?1",
+        params![id, bytes as i64, error],
+    )?;
+    Ok(())
+}
+
 impl Db {
+    /// Output of a command lost to storage errors: bytes and the first error.
+    pub fn output_loss(&self, id: &str) -> Result<(u64, Option<String>)> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT lost_bytes, storage_error FROM commands WHERE id = ?1",
+                [id],
+                |r| Ok((r.get::<_, i64>(0)?.max(0) as u64, r.get(1)?)),
+            )
+            .optional()?
+            .unwrap_or((0, None)))
+    }
+
     /// Records a new command in state `queued`.
     pub fn insert_command(&self, c: &NewCommand, now_ms: i64) -> Result<()> {
         self.conn.execute(

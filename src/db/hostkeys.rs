@@ -20,7 +20,7 @@ impl Db {
             .conn
             .query_row(
                 "SELECT algorithm, fingerprint, source FROM host_keys WHERE host = ?1 AND port = ?2",
-                params![host, port],
+                params![crate::target::canonical_host(host), port],
                 |r| Ok(Pin { algorithm: r.get(0)?, fingerprint: r.get(1)?, source: r.get(2)? }),
             )
             .optional()?)
@@ -32,7 +32,7 @@ impl Db {
             "INSERT INTO host_keys (host, port, algorithm, fingerprint, source, pinned_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
              ON CONFLICT(host, port) DO UPDATE SET algorithm = excluded.algorithm, fingerprint = excluded.fingerprint,
                source = excluded.source, pinned_at = excluded.pinned_at",
-            params![host, port, pin.algorithm, pin.fingerprint, pin.source, now],
+            params![crate::target::canonical_host(host), port, pin.algorithm, pin.fingerprint, pin.source, now],
         )?;
         Ok(())
     }

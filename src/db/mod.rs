@@ -15,8 +15,8 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use rusqlite::Connection;
 
-pub use audit::{AuditEntry, ChainCheck};
-pub use commands::{CommandRow, NewCommand};
+pub use audit::{AuditEntry, AuditHead, AuditKey, ChainCheck};
+pub use commands::{CommandRow, NewCommand, record_output_loss};
 pub use conns::ConnRow;
 pub use hostkeys::Pin;
 pub use keys::KeyRow;
@@ -171,6 +171,21 @@ ALTER TABLE commands ADD COLUMN shell TEXT;
 -- Jump hosts: saved connection names, comma-separated, first hop first.
 ALTER TABLE connections ADD COLUMN jump TEXT NOT NULL DEFAULT '';
 "#,
+    r#"
+-- Output that could not be stored (a full disk): bytes lost and the storage error.
+ALTER TABLE commands ADD COLUMN lost_bytes INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE commands ADD COLUMN storage_error TEXT;
+"#,
+    r#"
+-- Pins are kept under canonical host names (lowercase); IP literals in other forms never
+-- matched a connection's saved address before either.
+UPDATE OR IGNORE host_keys SET host = lower(host);
+UPDATE OR IGNORE connections SET host = lower(host);
+"#,
+    r#"
+-- Audit records whose hash is an HMAC under the audit key sealed in the vault.
+ALTER TABLE audit ADD COLUMN keyed INTEGER NOT NULL DEFAULT 0;
+"#,
 ];
 
 impl Db {
@@ -209,6 +224,45 @@ impl Db {
             tx.pragma_update(None, "user_version", (i + 1) as i64)?;
         }
         tx.commit()?;
+        Ok(())
+    }
+
+    /// Refuses a database that is missing or has never been set up (an empty file): called
+    /// when a vault exists, because then the database held its keys, pins and audit log, and
+    /// making a new one would hide their loss.
+    pub fn check_present(path: &Path, vault_dir: &Path) -> Result<()> {
+        let version = match std::fs::metadata(path) {
+            Ok(m) if m.len() > 0 => Connection::open_with_flags(
+                path,
+                rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
+                    | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )
+            .and_then(|c| c.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0)))
+            .with_context(|| format!("cannot read the database {}", path.display()))?,
+            _ => 0,
+        };
+        if version == 0 {
+            anyhow::bail!(
+                "the database {db} is missing or empty, but the vault at {vault} exists: the stored keys, host-key pins and audit log lived in the database, so the broker will not start with a new one. Restore {db} from a backup (a copy taken after `sshkeep broker stop` holds everything), or, to start over and lose the stored keys, move {vault} aside",
+                db = path.display(),
+                vault = vault_dir.display()
+            );
+        }
+        Ok(())
+    }
+
+    /// Moves everything in the write-ahead log into the database file and empties the log, so
+    /// that a copy of the database file alone is a complete backup. Called on a clean stop.
+    pub fn checkpoint(&self) -> Result<()> {
+        let (busy, _, _): (i64, i64, i64) = self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .context("cannot checkpoint the database")?;
+        if busy != 0 {
+            anyhow::bail!("the database was busy; its write-ahead log was not emptied");
+        }
         Ok(())
     }
 

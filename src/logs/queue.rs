@@ -6,18 +6,27 @@
 //! bytes; past that they are appended to a spill file (owner-only, in the state directory) and
 //! read back in order once memory is empty. Memory holds only events older than anything in
 //! the file, so order is kept.
+//!
+//! When the disk is full, output that fits nowhere is dropped, never silently: the bytes lost
+//! are counted per command and handed to the writer, which records them with the command as
+//! soon as the database takes writes again. Nothing here panics or logs while holding the
+//! queue's lock (a log write can fail on the same full disk), and a poisoned lock is recovered,
+//! so one failure never stops output storage for every later command.
 
 use std::collections::{HashMap, VecDeque};
 use std::fs::File;
 use std::io::{BufReader, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
 use tokio::sync::oneshot;
 
 /// Output bytes held in memory before spilling to disk.
 pub const MEMORY_LIMIT: usize = 8 * 1024 * 1024;
+/// Memory allowed when the spill file cannot be used (a full disk): past this, output is
+/// dropped and counted as lost.
+const EMERGENCY_LIMIT: usize = 2 * MEMORY_LIMIT;
 
 /// What the writer is asked to do.
 pub enum Event {
@@ -58,6 +67,10 @@ struct Spill {
     read: BufReader<File>,
     /// Records written and not yet read back.
     pending: u64,
+    /// Bytes of whole records in the file (a failed write is cut back to this).
+    written: u64,
+    /// A write failed: records after it went elsewhere, so nothing more is added to the file.
+    broken: bool,
     next_ack: u64,
     acks: HashMap<u64, oneshot::Sender<()>>,
 }
@@ -76,6 +89,8 @@ impl Spill {
             write,
             read,
             pending: 0,
+            written: 0,
+            broken: false,
             next_ack: 0,
             acks: HashMap::new(),
         })
@@ -91,27 +106,29 @@ impl Spill {
         id
     }
 
-    fn put(&mut self, ev: Event) -> std::io::Result<()> {
-        let (kind, cmd, num, payload): (u8, Arc<str>, u64, Vec<u8>) = match ev {
-            Event::Data { cmd, stream, bytes } => (0, cmd, stream as u64, bytes),
-            Event::Marker { cmd, text } => (1, cmd, 0, text.into_bytes()),
-            Event::Finish { cmd, ack } => (2, cmd, self.keep_ack(ack), Vec::new()),
-            Event::Reset { cmd, ack } => (3, cmd, self.keep_ack(ack), Vec::new()),
+    /// Appends one record. On failure the event is handed back, the file is cut back to its
+    /// last whole record and the spill is marked broken.
+    fn put(&mut self, ev: Event) -> Result<(), (Event, std::io::Error)> {
+        let rec = match &ev {
+            Event::Data { cmd, stream, bytes } => record(0, cmd, *stream as u64, bytes),
+            Event::Marker { cmd, text } => record(1, cmd, 0, text.as_bytes()),
+            Event::Finish { cmd, .. } => record(2, cmd, self.next_ack, &[]),
+            Event::Reset { cmd, .. } => record(3, cmd, self.next_ack, &[]),
         };
-        let mut rec = Vec::with_capacity(payload.len() + cmd.len() + 19);
-        rec.push(kind);
-        rec.extend_from_slice(&(cmd.len() as u16).to_be_bytes());
-        rec.extend_from_slice(cmd.as_bytes());
-        rec.extend_from_slice(&num.to_be_bytes());
-        rec.extend_from_slice(&(payload.len() as u32).to_be_bytes());
-        rec.extend_from_slice(&payload);
-        self.write.write_all(&rec)?;
+        if let Err(e) = self.write.write_all(&rec).and_then(|_| self.write.flush()) {
+            self.broken = true;
+            let _ = self.write.set_len(self.written);
+            return Err((ev, e));
+        }
+        self.written += rec.len() as u64;
         self.pending += 1;
+        if let Event::Finish { ack, .. } | Event::Reset { ack, .. } = ev {
+            self.keep_ack(ack);
+        }
         Ok(())
     }
 
     fn take(&mut self) -> std::io::Result<Event> {
-        self.write.flush()?;
         let mut head = [0u8; 3];
         self.read.read_exact(&mut head)?;
         let mut cmd = vec![0u8; u16::from_be_bytes([head[1], head[2]]) as usize];
@@ -120,9 +137,18 @@ impl Spill {
         self.read.read_exact(&mut num)?;
         let mut len = [0u8; 4];
         self.read.read_exact(&mut len)?;
-        let mut payload = vec![0u8; u32::from_be_bytes(len) as usize];
+        // Only whole records are ever left in the file, so the length is one this queue wrote;
+        // still, a length past the file's end is refused rather than allocated.
+        let len = u64::from(u32::from_be_bytes(len));
+        if len > self.written {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "a spill record is longer than the file",
+            ));
+        }
+        let mut payload = vec![0u8; len as usize];
         self.read.read_exact(&mut payload)?;
-        self.pending -= 1;
+        self.pending = self.pending.saturating_sub(1);
         let cmd: Arc<str> = String::from_utf8_lossy(&cmd).into_owned().into();
         let num = u64::from_be_bytes(num);
         Ok(match head[0] {
@@ -147,11 +173,51 @@ impl Spill {
     }
 }
 
+/// One spill record: kind, command id, a number (stream or acknowledgement), payload.
+fn record(kind: u8, cmd: &str, num: u64, payload: &[u8]) -> Vec<u8> {
+    let mut rec = Vec::with_capacity(payload.len() + cmd.len() + 19);
+    rec.push(kind);
+    rec.extend_from_slice(&(cmd.len().min(u16::MAX as usize) as u16).to_be_bytes());
+    rec.extend_from_slice(
+        cmd.as_bytes()
+            .get(..u16::MAX as usize)
+            .unwrap_or(cmd.as_bytes()),
+    );
+    rec.extend_from_slice(&num.to_be_bytes());
+    rec.extend_from_slice(&(payload.len().min(u32::MAX as usize) as u32).to_be_bytes());
+    rec.extend_from_slice(payload.get(..u32::MAX as usize).unwrap_or(payload));
+    rec
+}
+
+/// Output dropped because it fitted nowhere, per command.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Loss {
+    pub bytes: u64,
+    /// The storage error that caused it (the first one seen).
+    pub error: String,
+}
+
 struct State {
     memory: VecDeque<Event>,
     memory_bytes: usize,
     spill: Option<Spill>,
+    /// Events that must not be lost (markers, finish and reset with their acknowledgements)
+    /// that arrived after the spill file broke: they follow the spill's records.
+    after_spill: VecDeque<Event>,
+    lost: HashMap<Arc<str>, Loss>,
     closed: bool,
+}
+
+impl State {
+    fn lose(&mut self, ev: Event, error: &str) {
+        if let Event::Data { cmd, bytes, .. } = ev {
+            let loss = self.lost.entry(cmd).or_default();
+            loss.bytes += bytes.len() as u64;
+            if loss.error.is_empty() {
+                loss.error = error.to_string();
+            }
+        }
+    }
 }
 
 /// The queue shared by producers and the writer thread.
@@ -169,6 +235,8 @@ impl Queue {
                 memory: VecDeque::new(),
                 memory_bytes: 0,
                 spill: None,
+                after_spill: VecDeque::new(),
+                lost: HashMap::new(),
                 closed: false,
             }),
             ready: Condvar::new(),
@@ -176,54 +244,97 @@ impl Queue {
         })
     }
 
+    /// The state, also after a thread panicked while holding it: the queue's invariants hold
+    /// between statements, and losing every later command's output would be worse.
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.st.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// Adds an event. Never waits for the writer.
     pub fn push(&self, ev: Event) {
-        let Ok(mut st) = self.st.lock() else { return };
+        // Logged after the lock is released: a log write may fail on the same full disk.
+        let note = self.push_locked(ev);
+        self.ready.notify_one();
+        match note {
+            Some(Note::Spilling(path)) => tracing::info!(
+                "command output arrives faster than it is stored; spilling to {}",
+                path.display()
+            ),
+            Some(Note::SpillFailed(e)) => tracing::error!(
+                "cannot use the spill file {}: {e}; output that does not fit in memory is dropped and counted",
+                self.spill_path.display()
+            ),
+            None => {}
+        }
+    }
+
+    fn push_locked(&self, ev: Event) -> Option<Note> {
+        let mut st = self.state();
         let size = ev.size();
-        if st.spill.is_none() && st.memory_bytes + size <= MEMORY_LIMIT {
-            st.memory_bytes += size;
-            st.memory.push_back(ev);
-        } else {
-            if st.spill.is_none() {
-                match Spill::open(self.spill_path.clone()) {
-                    Ok(s) => {
-                        tracing::info!(
-                            "command output arrives faster than it is stored; spilling to {}",
-                            s.path.display()
-                        );
-                        st.spill = Some(s);
-                    }
-                    Err(e) => {
-                        // No disk for the spill: hold it in memory rather than lose output.
-                        tracing::error!(
-                            "cannot open the spill file {}: {e}",
-                            self.spill_path.display()
-                        );
+        if st.spill.is_none() && st.after_spill.is_empty() {
+            if st.memory_bytes + size <= MEMORY_LIMIT {
+                st.memory_bytes += size;
+                st.memory.push_back(ev);
+                return None;
+            }
+            match Spill::open(self.spill_path.clone()) {
+                Ok(s) => {
+                    st.spill = Some(s);
+                    let note = Note::Spilling(self.spill_path.clone());
+                    return self.push_spill(&mut st, ev).or(Some(note));
+                }
+                Err(e) => {
+                    // No disk for the spill: memory up to a bound, then counted losses.
+                    let error = format!("cannot open the spill file: {e}");
+                    let fresh = !st.lost.values().any(|l| l.error == error);
+                    if st.memory_bytes + size <= EMERGENCY_LIMIT
+                        || !matches!(ev, Event::Data { .. })
+                    {
                         st.memory_bytes += size;
                         st.memory.push_back(ev);
-                        self.ready.notify_one();
-                        return;
+                    } else {
+                        st.lose(ev, &error);
                     }
+                    return fresh.then_some(Note::SpillFailed(e.to_string()));
                 }
             }
-            if let Some(s) = st.spill.as_mut()
-                && let Err(e) = s.put(ev)
-            {
-                tracing::error!("cannot write the spill file: {e}; this output is lost");
-            }
         }
-        self.ready.notify_one();
+        self.push_spill(&mut st, ev)
+    }
+
+    /// Past memory: into the spill file, or, once it has failed, after it (markers and
+    /// acknowledgements) or counted as lost (output).
+    fn push_spill(&self, st: &mut State, ev: Event) -> Option<Note> {
+        let ev = match st.spill.as_mut() {
+            Some(spill) if !spill.broken => match spill.put(ev) {
+                Ok(()) => return None,
+                Err((ev, e)) => {
+                    let error = format!("cannot write the spill file: {e}");
+                    keep_or_lose(st, ev, &error);
+                    return Some(Note::SpillFailed(e.to_string()));
+                }
+            },
+            _ => ev,
+        };
+        keep_or_lose(st, ev, "the spill file failed earlier");
+        None
+    }
+
+    /// Takes the output lost so far (the writer records it with each command).
+    pub fn take_lost(&self) -> HashMap<Arc<str>, Loss> {
+        std::mem::take(&mut self.state().lost)
     }
 
     /// Takes up to `max` events, oldest first, waiting while there are none. `None` once closed
     /// and empty.
     pub fn take(&self, max: usize) -> Option<Vec<Event>> {
-        let mut st = self.st.lock().ok()?;
+        let mut st = self.state();
+        let mut failure = None;
         loop {
             let mut out = Vec::new();
             while out.len() < max {
                 if let Some(ev) = st.memory.pop_front() {
-                    st.memory_bytes -= ev.size();
+                    st.memory_bytes = st.memory_bytes.saturating_sub(ev.size());
                     out.push(ev);
                     continue;
                 }
@@ -234,25 +345,55 @@ impl Queue {
                     let path = spill.path.clone();
                     st.spill = None;
                     let _ = std::fs::remove_file(path);
-                    break;
+                    // What waited behind a broken spill file comes next, in order.
+                    let rest = std::mem::take(&mut st.after_spill);
+                    for ev in rest {
+                        st.memory_bytes += ev.size();
+                        st.memory.push_back(ev);
+                    }
+                    continue;
                 }
                 match spill.take() {
                     Ok(ev) => out.push(ev),
                     Err(e) => {
-                        tracing::error!("cannot read the spill file back: {e}");
+                        // Unreadable records are lost, but their acknowledgements are still
+                        // sent (dropping the sender wakes the waiter) and the rest goes on.
+                        failure = Some(format!("cannot read the spill file back: {e}"));
+                        let path = spill.path.clone();
                         st.spill = None;
-                        break;
+                        let _ = std::fs::remove_file(path);
+                        let rest = std::mem::take(&mut st.after_spill);
+                        for ev in rest {
+                            st.memory_bytes += ev.size();
+                            st.memory.push_back(ev);
+                        }
                     }
                 }
             }
-            if !out.is_empty() {
-                return Some(out);
+            if !out.is_empty() || st.closed {
+                drop(st);
+                if let Some(f) = failure {
+                    tracing::error!("{f}");
+                }
+                return (!out.is_empty()).then_some(out);
             }
-            if st.closed {
-                return None;
-            }
-            st = self.ready.wait(st).ok()?;
+            st = self.ready.wait(st).unwrap_or_else(PoisonError::into_inner);
         }
+    }
+}
+
+/// Something to log once the queue's lock is released.
+enum Note {
+    Spilling(PathBuf),
+    SpillFailed(String),
+}
+
+/// Behind a broken spill file: output is counted as lost (memory is bounded), everything else
+/// waits in order for the spill file to drain.
+fn keep_or_lose(st: &mut State, ev: Event, error: &str) {
+    match ev {
+        Event::Data { .. } => st.lose(ev, error),
+        other => st.after_spill.push_back(other),
     }
 }
 

@@ -2,6 +2,11 @@
 //!
 //! Producers never wait: see [`super::queue`] for how memory stays bounded when output arrives
 //! faster than the database takes it.
+//!
+//! Storage errors never stop the writer. A batch the database refuses (a full disk, say) is
+//! retried for a while, then dropped with its bytes counted as lost for each command; the loss
+//! is shown in the command's status at once and recorded with the command (a marker line and
+//! the byte count) as soon as the database takes writes again.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -12,7 +17,9 @@ use anyhow::Result;
 use rusqlite::{Connection, TransactionBehavior, params};
 use tokio::sync::oneshot;
 
-use super::queue::{Event, Queue};
+use std::sync::Mutex;
+
+use super::queue::{Event, Loss, Queue};
 
 pub const STREAM_STDOUT: i64 = 1;
 pub const STREAM_STDERR: i64 = 2;
@@ -22,11 +29,18 @@ pub const STREAM_MARKER: i64 = 3;
 const MAX_LINE: usize = 64 * 1024;
 /// Events written in one transaction at most.
 const BATCH: usize = 1024;
+/// Attempts at one batch before its output is counted as lost (a lock held by another
+/// connection clears well within this; a full disk does not).
+const ATTEMPTS: u32 = 15;
+
+/// Output lost per command and not yet recorded in the database.
+type Losses = Arc<Mutex<HashMap<Arc<str>, Loss>>>;
 
 /// Handle to the writer thread. Cheap to clone.
 #[derive(Clone)]
 pub struct LogWriter {
     queue: Arc<Queue>,
+    unrecorded: Losses,
 }
 
 impl LogWriter {
@@ -36,10 +50,22 @@ impl LogWriter {
         let conn = crate::db::Db::open_extra(path)?;
         let queue = Queue::new(spill);
         let q = queue.clone();
+        let unrecorded = Losses::default();
+        let u = unrecorded.clone();
         std::thread::Builder::new()
             .name("sshkeep-log-writer".into())
-            .spawn(move || run(conn, q, cap))?;
-        Ok(Self { queue })
+            .spawn(move || run(conn, q, cap, u))?;
+        Ok(Self { queue, unrecorded })
+    }
+
+    /// Output of `cmd` lost to a storage error and not yet recorded with the command.
+    pub fn unrecorded_loss(&self, cmd: &str) -> Option<Loss> {
+        let mut all = self.queue.take_lost();
+        let mut u = self.unrecorded.lock().unwrap_or_else(|p| p.into_inner());
+        for (c, l) in all.drain() {
+            merge(&mut u, c, l);
+        }
+        u.get(cmd).cloned()
     }
 
     /// Appends output. Never waits.
@@ -244,40 +270,152 @@ fn apply(
     tx.commit()
 }
 
-fn run(mut conn: Connection, queue: Arc<Queue>, cap: Arc<AtomicU64>) {
-    let mut states: HashMap<Arc<str>, CmdState> = HashMap::new();
-    while let Some(batch) = queue.take(BATCH) {
-        let cap_now = cap.load(Ordering::Relaxed);
-        let mut attempt = 0u32;
-        loop {
-            let snapshot = states.clone();
-            match apply(&mut conn, &mut states, &batch, cap_now) {
-                Ok(()) => break,
-                Err(e) => {
-                    // Roll the in-memory state back with the transaction and try again: output
-                    // is never dropped for a transient lock.
-                    states = snapshot;
-                    attempt += 1;
-                    tracing::warn!(attempt, "cannot store command output yet: {e}");
-                    if attempt >= 50 {
-                        tracing::error!(
-                            "giving up on a batch of command output after {attempt} attempts: {e}"
-                        );
-                        states.clear();
-                        break;
-                    }
-                    std::thread::sleep(std::time::Duration::from_millis(
-                        20 * u64::from(attempt.min(10)),
-                    ));
+fn merge(into: &mut HashMap<Arc<str>, Loss>, cmd: Arc<str>, l: Loss) {
+    let e = into.entry(cmd).or_default();
+    e.bytes += l.bytes;
+    if e.error.is_empty() {
+        e.error = l.error;
+    }
+}
+
+/// Counts a refused batch's output as lost and lets its waiters go on.
+fn drop_batch(
+    states: &mut HashMap<Arc<str>, CmdState>,
+    batch: Vec<Event>,
+    error: &str,
+    lost: &Losses,
+) {
+    let mut u = lost.lock().unwrap_or_else(|p| p.into_inner());
+    for ev in batch {
+        match ev {
+            Event::Data { cmd, bytes, .. } => merge(
+                &mut u,
+                cmd,
+                Loss {
+                    bytes: bytes.len() as u64,
+                    error: error.to_string(),
+                },
+            ),
+            Event::Marker { .. } => {}
+            Event::Finish { cmd, ack } | Event::Reset { cmd, ack } => {
+                // Partial lines and counters are reloaded from the database next time.
+                states.remove(&cmd);
+                if let Some(a) = ack {
+                    let _ = a.send(());
                 }
             }
         }
-        for ev in batch {
-            if let Event::Finish { ack: Some(ack), .. } | Event::Reset { ack: Some(ack), .. } = ev {
-                let _ = ack.send(());
+    }
+}
+
+/// Records lost output with each command: a marker line and the byte count. A command still
+/// running keeps its line numbering in `states` (a marker numbered from the database alone
+/// would collide with its next line); `states` is rolled back if the transaction fails.
+fn record_losses(
+    conn: &mut Connection,
+    states: &mut HashMap<Arc<str>, CmdState>,
+    losses: &HashMap<Arc<str>, Loss>,
+    cap: u64,
+) -> rusqlite::Result<()> {
+    let snapshot = states.clone();
+    let result = insert_losses(conn, states, losses, cap);
+    if result.is_err() {
+        *states = snapshot;
+    }
+    result
+}
+
+fn insert_losses(
+    conn: &mut Connection,
+    states: &mut HashMap<Arc<str>, CmdState>,
+    losses: &HashMap<Arc<str>, Loss>,
+    cap: u64,
+) -> rusqlite::Result<()> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    for (cmd, l) in losses {
+        let text = format!(
+            "[sshkeep] {} bytes of output were lost: they could not be stored ({})",
+            l.bytes, l.error
+        );
+        match states.get_mut(cmd) {
+            Some(st) => insert(&tx, cmd, st, STREAM_MARKER, &text)?,
+            None => insert(&tx, cmd, &mut load(&tx, cmd, cap)?, STREAM_MARKER, &text)?,
+        }
+        crate::db::record_output_loss(&tx, cmd, l.bytes, &l.error)?;
+    }
+    tx.commit()
+}
+
+fn run(mut conn: Connection, queue: Arc<Queue>, cap: Arc<AtomicU64>, lost: Losses) {
+    let mut states: HashMap<Arc<str>, CmdState> = HashMap::new();
+    while let Some(batch) = queue.take(BATCH) {
+        let cap_now = cap.load(Ordering::Relaxed);
+        let stored = store(&mut conn, &mut states, batch, cap_now, &lost);
+        let mut u = lost.lock().unwrap_or_else(|p| p.into_inner());
+        for (c, l) in queue.take_lost() {
+            merge(&mut u, c, l);
+        }
+        if !stored || u.is_empty() {
+            continue;
+        }
+        // The database takes writes again: record what was lost while it did not.
+        let pending = u.clone();
+        drop(u);
+        if record_losses(&mut conn, &mut states, &pending, cap_now).is_ok() {
+            let mut u = lost.lock().unwrap_or_else(|p| p.into_inner());
+            for (c, l) in pending {
+                if let Some(now) = u.get_mut(&c) {
+                    now.bytes -= l.bytes.min(now.bytes);
+                    if now.bytes == 0 {
+                        u.remove(&c);
+                    }
+                }
             }
         }
     }
+}
+
+/// Stores one batch, retrying a while; past that its output is counted as lost. Acknowledges
+/// the batch's finish and reset events either way. Whether it was stored.
+fn store(
+    conn: &mut Connection,
+    states: &mut HashMap<Arc<str>, CmdState>,
+    batch: Vec<Event>,
+    cap: u64,
+    lost: &Losses,
+) -> bool {
+    let mut attempt = 0u32;
+    loop {
+        let snapshot = states.clone();
+        match apply(conn, states, &batch, cap) {
+            Ok(()) => break,
+            Err(e) => {
+                // Roll the in-memory state back with the transaction and try again: output is
+                // never dropped for a transient lock.
+                *states = snapshot;
+                attempt += 1;
+                if attempt == 1 {
+                    tracing::warn!("cannot store command output yet: {e}");
+                }
+                if attempt >= ATTEMPTS {
+                    tracing::error!(
+                        "command output could not be stored after {attempt} attempts ({e}); it is counted as lost and the command's status says so"
+                    );
+                    drop_batch(states, batch, &e.to_string(), lost);
+                    return false;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(
+                    50 * u64::from(attempt.min(10)),
+                ));
+            }
+        }
+    }
+    for ev in batch {
+        if let Event::Finish { ack: Some(ack), .. } | Event::Reset { ack: Some(ack), .. } = ev {
+            let _ = ack.send(());
+        }
+    }
+    true
 }
 
 #[cfg(test)]
@@ -285,6 +423,59 @@ mod tests {
     use super::*;
     use crate::db::{Db, NewCommand};
     use crate::protocol::{CommandState, LogQuery};
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_loss_recorded_while_the_command_runs_keeps_its_lines_numbered() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("db");
+        let db = Db::open(&path).expect("open");
+        let cmd = NewCommand {
+            id: "c1".into(),
+            session_id: None,
+            target: "t".into(),
+            conn_name: None,
+            key_name: None,
+            commands: vec!["x".into()],
+            options: Default::default(),
+            detached: false,
+            bulk_id: None,
+        };
+        db.insert_command(&cmd, 0).expect("insert");
+        let w = LogWriter::start(
+            &path,
+            dir.path().join("spill"),
+            Arc::new(AtomicU64::new(1 << 30)),
+        )
+        .expect("writer");
+        let id: Arc<str> = "c1".into();
+        w.unrecorded.lock().expect("lock").insert(
+            id.clone(),
+            Loss {
+                bytes: 5,
+                error: "database or disk is full".into(),
+            },
+        );
+        w.data(&id, STREAM_STDOUT, b"a\n".to_vec());
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        w.data(&id, STREAM_STDOUT, b"b\n".to_vec());
+        w.finish(&id).await;
+        let texts: Vec<String> = Db::open_extra(&path)
+            .expect("reader")
+            .prepare("SELECT text FROM log_lines WHERE command_id = 'c1' ORDER BY n")
+            .expect("prepare")
+            .query_map([], |r| r.get(0))
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows");
+        assert_eq!(texts.len(), 3, "{texts:?}");
+        assert_eq!((texts[0].as_str(), texts[2].as_str()), ("a", "b"));
+        assert!(
+            texts[1].contains("5 bytes of output were lost"),
+            "{texts:?}"
+        );
+        assert_eq!(db.output_loss("c1").expect("loss").0, 5);
+        assert!(w.unrecorded_loss("c1").is_none());
+    }
 
     #[tokio::test(flavor = "multi_thread")]
     async fn lines_offsets_partial_lines_and_reset() {

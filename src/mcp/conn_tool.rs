@@ -52,6 +52,7 @@ pub async fn conn(a: &Adapter, x: ConnArgs) -> CallToolResult {
             Request::ConnTrust {
                 name,
                 fingerprint: Some(fingerprint),
+                replace: false,
             }
         }
         ConnOp::Test => {

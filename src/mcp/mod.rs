@@ -69,7 +69,7 @@ impl Adapter {
         } else {
             match self.roots.first() {
                 Some(r) => r.join(path),
-                None => return Err("no local roots are configured".into()),
+                None => return Err(NO_ROOTS.into()),
             }
         };
         Ok(abs.display().to_string())
@@ -363,11 +363,35 @@ impl ServerHandler for Adapter {
     }
 }
 
+/// Why a file transfer has no local directory to use.
+const NO_ROOTS: &str = "no local directory is open to file transfers: the adapter was started in `/`, the home directory or above it, which is too broad to allow by default; the user starts `sshkeep mcp --root DIR` (or sets SSHKEEP_MCP_ROOTS) for the directories an agent may use";
+
+/// The default root: the working directory, unless that is `/`, the home directory or a
+/// directory above it (GUI MCP hosts often start servers there, and an agent must not get the
+/// whole home, with `~/.ssh` and sshkeep's own state, by accident).
+fn default_roots() -> Result<Vec<std::path::PathBuf>> {
+    let cwd = std::env::current_dir()?;
+    let real = std::fs::canonicalize(&cwd).unwrap_or_else(|_| cwd.clone());
+    let home = std::env::home_dir()
+        .map(|h| std::fs::canonicalize(&h).unwrap_or(h))
+        .filter(|h| h.is_absolute());
+    let too_broad = real.parent().is_none() || home.is_some_and(|h| h.starts_with(&real));
+    if too_broad {
+        tracing::warn!(
+            "the working directory {} is not used as a root for file transfers; start `sshkeep mcp --root DIR` to allow one",
+            cwd.display()
+        );
+        return Ok(Vec::new());
+    }
+    Ok(vec![cwd])
+}
+
 /// Serves MCP on stdin/stdout until the client goes away. `roots` are the local directories
-/// `ssh_sftp` may read and write (default: the working directory).
+/// `ssh_sftp` may read and write (default: the working directory, unless it is `/` or the
+/// home directory or above it: then none).
 pub async fn serve(paths: Paths, minimal: bool, roots: Vec<std::path::PathBuf>) -> Result<()> {
     let roots = if roots.is_empty() {
-        vec![std::env::current_dir()?]
+        default_roots()?
     } else {
         roots
     };

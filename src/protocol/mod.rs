@@ -112,6 +112,11 @@ pub enum Request {
     ConnTrust {
         name: String,
         fingerprint: Option<String>,
+        /// Allow replacing a key that sshkeep's pin or `~/.ssh/known_hosts` vouches for. Only
+        /// the CLI, used by a person, sets it; without it only a first pin (or the same key)
+        /// is accepted.
+        #[serde(default)]
+        replace: bool,
     },
     /// Run a command and stream its output.
     Exec {

@@ -385,6 +385,13 @@ pub struct CommandInfo {
     pub started_ms: Option<i64>,
     pub ended_ms: Option<i64>,
     pub duration_ms: Option<i64>,
+    /// Output bytes that could not be stored (a full disk, say); the logs hold a marker line
+    /// where they went missing once storage works again.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub output_lost_bytes: u64,
+    /// The storage error that lost them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_error: Option<String>,
     pub stdout: StreamStats,
     pub stderr: StreamStats,
     /// Lines stored so far (both streams and markers); poll logs from `total_lines + 1`.
@@ -649,4 +656,8 @@ pub struct ForwardInfo {
     /// Connections being carried now, and since the start.
     pub active: u64,
     pub total: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }

@@ -9,6 +9,7 @@ mod files;
 mod first_hour;
 mod fleet;
 mod forwards;
+mod hardening;
 mod host_keys;
 mod jump_hosts;
 mod key_lifecycle;

@@ -42,8 +42,18 @@ pub enum VaultError {
         source: std::io::Error,
     },
     /// A vault file is damaged.
-    #[error("vault file {0} is damaged: {1}")]
+    #[error("vault file {0} is damaged: {1}; restore it from a backup")]
     Corrupt(PathBuf, String),
+    /// The wrapped master identity is damaged (named as a file by [`VaultError::Corrupt`] once
+    /// the vault knows which file it read).
+    #[error("the wrapped master identity is damaged: {0}")]
+    Damaged(String),
+    /// The vault's metadata is missing but the master identity or sealed keys are still there:
+    /// a new vault would make them unreadable for good.
+    #[error(
+        "{0} is missing, but {1} still exist: `sshkeep vault init` would make a new master identity and every stored key would be lost for good, so it is refused; restore {0} from a backup (the vault needs its vault.json and, for the passphrase backend, master.age)"
+    )]
+    Orphaned(PathBuf, String),
     /// Ciphertext did not decrypt with the master identity.
     #[error("stored ciphertext does not decrypt with this vault's identity: {0}")]
     Decrypt(String),

@@ -39,21 +39,30 @@ pub(crate) fn unwrap(
     ciphertext: &[u8],
     passphrase: &SecretString,
 ) -> Result<SecretString, VaultError> {
-    let decryptor =
-        age::Decryptor::new_buffered(ciphertext).map_err(|e| VaultError::Decrypt(e.to_string()))?;
+    let decryptor = age::Decryptor::new_buffered(ciphertext)
+        .map_err(|e| damaged(format!("its age header cannot be read ({e})")))?;
     let identity = age::scrypt::Identity::new(age_secret(passphrase));
     let mut r = decryptor
         .decrypt(std::iter::once(&identity as &dyn age::Identity))
         .map_err(|e| match e {
+            // The passphrase opens the file key or it does not: the only failure a wrong
+            // passphrase can cause. Everything else is damage.
             age::DecryptError::DecryptionFailed | age::DecryptError::NoMatchingKeys => {
                 VaultError::WrongPassphrase
             }
-            other => VaultError::Decrypt(other.to_string()),
+            other => damaged(other.to_string()),
         })?;
     let mut buf = Zeroizing::new(Vec::new());
+    // The header (and so the passphrase) checked out: a failure from here on is a damaged or
+    // truncated body, not a wrong passphrase.
     r.read_to_end(&mut buf)
-        .map_err(|_| VaultError::WrongPassphrase)?;
-    let text = std::str::from_utf8(&buf)
-        .map_err(|_| VaultError::Decrypt("identity is not text".into()))?;
+        .map_err(|_| damaged("its encrypted body is truncated or altered".into()))?;
+    let text =
+        std::str::from_utf8(&buf).map_err(|_| damaged("the identity in it is not text".into()))?;
     Ok(SecretString::new(text.to_owned()))
+}
+
+/// Damage to the wrapped identity; the caller names the file.
+fn damaged(why: String) -> VaultError {
+    VaultError::Damaged(why)
 }

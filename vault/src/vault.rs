@@ -39,6 +39,17 @@ impl Vault {
         dir.join(META_FILE).exists()
     }
 
+    /// Whether `dir` holds any file of a vault (its metadata or a wrapped master identity),
+    /// whole or not.
+    pub fn any_trace(dir: &Path) -> bool {
+        Self::exists(dir) || dir.join(WRAPPED_FILE).exists()
+    }
+
+    /// The metadata file and the wrapped identity file of a vault in `dir`.
+    pub fn files(dir: &Path) -> (PathBuf, PathBuf) {
+        (dir.join(META_FILE), dir.join(WRAPPED_FILE))
+    }
+
     /// Opens the vault in `dir`, locked.
     pub fn open(dir: &Path) -> Result<Self, VaultError> {
         let path = dir.join(META_FILE);
@@ -84,6 +95,12 @@ impl Vault {
     ) -> Result<(Self, Option<String>), VaultError> {
         if Self::exists(dir) {
             return Err(VaultError::AlreadyInitialized(dir.to_path_buf()));
+        }
+        if dir.join(WRAPPED_FILE).exists() {
+            return Err(VaultError::Orphaned(
+                dir.join(META_FILE),
+                format!("{}", dir.join(WRAPPED_FILE).display()),
+            ));
         }
         let identity = age::x25519::Identity::generate();
         let secret = SecretString::new(identity.to_string().expose_secret().to_owned());
@@ -192,7 +209,10 @@ impl Vault {
             path: path.clone(),
             source,
         })?;
-        let secret = passphrase::unwrap(&ct, pass)?;
+        let secret = passphrase::unwrap(&ct, pass).map_err(|e| match e {
+            VaultError::Damaged(why) => VaultError::Corrupt(path.clone(), why),
+            other => other,
+        })?;
         self.set_identity(&secret)
     }
 

@@ -30,12 +30,14 @@ pub async fn serve(broker: Arc<Broker>, path: PathBuf) {
         }
     };
     let own = crate::system::current_uid();
+    let mut backoff = listener::AcceptBackoff::default();
     loop {
         match listener::accept(&listener, own, false).await {
             Ok((stream, peer)) => {
+                backoff.ok();
                 tokio::spawn(connection(broker.clone(), stream, peer));
             }
-            Err(e) => tracing::warn!("agent accept failed: {e}"),
+            Err(e) => backoff.failed("agent socket", &e).await,
         }
     }
 }

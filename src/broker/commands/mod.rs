@@ -227,6 +227,7 @@ pub async fn start(broker: &Arc<Broker>, peer: &Peer, spec: RunSpec) -> Result<R
             "the command is longer than {MAX_COMMAND_BYTES} bytes; upload a script instead"
         )));
     }
+    wrap::check_commands(&spec.commands).map_err(invalid)?;
     wrap::prelude(&spec.options).map_err(invalid)?;
     if spec.options.pty && spec.detach {
         return Err(invalid(
@@ -282,7 +283,7 @@ pub async fn start(broker: &Arc<Broker>, peer: &Peer, spec: RunSpec) -> Result<R
     let deadline = spec
         .options
         .timeout_secs
-        .map(|s| Instant::now() + Duration::from_secs(s));
+        .and_then(|s| Instant::now().checked_add(Duration::from_secs(s)));
     let cmd: Arc<str> = id.clone().into();
     let b = broker.clone();
     let peer = peer.clone();
@@ -364,15 +365,28 @@ async fn finish(broker: &Arc<Broker>, cmd: &Arc<str>, e: Ending) {
     }
     broker.log_writer.finish(cmd).await;
     let state = e.state;
-    if let Ok(db) = broker.db() {
-        let _ = db.command_ended(
-            cmd,
-            state,
-            e.exit_code,
-            e.signal.as_deref(),
-            e.error.as_deref(),
-            now_ms(),
-        );
+    let ended = now_ms();
+    // The end is recorded even when the database refuses writes for a while (a full disk):
+    // retried until it is, so the command never stays `running` once space is back.
+    for attempt in 0u32.. {
+        let stored = broker.db().is_ok_and(|db| {
+            db.command_ended(
+                cmd,
+                state,
+                e.exit_code,
+                e.signal.as_deref(),
+                e.error.as_deref(),
+                ended,
+            )
+            .is_ok()
+        });
+        if stored || attempt >= 3600 {
+            break;
+        }
+        if attempt == 0 {
+            tracing::warn!(command = %cmd, "cannot record the command's end yet; retrying");
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     }
 }
 
@@ -381,6 +395,8 @@ pub fn info(c: CommandRow) -> CommandInfo {
     let total_lines = c.stdout_lines + c.stderr_lines;
     CommandInfo {
         duration_ms: c.started_ms.map(|s| c.ended_ms.unwrap_or_else(now_ms) - s),
+        output_lost_bytes: 0,
+        storage_error: None,
         command_id: c.id,
         session_id: c.session_id,
         target: c.target,
@@ -421,6 +437,11 @@ pub fn status(broker: &Broker, id: &str) -> Result<Response, Fail> {
     let mut i = info(row(broker, id)?);
     i.total_lines = total_lines(broker, id).unwrap_or(i.total_lines);
     i.events = events(broker, id);
+    // Output lost to a storage error: what is recorded, plus what is not recorded yet.
+    let (lost, error) = broker.db()?.output_loss(id).map_err(Fail::internal)?;
+    let unrecorded = broker.log_writer.unrecorded_loss(id).unwrap_or_default();
+    i.output_lost_bytes = lost + unrecorded.bytes;
+    i.storage_error = error.or((!unrecorded.error.is_empty()).then_some(unrecorded.error));
     Ok(Response::Command(i))
 }
 

@@ -26,8 +26,51 @@ pub fn valid_env_name(name: &str) -> bool {
         && name.len() <= 128
 }
 
+/// The longest command timeout: 30 days (longer work runs detached, without one).
+pub const MAX_TIMEOUT_SECS: u64 = 30 * 86_400;
+
+/// Refuses text that cannot be sent to a server: a NUL byte ends a string inside sshd, which
+/// then drops the whole connection (and every other command on it).
+pub fn check_text(what: &str, s: &str) -> Result<(), String> {
+    if s.contains('\0') {
+        return Err(format!(
+            "{what} contains a NUL byte, which cannot be sent to a server: remove it"
+        ));
+    }
+    Ok(())
+}
+
+/// Checks the commands of a run at the door.
+pub fn check_commands<S: AsRef<str>>(commands: &[S]) -> Result<(), String> {
+    commands
+        .iter()
+        .try_for_each(|c| check_text("the command", c.as_ref()))
+}
+
+/// Checks a run's options at the door: text a server can carry, a timeout within bounds.
+pub fn check_options(opts: &RunOptions) -> Result<(), String> {
+    if let Some(cwd) = &opts.cwd {
+        check_text("the working directory (cwd)", cwd)?;
+    }
+    for (k, v) in &opts.env {
+        if !valid_env_name(k) {
+            return Err(format!("invalid environment variable name {k:?}"));
+        }
+        check_text(&format!("the value of environment variable {k}"), v)?;
+    }
+    if let Some(t) = opts.timeout_secs
+        && !(1..=MAX_TIMEOUT_SECS).contains(&t)
+    {
+        return Err(format!(
+            "timeout must be between 1 and {MAX_TIMEOUT_SECS} seconds (30 days), not {t}; run longer work detached"
+        ));
+    }
+    Ok(())
+}
+
 /// `cd` and `export` lines for the options.
 pub fn prelude(opts: &RunOptions) -> Result<String, String> {
+    check_options(opts)?;
     let mut s = String::new();
     if let Some(cwd) = &opts.cwd {
         s.push_str(&format!("cd -- {} || exit 1\n", quote(cwd)));
@@ -43,6 +86,7 @@ pub fn prelude(opts: &RunOptions) -> Result<String, String> {
 
 /// An attached command: report the process group, apply the options, run the command.
 pub fn attached(command: &str, opts: &RunOptions) -> Result<String, String> {
+    check_text("the command", command)?;
     Ok(format!(
         "printf '\\036sshkeep-pgid:%s\\n' \"$$\" >&2\n{}{command}",
         prelude(opts)?

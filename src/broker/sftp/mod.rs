@@ -43,7 +43,7 @@ pub async fn run(
     req: SftpRequest,
     progress: Option<UnboundedSender<(u64, u64)>>,
 ) -> Result<Response, Fail> {
-    let roots = Roots::new(req.local_roots)?;
+    let roots = Roots::new(req.local_roots, roots::protected(&broker.paths))?;
     for p in remote_paths(&req.action) {
         check_remote_path(p)?;
     }

@@ -5,21 +5,51 @@
 //! Every file the broker touches is checked, not only the path given: a directory being uploaded
 //! may contain symlinks that point elsewhere (they are skipped), and a download never writes
 //! through an existing symlink (`O_NOFOLLOW`).
+//!
+//! Whatever the roots, a confined client never reaches sshkeep's own files (the state directory
+//! with the database and `master.age`, the configuration and runtime directories), the
+//! passphrase file or `~/.ssh`: a root of `$HOME` must not hand an agent the vault and the
+//! passphrase that opens it.
 
 use std::path::{Component, Path, PathBuf};
 
 use crate::broker::fail::Fail;
+use crate::paths::Paths;
 use crate::protocol::ErrorCode;
 
 /// The allowed local directories, canonicalized; `None` allows everything.
 #[derive(Clone, Debug)]
-pub struct Roots(Option<Vec<PathBuf>>);
+pub struct Roots(Option<Vec<PathBuf>>, Vec<PathBuf>);
+
+/// What no confined client may read or write: sshkeep's own directories, the passphrase file
+/// and `~/.ssh`, both as given and with symlinks resolved.
+pub fn protected(paths: &Paths) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = vec![
+        paths.state.clone(),
+        paths.config.clone(),
+        paths.runtime.clone(),
+    ];
+    if let Some(f) = std::env::var_os("SSHKEEP_PASSPHRASE_FILE").filter(|v| !v.is_empty()) {
+        out.push(PathBuf::from(f));
+    }
+    if let Some(home) = std::env::home_dir() {
+        out.push(home.join(".ssh"));
+    }
+    let real: Vec<PathBuf> = out
+        .iter()
+        .filter_map(|p| std::fs::canonicalize(p).ok())
+        .collect();
+    out.extend(real);
+    out.retain(|p| p.is_absolute());
+    out
+}
 
 impl Roots {
-    /// Canonicalizes the client's roots (a root that does not exist is an error).
-    pub fn new(roots: Option<Vec<String>>) -> Result<Self, Fail> {
+    /// Canonicalizes the client's roots (a root that does not exist is an error); `protected`
+    /// stays out of reach of a confined client.
+    pub fn new(roots: Option<Vec<String>>, protected: Vec<PathBuf>) -> Result<Self, Fail> {
         let Some(roots) = roots else {
-            return Ok(Self(None));
+            return Ok(Self(None, Vec::new()));
         };
         let mut out = Vec::new();
         for r in roots {
@@ -31,7 +61,7 @@ impl Roots {
             })?;
             out.push(p);
         }
-        Ok(Self(Some(out)))
+        Ok(Self(Some(out), protected))
     }
 
     fn allows(&self, canonical: &Path) -> bool {
@@ -39,6 +69,26 @@ impl Roots {
             None => true,
             Some(roots) => roots.iter().any(|r| canonical.starts_with(r)),
         }
+    }
+
+    /// The protected location `canonical` is in, or (for a directory, which would be copied
+    /// whole) contains.
+    fn protected_by(&self, canonical: &Path, is_dir: bool) -> Option<&Path> {
+        self.1
+            .iter()
+            .find(|p| canonical.starts_with(p) || (is_dir && p.starts_with(canonical)))
+            .map(PathBuf::as_path)
+    }
+
+    fn refuse_protected(&self, path: &Path, protected: &Path) -> Fail {
+        Fail::new(
+            ErrorCode::OutsideRoots,
+            format!(
+                "the local path {} is or holds {}, which file transfers from this client may never touch (sshkeep's vault and database, its passphrase file, ~/.ssh); the user copies such files by hand if ever needed",
+                path.display(),
+                protected.display()
+            ),
+        )
     }
 
     fn refuse(&self, path: &Path) -> Fail {
@@ -52,6 +102,15 @@ impl Roots {
                     .join(", ")
             })
             .unwrap_or_default();
+        if roots.is_empty() {
+            return Fail::new(
+                ErrorCode::OutsideRoots,
+                format!(
+                    "the local path {} cannot be used: no local directory is open to this client's file transfers; the user starts `sshkeep mcp --root DIR` to allow one",
+                    path.display()
+                ),
+            );
+        }
         Fail::new(
             ErrorCode::OutsideRoots,
             format!(
@@ -68,6 +127,11 @@ impl Roots {
         let real = std::fs::canonicalize(&abs).map_err(|e| local_fail("read", &abs, e))?;
         if !self.allows(&real) {
             return Err(self.refuse(&abs));
+        }
+        if self.0.is_some()
+            && let Some(p) = self.protected_by(&real, real.is_dir())
+        {
+            return Err(self.refuse_protected(&abs, p));
         }
         Ok(real)
     }
@@ -96,6 +160,11 @@ impl Roots {
                     }
                     if !self.allows(&full) {
                         return Err(self.refuse(&abs));
+                    }
+                    if self.0.is_some()
+                        && let Some(p) = self.protected_by(&full, full.is_dir())
+                    {
+                        return Err(self.refuse_protected(&abs, p));
                     }
                     return Ok(full);
                 }
@@ -151,7 +220,7 @@ mod tests {
         std::fs::write(root.join("a"), "x").expect("write");
         std::fs::write(dir.path().join("secret"), "x").expect("write");
         std::os::unix::fs::symlink(dir.path().join("secret"), root.join("link")).expect("symlink");
-        let roots = Roots::new(Some(vec![root.display().to_string()])).expect("roots");
+        let roots = Roots::new(Some(vec![root.display().to_string()]), Vec::new()).expect("roots");
         assert!(roots.check_read(&root.join("a")).is_ok());
         assert_eq!(
             roots
@@ -166,7 +235,7 @@ mod tests {
         assert!(roots.check_write(&dir.path().join("elsewhere")).is_err());
         assert!(roots.check_write(&root.join("../escape")).is_err());
         assert!(
-            Roots::new(None)
+            Roots::new(None, Vec::new())
                 .expect("none")
                 .check_write(Path::new("/tmp/x"))
                 .is_ok()

@@ -1,0 +1,816 @@
+//! Attacks from a red-team run, each played against the real broker (and a real sshd where a
+//! server is involved). Every test here failed before its defence existed.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+
+use serde_json::{Value, json};
+
+use crate::fixture::{Home, Sshd, is_root, keygen, wait_for};
+
+/// An `sshkeep mcp` adapter spoken to over JSON-RPC, started with its own working directory and
+/// arguments (as a GUI MCP host would start it).
+struct Agent {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+    next: u64,
+}
+
+impl Agent {
+    fn start(home: &Home, cwd: &Path, args: &[&str]) -> Self {
+        let mut all = vec!["mcp"];
+        all.extend_from_slice(args);
+        let mut child = home
+            .command(&all)
+            .current_dir(cwd)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn mcp");
+        let stdin = child.stdin.take().expect("stdin");
+        let stdout = BufReader::new(child.stdout.take().expect("stdout"));
+        let mut a = Self {
+            child,
+            stdin,
+            stdout,
+            next: 1,
+        };
+        let init = a.request(
+            "initialize",
+            json!({"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "red-team", "version": "1"}}),
+        );
+        assert_eq!(init["result"]["serverInfo"]["name"], "sshkeep", "{init}");
+        a.send(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
+        a
+    }
+
+    fn send(&mut self, v: Value) {
+        writeln!(self.stdin, "{v}").expect("write");
+        self.stdin.flush().expect("flush");
+    }
+
+    fn request(&mut self, method: &str, params: Value) -> Value {
+        let id = self.next;
+        self.next += 1;
+        self.send(json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}));
+        loop {
+            let mut line = String::new();
+            let n = self.stdout.read_line(&mut line).expect("read");
+            assert!(n > 0, "the adapter closed stdout");
+            let v: Value = serde_json::from_str(&line).expect("json-rpc");
+            if v["id"] == id {
+                return v;
+            }
+        }
+    }
+
+    /// (is_error, text, structured content)
+    fn call(&mut self, tool: &str, args: Value) -> (bool, String, Value) {
+        let r = self.request("tools/call", json!({"name": tool, "arguments": args}));
+        let res = &r["result"];
+        assert!(res.is_object(), "protocol error: {r}");
+        let text = res["content"][0]["text"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        (
+            res["isError"] == true,
+            text,
+            res["structuredContent"].clone(),
+        )
+    }
+
+    fn upload(&mut self, local: &str, remote: &str) -> (bool, String) {
+        let (e, t, _) = self.call(
+            "ssh_sftp",
+            json!({"op": "upload", "connectionId": "srv", "localPath": local, "remotePath": remote, "recursive": true}),
+        );
+        (e, t)
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A JSON field in either casing (the CLI's and the MCP adapter's).
+fn field<'a>(v: &'a Value, snake: &str) -> &'a Value {
+    if !v[snake].is_null() {
+        return &v[snake];
+    }
+    let mut camel = String::new();
+    let mut up = false;
+    for c in snake.chars() {
+        if c == '_' {
+            up = true;
+        } else if up {
+            camel.extend(c.to_uppercase());
+            up = false;
+        } else {
+            camel.push(c);
+        }
+    }
+    &v[camel.as_str()]
+}
+
+fn temp_root(home: &Home) -> PathBuf {
+    home.sshkeep_home()
+        .parent()
+        .expect("the test's temp dir")
+        .to_path_buf()
+}
+
+#[test]
+fn an_agent_gets_no_root_at_slash_or_home_and_never_the_vault_passphrase_or_ssh_keys() {
+    let sshd = Sshd::start();
+    let home = Home::with_vault();
+    home.connect_to(&sshd, "k", "srv");
+    let remote = sshd.dir.path().join("got");
+    let remote = remote.display().to_string();
+
+    // A GUI host starts the adapter in `/`: no implicit root, so /etc/passwd stays home.
+    let mut a = Agent::start(&home, Path::new("/"), &[]);
+    let (e, t) = a.upload("/etc/passwd", &remote);
+    assert!(e, "an adapter started in / must not send /etc/passwd: {t}");
+    assert!(t.contains("--root"), "says how to allow a directory: {t}");
+    let (e, t) = a.upload("etc/hostname", &remote);
+    assert!(e, "nor relative paths under /: {t}");
+    drop(a);
+
+    // Started in $HOME: no implicit root either (it holds ~/.ssh).
+    std::fs::write(home.user_home().join(".ssh/id_ed25519"), "private").expect("key file");
+    let mut a = Agent::start(&home, &home.user_home(), &[]);
+    let (e, t) = a.upload(".ssh/id_ed25519", &remote);
+    assert!(e, "an adapter started in $HOME must not send ~/.ssh: {t}");
+    drop(a);
+
+    // A root that holds everything (sshkeep's home, the passphrase file, ~/.ssh): the
+    // protected files are refused anyway, also through a symlink and inside a directory.
+    let root = temp_root(&home);
+    let master = home.sshkeep_home().join("state/vault/master.age");
+    assert!(master.exists());
+    std::os::unix::fs::symlink(&master, root.join("innocent.txt")).expect("symlink");
+    std::fs::write(root.join("notes.txt"), "fine").expect("notes");
+    let root_arg = root.display().to_string();
+    let mut a = Agent::start(&home, &root, &["--root", &root_arg]);
+    for attack in [
+        master.display().to_string(),
+        home.sshkeep_home()
+            .join("state/sshkeep.db")
+            .display()
+            .to_string(),
+        home.passphrase_file.display().to_string(),
+        home.user_home()
+            .join(".ssh/id_ed25519")
+            .display()
+            .to_string(),
+        "innocent.txt".into(),
+        "sshkeep".into(),
+        "user".into(),
+    ] {
+        let (e, t) = a.upload(&attack, &remote);
+        assert!(e, "{attack} must be refused to an agent: {t}");
+        assert!(!std::path::Path::new(&remote).exists(), "{attack} was sent");
+    }
+    // Nor may a download plant a file in ~/.ssh or in the state directory.
+    let (e, t, _) = a.call(
+        "ssh_sftp",
+        json!({"op": "download", "connectionId": "srv", "remotePath": sshd.authorized_keys().display().to_string(),
+               "localPath": home.user_home().join(".ssh/authorized_keys").display().to_string()}),
+    );
+    assert!(e, "a download into ~/.ssh must be refused: {t}");
+    assert!(!home.user_home().join(".ssh/authorized_keys").exists());
+    // The root still works for what it is for.
+    let (e, t) = a.upload("notes.txt", &remote);
+    assert!(!e, "an ordinary file under the root goes: {t}");
+    assert_eq!(std::fs::read_to_string(&remote).expect("uploaded"), "fine");
+}
+
+#[test]
+fn an_agent_cannot_replace_a_host_key_that_known_hosts_vouches_for() {
+    let sshd = Sshd::start();
+    let home = Home::with_vault();
+    home.connect_to(&sshd, "k", "srv");
+    // The user's known_hosts vouches for the server's real key; the agent is shown another
+    // one (a man in the middle) and tries to trust it.
+    let other = sshd.dir.path().join("mitm_key");
+    keygen(&other, "ed25519", "", "mitm");
+    let mitm_pub = std::fs::read_to_string(other.with_extension("pub"))
+        .or_else(|_| std::fs::read_to_string(format!("{}.pub", other.display())))
+        .expect("pub");
+    let mut parts = mitm_pub.split_whitespace();
+    let (alg, body) = (parts.next().expect("alg"), parts.next().expect("body"));
+    std::fs::write(
+        home.user_home().join(".ssh/known_hosts"),
+        format!("[127.0.0.1]:{} {alg} {body}\n", sshd.port),
+    )
+    .expect("known_hosts");
+    let real = sshd.host_fingerprint();
+
+    let mut a = Agent::start(&home, &temp_root(&home), &[]);
+    let (e, t, _) = a.call(
+        "ssh_conn",
+        json!({"op": "trust", "connectionId": "srv", "fingerprint": real}),
+    );
+    assert!(e, "an agent must not trust over a known_hosts entry: {t}");
+    assert!(t.contains("known_hosts"), "names what vouches: {t}");
+    let shown = home.run(&["conn", "show", "srv", "--json"]).ok().json();
+    assert!(
+        field(&shown, "pinned_host_key").is_null(),
+        "nothing was pinned: {shown}"
+    );
+    let refused = home
+        .run(&["audit", "--op", "host_key_trust_refused", "--json"])
+        .ok()
+        .json();
+    assert_eq!(
+        refused.as_array().map(Vec::len),
+        Some(1),
+        "audited: {refused}"
+    );
+    // The user, at a terminal, still decides.
+    home.run(&["conn", "trust", "srv", "--fingerprint", &real])
+        .ok();
+    home.run(&["run", "srv", "--", "true"]).ok();
+}
+
+#[test]
+fn vault_init_refuses_to_overwrite_a_vault_whose_metadata_is_missing() {
+    let home = Home::with_vault();
+    home.run(&["key", "generate", "k"]).ok();
+    home.stop_broker();
+    let vault = home.sshkeep_home().join("state/vault");
+    let master_before = std::fs::read(vault.join("master.age")).expect("master.age");
+    std::fs::remove_file(vault.join("vault.json")).expect("rm vault.json");
+
+    // The advice once was "run `sshkeep vault init`", which made a new identity and lost every
+    // sealed key for good.
+    let listed = home.run(&["key", "generate", "k2"]).fails();
+    assert!(
+        !listed.stderr.contains("run `sshkeep vault init`") && listed.stderr.contains("restore"),
+        "{}",
+        listed.stderr
+    );
+    let init = home
+        .run(&["vault", "init", "--backend", "passphrase"])
+        .fails();
+    assert!(
+        init.stderr.contains("vault.json") && init.stderr.contains("restore"),
+        "names the missing file and the way back: {}",
+        init.stderr
+    );
+    assert_eq!(
+        std::fs::read(vault.join("master.age")).expect("master.age"),
+        master_before,
+        "master.age untouched"
+    );
+    // Even with master.age gone too, the sealed keys in the database forbid a new vault.
+    home.stop_broker();
+    std::fs::rename(vault.join("master.age"), vault.join("master.age.bak")).expect("mv");
+    let init = home
+        .run(&["vault", "init", "--backend", "passphrase"])
+        .fails();
+    assert!(init.stderr.contains("sealed key"), "{}", init.stderr);
+    assert!(!vault.join("vault.json").exists());
+}
+
+#[test]
+fn a_full_disk_loses_output_visibly_and_storage_resumes_when_space_returns() {
+    if !is_root() {
+        eprintln!("skipped: needs root to mount a small tmpfs for the state directory");
+        return;
+    }
+    let sshd = Sshd::start();
+    let home = Home::new();
+    // The state directory (database, vault, broker log) on a 2 MiB disk.
+    let disk = Tmpfs::mount(&home.sshkeep_home().join("state"), "2m");
+    home.run(&["vault", "init", "--backend", "passphrase"]).ok();
+    home.connect_to(&sshd, "k", "srv");
+
+    // 12 MB of output: more than the disk and more than the writer's memory queue.
+    let flood = home.start(&[
+        "srv",
+        "--",
+        "head -c 12000000 /dev/zero | tr '\\0' x | fold -w 199",
+    ]);
+    let seen = wait_for(180, "the status to report lost output", || {
+        let s = home.status(&flood);
+        (field(&s, "output_lost_bytes").as_u64().unwrap_or(0) > 0).then_some(s)
+    });
+    assert!(
+        field(&seen, "storage_error").is_string(),
+        "the status names the storage error: {seen}"
+    );
+
+    // Space comes back: the command's end is recorded, the loss is written down with it, and
+    // the next command is stored as usual.
+    disk.resize("64m");
+    let done = home.wait_done(&flood, 120);
+    assert_eq!(done["state"], "completed", "{done}");
+    let lost = field(&done, "output_lost_bytes").as_u64().unwrap_or(0);
+    assert!(lost > 0, "{done}");
+    let logs = home.run(&["logs", &flood, "--grep", "were lost"]).ok();
+    assert!(
+        logs.stdout.contains("bytes of output were lost"),
+        "a marker line where output went missing: {}",
+        logs.stdout
+    );
+    let next = home.start(&["srv", "--", "echo after the storm"]);
+    let st = home.wait_done(&next, 60);
+    assert_eq!(st["state"], "completed", "{st}");
+    assert_eq!(home.run(&["logs", &next]).ok().stdout, "after the storm\n");
+    home.stop_broker();
+}
+
+/// A tmpfs mounted for a test, unmounted when dropped.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(at: &Path, size: &str) -> Self {
+        std::fs::create_dir_all(at).expect("mkdir");
+        let st = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0700")])
+            .arg("tmpfs")
+            .arg(at)
+            .status()
+            .expect("mount");
+        assert!(st.success(), "mount tmpfs at {}", at.display());
+        Self(at.to_path_buf())
+    }
+
+    fn resize(&self, size: &str) {
+        let st = Command::new("mount")
+            .args(["-o", &format!("remount,size={size}")])
+            .arg(&self.0)
+            .status()
+            .expect("remount");
+        assert!(st.success());
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn nul_bytes_are_refused_at_the_door_and_the_shared_connection_survives() {
+    let sshd = Sshd::start();
+    let home = Home::with_vault();
+    home.connect_to(&sshd, "k", "srv");
+    let long = home.start(&["srv", "--", "sleep 3; echo survived"]);
+    wait_for(30, "the long command to run", || {
+        (home.status(&long)["state"] == "running").then_some(())
+    });
+    let mut a = Agent::start(&home, &temp_root(&home), &[]);
+    for args in [
+        json!({"op": "run", "connectionId": "srv", "command": "echo a\u{0}b"}),
+        json!({"op": "run", "connectionId": "srv", "command": "pwd", "cwd": "/tmp\u{0}x"}),
+        json!({"op": "run", "connectionId": "srv", "command": "env", "env": {"A": "x\u{0}y"}}),
+    ] {
+        let (e, t, _) = a.call("ssh_exec", args.clone());
+        assert!(e, "{args} must be refused: {t}");
+        assert!(t.contains("NUL"), "{t}");
+    }
+    let st = home.wait_done(&long, 60);
+    assert_eq!(
+        st["state"], "completed",
+        "the shared connection lived on: {st}"
+    );
+    assert_eq!(home.run(&["logs", &long]).ok().stdout, "survived\n");
+}
+
+#[test]
+fn a_missing_database_is_refused_and_a_stopped_broker_leaves_a_whole_database_file() {
+    let home = Home::with_vault();
+    home.run(&["key", "generate", "k"]).ok();
+    let pid = home.broker_pid();
+    home.run(&["broker", "stop"]).ok();
+    wait_for(30, "the broker to exit", || {
+        (!Path::new(&format!("/proc/{pid}")).exists()).then_some(())
+    });
+    let state = home.sshkeep_home().join("state");
+    // A backup of sshkeep.db alone (no -wal beside it) holds the keys.
+    let backup = temp_root(&home).join("backup.db");
+    std::fs::copy(state.join("sshkeep.db"), &backup).expect("copy");
+    let db = sshkeep::db::Db::open(&backup).expect("open the backup");
+    assert_eq!(
+        db.keys().expect("keys").len(),
+        1,
+        "the database file alone holds the key after a clean stop"
+    );
+    drop(db);
+
+    for f in ["sshkeep.db", "sshkeep.db-wal", "sshkeep.db-shm"] {
+        let _ = std::fs::remove_file(state.join(f));
+    }
+    let r = home.run(&["key", "list"]).fails();
+    assert!(
+        r.stderr.contains("sshkeep.db") && r.stderr.to_lowercase().contains("restore"),
+        "names the missing database and the way back: {}",
+        r.stderr
+    );
+    assert!(
+        !state.join("sshkeep.db").exists()
+            || std::fs::metadata(state.join("sshkeep.db"))
+                .map(|m| m.len())
+                .unwrap_or(0)
+                == 0,
+        "no empty database made in its place"
+    );
+    // An empty file in its place is no better.
+    std::fs::write(state.join("sshkeep.db"), b"").expect("empty db");
+    home.run(&["key", "list"]).fails();
+    // Restored, everything is back.
+    std::fs::copy(&backup, state.join("sshkeep.db")).expect("restore");
+    let keys = home.run(&["key", "list"]).ok().stdout;
+    assert!(keys.contains('k'), "{keys}");
+}
+
+#[test]
+fn huge_timeouts_and_settings_are_refused_and_leave_no_ghost_command() {
+    let sshd = Sshd::start();
+    let home = Home::with_vault();
+    home.connect_to(&sshd, "k", "srv");
+    let r = home
+        .run(&[
+            "run",
+            "--timeout",
+            "18446744073709551615",
+            "srv",
+            "--",
+            "true",
+        ])
+        .fails();
+    assert!(r.stderr.contains("timeout must be between"), "{}", r.stderr);
+    let mut a = Agent::start(&home, &temp_root(&home), &[]);
+    let (e, t, _) = a.call(
+        "ssh_exec",
+        json!({"op": "run", "connectionId": "srv", "command": "true", "timeout": u64::MAX}),
+    );
+    assert!(e, "{t}");
+    let ps = home.run(&["ps", "--json"]).ok().json();
+    assert_eq!(
+        ps.as_array().map(Vec::len),
+        Some(0),
+        "no command was recorded: {ps}"
+    );
+    let r = home
+        .run(&["config", "set", "idle_timeout", "18446744073709551615"])
+        .fails();
+    assert!(r.stderr.contains("at most"), "{}", r.stderr);
+    // The broker is still fine.
+    let id = home.start(&["--timeout", "30", "srv", "--", "echo ok"]);
+    assert_eq!(home.wait_done(&id, 60)["state"], "completed");
+}
+
+#[test]
+fn a_damaged_master_age_is_named_not_reported_as_a_locked_vault() {
+    let home = Home::with_vault();
+    home.stop_broker();
+    let master = home.sshkeep_home().join("state/vault/master.age");
+    let mut bytes = std::fs::read(&master).expect("master.age");
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x55;
+    std::fs::write(&master, &bytes).expect("damage");
+    let status = home.run(&["status"]).ok().stdout;
+    assert!(
+        status.contains("master.age") && status.contains("damaged"),
+        "status names the damaged file: {status}"
+    );
+    let r = home.run(&["unlock"]).fails();
+    assert!(
+        r.stderr.contains("master.age")
+            && r.stderr.contains("damaged")
+            && !r.stderr.contains("wrong passphrase"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn an_agent_cannot_re_point_a_connection_to_another_spelling_of_its_host_for_a_new_pin() {
+    let mut sshd = Sshd::start();
+    let attacker = Sshd::start();
+    let home = Home::with_vault();
+    home.connect_to(&sshd, "k", "srv");
+    home.save_conn(&sshd, "loc", "k", &[]);
+    let port = sshd.port.to_string();
+    home.run(&[
+        "conn",
+        "save",
+        "loc",
+        "--host",
+        "localhost",
+        "--port",
+        &port,
+        "--user",
+        &sshd.user,
+        "--key",
+        "k",
+    ])
+    .ok();
+    for conn in ["srv", "loc"] {
+        let id = home.start(&[conn, "--", "true"]);
+        assert_eq!(home.wait_done(&id, 60)["state"], "completed");
+    }
+    let pinned = sshd.host_fingerprint();
+    // A man in the middle takes the server's address with another key.
+    sshd.restart(true);
+    assert_ne!(sshd.host_fingerprint(), pinned);
+
+    let mut a = Agent::start(&home, &temp_root(&home), &[]);
+    let mut moves: Vec<(&str, String, u16)> =
+        ["127.0.0.01", "127.1", "0x7f000001", "::ffff:127.0.0.1"]
+            .iter()
+            .map(|h| ("srv", h.to_string(), sshd.port))
+            .collect();
+    moves.push(("loc", "LOCALHOST".into(), sshd.port));
+    // Another server altogether, on another port: the connection keeps its pin.
+    moves.push(("srv", "127.0.0.1".into(), attacker.port));
+    for (conn, host, port) in moves {
+        let (e, t, _) = a.call(
+            "ssh_conn",
+            json!({"op": "save", "name": conn, "host": host, "port": port, "username": sshd.user, "keyName": "k"}),
+        );
+        assert!(!e, "{t}");
+        a.call("ssh_conn", json!({"op": "test", "connectionId": conn}));
+        let shown = home.run(&["conn", "show", conn, "--json"]).ok().json();
+        assert_eq!(
+            field(&shown, "pinned_host_key").as_str(),
+            Some(pinned.as_str()),
+            "{conn} moved to {host}:{port} must keep its pin: {shown}"
+        );
+    }
+}
+
+/// The broker's resident memory in KiB and CPU time (user + system) in clock ticks.
+fn broker_usage(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    let rss = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS");
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
+    let after = stat.rsplit_once(')').expect("comm").1;
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let cpu = f[11].parse::<u64>().expect("utime") + f[12].parse::<u64>().expect("stime");
+    (rss, cpu)
+}
+
+#[test]
+fn half_sent_frames_and_a_full_descriptor_table_do_not_exhaust_the_broker() {
+    use std::os::unix::net::UnixStream;
+    let home = Home::with_vault();
+    let pid = home.broker_pid();
+    let socket = home.sshkeep_home().join("run/broker.sock");
+    let (rss_before, _) = broker_usage(pid);
+
+    // Thirty clients announce 16 MiB frames and send 12 MiB of each, then stall.
+    let chunk = vec![b' '; 1 << 20];
+    let mut stalled = Vec::new();
+    for _ in 0..30 {
+        let mut s = UnixStream::connect(&socket).expect("connect");
+        let _ = s.write_all(&((16u32 << 20) - 1).to_be_bytes());
+        for _ in 0..12 {
+            if s.write_all(&chunk).is_err() {
+                break; // the broker closed this one: it holds too much already
+            }
+        }
+        stalled.push(s);
+    }
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let (rss, _) = broker_usage(pid);
+    assert!(
+        rss < rss_before + 150 * 1024,
+        "half-sent frames grew the broker from {rss_before} KiB to {rss} KiB"
+    );
+    home.run(&["status"]).ok();
+    drop(stalled);
+
+    // Out of descriptors: accept() fails with EMFILE until some are free again. The broker
+    // must wait, not spin and flood its log.
+    let log_before = home.broker_log().len();
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).expect("limits");
+    let soft = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .and_then(|l| l.split_whitespace().nth(3))
+        .expect("soft nofile")
+        .to_string();
+    // Only the soft limit: lowering the hard one could not be undone without privileges.
+    let st = Command::new("prlimit")
+        .arg(format!("--pid={pid}"))
+        .arg("--nofile=48:")
+        .status()
+        .expect("prlimit");
+    assert!(st.success());
+    let mut held = Vec::new();
+    for _ in 0..80 {
+        if let Ok(s) = UnixStream::connect(&socket) {
+            held.push(s);
+        }
+    }
+    let (_, cpu_before) = broker_usage(pid);
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let (_, cpu_after) = broker_usage(pid);
+    let ticks = cpu_after - cpu_before;
+    assert!(
+        ticks < 100,
+        "the broker spun on a full descriptor table: {ticks} ticks of CPU in 3 s"
+    );
+    let logged = home.broker_log().len() - log_before;
+    assert!(logged < 20_000, "{logged} bytes of log in 3 s");
+    drop(held);
+    let st = Command::new("prlimit")
+        .arg(format!("--pid={pid}"))
+        .arg(format!("--nofile={soft}:"))
+        .status()
+        .expect("prlimit");
+    assert!(st.success());
+    wait_for(30, "the broker to answer again", || {
+        (home.run(&["status"]).code == 0).then_some(())
+    });
+}
+
+/// Rewrites the audit chain from record `from` on as a plain SHA-256 chain, the way a process
+/// that can write the database would cover an edit.
+fn rehash_audit_chain(db: &rusqlite::Connection, from: i64) {
+    use sha2::{Digest, Sha256};
+    type Row = (
+        i64,
+        i64,
+        String,
+        Option<String>,
+        Option<String>,
+        String,
+        Option<i64>,
+        Option<i64>,
+        Option<String>,
+    );
+    let rows: Vec<Row> = db
+        .prepare("SELECT seq, ts, op, key_name, conn, detail, client_pid, client_uid, client_exe FROM audit WHERE seq >= ?1 ORDER BY seq")
+        .expect("prepare")
+        .query_map([from], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?))
+        })
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows");
+    let mut prev: String = db
+        .query_row("SELECT hash FROM audit WHERE seq = ?1", [from - 1], |r| {
+            r.get(0)
+        })
+        .expect("previous hash");
+    for (seq, ts, op, key, conn, detail, pid, uid, exe) in rows {
+        let canonical = json!([seq, ts, op, key, conn, detail, pid, uid, exe, prev]);
+        let hash: String = Sha256::digest(canonical.to_string().as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        db.execute(
+            "UPDATE audit SET prev_hash = ?2, hash = ?3 WHERE seq = ?1",
+            rusqlite::params![seq, prev, hash],
+        )
+        .expect("rewrite");
+        prev = hash;
+    }
+}
+
+#[test]
+fn an_edited_and_re_hashed_or_truncated_audit_log_does_not_verify() {
+    let home = Home::with_vault();
+    for k in ["k1", "k2", "k3"] {
+        home.run(&["key", "generate", k]).ok();
+    }
+    home.run(&["key", "remove", "k3"]).ok();
+    assert!(
+        home.run(&["audit", "--verify"])
+            .ok()
+            .stdout
+            .contains("intact")
+    );
+    let db_path = home.sshkeep_home().join("state/sshkeep.db");
+
+    // Edit the record of k2's creation and re-hash the chain after it.
+    let db = sshkeep::db::Db::open(&db_path).expect("open db");
+    let seq: i64 = db
+        .raw()
+        .query_row(
+            "SELECT seq FROM audit WHERE key_name = 'k2' ORDER BY seq LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .expect("k2's record");
+    db.raw()
+        .execute(
+            "UPDATE audit SET detail = 'nothing happened', key_name = NULL WHERE seq = ?1",
+            [seq],
+        )
+        .expect("tamper");
+    rehash_audit_chain(db.raw(), seq);
+    drop(db);
+    let r = home.run(&["audit", "--verify"]).fails();
+    assert!(
+        r.stdout.contains(&format!("BROKEN at record {seq}")),
+        "a re-hashed chain must not verify: {}",
+        r.stdout
+    );
+
+    // A fresh home: delete the newest records.
+    let home = Home::with_vault();
+    for k in ["k1", "k2", "k3"] {
+        home.run(&["key", "generate", k]).ok();
+    }
+    let db_path = home.sshkeep_home().join("state/sshkeep.db");
+    let db = sshkeep::db::Db::open(&db_path).expect("open db");
+    db.raw()
+        .execute(
+            "DELETE FROM audit WHERE seq > (SELECT MAX(seq) - 2 FROM audit)",
+            [],
+        )
+        .expect("truncate");
+    drop(db);
+    let r = home.run(&["audit", "--verify"]).fails();
+    assert!(r.stdout.contains("truncated"), "{}", r.stdout);
+}
+
+/// The Python interpreter with the official `mcp` package (scripts/test.sh makes it).
+fn python_with_mcp() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("SSHKEEP_TEST_PYTHON") {
+        return Some(p.into());
+    }
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/mcp-venv/bin/python");
+    p.exists().then_some(p)
+}
+
+#[test]
+fn the_official_python_mcp_sdk_as_an_agent_is_refused_the_vault_and_a_known_hosts_override() {
+    let Some(python) = python_with_mcp() else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must provide the MCP Python SDK: scripts/test.sh installs it in target/mcp-venv"
+        );
+        eprintln!(
+            "skipped: run scripts/test.sh (it installs the `mcp` Python package in target/mcp-venv)"
+        );
+        return;
+    };
+    let sshd = Sshd::start();
+    let home = Home::with_vault();
+    home.connect_to(&sshd, "k", "srv");
+    // known_hosts vouches for the server's real key; the agent offers a man in the middle's.
+    let real = std::fs::read_to_string(sshd.dir.path().join("host_ed25519.pub")).expect("pub");
+    let mut parts = real.split_whitespace();
+    let (alg, body) = (parts.next().expect("alg"), parts.next().expect("body"));
+    std::fs::write(
+        home.user_home().join(".ssh/known_hosts"),
+        format!("[127.0.0.1]:{} {alg} {body}\n", sshd.port),
+    )
+    .expect("known_hosts");
+    let other = sshd.dir.path().join("mitm_key");
+    keygen(&other, "ed25519", "", "mitm");
+    let listed = Command::new("ssh-keygen")
+        .arg("-lf")
+        .arg(format!("{}.pub", other.display()))
+        .output()
+        .expect("ssh-keygen -lf");
+    let mitm = String::from_utf8_lossy(&listed.stdout)
+        .split_whitespace()
+        .nth(1)
+        .expect("fingerprint")
+        .to_string();
+    let remote = sshd.dir.path().join("got");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/mcp/red_team.py");
+    let out = Command::new(python)
+        .arg(script)
+        .arg(crate::fixture::SSHKEEP)
+        .arg("srv")
+        .arg(temp_root(&home))
+        .arg(home.sshkeep_home().join("state/vault/master.age"))
+        .arg(&mitm)
+        .arg(&remote)
+        .env("SSHKEEP_HOME", home.sshkeep_home())
+        .env("HOME", home.user_home())
+        .env("SSHKEEP_PASSPHRASE_FILE", &home.passphrase_file)
+        .output()
+        .expect("python");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "stdout: {stdout}\nstderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seen: Value =
+        serde_json::from_str(stdout.lines().last().unwrap_or_default()).expect("json");
+    assert_eq!(seen["red_team"], "refused");
+    assert_eq!(seen["attempts"], 6);
+}
