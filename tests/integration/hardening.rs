@@ -315,12 +315,15 @@ fn a_full_disk_loses_output_visibly_and_storage_resumes_when_space_returns() {
     assert_eq!(done["state"], "completed", "{done}");
     let lost = field(&done, "output_lost_bytes").as_u64().unwrap_or(0);
     assert!(lost > 0, "{done}");
+    // The broker's note: in the status's events and on the CLI's stderr, never in stdout.
     let logs = home.run(&["logs", &flood, "--grep", "were lost"]).ok();
     assert!(
-        logs.stdout.contains("bytes of output were lost"),
+        logs.stderr.contains("bytes of output were lost"),
         "a marker line where output went missing: {}",
-        logs.stdout
+        logs.stderr
     );
+    let events = home.status(&flood)["events"].to_string();
+    assert!(events.contains("were lost"), "{events}");
     let next = home.start(&["srv", "--", "echo after the storm"]);
     let st = home.wait_done(&next, 60);
     assert_eq!(st["state"], "completed", "{st}");

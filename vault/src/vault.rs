@@ -116,22 +116,22 @@ impl Vault {
                 (Backend::Keyring, None)
             }
             BackendChoice::Passphrase => (Backend::Passphrase, None),
-            BackendChoice::Auto => match keyring_backend::keyring_available()
-                .and_then(|()| keyring_backend::put(&keyring_user, &secret))
-            {
-                Ok(()) => (Backend::Keyring, None),
-                Err(why) => {
-                    if pass.is_none() {
-                        return Err(VaultError::PassphraseRequired);
-                    }
-                    (
+            BackendChoice::Auto => {
+                let stored = match keyring_backend::keyring_available() {
+                    Err(why) => Err(format!("no OS keyring is reachable ({why})")),
+                    Ok(()) => keyring_backend::put(&keyring_user, &secret).map_err(|why| {
+                        format!("the OS keyring answered but cannot keep the vault key ({why})")
+                    }),
+                };
+                match stored {
+                    Ok(()) => (Backend::Keyring, None),
+                    Err(_) if pass.is_none() => return Err(VaultError::PassphraseRequired),
+                    Err(why) => (
                         Backend::Passphrase,
-                        Some(format!(
-                            "the OS keyring cannot keep the vault key ({why}); the vault uses the passphrase backend"
-                        )),
-                    )
+                        Some(format!("{why}; the vault uses the passphrase backend")),
+                    ),
                 }
-            },
+            }
         };
         let pass = match (backend, pass) {
             (Backend::Passphrase, None) => return Err(VaultError::PassphraseRequired),
