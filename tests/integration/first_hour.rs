@@ -3,10 +3,10 @@
 //! and one whose login shell is bash, neither with this machine's root rc files.
 
 use std::io::{Read, Write};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::fixture::{Home, Sshd, processes_matching, wait_for};
+use crate::fixture::{Home, Sshd, has_tool, processes_matching, wait_for};
 
 /// Logins to test on: dash and bash throw-away accounts (as root), else the current user.
 fn logins() -> Vec<Sshd> {
@@ -14,27 +14,6 @@ fn logins() -> Vec<Sshd> {
         (Some(dash), Some(bash)) => vec![dash, bash],
         _ => vec![Sshd::start()],
     }
-}
-
-/// Runs sshkeep in a pseudo-terminal (as a person's terminal), with its environment from `home`.
-fn in_terminal(home: &Home, args: &str) -> Child {
-    let cmd = home.command(&[]);
-    Command::new("script")
-        .args([
-            "-qefc",
-            &format!("{} {args}", crate::fixture::SSHKEEP),
-            "/dev/null",
-        ])
-        .envs(
-            cmd.get_envs()
-                .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v.to_owned()))),
-        )
-        .env("TERM", "xterm")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("script")
 }
 
 #[test]
@@ -301,20 +280,14 @@ fn a_closed_pipe_ends_the_cli_quietly() {
 
 #[test]
 fn detaching_tmux_keeps_a_persistent_shell_attachable() {
-    let have = |b: &str| {
-        Command::new("sh")
-            .args(["-c", &format!("command -v {b}")])
-            .output()
-            .is_ok_and(|o| o.status.success())
-    };
-    if !have("tmux") || !have("script") {
+    if !has_tool("tmux") || !has_tool("script") {
         eprintln!("skipped: tmux or script missing (scripts/test.sh installs them)");
         return;
     }
     let sshd = Sshd::start_as("/bin/bash").unwrap_or_else(Sshd::start);
     let home = Home::with_vault();
     home.connect_to(&sshd, "k", "srv");
-    let mut child = in_terminal(&home, "shell srv --persist");
+    let mut child = home.in_terminal("shell srv --persist");
     let mut stdin = child.stdin.take().expect("stdin");
     std::thread::sleep(Duration::from_secs(3));
     stdin.write_all(b"echo marker-$((40+2))\r").expect("type");
@@ -355,7 +328,7 @@ fn detaching_tmux_keeps_a_persistent_shell_attachable() {
     });
     assert_eq!(state, "open");
     // Attaching again shows the screen as it was.
-    let mut again = in_terminal(&home, &format!("shell --attach {id}"));
+    let mut again = home.in_terminal(&format!("shell --attach {id}"));
     let mut stdin = again.stdin.take().expect("stdin");
     std::thread::sleep(Duration::from_secs(3));
     stdin.write_all(b"exit\r").expect("exit");
@@ -374,7 +347,7 @@ fn detaching_tmux_keeps_a_persistent_shell_attachable() {
 fn a_new_passphrase_is_asked_again_on_a_mismatch_and_a_short_one_is_warned_about() {
     let mut home = Home::new();
     home.use_passphrase_file = false;
-    let mut child = in_terminal(&home, "vault init --backend passphrase");
+    let mut child = home.in_terminal("vault init --backend passphrase");
     let mut stdin = child.stdin.take().expect("stdin");
     for line in [
         "short",
@@ -408,13 +381,7 @@ fn a_new_passphrase_is_asked_again_on_a_mismatch_and_a_short_one_is_warned_about
 
 #[test]
 fn vault_init_falls_back_to_a_passphrase_when_the_secret_service_has_no_default_keyring() {
-    let have = |b: &str| {
-        Command::new("sh")
-            .args(["-c", &format!("command -v {b}")])
-            .output()
-            .is_ok_and(|o| o.status.success())
-    };
-    if !have("dbus-run-session") || !have("gnome-keyring-daemon") {
+    if !has_tool("dbus-run-session") || !has_tool("gnome-keyring-daemon") {
         assert!(
             std::env::var_os("CI").is_none(),
             "CI must install dbus and gnome-keyring (scripts/test.sh does)"

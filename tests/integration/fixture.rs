@@ -24,6 +24,15 @@ pub fn sshd_binary() -> PathBuf {
     );
 }
 
+/// Whether `tool` is on the PATH.
+pub fn has_tool(tool: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
 pub fn whoami() -> String {
     let out = Command::new("id").arg("-un").output().expect("id -un");
     String::from_utf8_lossy(&out.stdout).trim().to_string()
@@ -567,6 +576,24 @@ impl Home {
             c.env_remove("SSHKEEP_PASSPHRASE_FILE");
         }
         c
+    }
+
+    /// Runs `sshkeep ARGS` in a pseudo-terminal (`script`), as a person's terminal would, with
+    /// this home's environment; stdin, stdout and stderr are piped.
+    pub fn in_terminal(&self, args: &str) -> Child {
+        let cmd = self.command(&[]);
+        Command::new("script")
+            .args(["-qefc", &format!("{SSHKEEP} {args}"), "/dev/null"])
+            .envs(
+                cmd.get_envs()
+                    .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v.to_owned()))),
+            )
+            .env("TERM", "xterm")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("script")
     }
 
     pub fn run(&self, args: &[&str]) -> Run {

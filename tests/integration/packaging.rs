@@ -2,7 +2,7 @@
 //! unit, and shell recordings that play as asciicast v2.
 
 use std::io::{Read, Write};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -114,11 +114,7 @@ fn the_systemd_unit_is_written_removed_and_matches_the_one_shipped() {
 
 #[test]
 fn a_shell_is_recorded_as_asciicast_with_who_typed_marked() {
-    let has_script = Command::new("sh")
-        .args(["-c", "command -v script"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !has_script {
+    if !crate::fixture::has_tool("script") {
         eprintln!("skipped: script (util-linux) missing");
         return;
     }
@@ -140,23 +136,7 @@ fn a_shell_is_recorded_as_asciicast_with_who_typed_marked() {
         json!({"op": "wait", "shellId": id, "pattern": "agent-21", "timeout": 30}),
     );
     // A person attaches to the same shell and types.
-    let cmd = home.command(&[]);
-    let mut child = Command::new("script")
-        .args([
-            "-qefc",
-            &format!("{SSHKEEP} shell --attach {id}"),
-            "/dev/null",
-        ])
-        .envs(
-            cmd.get_envs()
-                .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v.to_owned()))),
-        )
-        .env("TERM", "xterm")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("script");
+    let mut child = home.in_terminal(&format!("shell --attach {id}"));
     let mut stdin = child.stdin.take().expect("stdin");
     std::thread::sleep(Duration::from_secs(2));
     stdin

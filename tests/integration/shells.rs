@@ -5,16 +5,8 @@ use std::process::{Command, Stdio};
 
 use serde_json::json;
 
-use crate::fixture::{Home, Sshd, wait_for};
+use crate::fixture::{Home, Sshd, has_tool, wait_for};
 use crate::mcp::Mcp;
-
-fn has(tool: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
 
 /// Types `text` (with Enter) until `pattern` shows: a program that is ending may flush what was
 /// typed ahead (bash after an interrupt, top when it restores the terminal), as it would for a
@@ -159,7 +151,7 @@ fn an_agent_answers_a_prompt_reads_a_full_screen_program_and_resizes() {
 
 #[test]
 fn a_tmux_shell_survives_a_dropped_connection() {
-    if !has("tmux") {
+    if !has_tool("tmux") {
         eprintln!("tmux is not installed: skipping (scripts/test.sh installs it)");
         return;
     }
@@ -222,29 +214,15 @@ fn a_tmux_shell_survives_a_dropped_connection() {
 
 #[test]
 fn a_person_gets_a_real_terminal_with_the_exit_status() {
-    if !has("script") {
+    if !has_tool("script") {
         eprintln!("script (util-linux) is not installed: skipping");
         return;
     }
     let sshd = Sshd::start();
     let home = Home::with_vault();
     home.connect_to(&sshd, "k", "srv");
-    let bin = env!("CARGO_BIN_EXE_sshkeep");
     // `script` gives the client a pseudo-terminal, as a person's terminal would.
-    let mut cmd = home.command(&[]);
-    let mut child = Command::new("script")
-        .args(["-qefc", &format!("{bin} shell srv"), "/dev/null"])
-        .envs(
-            cmd.get_envs()
-                .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v.to_owned()))),
-        )
-        .env("TERM", "xterm")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("script");
-    let _ = &mut cmd;
+    let mut child = home.in_terminal("shell srv");
     {
         use std::io::Write;
         let stdin = child.stdin.as_mut().expect("stdin");
@@ -282,7 +260,7 @@ fn a_person_gets_a_real_terminal_with_the_exit_status() {
 
 #[test]
 fn tmux_shells_are_re_adopted_after_the_broker_is_killed_or_stopped() {
-    if !has("tmux") {
+    if !has_tool("tmux") {
         eprintln!("tmux is not installed: skipping (scripts/test.sh installs it)");
         return;
     }
