@@ -126,6 +126,14 @@ impl Sshd {
         Some(s)
     }
 
+    /// The HOME test logins get (see `launch`).
+    fn login_home(&self) -> PathBuf {
+        let h = self.dir.path().join("login-home");
+        let _ = std::fs::create_dir_all(&h);
+        let _ = std::fs::set_permissions(&h, std::fs::Permissions::from_mode(0o777));
+        h
+    }
+
     /// Makes `account` the login of this server (sshd reads its authorized_keys as that user).
     pub fn login_as(&mut self, account: Account) {
         std::fs::set_permissions(self.dir.path(), std::fs::Permissions::from_mode(0o755))
@@ -172,6 +180,10 @@ impl Sshd {
             // SetEnv: a login shell whose rc file runs `pyenv init` (root's .bashrc on these
             // machines) takes a lock on every login; a test that SIGKILLs a login mid-way leaves
             // the lock behind and every later login would wait 60 s for it. Try it once instead.
+            // Logins get HOME set to an empty directory of this sshd's (sshd applies SetEnv after
+            // its own HOME; the working directory stays the account's home): bash then finds no
+            // ~/.bashrc, so this machine's root rc files (pyenv, whose rehash lock makes
+            // concurrent logins print errors) never run, as on a plain server.
             // sshd takes the first value of a keyword (the first SetEnv line, too): the test's
             // own lines come first, and its SetEnv values join the fixture's on one line.
             let (setenv, others): (Vec<&String>, Vec<&String>) = self
@@ -188,10 +200,11 @@ impl Sshd {
                 "ListenAddress 127.0.0.1:{port}\nHostKey {hk}\nAuthorizedKeysFile {ak}\nUsePAM no\nStrictModes no\n\
                  PasswordAuthentication no\nKbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\n\
                  PidFile none\nLogLevel VERBOSE\nSubsystem sftp internal-sftp\n\
-                 SetEnv PYENV_REHASH_TIMEOUT=0{env}\n",
+                 SetEnv PYENV_REHASH_TIMEOUT=0 HOME={home}{env}\n",
                 port = self.port,
                 hk = d.join("host_ed25519").display(),
                 ak = d.join("authorized_keys").display(),
+                home = self.login_home().display(),
             ));
             if let Some(n) = self.opts.max_sessions {
                 cfg.push_str(&format!("MaxSessions {n}\n"));
