@@ -16,6 +16,8 @@
 //! Bump [`PROTOCOL_VERSION`] by hand on any change that an older peer would misread.
 
 mod files;
+mod fleet;
+mod forward;
 mod next;
 mod shell;
 mod types;
@@ -24,6 +26,8 @@ use serde::{Deserialize, Serialize};
 use sshkeep_vault::{BackendChoice, SecretString};
 
 pub use files::*;
+pub use fleet::*;
+pub use forward::*;
 pub use next::*;
 pub use shell::*;
 pub use types::*;
