@@ -10,6 +10,7 @@ mod first_hour;
 mod fleet;
 mod forwards;
 mod hardening;
+mod hardening_at_rest;
 mod host_keys;
 mod jump_hosts;
 mod key_lifecycle;
