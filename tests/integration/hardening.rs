@@ -1,102 +1,22 @@
 //! Attacks from a red-team run, each played against the real broker (and a real sshd where a
 //! server is involved). Every test here failed before its defence existed.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::process::Command;
 
 use serde_json::{Value, json};
 
 use crate::fixture::{Home, Sshd, keygen, wait_for};
+use crate::mcp::Mcp;
 
-/// An `sshkeep mcp` adapter spoken to over JSON-RPC, started with its own working directory and
-/// arguments (as a GUI MCP host would start it).
-struct Agent {
-    child: Child,
-    stdin: ChildStdin,
-    stdout: BufReader<ChildStdout>,
-    next: u64,
-}
-
-impl Agent {
-    fn start(home: &Home, cwd: &Path, args: &[&str]) -> Self {
-        let mut all = vec!["mcp"];
-        all.extend_from_slice(args);
-        let mut child = home
-            .command(&all)
-            .current_dir(cwd)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn mcp");
-        let stdin = child.stdin.take().expect("stdin");
-        let stdout = BufReader::new(child.stdout.take().expect("stdout"));
-        let mut a = Self {
-            child,
-            stdin,
-            stdout,
-            next: 1,
-        };
-        let init = a.request(
-            "initialize",
-            json!({"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "red-team", "version": "1"}}),
-        );
-        assert_eq!(init["result"]["serverInfo"]["name"], "sshkeep", "{init}");
-        a.send(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
-        a
-    }
-
-    fn send(&mut self, v: Value) {
-        writeln!(self.stdin, "{v}").expect("write");
-        self.stdin.flush().expect("flush");
-    }
-
-    fn request(&mut self, method: &str, params: Value) -> Value {
-        let id = self.next;
-        self.next += 1;
-        self.send(json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}));
-        loop {
-            let mut line = String::new();
-            let n = self.stdout.read_line(&mut line).expect("read");
-            assert!(n > 0, "the adapter closed stdout");
-            let v: Value = serde_json::from_str(&line).expect("json-rpc");
-            if v["id"] == id {
-                return v;
-            }
-        }
-    }
-
-    /// (is_error, text, structured content)
-    fn call(&mut self, tool: &str, args: Value) -> (bool, String, Value) {
-        let r = self.request("tools/call", json!({"name": tool, "arguments": args}));
-        let res = &r["result"];
-        assert!(res.is_object(), "protocol error: {r}");
-        let text = res["content"][0]["text"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        (
-            res["isError"] == true,
-            text,
-            res["structuredContent"].clone(),
-        )
-    }
-
-    fn upload(&mut self, local: &str, remote: &str) -> (bool, String) {
-        let (e, t, _) = self.call(
-            "ssh_sftp",
-            json!({"op": "upload", "connectionId": "srv", "localPath": local, "remotePath": remote, "recursive": true}),
-        );
-        (e, t)
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// An agent uploading `local` to `remote` on connection `srv`: (is_error, text).
+fn upload(a: &mut Mcp, local: &str, remote: &str) -> (bool, String) {
+    let (e, t, _) = a.call(
+        "ssh_sftp",
+        json!({"op": "upload", "connectionId": "srv", "localPath": local, "remotePath": remote, "recursive": true}),
+    );
+    (e, t)
 }
 
 /// A JSON field in either casing (the CLI's and the MCP adapter's).
@@ -135,18 +55,18 @@ fn an_agent_gets_no_root_at_slash_or_home_and_never_the_vault_passphrase_or_ssh_
     let remote = remote.display().to_string();
 
     // A GUI host starts the adapter in `/`: no implicit root, so /etc/passwd stays home.
-    let mut a = Agent::start(&home, Path::new("/"), &[]);
-    let (e, t) = a.upload("/etc/passwd", &remote);
+    let mut a = Mcp::start_in(&home, Path::new("/"), &[]);
+    let (e, t) = upload(&mut a, "/etc/passwd", &remote);
     assert!(e, "an adapter started in / must not send /etc/passwd: {t}");
     assert!(t.contains("--root"), "says how to allow a directory: {t}");
-    let (e, t) = a.upload("etc/hostname", &remote);
+    let (e, t) = upload(&mut a, "etc/hostname", &remote);
     assert!(e, "nor relative paths under /: {t}");
     drop(a);
 
     // Started in $HOME: no implicit root either (it holds ~/.ssh).
     std::fs::write(home.user_home().join(".ssh/id_ed25519"), "private").expect("key file");
-    let mut a = Agent::start(&home, &home.user_home(), &[]);
-    let (e, t) = a.upload(".ssh/id_ed25519", &remote);
+    let mut a = Mcp::start_in(&home, &home.user_home(), &[]);
+    let (e, t) = upload(&mut a, ".ssh/id_ed25519", &remote);
     assert!(e, "an adapter started in $HOME must not send ~/.ssh: {t}");
     drop(a);
 
@@ -158,7 +78,7 @@ fn an_agent_gets_no_root_at_slash_or_home_and_never_the_vault_passphrase_or_ssh_
     std::os::unix::fs::symlink(&master, root.join("innocent.txt")).expect("symlink");
     std::fs::write(root.join("notes.txt"), "fine").expect("notes");
     let root_arg = root.display().to_string();
-    let mut a = Agent::start(&home, &root, &["--root", &root_arg]);
+    let mut a = Mcp::start_in(&home, &root, &["--root", &root_arg]);
     for attack in [
         master.display().to_string(),
         home.sshkeep_home()
@@ -174,7 +94,7 @@ fn an_agent_gets_no_root_at_slash_or_home_and_never_the_vault_passphrase_or_ssh_
         "sshkeep".into(),
         "user".into(),
     ] {
-        let (e, t) = a.upload(&attack, &remote);
+        let (e, t) = upload(&mut a, &attack, &remote);
         assert!(e, "{attack} must be refused to an agent: {t}");
         assert!(!std::path::Path::new(&remote).exists(), "{attack} was sent");
     }
@@ -187,7 +107,7 @@ fn an_agent_gets_no_root_at_slash_or_home_and_never_the_vault_passphrase_or_ssh_
     assert!(e, "a download into ~/.ssh must be refused: {t}");
     assert!(!home.user_home().join(".ssh/authorized_keys").exists());
     // The root still works for what it is for.
-    let (e, t) = a.upload("notes.txt", &remote);
+    let (e, t) = upload(&mut a, "notes.txt", &remote);
     assert!(!e, "an ordinary file under the root goes: {t}");
     assert_eq!(std::fs::read_to_string(&remote).expect("uploaded"), "fine");
 }
@@ -213,7 +133,7 @@ fn an_agent_cannot_replace_a_host_key_that_known_hosts_vouches_for() {
     .expect("known_hosts");
     let real = sshd.host_fingerprint();
 
-    let mut a = Agent::start(&home, &temp_root(&home), &[]);
+    let mut a = Mcp::start_in(&home, &temp_root(&home), &[]);
     let (e, t, _) = a.call(
         "ssh_conn",
         json!({"op": "trust", "connectionId": "srv", "fingerprint": real}),
@@ -249,7 +169,7 @@ fn nul_bytes_are_refused_at_the_door_and_the_shared_connection_survives() {
     wait_for(30, "the long command to run", || {
         (home.status(&long)["state"] == "running").then_some(())
     });
-    let mut a = Agent::start(&home, &temp_root(&home), &[]);
+    let mut a = Mcp::start_in(&home, &temp_root(&home), &[]);
     for args in [
         json!({"op": "run", "connectionId": "srv", "command": "echo a\u{0}b"}),
         json!({"op": "run", "connectionId": "srv", "command": "pwd", "cwd": "/tmp\u{0}x"}),
@@ -283,7 +203,7 @@ fn huge_timeouts_and_settings_are_refused_and_leave_no_ghost_command() {
         ])
         .fails();
     assert!(r.stderr.contains("timeout must be between"), "{}", r.stderr);
-    let mut a = Agent::start(&home, &temp_root(&home), &[]);
+    let mut a = Mcp::start_in(&home, &temp_root(&home), &[]);
     let (e, t, _) = a.call(
         "ssh_exec",
         json!({"op": "run", "connectionId": "srv", "command": "true", "timeout": u64::MAX}),
@@ -335,7 +255,7 @@ fn an_agent_cannot_re_point_a_connection_to_another_spelling_of_its_host_for_a_n
     sshd.restart(true);
     assert_ne!(sshd.host_fingerprint(), pinned);
 
-    let mut a = Agent::start(&home, &temp_root(&home), &[]);
+    let mut a = Mcp::start_in(&home, &temp_root(&home), &[]);
     let mut moves: Vec<(&str, String, u16)> =
         ["127.0.0.01", "127.1", "0x7f000001", "::ffff:127.0.0.1"]
             .iter()
@@ -451,26 +371,8 @@ fn half_sent_frames_and_a_full_descriptor_table_do_not_exhaust_the_broker() {
 }
 
 /// The Python interpreter with the official `mcp` package (scripts/test.sh makes it).
-fn python_with_mcp() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("SSHKEEP_TEST_PYTHON") {
-        return Some(p.into());
-    }
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/mcp-venv/bin/python");
-    p.exists().then_some(p)
-}
-
 #[test]
 fn the_official_python_mcp_sdk_as_an_agent_is_refused_the_vault_and_a_known_hosts_override() {
-    let Some(python) = python_with_mcp() else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must provide the MCP Python SDK: scripts/test.sh installs it in target/mcp-venv"
-        );
-        eprintln!(
-            "skipped: run scripts/test.sh (it installs the `mcp` Python package in target/mcp-venv)"
-        );
-        return;
-    };
     let sshd = Sshd::start();
     let home = Home::with_vault();
     home.connect_to(&sshd, "k", "srv");
@@ -496,28 +398,18 @@ fn the_official_python_mcp_sdk_as_an_agent_is_refused_the_vault_and_a_known_host
         .expect("fingerprint")
         .to_string();
     let remote = sshd.dir.path().join("got");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/mcp/red_team.py");
-    let out = Command::new(python)
-        .arg(script)
-        .arg(crate::fixture::SSHKEEP)
-        .arg("srv")
-        .arg(temp_root(&home))
-        .arg(home.sshkeep_home().join("state/vault/master.age"))
-        .arg(&mitm)
-        .arg(&remote)
-        .env("SSHKEEP_HOME", home.sshkeep_home())
-        .env("HOME", home.user_home())
-        .env("SSHKEEP_PASSPHRASE_FILE", &home.passphrase_file)
-        .output()
-        .expect("python");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "stdout: {stdout}\nstderr: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let seen: Value =
-        serde_json::from_str(stdout.lines().last().unwrap_or_default()).expect("json");
+    let root = temp_root(&home);
+    let master = home.sshkeep_home().join("state/vault/master.age");
+    let args: [&std::ffi::OsStr; 5] = [
+        "srv".as_ref(),
+        root.as_os_str(),
+        master.as_os_str(),
+        mitm.as_ref(),
+        remote.as_os_str(),
+    ];
+    let Some(seen) = crate::mcp::run_sdk_script(&home, "red_team.py", &args) else {
+        return;
+    };
     assert_eq!(seen["red_team"], "refused");
     assert_eq!(seen["attempts"], 6);
 }

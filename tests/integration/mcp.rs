@@ -21,6 +21,19 @@ impl Mcp {
         for (k, v) in extra_env {
             cmd.env(k, v);
         }
+        Self::spawn(cmd)
+    }
+
+    /// An adapter started in `cwd` with more arguments, as a GUI MCP host would start it.
+    pub fn start_in(home: &Home, cwd: &std::path::Path, args: &[&str]) -> Self {
+        let mut all = vec!["mcp"];
+        all.extend_from_slice(args);
+        let mut cmd = home.command(&all);
+        cmd.current_dir(cwd);
+        Self::spawn(cmd)
+    }
+
+    fn spawn(mut cmd: std::process::Command) -> Self {
         let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -495,8 +508,10 @@ pub fn python_with_mcp() -> Option<std::path::PathBuf> {
     p.exists().then_some(p)
 }
 
-#[test]
-fn the_official_python_mcp_sdk_drives_flow_1() {
+/// Runs `tests/mcp/SCRIPT` with the official MCP Python SDK against this home's adapter, with
+/// the binary and `args` as its arguments; asserts it succeeded and returns the JSON it printed
+/// last. `None` (the test skips) where the SDK is not installed, which CI never allows.
+pub fn run_sdk_script(home: &Home, script: &str, args: &[&std::ffi::OsStr]) -> Option<Value> {
     let Some(python) = python_with_mcp() else {
         assert!(
             std::env::var_os("CI").is_none(),
@@ -505,16 +520,15 @@ fn the_official_python_mcp_sdk_drives_flow_1() {
         eprintln!(
             "skipped: run scripts/test.sh (it installs the `mcp` Python package in target/mcp-venv)"
         );
-        return;
+        return None;
     };
-    let sshd = Sshd::start();
-    let home = Home::with_vault();
-    home.connect_to(&sshd, "k", "srv");
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/mcp/flow1.py");
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/mcp")
+        .join(script);
     let out = std::process::Command::new(python)
         .arg(script)
         .arg(crate::fixture::SSHKEEP)
-        .arg("srv")
+        .args(args)
         .env("SSHKEEP_HOME", home.sshkeep_home())
         .env("HOME", home.user_home())
         .env("SSHKEEP_PASSPHRASE_FILE", &home.passphrase_file)
@@ -526,8 +540,17 @@ fn the_official_python_mcp_sdk_drives_flow_1() {
         "stdout: {stdout}\nstderr: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let seen: Value =
-        serde_json::from_str(stdout.lines().last().unwrap_or_default()).expect("json");
+    Some(serde_json::from_str(stdout.lines().last().unwrap_or_default()).expect("json"))
+}
+
+#[test]
+fn the_official_python_mcp_sdk_drives_flow_1() {
+    let sshd = Sshd::start();
+    let home = Home::with_vault();
+    home.connect_to(&sshd, "k", "srv");
+    let Some(seen) = run_sdk_script(&home, "flow1.py", &["srv".as_ref()]) else {
+        return;
+    };
     assert_eq!(seen["flow1"], "ok");
     assert_eq!(seen["server"], "sshkeep");
 }

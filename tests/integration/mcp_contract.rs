@@ -385,37 +385,12 @@ fn cli_json_is_snake_case_throughout() {
 
 #[test]
 fn the_official_python_mcp_sdk_checks_the_contract() {
-    let Some(python) = crate::mcp::python_with_mcp() else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must provide the MCP Python SDK: scripts/test.sh installs it in target/mcp-venv"
-        );
-        eprintln!(
-            "skipped: run scripts/test.sh (it installs the `mcp` Python package in target/mcp-venv)"
-        );
-        return;
-    };
     let sshd = Sshd::start();
     let home = Home::with_vault();
     home.connect_to(&sshd, "k", "srv");
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/mcp/contract.py");
-    let out = std::process::Command::new(python)
-        .arg(script)
-        .arg(crate::fixture::SSHKEEP)
-        .arg("srv")
-        .env("SSHKEEP_HOME", home.sshkeep_home())
-        .env("HOME", home.user_home())
-        .env("SSHKEEP_PASSPHRASE_FILE", &home.passphrase_file)
-        .output()
-        .expect("python");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "stdout: {stdout}\nstderr: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let seen: Value =
-        serde_json::from_str(stdout.lines().last().unwrap_or_default()).expect("json");
+    let Some(seen) = crate::mcp::run_sdk_script(&home, "contract.py", &["srv".as_ref()]) else {
+        return;
+    };
     assert_eq!(seen["contract"], "ok");
     assert_eq!(seen["minimal"], "ok");
     assert_eq!(seen["parseError"], "ok");
