@@ -296,7 +296,7 @@ async fn dispatch(broker: &Arc<Broker>, peer: &Peer, req: Request) -> Result<Res
         Request::ForwardList => Ok(Response::Forwards {
             forwards: broker.forwards.list(),
         }),
-        Request::ForwardClose { forward_id } => forwards::close(broker, peer, &forward_id),
+        Request::ForwardClose { forward_id } => forwards::close(broker, peer, &forward_id).await,
         Request::AttachInput { .. } | Request::AttachResize { .. } | Request::AttachDetach => {
             Err(Fail::new(
                 ErrorCode::BadRequest,

@@ -29,7 +29,8 @@ struct Forward {
     info: ForwardInfo,
     active: AtomicU64,
     total: AtomicU64,
-    task: tokio::task::JoinHandle<()>,
+    /// The listening task; taken when the forward is closed.
+    task: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl Forward {
@@ -56,7 +57,9 @@ impl Forwards {
     pub fn close_all(&self) {
         if let Ok(mut m) = self.map.lock() {
             for (_, f) in m.drain() {
-                f.task.abort();
+                if let Some(t) = f.task.lock().ok().and_then(|mut t| t.take()) {
+                    t.abort();
+                }
             }
         }
     }
@@ -149,7 +152,7 @@ pub async fn open(broker: &Arc<Broker>, peer: &Peer, spec: ForwardSpec) -> Resul
             info,
             active: AtomicU64::new(0),
             total: AtomicU64::new(0),
-            task,
+            task: Mutex::new(Some(task)),
         }
     });
     let out = fwd.info();
@@ -159,8 +162,8 @@ pub async fn open(broker: &Arc<Broker>, peer: &Peer, spec: ForwardSpec) -> Resul
     Ok(Response::Forward(out))
 }
 
-/// `forward close`.
-pub fn close(broker: &Broker, peer: &Peer, id: &str) -> Result<Response, Fail> {
+/// `forward close`: replies once the port is no longer listened on.
+pub async fn close(broker: &Broker, peer: &Peer, id: &str) -> Result<Response, Fail> {
     let f = broker
         .forwards
         .map
@@ -168,7 +171,12 @@ pub fn close(broker: &Broker, peer: &Peer, id: &str) -> Result<Response, Fail> {
         .ok()
         .and_then(|mut m| m.remove(id))
         .ok_or_else(|| Fail::not_found("forward", id, "see `sshkeep forward list`"))?;
-    f.task.abort();
+    let task = f.task.lock().ok().and_then(|mut t| t.take());
+    if let Some(t) = task {
+        t.abort();
+        // The listener is dropped when the aborted task is: wait for that.
+        let _ = t.await;
+    }
     broker.audit(
         peer,
         "forward_close",
