@@ -6,7 +6,7 @@ use std::io::{Read, Write};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::fixture::{Home, Sshd, has_tool, processes_matching, wait_for};
+use crate::fixture::{Home, Sshd, ended, has_tool, processes_matching, wait_for};
 
 /// Logins to test on: dash and bash throw-away accounts (as root), else the current user.
 fn logins() -> Vec<Sshd> {
@@ -202,14 +202,7 @@ fn ctrl_c_on_exec_stops_the_remote_command_and_exits_130() {
             .args(["-INT", &pid])
             .status()
             .expect("kill");
-        let status = wait_for(40, "exec to end", || child.try_wait().ok().flatten());
-        let mut stderr = String::new();
-        child
-            .stderr
-            .take()
-            .expect("stderr")
-            .read_to_string(&mut stderr)
-            .expect("read");
+        let (status, _, stderr) = ended(&mut child, 40, "exec to end");
         assert_eq!(status.code(), Some(130), "{stderr}");
         assert!(stderr.contains("was killed"), "{stderr}");
         wait_for(10, "the remote sleep to be gone", || {
@@ -294,14 +287,7 @@ fn detaching_tmux_keeps_a_persistent_shell_attachable() {
     std::thread::sleep(Duration::from_secs(2));
     // tmux's own detach key: C-b d.
     stdin.write_all(b"\x02d").expect("detach");
-    let status = wait_for(30, "the CLI to detach", || child.try_wait().ok().flatten());
-    let mut out = String::new();
-    child
-        .stdout
-        .take()
-        .expect("stdout")
-        .read_to_string(&mut out)
-        .expect("read");
+    let (status, out, _) = ended(&mut child, 30, "the CLI to detach");
     assert_eq!(status.code(), Some(0), "{out}");
     assert!(out.contains("detached"), "{out}");
     let shells = home.run(&["shell", "--list", "--json"]).ok().json();
@@ -312,17 +298,13 @@ fn detaching_tmux_keeps_a_persistent_shell_attachable() {
         .find(|s| s["persistent"] == true)
         .unwrap_or_else(|| panic!("{shells}"))
         .clone();
-    let id = shell["shell_id"]
-        .as_str()
-        .or_else(|| shell["shellId"].as_str())
-        .expect("id")
-        .to_string();
+    let id = shell["shell_id"].as_str().expect("id").to_string();
     let state = wait_for(20, "the shell to be open again", || {
         let l = home.run(&["shell", "--list", "--json"]).ok().json();
         l.as_array()
             .expect("list")
             .iter()
-            .find(|s| s["shell_id"] == id.as_str() || s["shellId"] == id.as_str())
+            .find(|s| s["shell_id"] == id.as_str())
             .map(|s| s["state"].clone())
             .filter(|s| s == "open")
     });
@@ -332,14 +314,7 @@ fn detaching_tmux_keeps_a_persistent_shell_attachable() {
     let mut stdin = again.stdin.take().expect("stdin");
     std::thread::sleep(Duration::from_secs(3));
     stdin.write_all(b"exit\r").expect("exit");
-    let _ = wait_for(30, "the shell to end", || again.try_wait().ok().flatten());
-    let mut out = String::new();
-    again
-        .stdout
-        .take()
-        .expect("stdout")
-        .read_to_string(&mut out)
-        .expect("read");
+    let (_, out, _) = ended(&mut again, 30, "the shell to end");
     assert!(out.contains("marker-42"), "{out}");
 }
 
@@ -360,14 +335,7 @@ fn a_new_passphrase_is_asked_again_on_a_mismatch_and_a_short_one_is_warned_about
             .write_all(format!("{line}\r").as_bytes())
             .expect("type");
     }
-    let status = wait_for(60, "vault init to end", || child.try_wait().ok().flatten());
-    let mut out = String::new();
-    child
-        .stdout
-        .take()
-        .expect("stdout")
-        .read_to_string(&mut out)
-        .expect("read");
+    let (status, out, _) = ended(&mut child, 60, "vault init to end");
     assert_eq!(status.code(), Some(0), "{out}");
     assert!(out.contains("Warning: a passphrase under"), "{out}");
     assert!(out.contains("differ; try again"), "{out}");
