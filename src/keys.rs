@@ -3,6 +3,8 @@
 //! Plaintext key text only ever lives in zeroizing buffers; `ssh_key::PrivateKey` zeroizes its
 //! own secret parts on drop.
 
+use std::sync::Arc;
+
 use russh::keys::ssh_key::{self, LineEnding, PrivateKey};
 use russh::keys::{Algorithm, EcdsaCurve, HashAlg};
 use sshkeep_vault::SecretString;
@@ -91,9 +93,12 @@ fn describe(key: PrivateKey) -> Result<NewKey, KeyError> {
     })
 }
 
-/// Loads a key unsealed from the vault.
-pub fn load(openssh: &[u8]) -> Result<PrivateKey, ssh_key::Error> {
-    PrivateKey::from_openssh(openssh)
+/// Loads a key unsealed from the vault, straight onto the heap: it is then passed around by
+/// pointer, so no async function's state (freed only when its task ends) keeps a copy of it.
+pub fn load(openssh: &[u8]) -> Result<Arc<PrivateKey>, ssh_key::Error> {
+    let key = PrivateKey::from_openssh(openssh).map(Arc::new);
+    crate::system::wipe::secrets_touched();
+    key
 }
 
 #[cfg(test)]

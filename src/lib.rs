@@ -17,3 +17,7 @@ pub mod ssh;
 pub mod ssh_config;
 pub mod system;
 pub mod target;
+
+/// Every freed block is wiped before it is reused: see [`system::wipe`].
+#[global_allocator]
+static ALLOCATOR: system::wipe::WipingAllocator = system::wipe::WipingAllocator;

@@ -124,10 +124,14 @@ pub async fn generate_with_comment(
 ) -> Result<Response, Fail> {
     precheck(broker, name)?;
     let comment = comment.to_string();
-    let new = tokio::task::spawn_blocking(move || keys::generate(kind, &comment))
-        .await
-        .map_err(Fail::internal)?
-        .map_err(|e| Fail::new(ErrorCode::Internal, format!("key generation failed: {e}")))?;
+    let new = tokio::task::spawn_blocking(move || {
+        let new = keys::generate(kind, &comment);
+        crate::system::wipe::scrub_stack();
+        new
+    })
+    .await
+    .map_err(Fail::internal)?
+    .map_err(|e| Fail::new(ErrorCode::Internal, format!("key generation failed: {e}")))?;
     store(broker, peer, name, new, "key_generate")
 }
 

@@ -140,8 +140,12 @@ fn no_key(ep: &Endpoint) -> Fail {
     }
 }
 
-/// Decrypts a key from the vault for one login. The returned key zeroizes itself on drop.
-pub fn unseal_key(broker: &Broker, name: &str) -> Result<(russh::keys::PrivateKey, String), Fail> {
+/// Decrypts a key from the vault for one login. The returned key zeroizes itself when its last
+/// holder drops it.
+pub fn unseal_key(
+    broker: &Broker,
+    name: &str,
+) -> Result<(std::sync::Arc<russh::keys::PrivateKey>, String), Fail> {
     let row = broker
         .db()?
         .key(name)

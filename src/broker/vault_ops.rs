@@ -8,15 +8,38 @@ use super::fail::Fail;
 use super::{Broker, Peer};
 use crate::protocol::{ErrorCode, PROTOCOL_VERSION, Response, StatusInfo, VaultStatus};
 
-/// Runs blocking vault work (D-Bus calls, scrypt) off the async threads.
+/// Runs blocking vault work (D-Bus calls, scrypt) off the async threads, and wipes the stack it
+/// used.
 async fn blocking<T: Send + 'static>(
     broker: &Arc<Broker>,
     f: impl FnOnce(&Broker) -> Result<T, Fail> + Send + 'static,
 ) -> Result<T, Fail> {
     let b = broker.clone();
-    tokio::task::spawn_blocking(move || f(&b))
-        .await
-        .map_err(Fail::internal)?
+    tokio::task::spawn_blocking(move || {
+        let result = f(&b);
+        // Passphrases and the master identity passed through this thread's stack.
+        crate::system::wipe::scrub_stack();
+        result
+    })
+    .await
+    .map_err(Fail::internal)?
+}
+
+/// What follows every unlock: the audit key is loaded, and the master identity's page is kept
+/// out of swap where the memory-lock limit allows (said once in the log where it does not).
+fn unlocked(b: &Broker, vault: &Vault) {
+    b.load_audit_key(vault);
+    if let Some((addr, len)) = vault.identity_memory()
+        && let Err(e) = crate::system::keep_in_ram(addr, len)
+    {
+        static WARNED: std::sync::Once = std::sync::Once::new();
+        WARNED.call_once(|| {
+            tracing::warn!(
+                "cannot keep the master identity out of swap ({e}); raise RLIMIT_MEMLOCK \
+                 (LimitMEMLOCK= in the systemd unit) or use encrypted swap"
+            )
+        });
+    }
 }
 
 /// Tries to unlock at start: the keyring backend needs nothing from the user; the passphrase
@@ -41,7 +64,7 @@ pub async fn auto_unlock(broker: &Arc<Broker>) {
             },
         };
         if vault.is_unlocked() {
-            b.load_audit_key(vault);
+            unlocked(b, vault);
         }
         how
     })
@@ -140,7 +163,7 @@ pub async fn init(
             return Err(orphaned);
         }
         let (vault, notice) = Vault::create(&b.paths.vault_dir(), choice, passphrase.as_ref())?;
-        b.load_audit_key(&vault);
+        unlocked(b, &vault);
         let backend = vault.backend();
         *slot = Some(vault);
         Ok((backend, notice))
@@ -177,7 +200,7 @@ pub async fn unlock(
             (Backend::Passphrase, Some(p)) => vault.unlock_passphrase(&p)?,
             (Backend::Passphrase, None) => return Err(VaultError::PassphraseRequired.into()),
         }
-        b.load_audit_key(vault);
+        unlocked(b, vault);
         // Under the vault's guard: the idle auto-lock sees the fresh clock with the unlock.
         b.key_used();
         Ok(true)

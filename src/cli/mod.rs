@@ -140,10 +140,17 @@ pub fn main() -> ExitCode {
     if !is_broker && !matches!(cli.command, Command::Mcp { .. }) {
         crate::system::default_sigpipe();
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.enable_all();
+    if is_broker {
+        // Keys are decoded and used for signing on these threads: what deeper calls left on the
+        // stack is overwritten whenever a thread goes idle or ends (see `system::wipe`).
+        builder
+            .thread_stack_size(crate::system::wipe::THREAD_STACK_BYTES)
+            .on_thread_park(crate::system::wipe::scrub_if_touched)
+            .on_thread_stop(crate::system::wipe::scrub_stack);
+    }
+    let runtime = match builder.build() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

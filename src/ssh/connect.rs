@@ -216,7 +216,7 @@ fn handshake_error(ep: &Endpoint, seen: Option<&SeenHostKey>, e: &russh::Error) 
 pub async fn login(
     ep: &Endpoint,
     handle: &mut Handle<Verifier>,
-    key: PrivateKey,
+    key: Arc<PrivateKey>,
     key_name: &str,
 ) -> Result<(), SshError> {
     let fingerprint = key.fingerprint(HashAlg::Sha256).to_string();
@@ -231,17 +231,16 @@ pub async fn login(
         None
     };
     let auth = handle
-        .authenticate_publickey(
-            ep.user.clone(),
-            PrivateKeyWithHashAlg::new(Arc::new(key), rsa_hash),
+        .authenticate_publickey(ep.user.clone(), PrivateKeyWithHashAlg::new(key, rsa_hash))
+        .await;
+    // russh has signed with the key and dropped it (on success and failure alike).
+    crate::system::wipe::secrets_touched();
+    let auth = auth.map_err(|e| {
+        SshError::new(
+            ErrorCode::Ssh,
+            format!("authentication with {} failed: {e}", ep.label()),
         )
-        .await
-        .map_err(|e| {
-            SshError::new(
-                ErrorCode::Ssh,
-                format!("authentication with {} failed: {e}", ep.label()),
-            )
-        })?;
+    })?;
     match auth {
         AuthResult::Success => Ok(()),
         AuthResult::Failure { .. } => Err(SshError::then(

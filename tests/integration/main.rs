@@ -11,6 +11,7 @@ mod fleet;
 mod forwards;
 mod hardening;
 mod hardening_at_rest;
+mod hardening_memory;
 mod host_keys;
 mod jump_hosts;
 mod key_lifecycle;

@@ -20,7 +20,9 @@ const WRAPPED_FILE: &str = "master.age";
 pub struct Vault {
     dir: PathBuf,
     meta: Meta,
-    identity: Option<age::x25519::Identity>,
+    /// Boxed so that it stays at one address for its life: the broker asks the OS to keep that
+    /// page out of swap ([`Vault::identity_memory`]), and no move leaves a copy behind.
+    identity: Option<Box<age::x25519::Identity>>,
 }
 
 impl std::fmt::Debug for Vault {
@@ -171,7 +173,7 @@ impl Vault {
             Self {
                 dir: dir.to_path_buf(),
                 meta,
-                identity: Some(identity),
+                identity: Some(Box::new(identity)),
             },
             notice,
         ))
@@ -226,8 +228,19 @@ impl Vault {
                 "the unlocked identity does not match this vault's recipient".into(),
             ));
         }
-        self.identity = Some(identity);
+        self.identity = Some(Box::new(identity));
         Ok(())
+    }
+
+    /// Where the unlocked master identity lives (address and length), for a caller that can ask
+    /// the OS to keep that memory out of swap (`mlock`). `None` while locked.
+    pub fn identity_memory(&self) -> Option<(usize, usize)> {
+        self.identity.as_deref().map(|id| {
+            (
+                id as *const age::x25519::Identity as usize,
+                std::mem::size_of::<age::x25519::Identity>(),
+            )
+        })
     }
 
     /// Drops the master identity from memory.
@@ -244,7 +257,7 @@ impl Vault {
 
     /// Decrypts ciphertext made by [`Vault::seal`]. Needs the vault unlocked.
     pub fn open_sealed(&self, ciphertext: &[u8]) -> Result<SecretBytes, VaultError> {
-        let identity = self.identity.as_ref().ok_or(VaultError::Locked)?;
+        let identity = self.identity.as_deref().ok_or(VaultError::Locked)?;
         age::decrypt(identity, ciphertext)
             .map(SecretBytes::new)
             .map_err(|e| VaultError::Decrypt(e.to_string()))

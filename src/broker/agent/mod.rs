@@ -184,7 +184,10 @@ async fn sign(
     } else {
         None
     };
-    let sig = sign_with(&private, hash, data).map_err(|e| {
+    let sig = sign_with(&private, hash, data);
+    drop(private);
+    crate::system::wipe::secrets_touched();
+    let sig = sig.map_err(|e| {
         tracing::warn!(key = %key.name, "agent signature failed: {e}");
     })?;
     let _ = broker.audit(

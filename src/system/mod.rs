@@ -1,6 +1,9 @@
-//! The only module with `unsafe`: process hardening and identity queries through libc.
-//! Each call is a plain syscall wrapper with no pointers kept past the call.
+//! The only module with `unsafe`: process hardening and identity queries through libc, and
+//! the wiping of freed memory ([`wipe`]). Each libc call is a plain syscall wrapper with no
+//! pointers kept past the call.
 #![allow(unsafe_code)]
+
+pub mod wipe;
 
 /// The real uid of this process.
 pub fn current_uid() -> u32 {
@@ -75,6 +78,17 @@ pub fn close_inherited_fds() {
             libc::close(fd);
         }
     }
+}
+
+/// Asks the kernel to keep the pages holding `len` bytes at `addr` in RAM (out of swap).
+/// Fails when RLIMIT_MEMLOCK is too small; the memory stays usable either way.
+pub fn keep_in_ram(addr: usize, len: usize) -> std::io::Result<()> {
+    // SAFETY: mlock only changes the paging of the range (rounded to pages by the kernel); it
+    // reads and writes no memory, and the caller's object outlives the call.
+    if unsafe { libc::mlock(addr as *const libc::c_void, len) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// Restores the default action of SIGPIPE (the Rust runtime ignores it), so that printing into
