@@ -2,6 +2,7 @@
 //! the audit log. Only the broker opens it.
 
 mod audit;
+mod authority;
 mod commands;
 mod conns;
 mod hostkeys;
@@ -16,6 +17,7 @@ use anyhow::{Context, Result};
 use rusqlite::Connection;
 
 pub use audit::{AuditEntry, AuditHead, AuditKey, ChainCheck};
+pub use authority::{ApprovalRow, ApprovalState};
 pub use commands::{CommandRow, NewCommand, record_output_loss};
 pub use conns::ConnRow;
 pub use hostkeys::Pin;
@@ -185,6 +187,47 @@ UPDATE OR IGNORE connections SET host = lower(host);
     r#"
 -- Audit records whose hash is an HMAC under the audit key sealed in the vault.
 ALTER TABLE audit ADD COLUMN keyed INTEGER NOT NULL DEFAULT 0;
+"#,
+    r#"
+-- Authority: the user's own profiles, requests waiting for approval, time-limited grants of an
+-- exact command, and the commands each profile started (for quotas).
+CREATE TABLE profiles (
+    name    TEXT PRIMARY KEY,
+    body    TEXT NOT NULL,      -- JSON
+    created INTEGER NOT NULL,
+    updated INTEGER NOT NULL
+);
+CREATE TABLE approvals (
+    id           TEXT PRIMARY KEY,   -- the command id or bulk run id the client was given
+    kind         TEXT NOT NULL,      -- command, bulk, shell
+    profile      TEXT NOT NULL,
+    target       TEXT NOT NULL,
+    command      TEXT NOT NULL,      -- the exact text approved
+    request      TEXT NOT NULL,      -- JSON: what runs once approved
+    class        TEXT NOT NULL,
+    reason       TEXT NOT NULL,
+    state        TEXT NOT NULL,      -- pending, approved, denied, expired
+    decided_by   TEXT,
+    decided_at   INTEGER,
+    deny_reason  TEXT,
+    requested_by TEXT NOT NULL,
+    created      INTEGER NOT NULL,
+    expires      INTEGER NOT NULL
+);
+CREATE INDEX approvals_state ON approvals(state);
+CREATE TABLE grants (
+    id       INTEGER PRIMARY KEY,
+    profile  TEXT NOT NULL,
+    target   TEXT NOT NULL,
+    command  TEXT NOT NULL,
+    until    INTEGER NOT NULL,
+    approval TEXT NOT NULL
+);
+CREATE TABLE profile_uses (
+    profile TEXT NOT NULL,
+    at_ms   INTEGER NOT NULL
+);
+CREATE INDEX profile_uses_at ON profile_uses(profile, at_ms);
 "#,
 ];
 

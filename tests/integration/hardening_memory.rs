@@ -157,7 +157,10 @@ fn lock_leaves_no_copy_of_keys_the_master_identity_or_the_passphrase_in_broker_m
         .find_map(|l| l.strip_prefix("VmLck:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .expect("VmLck");
-    assert!(locked_kb >= 4, "the master identity's page is mlocked: {status}");
+    assert!(
+        locked_kb >= 4,
+        "the master identity's page is mlocked: {status}"
+    );
 
     home.run(&["lock"]).ok();
     let after = count_in_memory(pid, &needles);
