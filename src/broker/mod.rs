@@ -18,6 +18,7 @@ mod gate;
 mod key_ops;
 mod listener;
 mod login;
+pub mod presence;
 mod remote_script;
 mod rotation;
 mod sessions;

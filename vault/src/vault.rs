@@ -205,20 +205,41 @@ impl Vault {
 
     /// Unlocks with the passphrase. Takes about a second (scrypt).
     pub fn unlock_passphrase(&mut self, pass: &SecretString) -> Result<(), VaultError> {
+        let secret = self.unwrap_identity(pass)?;
+        self.set_identity(&secret)
+    }
+
+    /// Checks that `pass` opens this vault, without unlocking it or changing its state: the
+    /// proof that the user is present before an owner action. Takes about a second (scrypt).
+    pub fn verify_passphrase(&self, pass: &SecretString) -> Result<(), VaultError> {
+        if self.meta.backend != Backend::Passphrase {
+            return Err(VaultError::PassphraseRequired);
+        }
+        let secret = self.unwrap_identity(pass)?;
+        self.parse_identity(&secret).map(drop)
+    }
+
+    /// The identity text in `master.age`, opened with the passphrase.
+    fn unwrap_identity(&self, pass: &SecretString) -> Result<SecretString, VaultError> {
         let path = self.dir.join(WRAPPED_FILE);
         let ct = std::fs::read(&path).map_err(|source| VaultError::Io {
             action: "cannot read",
             path: path.clone(),
             source,
         })?;
-        let secret = passphrase::unwrap(&ct, pass).map_err(|e| match e {
+        passphrase::unwrap(&ct, pass).map_err(|e| match e {
             VaultError::Damaged(why) => VaultError::Corrupt(path.clone(), why),
             other => other,
-        })?;
-        self.set_identity(&secret)
+        })
     }
 
     fn set_identity(&mut self, secret: &SecretString) -> Result<(), VaultError> {
+        let identity = self.parse_identity(secret)?;
+        self.identity = Some(Box::new(identity));
+        Ok(())
+    }
+
+    fn parse_identity(&self, secret: &SecretString) -> Result<age::x25519::Identity, VaultError> {
         let identity = age::x25519::Identity::from_str(secret.expose()).map_err(|_| {
             VaultError::Corrupt(self.dir.clone(), "master identity is malformed".into())
         })?;
@@ -228,8 +249,7 @@ impl Vault {
                 "the unlocked identity does not match this vault's recipient".into(),
             ));
         }
-        self.identity = Some(Box::new(identity));
-        Ok(())
+        Ok(identity)
     }
 
     /// Where the unlocked master identity lives (address and length), for a caller that can ask
@@ -325,6 +345,16 @@ mod tests {
 
         let mut v2 = Vault::open(dir.path()).expect("open");
         assert!(!v2.is_unlocked());
+        assert!(matches!(
+            v2.verify_passphrase(&pass("wrong")),
+            Err(VaultError::WrongPassphrase)
+        ));
+        v2.verify_passphrase(&pass("correct horse"))
+            .expect("verify");
+        assert!(
+            !v2.is_unlocked(),
+            "verifying the passphrase does not unlock"
+        );
         assert!(matches!(v2.open_sealed(&ct), Err(VaultError::Locked)));
         assert!(matches!(
             v2.unlock_passphrase(&pass("wrong")),

@@ -12,6 +12,16 @@ const PROMPT_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Asks whether `key` may sign for `peer`. `Err` says why no prompt could be shown.
 pub fn ask(key: &str, peer: &Peer) -> Result<bool, String> {
+    let who = match (&peer.exe, peer.pid) {
+        (Some(exe), Some(pid)) => format!("{exe} (pid {pid})"),
+        (None, Some(pid)) => format!("pid {pid}"),
+        _ => "an unknown process".into(),
+    };
+    confirm(&format!("Allow use of sshkeep key '{key}' by {who}?"))
+}
+
+/// Shows `question` with a yes/no answer. `Err` says why no prompt could be shown.
+pub fn confirm(question: &str) -> Result<bool, String> {
     let askpass = std::env::var_os("SSH_ASKPASS")
         .filter(|p| !p.is_empty())
         .or_else(|| {
@@ -33,13 +43,8 @@ pub fn ask(key: &str, peer: &Peer) -> Result<bool, String> {
             "no display for the confirmation prompt (DISPLAY / WAYLAND_DISPLAY unset)".into(),
         );
     }
-    let who = match (&peer.exe, peer.pid) {
-        (Some(exe), Some(pid)) => format!("{exe} (pid {pid})"),
-        (None, Some(pid)) => format!("pid {pid}"),
-        _ => "an unknown process".into(),
-    };
     let mut child = Command::new(&askpass)
-        .arg(format!("Allow use of sshkeep key '{key}' by {who}?"))
+        .arg(question)
         .env("SSH_ASKPASS_PROMPT", "confirm")
         .stdin(Stdio::null())
         .stdout(Stdio::null())

@@ -5,7 +5,7 @@
 //! `confirm` need a yes from the user first (no prompt possible: refused, loudly). Adding,
 //! removing and locking through the socket are refused.
 
-mod confirm;
+pub(super) mod confirm;
 mod wire;
 
 use std::path::PathBuf;
