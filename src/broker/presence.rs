@@ -5,17 +5,18 @@
 //! The model is sudo's: the client must run in the foreground of a terminal (its controlling
 //! terminal's foreground process group), and prove it knows the vault secret: the passphrase,
 //! typed at that terminal and checked against `master.age` (passphrase vaults), or a click on a
-//! desktop confirmation (`SSH_ASKPASS`, keyring vaults). A proof is remembered for that terminal
-//! session for [`REMEMBER`], as sudo's per-terminal timestamp is.
+//! desktop confirmation (`SSH_ASKPASS`, keyring vaults).
+//!
+//! Unlike sudo, a proof is not remembered for the terminal: AI agents' shell tools often run in
+//! the user's own terminal session and foreground process group (a coding agent started in a
+//! terminal spawns its commands there), so a per-terminal timestamp would let the agent ride on
+//! the user's last approval. Each decision needs the secret; one approval can instead grant the
+//! exact command for some minutes.
 //!
 //! What this cannot stop (threat-model.md says it too): a process of the user can make itself a
 //! terminal (`script`), so the terminal check only keeps out agents' tool calls that have none;
 //! the secret is the real bar, and a passphrase file that a same-user process can read gives it
 //! away.
-
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
 
 use sshkeep_vault::{Backend, SecretString, Vault, VaultError};
 
@@ -23,27 +24,13 @@ use super::Peer;
 use super::fail::Fail;
 use crate::protocol::ErrorCode;
 
-/// How long a proof of presence lasts for one terminal session.
-pub const REMEMBER: Duration = Duration::from_secs(5 * 60);
-
-/// One terminal session: the terminal device, the session id and its leader's start time (so
-/// a recycled session id is a different session).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct TerminalSession {
-    tty: u64,
-    session: u32,
-    leader_start: u64,
-}
-
 /// What `/proc/PID/stat` says of a process's terminal.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct StatTerminal {
-    session: u32,
     tty: u64,
     /// The process group in the terminal's foreground, and the process's own.
     foreground: i64,
     group: i64,
-    start: u64,
 }
 
 /// Parses the fields of `/proc/PID/stat` that matter here. The command name (field 2) may hold
@@ -51,13 +38,11 @@ struct StatTerminal {
 fn parse_stat(stat: &str) -> Option<StatTerminal> {
     let rest = &stat[stat.rfind(')')? + 1..];
     let f: Vec<&str> = rest.split_whitespace().collect();
-    // After the name: state(3) ppid(4) pgrp(5) session(6) tty_nr(7) tpgid(8) ... starttime(22).
+    // After the name: state(3) ppid(4) pgrp(5) session(6) tty_nr(7) tpgid(8).
     Some(StatTerminal {
         group: f.get(2)?.parse().ok()?,
-        session: f.get(3)?.parse().ok()?,
         tty: f.get(4)?.parse().ok()?,
         foreground: f.get(5)?.parse().ok()?,
-        start: f.get(19)?.parse().ok()?,
     })
 }
 
@@ -65,8 +50,8 @@ fn stat_of(pid: u32) -> Option<StatTerminal> {
     parse_stat(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
 }
 
-/// The terminal session `pid` runs in the foreground of, or why there is none.
-pub fn foreground_terminal(pid: u32) -> Result<TerminalSession, &'static str> {
+/// Checks that `pid` runs in the foreground of a terminal; says why not.
+pub fn in_foreground_of_a_terminal(pid: u32) -> Result<(), &'static str> {
     let st = stat_of(pid).ok_or("the client process cannot be inspected")?;
     if st.tty == 0 {
         return Err("the client has no terminal");
@@ -74,12 +59,7 @@ pub fn foreground_terminal(pid: u32) -> Result<TerminalSession, &'static str> {
     if st.foreground != st.group {
         return Err("the client is not in the foreground of its terminal");
     }
-    let leader_start = stat_of(st.session).map(|l| l.start).unwrap_or(0);
-    Ok(TerminalSession {
-        tty: st.tty,
-        session: st.session,
-        leader_start,
-    })
+    Ok(())
 }
 
 /// How the user proved presence, for the audit record.
@@ -94,77 +74,58 @@ fn describe(peer: &Peer, how: &str) -> String {
     format!("the user at {tty}{pid}, {how}")
 }
 
-/// Remembered proofs, per terminal session.
-#[derive(Debug, Default)]
-pub struct Presence {
-    proven: Mutex<HashMap<TerminalSession, Instant>>,
-}
-
-impl Presence {
-    /// Checks that the user is present for `what` (words for the desktop prompt). Blocking: a
-    /// passphrase check takes about a second, a desktop prompt as long as the user takes.
-    /// Returns who decided, in words, for the audit record.
-    pub fn require(
-        &self,
-        peer: &Peer,
-        vault: Option<&Vault>,
-        passphrase: Option<&SecretString>,
-        what: &str,
-    ) -> Result<String, Fail> {
-        let pid = peer
-            .pid
-            .ok_or_else(|| not_present("the client process is unknown"))?;
-        let term = foreground_terminal(pid).map_err(not_present)?;
-        let now = Instant::now();
-        if let Ok(mut proven) = self.proven.lock() {
-            proven.retain(|_, at| now.duration_since(*at) < REMEMBER);
-            if proven.contains_key(&term) && passphrase.is_none() {
-                return Ok(describe(peer, "proven earlier on this terminal"));
-            }
+/// Checks that the user is present for `what` (words for the desktop prompt). Blocking: a
+/// passphrase check takes about a second, a desktop prompt as long as the user takes.
+/// Returns who decided, in words, for the audit record.
+pub fn require(
+    peer: &Peer,
+    vault: Option<&Vault>,
+    passphrase: Option<&SecretString>,
+    what: &str,
+) -> Result<String, Fail> {
+    let pid = peer
+        .pid
+        .ok_or_else(|| not_present("the client process is unknown"))?;
+    in_foreground_of_a_terminal(pid).map_err(not_present)?;
+    let vault = vault.ok_or_else(|| {
+        Fail::new(
+            ErrorCode::VaultMissing,
+            "there is no vault yet: run `sshkeep vault init`",
+        )
+    })?;
+    let how = match vault.backend() {
+        Backend::Passphrase => {
+            let pass = passphrase.ok_or_else(|| {
+                Fail::new(
+                    ErrorCode::PassphraseRequired,
+                    "this needs you present: type the vault passphrase at your terminal",
+                )
+            })?;
+            vault.verify_passphrase(pass).map_err(|e| match e {
+                VaultError::WrongPassphrase => Fail::new(
+                    ErrorCode::WrongPassphrase,
+                    "wrong vault passphrase: nothing was approved",
+                ),
+                other => Fail::from(other),
+            })?;
+            "with the vault passphrase"
         }
-        let vault = vault.ok_or_else(|| {
-            Fail::new(
-                ErrorCode::VaultMissing,
-                "there is no vault yet: run `sshkeep vault init`",
-            )
-        })?;
-        let how = match vault.backend() {
-            Backend::Passphrase => {
-                let pass = passphrase.ok_or_else(|| {
-                    Fail::new(
-                        ErrorCode::PassphraseRequired,
-                        "this needs you present: type the vault passphrase at your terminal",
-                    )
-                })?;
-                vault.verify_passphrase(pass).map_err(|e| match e {
-                    VaultError::WrongPassphrase => Fail::new(
-                        ErrorCode::WrongPassphrase,
-                        "wrong vault passphrase: nothing was approved",
-                    ),
-                    other => Fail::from(other),
-                })?;
-                "with the vault passphrase"
+        Backend::Keyring => match super::agent::confirm::confirm(what) {
+            Ok(true) => "confirmed on the desktop",
+            Ok(false) => {
+                return Err(Fail::new(
+                    ErrorCode::PermissionDenied,
+                    "the desktop confirmation was declined: nothing was approved",
+                ));
             }
-            Backend::Keyring => match super::agent::confirm::confirm(what) {
-                Ok(true) => "confirmed on the desktop",
-                Ok(false) => {
-                    return Err(Fail::new(
-                        ErrorCode::PermissionDenied,
-                        "the desktop confirmation was declined: nothing was approved",
-                    ));
-                }
-                Err(why) => {
-                    return Err(not_present(&format!(
-                        "this keyring vault confirms owner actions on the desktop, and {why}"
-                    )));
-                }
-            },
-        };
-        if let Ok(mut proven) = self.proven.lock() {
-            proven.insert(term, now);
-        }
-        Ok(describe(peer, how))
-    }
+            Err(why) => {
+                return Err(not_present(&format!(
+                    "this keyring vault confirms owner actions on the desktop, and {why}"
+                )));
+            }
+        },
+    };
+    Ok(describe(peer, how))
 }
 
 fn not_present(why: &str) -> Fail {
@@ -185,10 +146,8 @@ mod tests {
         let stat = "4242 (evil) 1 2 3 4) S 1 4242 4242 34816 4242 4194560 0 0 0 0 0 0 0 0 20 0 1 0 987654 0 0";
         let st = parse_stat(stat).expect("parse");
         assert_eq!(st.group, 4242);
-        assert_eq!(st.session, 4242);
         assert_eq!(st.tty, 34816);
         assert_eq!(st.foreground, 4242);
-        assert_eq!(st.start, 987654);
         assert!(parse_stat("garbage").is_none());
     }
 
@@ -199,8 +158,8 @@ mod tests {
             .args(["sleep", "5"])
             .spawn()
             .expect("setsid");
-        std::thread::sleep(Duration::from_millis(200));
-        let r = foreground_terminal(child.id());
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let r = in_foreground_of_a_terminal(child.id());
         let _ = child.kill();
         let _ = child.wait();
         assert_eq!(r, Err("the client has no terminal"));
