@@ -2,6 +2,7 @@
 //! the OS keyring or a passphrase, and owns every SSH session. Clients (the CLI, the MCP
 //! adapter) talk to it over an owner-only local socket; private keys never leave it.
 
+pub mod authority;
 pub mod broker;
 pub mod cli;
 pub mod client;

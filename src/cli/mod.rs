@@ -4,6 +4,7 @@ mod agent_cmd;
 mod audit_cmd;
 mod broker_cmd;
 mod bulk_cmd;
+mod classify_cmd;
 mod client_cmd;
 mod config_cmd;
 mod conn_cmd;
@@ -127,6 +128,9 @@ enum Command {
     /// Run the broker as a systemd user service.
     #[command(subcommand)]
     Service(setup_cmd::ServiceCmd),
+    /// How sshkeep judges a command line for a profile: its class (read-only, safe, destructive,
+    /// privileged, opaque), the part that decided it, and what each built-in profile does.
+    Classify(classify_cmd::ClassifyArgs),
 }
 
 /// Entry point of the binary: prints errors with their causes and picks the exit code.
@@ -227,6 +231,7 @@ async fn run(cli: Cli) -> Result<u8> {
         Command::Forward(a) => forward_cmd::run(&ctx, a).await,
         Command::Completion { shell } => setup_cmd::completion(shell),
         Command::Man => setup_cmd::man(),
+        Command::Classify(a) => classify_cmd::run(&ctx, a),
         Command::Service(c) => setup_cmd::service(&ctx, c).await,
         Command::Mcp { minimal, roots } => crate::mcp::serve(ctx.paths.clone(), minimal, roots)
             .await
