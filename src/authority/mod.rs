@@ -14,12 +14,14 @@ pub mod profile;
 mod program;
 pub mod redact;
 mod rules;
+pub mod verdict;
 mod walk;
 mod words;
 
 pub use class::{Class, Classification, Finding};
 pub use profile::{Decision, Profile};
 pub use rules::{RuleError, RuleSet};
+pub use verdict::{Target, Tool, Verdict};
 
 /// Longer command lines are not parsed: judged opaque (they still run where opaque may run).
 pub const MAX_COMMAND_BYTES: usize = 64 * 1024;
