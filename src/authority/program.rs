@@ -105,7 +105,7 @@ pub(super) fn judge(w: &mut Walker<'_>, name: &Arg, args: &[Arg]) {
             }
         }
         "watch" => {
-            let rest = after_options(args, &["-n", "--interval", "-d", "--differences"], &[]);
+            let rest = after_options(args, &["-n", "--interval", "-d", "--differences"]);
             code_from_args(w, &part, rest);
         }
         "sudo" => run_rest(
@@ -116,14 +116,8 @@ pub(super) fn judge(w: &mut Walker<'_>, name: &Arg, args: &[Arg]) {
         "doas" => run_rest(w, args, &["-u", "-C"]),
         "pkexec" => run_rest(w, args, &["--user"]),
         "runuser" | "su" => {
-            if let Some(i) = args
-                .iter()
-                .position(|a| a.text() == "-c" || a.text() == "--command")
-            {
-                match args.get(i + 1) {
-                    Some(code) => code_arg(w, &part, code),
-                    None => w.opaque(&part, "starts a shell as another user"),
-                }
+            if command_option(w, &part, args) {
+                // judged
             } else if let Some(i) = args.iter().position(|a| a.text() == "--") {
                 run_words(w, &args[i + 1..]);
             } else {
@@ -169,25 +163,13 @@ pub(super) fn judge(w: &mut Walker<'_>, name: &Arg, args: &[Arg]) {
             }
         }
         "timeout" => {
-            let rest = after_options(args, &["-s", "--signal", "-k", "--kill-after"], &[]);
+            let rest = after_options(args, &["-s", "--signal", "-k", "--kill-after"]);
             // The first word after the options is the duration.
             run_words(w, rest.get(1..).unwrap_or(&[]));
         }
         "flock" => {
-            let rest = after_options(
-                args,
-                &["-w", "--timeout", "-E", "--conflict-exit-code"],
-                &[],
-            );
-            if let Some(i) = rest
-                .iter()
-                .position(|a| a.text() == "-c" || a.text() == "--command")
-            {
-                match rest.get(i + 1) {
-                    Some(code) => code_arg(w, &part, code),
-                    None => w.opaque(&part, "runs code it is not given"),
-                }
-            } else {
+            let rest = after_options(args, &["-w", "--timeout", "-E", "--conflict-exit-code"]);
+            if !command_option(w, &part, rest) {
                 // `flock FILE CMD...`; `flock FD` alone runs nothing.
                 run_words(w, rest.get(1..).unwrap_or(&[]));
             }
@@ -223,7 +205,7 @@ fn git_command(args: &[String]) -> Option<Vec<String>> {
 }
 
 /// The arguments after the leading options, skipping the value of each option in `with_value`.
-fn after_options<'a>(args: &'a [Arg], with_value: &[&str], _flags: &[&str]) -> &'a [Arg] {
+fn after_options<'a>(args: &'a [Arg], with_value: &[&str]) -> &'a [Arg] {
     let mut i = 0;
     while let Some(a) = args.get(i) {
         let t = a.text();
@@ -240,7 +222,7 @@ fn after_options<'a>(args: &'a [Arg], with_value: &[&str], _flags: &[&str]) -> &
 
 /// A wrapper: judge the command after its options.
 fn run_rest(w: &mut Walker<'_>, args: &[Arg], with_value: &[&str]) {
-    run_words(w, after_options(args, with_value, &[]));
+    run_words(w, after_options(args, with_value));
 }
 
 /// Judges words as a command of their own (`sudo rm x` judges `rm x`).
@@ -282,6 +264,22 @@ fn shell(w: &mut Walker<'_>, part: &str, args: &[Arg]) {
         (false, Some(_)) => w.opaque(part, "runs a script file"),
         (false, None) => w.opaque(part, "runs code from its input"),
     }
+}
+
+/// `-c CODE` / `--command CODE` (`su`, `runuser`, `flock`): judges the code; false when there is
+/// no such option.
+fn command_option(w: &mut Walker<'_>, part: &str, args: &[Arg]) -> bool {
+    let Some(i) = args
+        .iter()
+        .position(|a| a.text() == "-c" || a.text() == "--command")
+    else {
+        return false;
+    };
+    match args.get(i + 1) {
+        Some(code) => code_arg(w, part, code),
+        None => w.opaque(part, "runs code it is not given"),
+    }
+    true
 }
 
 /// An argument that is shell code: parsed and judged when it is literal.
@@ -326,7 +324,6 @@ fn xargs(w: &mut Walker<'_>, part: &str, args: &[Arg]) {
             "--max-args",
             "--max-procs",
         ],
-        &[],
     );
     let Some((name, _)) = rest.split_first() else {
         return; // `xargs` alone runs echo.

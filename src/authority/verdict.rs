@@ -170,24 +170,18 @@ pub fn check_tool(profile: &Profile, tool: Tool, targets: &[Target<'_>]) -> Verd
 /// hour and day.
 pub fn check_quota(profile: &Profile, last_hour: u32, last_day: u32) -> Verdict {
     let q = &profile.quota;
-    let over = |limit: Option<u32>, used: u32| limit.is_some_and(|l| used >= l);
-    if over(q.per_hour, last_hour) {
-        return Verdict::Refuse {
-            reason: format!(
-                "profile {:?} may start {} commands an hour and has started {last_hour}",
-                profile.name,
-                q.per_hour.unwrap_or(0)
-            ),
-        };
-    }
-    if over(q.per_day, last_day) {
-        return Verdict::Refuse {
-            reason: format!(
-                "profile {:?} may start {} commands a day and has started {last_day}",
-                profile.name,
-                q.per_day.unwrap_or(0)
-            ),
-        };
+    for (limit, used, per) in [
+        (q.per_hour, last_hour, "an hour"),
+        (q.per_day, last_day, "a day"),
+    ] {
+        if let Some(limit) = limit.filter(|l| used >= *l) {
+            return Verdict::Refuse {
+                reason: format!(
+                    "profile {:?} may start {limit} commands {per} and has started {used}",
+                    profile.name
+                ),
+            };
+        }
     }
     Verdict::Run
 }
