@@ -230,7 +230,3 @@ fn a_profiles_rules_change_the_table() {
         Class::Opaque
     );
 }
-
-fn shell_quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "'\\''"))
-}

@@ -98,10 +98,11 @@ pub(super) fn judge(w: &mut Walker<'_>, name: &Arg, args: &[Arg]) {
         p if SHELLS.contains(&p) => shell(w, &part, args),
         "eval" => code_from_args(w, &part, args),
         "trap" => {
-            if let Some(code) = args.first().filter(|a| !a.text().starts_with('-')) {
-                if args.len() >= 2 {
-                    code_arg(w, &part, code);
-                }
+            // `trap CODE SIGNAL...`; `trap -p` and `trap SIGNAL` alone run nothing.
+            if let Some(code) = args.first().filter(|a| !a.text().starts_with('-'))
+                && args.len() >= 2
+            {
+                code_arg(w, &part, code);
             }
         }
         "watch" => {
@@ -157,11 +158,9 @@ pub(super) fn judge(w: &mut Walker<'_>, name: &Arg, args: &[Arg]) {
         "stdbuf" => run_rest(w, args, &["-i", "-o", "-e"]),
         "time" | "nohup" | "setsid" | "busybox" | "builtin" => run_rest(w, args, &[]),
         "exec" => run_rest(w, args, &["-a"]),
-        "command" => {
-            if !args.iter().any(|a| a.text() == "-v" || a.text() == "-V") {
-                run_rest(w, args, &[]);
-            }
-        }
+        // `command -v NAME` only looks the name up.
+        "command" if args.iter().any(|a| a.text() == "-v" || a.text() == "-V") => {}
+        "command" => run_rest(w, args, &[]),
         "timeout" => {
             let rest = after_options(args, &["-s", "--signal", "-k", "--kill-after"]);
             // The first word after the options is the duration.
