@@ -102,3 +102,10 @@ impl From<VaultError> for Fail {
         Self::new(code, e.to_string())
     }
 }
+
+/// A store failure is the broker's own fault, never the client's: an internal error.
+impl From<crate::db::DbError> for Fail {
+    fn from(e: crate::db::DbError) -> Self {
+        Self::internal(e)
+    }
+}

@@ -8,7 +8,7 @@
 //! known are plain SHA-256 and marked unkeyed. Truncating the newest records shows against the
 //! head the broker writes outside the database (`state/audit-head`, keyed the same way).
 
-use anyhow::Result;
+use super::Result;
 use rusqlite::params;
 use sha2::{Digest, Sha256};
 

@@ -3,7 +3,7 @@
 //! command a profile started (for quotas). Profiles are stored as JSON text that the authority
 //! layer parses; this module does not interpret them.
 
-use anyhow::Result;
+use super::Result;
 use rusqlite::{OptionalExtension, params};
 
 use super::Db;

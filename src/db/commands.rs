@@ -1,7 +1,7 @@
 //! Asynchronous commands: their records and state transitions. Output lines live in `log_lines`
 //! and are written by the log writer ([`crate::logs`]).
 
-use anyhow::Result;
+use super::Result;
 use rusqlite::{OptionalExtension, params};
 
 use super::Db;

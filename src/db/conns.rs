@@ -1,4 +1,4 @@
-use anyhow::Result;
+use super::Result;
 use rusqlite::{OptionalExtension, params};
 
 use super::Db;
@@ -70,7 +70,7 @@ impl Db {
             ],
         )?;
         self.conn_by_ref(&s.name)?
-            .ok_or_else(|| anyhow::anyhow!("connection {} vanished after saving", s.name))
+            .ok_or_else(|| super::DbError::Vanished(format!("connection {}", s.name)))
     }
 
     /// A connection by name or id.

@@ -1,4 +1,4 @@
-use anyhow::Result;
+use super::Result;
 use rusqlite::{OptionalExtension, params};
 
 use super::Db;

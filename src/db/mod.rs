@@ -5,6 +5,7 @@ mod audit;
 mod authority;
 mod commands;
 mod conns;
+mod error;
 mod hostkeys;
 mod keys;
 mod retention;
@@ -13,13 +14,13 @@ mod rotations;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
-use anyhow::{Context, Result};
 use rusqlite::Connection;
 
 pub use audit::{AuditEntry, AuditHead, AuditKey, ChainCheck};
 pub use authority::{ApprovalRow, ApprovalState};
 pub use commands::{CommandRow, NewCommand, record_output_loss};
 pub use conns::ConnRow;
+pub use error::{DbError, Result};
 pub use hostkeys::Pin;
 pub use keys::KeyRow;
 pub use retention::Swept;
@@ -241,21 +242,23 @@ impl Db {
                 .truncate(false)
                 .mode(0o600)
                 .open(path)
-                .with_context(|| format!("cannot create the database {}", path.display()))?;
+                .map_err(|e| DbError::File {
+                    action: "create",
+                    path: path.to_path_buf(),
+                    source: Box::new(e),
+                })?;
         }
-        let conn = Connection::open(path)
-            .with_context(|| format!("cannot open the database {}", path.display()))?;
+        let conn = Connection::open(path).map_err(DbError::file("open", path))?;
         conn.execute_batch(
             "PRAGMA foreign_keys = ON; PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000;",
         )
-        .context("cannot configure the database")?;
+        .map_err(DbError::file("configure", path))?;
         let mut db = Self { conn };
-        db.migrate()
-            .with_context(|| format!("cannot migrate the database {}", path.display()))?;
+        db.migrate().map_err(DbError::file("migrate", path))?;
         Ok(db)
     }
 
-    fn migrate(&mut self) -> Result<()> {
+    fn migrate(&mut self) -> rusqlite::Result<()> {
         let version: i64 = self
             .conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))?;
@@ -281,15 +284,14 @@ impl Db {
                     | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
             )
             .and_then(|c| c.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0)))
-            .with_context(|| format!("cannot read the database {}", path.display()))?,
+            .map_err(DbError::file("read", path))?,
             _ => 0,
         };
         if version == 0 {
-            anyhow::bail!(
-                "the database {db} is missing or empty, but the vault at {vault} exists: the stored keys, host-key pins and audit log lived in the database, so the broker will not start with a new one. Restore {db} from a backup (a copy taken after `sshkeep broker stop` holds everything), or, to start over and lose the stored keys, move {vault} aside",
-                db = path.display(),
-                vault = vault_dir.display()
-            );
+            return Err(DbError::Missing {
+                db: path.to_path_buf(),
+                vault: vault_dir.to_path_buf(),
+            });
         }
         Ok(())
     }
@@ -297,14 +299,13 @@ impl Db {
     /// Moves everything in the write-ahead log into the database file and empties the log, so
     /// that a copy of the database file alone is a complete backup. Called on a clean stop.
     pub fn checkpoint(&self) -> Result<()> {
-        let (busy, _, _): (i64, i64, i64) = self
-            .conn
-            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-            })
-            .context("cannot checkpoint the database")?;
+        let (busy, _, _): (i64, i64, i64) =
+            self.conn
+                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })?;
         if busy != 0 {
-            anyhow::bail!("the database was busy; its write-ahead log was not emptied");
+            return Err(DbError::Busy);
         }
         Ok(())
     }
@@ -312,8 +313,7 @@ impl Db {
     /// Opens a second connection to the same database (the log writer and readers use their
     /// own, so long reads never wait for the broker's main connection).
     pub fn open_extra(path: &Path) -> Result<Connection> {
-        let conn = Connection::open(path)
-            .with_context(|| format!("cannot open the database {}", path.display()))?;
+        let conn = Connection::open(path).map_err(DbError::file("open", path))?;
         conn.execute_batch(
             "PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000; PRAGMA synchronous = NORMAL;",
         )?;

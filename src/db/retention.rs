@@ -1,6 +1,6 @@
 //! Retention of command output: by age, and by total size.
 
-use anyhow::Result;
+use super::Result;
 use rusqlite::{TransactionBehavior, params};
 
 use super::Db;

@@ -1,7 +1,7 @@
 //! Key rotations: a state machine per rotation and per host, so a rotation interrupted at any
 //! point (a crash, a host down) resumes where it stopped.
 
-use anyhow::Result;
+use super::Result;
 use rusqlite::{OptionalExtension, params};
 
 use super::Db;
