@@ -3,6 +3,7 @@
 mod fixture;
 
 mod audit_log;
+mod authority;
 mod commands;
 mod exec_and_keys;
 mod files;
