@@ -7,10 +7,9 @@ use std::sync::Arc;
 
 use russh::keys::ssh_key::{self, LineEnding, PrivateKey};
 use russh::keys::{Algorithm, EcdsaCurve, HashAlg};
-use sshkeep_vault::SecretString;
 use zeroize::Zeroizing;
 
-use crate::protocol::KeyType;
+use crate::protocol::{KeyType, SecretString};
 
 /// A key ready to be sealed into the vault.
 pub struct NewKey {

@@ -6,6 +6,7 @@ pub mod authority;
 pub mod broker;
 pub mod cli;
 pub mod client;
+pub mod clock;
 pub mod db;
 pub mod frame;
 pub mod keys;

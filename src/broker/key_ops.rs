@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use sshkeep_vault::SecretString;
+use crate::protocol::SecretString;
 
 use super::fail::Fail;
 use super::{Broker, Peer};

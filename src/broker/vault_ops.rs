@@ -6,7 +6,26 @@ use sshkeep_vault::{Backend, BackendChoice, SecretString, Vault, VaultError};
 
 use super::fail::Fail;
 use super::{Broker, Peer};
-use crate::protocol::{ErrorCode, PROTOCOL_VERSION, Response, StatusInfo, VaultStatus};
+use crate::protocol::{self, ErrorCode, PROTOCOL_VERSION, Response, StatusInfo, VaultStatus};
+
+// The protocol's secret text and backend choice become the vault's here, where the broker hands
+// them to the vault: the buffer moves, no copy of the secret is made.
+impl From<protocol::SecretString> for SecretString {
+    fn from(s: protocol::SecretString) -> Self {
+        let mut text = s.into_zeroizing();
+        SecretString::new(std::mem::take(&mut *text))
+    }
+}
+
+impl From<protocol::BackendChoice> for BackendChoice {
+    fn from(c: protocol::BackendChoice) -> Self {
+        match c {
+            protocol::BackendChoice::Auto => BackendChoice::Auto,
+            protocol::BackendChoice::Keyring => BackendChoice::Keyring,
+            protocol::BackendChoice::Passphrase => BackendChoice::Passphrase,
+        }
+    }
+}
 
 /// Runs blocking vault work (D-Bus calls, scrypt) off the async threads, and wipes the stack it
 /// used.
@@ -151,9 +170,13 @@ pub fn status(broker: &Broker) -> Result<Response, Fail> {
 pub async fn init(
     broker: &Arc<Broker>,
     peer: &Peer,
-    choice: BackendChoice,
-    passphrase: Option<SecretString>,
+    choice: protocol::BackendChoice,
+    passphrase: Option<protocol::SecretString>,
 ) -> Result<Response, Fail> {
+    let (choice, passphrase) = (
+        BackendChoice::from(choice),
+        passphrase.map(SecretString::from),
+    );
     let (backend, notice) = blocking(broker, move |b| {
         let mut slot = b.vault()?;
         if slot.is_some() {
@@ -187,8 +210,9 @@ pub async fn init(
 pub async fn unlock(
     broker: &Arc<Broker>,
     peer: &Peer,
-    passphrase: Option<SecretString>,
+    passphrase: Option<protocol::SecretString>,
 ) -> Result<Response, Fail> {
+    let passphrase = passphrase.map(SecretString::from);
     let result = blocking(broker, move |b| {
         let mut slot = b.vault()?;
         let vault = slot.as_mut().ok_or_else(|| b.no_vault())?;

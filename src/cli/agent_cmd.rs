@@ -4,7 +4,8 @@ use anyhow::{Result, bail};
 use clap::Subcommand;
 
 use super::{Ctx, output};
-use crate::protocol::{Request, Response};
+use crate::client::AgentStatus;
+use crate::protocol::Request;
 
 #[derive(Subcommand, Debug)]
 pub enum AgentCmd {
@@ -16,9 +17,7 @@ pub enum AgentCmd {
 
 pub async fn run(ctx: &Ctx, cmd: AgentCmd) -> Result<u8> {
     let mut c = ctx.client().await?;
-    let Response::AgentStatus { socket, offered } = c.request(&Request::AgentStatus).await? else {
-        bail!("unexpected reply");
-    };
+    let AgentStatus { socket, offered } = c.call(&Request::AgentStatus).await?;
     match cmd {
         AgentCmd::Env => {
             if socket.contains(['\'', '"', ';', ' ', '$', '`', '\\']) {

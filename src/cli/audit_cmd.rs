@@ -1,10 +1,11 @@
 //! `sshkeep audit [--verify]`.
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use clap::Args;
 
 use super::{Ctx, output};
-use crate::protocol::{AuditFilter, Request, Response};
+use crate::client::AuditCheck;
+use crate::protocol::{AuditFilter, AuditRecord, Request};
 
 #[derive(Args, Debug)]
 pub struct AuditArgs {
@@ -31,14 +32,11 @@ pub struct AuditArgs {
 pub async fn run(ctx: &Ctx, a: AuditArgs) -> Result<u8> {
     let mut c = ctx.client().await?;
     if a.verify {
-        let Response::AuditVerified {
+        let AuditCheck {
             records,
             first_broken,
             reason,
-        } = c.request(&Request::AuditVerify).await?
-        else {
-            bail!("unexpected reply to audit --verify")
-        };
+        } = c.call(&Request::AuditVerify).await?;
         if ctx.json {
             output::json(
                 &serde_json::json!({ "records": records, "first_broken": first_broken, "reason": reason }),
@@ -53,7 +51,7 @@ pub async fn run(ctx: &Ctx, a: AuditArgs) -> Result<u8> {
         }
         return Ok(if first_broken.is_some() { 1 } else { 0 });
     }
-    let since = a.since.map(|d| crate::db::now() - d.as_secs() as i64);
+    let since = a.since.map(|d| crate::clock::now() - d.as_secs() as i64);
     let filter = AuditFilter {
         key: a.key,
         conn: a.conn,
@@ -61,9 +59,7 @@ pub async fn run(ctx: &Ctx, a: AuditArgs) -> Result<u8> {
         since,
         limit: a.limit,
     };
-    let Response::Audit { records } = c.request(&Request::AuditList(filter)).await? else {
-        bail!("unexpected reply to audit")
-    };
+    let records: Vec<AuditRecord> = c.call(&Request::AuditList(filter)).await?;
     if ctx.json {
         output::json(&records)?;
         return Ok(0);

@@ -1,11 +1,16 @@
 //! `sshkeep broker` and `sshkeep broker stop`.
+//!
+//! This is the one place the command line reaches into the broker itself: the binary is both
+//! client and broker, and `sshkeep broker` runs the broker in this process through its public
+//! entry point, [`crate::broker::run`]. Every other command, `broker stop` included, is a client
+//! that speaks the protocol over the socket.
 
 use anyhow::Result;
 use clap::{Args, Subcommand};
 
 use super::Ctx;
 use crate::broker::{self, RunOptions};
-use crate::client::Client;
+use crate::client::{Client, Done};
 use crate::protocol::Request;
 
 #[derive(Args, Debug)]
@@ -40,7 +45,7 @@ pub async fn run(ctx: &Ctx, a: BrokerArgs) -> Result<u8> {
                 println!("no broker is running");
                 return Ok(0);
             };
-            c.request(&Request::Shutdown).await?;
+            let _: Done = c.call(&Request::Shutdown).await?;
             // The broker closes every connection as it exits: wait for ours to close.
             let _ = c.recv().await;
             println!("broker stopped");

@@ -6,10 +6,12 @@ use std::time::Duration;
 use anyhow::{Result, bail};
 use clap::{Args, Subcommand};
 
+use super::choices::{BulkConnOp, FleetAuditOp, StreamFilter};
 use super::{Ctx, output};
+use crate::client::{BulkLogs, BulkStarted};
 use crate::protocol::{
-    BulkConnOp, BulkInfo, BulkSpec, FleetAuditOp, FleetAuditReport, LogQuery, Request, Response,
-    RunOptions, StreamFilter, Targets,
+    self, BulkConnResult, BulkInfo, BulkSpec, FleetAuditReport, LogQuery, Request, RunOptions,
+    Targets,
 };
 
 #[derive(Args, Debug, Clone)]
@@ -199,11 +201,7 @@ pub async fn run(ctx: &Ctx, cmd: BulkCmd) -> Result<u8> {
                     ..Default::default()
                 },
             };
-            let Response::BulkStarted { bulk_id, targets } =
-                c.request(&Request::BulkExec(spec)).await?
-            else {
-                bail!("unexpected reply to bulk exec")
-            };
+            let BulkStarted { bulk_id, targets } = c.call(&Request::BulkExec(spec)).await?;
             if no_wait {
                 if ctx.json {
                     output::json(&serde_json::json!({ "bulk_id": bulk_id, "targets": targets }))?;
@@ -214,15 +212,12 @@ pub async fn run(ctx: &Ctx, cmd: BulkCmd) -> Result<u8> {
             }
             let live = std::io::stderr().is_terminal() && !ctx.json;
             loop {
-                let Response::Bulk(info) = c
-                    .request(&Request::BulkStatus {
+                let info: BulkInfo = c
+                    .call(&Request::BulkStatus {
                         bulk_id: bulk_id.clone(),
                         target: None,
                     })
-                    .await?
-                else {
-                    bail!("unexpected reply to bulk status")
-                };
+                    .await?;
                 if live {
                     progress(&info);
                 }
@@ -236,10 +231,7 @@ pub async fn run(ctx: &Ctx, cmd: BulkCmd) -> Result<u8> {
             }
         }
         BulkCmd::Status { bulk_id, target } => {
-            let Response::Bulk(info) = c.request(&Request::BulkStatus { bulk_id, target }).await?
-            else {
-                bail!("unexpected reply to bulk status")
-            };
+            let info: BulkInfo = c.call(&Request::BulkStatus { bulk_id, target }).await?;
             summary(ctx, &info).map(|_| 0)
         }
         BulkCmd::Logs {
@@ -251,24 +243,21 @@ pub async fn run(ctx: &Ctx, cmd: BulkCmd) -> Result<u8> {
             tail,
         } => {
             let query = LogQuery {
-                stream,
+                stream: stream.map(Into::into),
                 grep,
                 head,
                 tail,
                 ..Default::default()
             };
-            let Response::BulkLogs {
+            let BulkLogs {
                 lines, truncated, ..
             } = c
-                .request(&Request::BulkLogs {
+                .call(&Request::BulkLogs {
                     bulk_id,
                     target,
                     query,
                 })
-                .await?
-            else {
-                bail!("unexpected reply to bulk logs")
-            };
+                .await?;
             if ctx.json {
                 output::json(&lines)?;
             } else {
@@ -284,10 +273,7 @@ pub async fn run(ctx: &Ctx, cmd: BulkCmd) -> Result<u8> {
             Ok(0)
         }
         BulkCmd::Cancel { bulk_id, target } => {
-            let Response::Bulk(info) = c.request(&Request::BulkCancel { bulk_id, target }).await?
-            else {
-                bail!("unexpected reply to bulk cancel")
-            };
+            let info: BulkInfo = c.call(&Request::BulkCancel { bulk_id, target }).await?;
             summary(ctx, &info).map(|_| 0)
         }
         BulkCmd::Audit {
@@ -299,14 +285,12 @@ pub async fn run(ctx: &Ctx, cmd: BulkCmd) -> Result<u8> {
             let req = match show {
                 Some(audit_id) => Request::FleetAuditShow { audit_id },
                 None => Request::FleetAudit {
-                    op,
+                    op: op.into(),
                     targets: targets.into(),
                     concurrency: Some(concurrency),
                 },
             };
-            let Response::FleetAudit(report) = c.request(&req).await? else {
-                bail!("unexpected reply to bulk audit")
-            };
+            let report: FleetAuditReport = c.call(&req).await?;
             audit_report(ctx, &report)
         }
         BulkCmd::Conn {
@@ -315,13 +299,11 @@ pub async fn run(ctx: &Ctx, cmd: BulkCmd) -> Result<u8> {
             concurrency,
         } => {
             let req = Request::BulkConn {
-                op,
+                op: op.into(),
                 targets: targets.into(),
                 concurrency: Some(concurrency),
             };
-            let Response::BulkConn { results } = c.request(&req).await? else {
-                bail!("unexpected reply to bulk conn")
-            };
+            let results: Vec<BulkConnResult> = c.call(&req).await?;
             let failed = results.iter().any(|r| !r.ok);
             if ctx.json {
                 output::json(&results)?;
@@ -414,7 +396,7 @@ fn audit_report(ctx: &Ctx, r: &FleetAuditReport) -> Result<u8> {
         "
 audit {} ({})",
         r.audit_id,
-        if r.op == FleetAuditOp::Security {
+        if r.op == protocol::FleetAuditOp::Security {
             "security"
         } else {
             "inventory"

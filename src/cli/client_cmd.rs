@@ -1,10 +1,10 @@
 //! `sshkeep client list|assign|remove`: client (customer) groups of connections.
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use clap::Subcommand;
 
 use super::{Ctx, output};
-use crate::protocol::{Request, Response};
+use crate::protocol::{ClientGroup, Request};
 
 #[derive(Subcommand, Debug)]
 pub enum ClientCmd {
@@ -29,9 +29,7 @@ pub async fn run(ctx: &Ctx, cmd: ClientCmd) -> Result<u8> {
         ClientCmd::Assign { client, conns } => Request::ClientAssign { client, conns },
         ClientCmd::Remove { conns } => Request::ClientRemove { conns },
     };
-    let Response::Clients { clients } = ctx.client().await?.request(&req).await? else {
-        bail!("unexpected reply")
-    };
+    let clients: Vec<ClientGroup> = ctx.client().await?.call(&req).await?;
     if ctx.json {
         output::json(&clients)?;
         return Ok(0);

@@ -1,10 +1,10 @@
 //! `sshkeep config [set KEY VALUE]`.
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use clap::Subcommand;
 
 use super::{Ctx, output};
-use crate::protocol::{Request, Response};
+use crate::protocol::{Request, Setting};
 
 #[derive(Subcommand, Debug)]
 pub enum ConfigCmd {
@@ -17,9 +17,7 @@ pub async fn run(ctx: &Ctx, cmd: Option<ConfigCmd>) -> Result<u8> {
         Some(ConfigCmd::Set { key, value }) => Request::SettingSet { key, value },
         None => Request::Settings,
     };
-    let Response::Settings { settings } = ctx.client().await?.request(&req).await? else {
-        bail!("unexpected reply")
-    };
+    let settings: Vec<Setting> = ctx.client().await?.call(&req).await?;
     if ctx.json {
         output::json(&settings)?;
         return Ok(0);

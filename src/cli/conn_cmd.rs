@@ -3,8 +3,9 @@
 use anyhow::{Result, bail};
 use clap::Subcommand;
 
+use super::choices::HostKeyPolicy;
 use super::{Ctx, output};
-use crate::protocol::{ConnInfo, ConnSpec, HostKeyPolicy, Request, Response, TestReport};
+use crate::protocol::{ConnInfo, ConnSpec, Request, TestReport};
 
 #[derive(Subcommand, Debug)]
 pub enum ConnCmd {
@@ -76,7 +77,7 @@ pub enum ConnCmd {
 
 pub async fn run(ctx: &Ctx, cmd: ConnCmd) -> Result<u8> {
     let mut c = ctx.client().await?;
-    let reply = match cmd {
+    match cmd {
         ConnCmd::Save {
             name,
             host,
@@ -100,16 +101,18 @@ pub async fn run(ctx: &Ctx, cmd: ConnCmd) -> Result<u8> {
                 user,
                 key,
                 client,
-                host_key_policy,
+                host_key_policy: host_key_policy.into(),
                 keepalive_interval,
                 keepalive_max,
                 idle_timeout,
             };
-            c.request(&Request::ConnSave(spec)).await?
+            print_conn(ctx, &c.call(&Request::ConnSave(spec)).await?)?;
         }
-        ConnCmd::List => c.request(&Request::ConnList).await?,
-        ConnCmd::Show { name } => c.request(&Request::ConnShow { name }).await?,
-        ConnCmd::Remove { name } => c.request(&Request::ConnRemove { name }).await?,
+        ConnCmd::List => print_conns(ctx, c.call(&Request::ConnList).await?)?,
+        ConnCmd::Show { name } => print_conn(ctx, &c.call(&Request::ConnShow { name }).await?)?,
+        ConnCmd::Remove { name } => {
+            output::done(ctx.json, c.call(&Request::ConnRemove { name }).await?)?
+        }
         ConnCmd::Test {
             target,
             host,
@@ -123,52 +126,53 @@ pub async fn run(ctx: &Ctx, cmd: ConnCmd) -> Result<u8> {
                 (None, Some(h), Some(u)) => format!("{u}@{h}:{port}"),
                 _ => bail!("name a connection, or give --host and --user"),
             };
-            let Response::TestReport(r) = c.request(&Request::ConnTest { target, key }).await?
-            else {
-                bail!("unexpected reply to conn test")
-            };
+            let r: TestReport = c.call(&Request::ConnTest { target, key }).await?;
             return report(ctx, &r);
         }
         ConnCmd::Trust { name, fingerprint } => {
-            c.request(&Request::ConnTrust {
+            let req = Request::ConnTrust {
                 name,
                 fingerprint,
                 replace: true,
-            })
-            .await?
+            };
+            output::done(ctx.json, c.call(&req).await?)?
         }
         ConnCmd::Import(a) => return super::import_cmd::run(ctx, &mut c, a).await,
-    };
-    match reply {
-        Response::Conn(ci) if ctx.json => output::json(&ci)?,
-        Response::Conn(ci) => show(&ci),
-        Response::Conns { conns } if ctx.json => output::json(&conns)?,
-        Response::Conns { conns } => {
-            let rows: Vec<Vec<String>> = conns
-                .iter()
-                .map(|c| {
-                    vec![
-                        c.spec.name.clone(),
-                        format!("{}@{}:{}", c.spec.user, c.spec.host, c.spec.port),
-                        output::opt(&c.spec.key),
-                        output::opt(&c.spec.client),
-                        c.spec.host_key_policy.as_str().into(),
-                        output::opt(&c.pinned_host_key),
-                    ]
-                })
-                .collect();
-            output::table(
-                &["NAME", "ADDRESS", "KEY", "CLIENT", "POLICY", "HOST KEY"],
-                &rows,
-            );
-        }
-        Response::Ok { message } if ctx.json => {
-            output::json(&serde_json::json!({ "ok": true, "message": message }))?
-        }
-        Response::Ok { message } => println!("{message}"),
-        other => bail!("unexpected reply: {other:?}"),
     }
     Ok(0)
+}
+
+fn print_conn(ctx: &Ctx, c: &ConnInfo) -> Result<()> {
+    if ctx.json {
+        output::json(c)
+    } else {
+        show(c);
+        Ok(())
+    }
+}
+
+fn print_conns(ctx: &Ctx, conns: Vec<ConnInfo>) -> Result<()> {
+    if ctx.json {
+        return output::json(&conns);
+    }
+    let rows: Vec<Vec<String>> = conns
+        .iter()
+        .map(|c| {
+            vec![
+                c.spec.name.clone(),
+                format!("{}@{}:{}", c.spec.user, c.spec.host, c.spec.port),
+                output::opt(&c.spec.key),
+                output::opt(&c.spec.client),
+                c.spec.host_key_policy.as_str().into(),
+                output::opt(&c.pinned_host_key),
+            ]
+        })
+        .collect();
+    output::table(
+        &["NAME", "ADDRESS", "KEY", "CLIENT", "POLICY", "HOST KEY"],
+        &rows,
+    );
+    Ok(())
 }
 
 fn show(c: &ConnInfo) {

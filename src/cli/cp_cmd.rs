@@ -8,7 +8,8 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 
 use super::{Ctx, output};
-use crate::protocol::{Request, Response, SftpAction, SftpRequest, TransferReport};
+use crate::client::{Done, Entries};
+use crate::protocol::{RemoteEntry, Request, SftpAction, SftpRequest, TransferReport};
 
 #[derive(Args, Debug)]
 pub struct CpArgs {
@@ -79,33 +80,27 @@ pub async fn cp(ctx: &Ctx, a: CpArgs) -> Result<u8> {
     };
     let bar = std::io::stderr().is_terminal() && !ctx.json;
     let mut c = ctx.client().await?;
-    c.send(&Request::Sftp(SftpRequest {
+    let req = Request::Sftp(SftpRequest {
         target,
         key: a.key,
         action,
         local_roots: None,
         progress: bar,
-    }))
-    .await?;
-    loop {
-        match c.recv().await? {
-            Response::Progress { done, total } => draw(done, total),
-            Response::Transfer(t) => {
-                if bar {
-                    draw(t.bytes, t.bytes);
-                    eprintln!();
-                }
-                return report(ctx, &t);
+    });
+    let t: TransferReport = match c.call_with_progress(&req, draw).await {
+        Ok(t) => t,
+        Err(e) => {
+            if bar {
+                eprintln!();
             }
-            Response::Error { message, .. } => {
-                if bar {
-                    eprintln!();
-                }
-                bail!("{message}");
-            }
-            other => bail!("unexpected reply: {other:?}"),
+            return Err(e);
         }
+    };
+    if bar {
+        draw(t.bytes, t.bytes);
+        eprintln!();
     }
+    report(ctx, &t)
 }
 
 fn draw(done: u64, total: u64) {
@@ -225,51 +220,65 @@ pub async fn sftp(ctx: &Ctx, cmd: SftpCmd) -> Result<u8> {
         }
     };
     let mut c = ctx.client().await?;
-    let reply = c
-        .request(&Request::Sftp(SftpRequest {
+    let req = |action| {
+        Request::Sftp(SftpRequest {
             target,
             key: None,
             action,
             local_roots: None,
             progress: false,
-        }))
-        .await?;
-    match reply {
-        Response::Entries { entries, .. } => {
-            if ctx.json {
-                output::json(&entries)?;
-            } else {
-                let rows = entries
-                    .iter()
-                    .map(|e| {
-                        vec![
-                            format!("{:o}", e.mode),
-                            e.kind.clone(),
-                            e.size.to_string(),
-                            e.name.clone(),
-                        ]
-                    })
-                    .collect::<Vec<_>>();
-                output::table(&["MODE", "TYPE", "SIZE", "NAME"], &rows);
-            }
+        })
+    };
+    match action {
+        action @ SftpAction::List { .. } => {
+            let Entries { entries, .. } = c.call(&req(action)).await?;
+            list(ctx, &entries)
         }
-        Response::Entry(e) => {
-            if ctx.json {
-                output::json(&e)?;
-            } else {
-                println!(
-                    "{}: {} {} bytes mode {:o} uid {} gid {}",
-                    e.name,
-                    e.kind,
-                    e.size,
-                    e.mode,
-                    e.uid.map(|u| u.to_string()).unwrap_or("-".into()),
-                    e.gid.map(|g| g.to_string()).unwrap_or("-".into())
-                );
-            }
+        action @ SftpAction::Stat { .. } => {
+            let e: RemoteEntry = c.call(&req(action)).await?;
+            stat(ctx, &e)
         }
-        Response::Ok { message } => println!("{message}"),
-        other => bail!("unexpected reply: {other:?}"),
+        action => {
+            let done: Done = c.call(&req(action)).await?;
+            println!("{}", done.message);
+            Ok(0)
+        }
+    }
+}
+
+fn list(ctx: &Ctx, entries: &[RemoteEntry]) -> Result<u8> {
+    if ctx.json {
+        output::json(&entries)?;
+    } else {
+        let rows = entries
+            .iter()
+            .map(|e| {
+                vec![
+                    format!("{:o}", e.mode),
+                    e.kind.clone(),
+                    e.size.to_string(),
+                    e.name.clone(),
+                ]
+            })
+            .collect::<Vec<_>>();
+        output::table(&["MODE", "TYPE", "SIZE", "NAME"], &rows);
+    }
+    Ok(0)
+}
+
+fn stat(ctx: &Ctx, e: &RemoteEntry) -> Result<u8> {
+    if ctx.json {
+        output::json(e)?;
+    } else {
+        println!(
+            "{}: {} {} bytes mode {:o} uid {} gid {}",
+            e.name,
+            e.kind,
+            e.size,
+            e.mode,
+            e.uid.map(|u| u.to_string()).unwrap_or("-".into()),
+            e.gid.map(|g| g.to_string()).unwrap_or("-".into())
+        );
     }
     Ok(0)
 }

@@ -12,6 +12,7 @@ use interprocess::local_socket::tokio::Stream;
 use tokio::sync::mpsc;
 
 use super::Ctx;
+use crate::client::{ExecFrame, expect};
 use crate::frame::{read_frame, write_frame};
 use crate::protocol::{OutputStream, Request, Response};
 use crate::system::{RawMode, terminal_size};
@@ -152,24 +153,24 @@ async fn stream_exec(
                 return Ok(130);
             }
             r = replies.recv() => match r {
-                Some(Ok(Response::Output { stream, data })) => {
-                    let bytes = B64.decode(data).context("the broker sent undecodable output")?;
-                    let sink: &mut dyn Write = match stream {
-                        OutputStream::Stdout => &mut stdout,
-                        OutputStream::Stderr => &mut stderr,
-                    };
-                    sink.write_all(&bytes)
-                        .and_then(|_| sink.flush())
-                        .context("cannot write the output")?;
-                }
-                Some(Ok(Response::Exit { status, note, .. })) => {
-                    if let Some(n) = note {
-                        eprintln!("sshkeep: {n}\r");
+                Some(Ok(r)) => match expect::<ExecFrame>(r)? {
+                    ExecFrame::Output { stream, data } => {
+                        let bytes = B64.decode(data).context("the broker sent undecodable output")?;
+                        let sink: &mut dyn Write = match stream {
+                            OutputStream::Stdout => &mut stdout,
+                            OutputStream::Stderr => &mut stderr,
+                        };
+                        sink.write_all(&bytes)
+                            .and_then(|_| sink.flush())
+                            .context("cannot write the output")?;
                     }
-                    return Ok(status.clamp(0, 255) as u8);
-                }
-                Some(Ok(Response::Error { message, .. })) => bail!("{message}"),
-                Some(Ok(other)) => bail!("unexpected reply to exec: {other:?}"),
+                    ExecFrame::Exit { status, note } => {
+                        if let Some(n) = note {
+                            eprintln!("sshkeep: {n}\r");
+                        }
+                        return Ok(status.clamp(0, 255) as u8);
+                    }
+                },
                 Some(Err(e)) => bail!("lost the broker connection: {e}"),
                 None => bail!("lost the broker connection"),
             },

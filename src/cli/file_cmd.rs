@@ -5,8 +5,9 @@ use std::io::Read;
 use anyhow::{Context, Result, bail};
 use clap::Subcommand;
 
+use super::choices::LineEdit;
 use super::{Ctx, output};
-use crate::protocol::{FileAction, FileRequest, LineEdit, Request, Response};
+use crate::protocol::{FileAction, FileChange, FileRequest, FileText, Request};
 
 #[derive(Subcommand, Debug)]
 pub enum FileCmd {
@@ -159,7 +160,7 @@ pub async fn run(ctx: &Ctx, cmd: FileCmd) -> Result<u8> {
                 target,
                 FileAction::EditLine {
                     path,
-                    edit,
+                    edit: edit.into(),
                     line,
                     pattern,
                     content,
@@ -169,39 +170,36 @@ pub async fn run(ctx: &Ctx, cmd: FileCmd) -> Result<u8> {
             )
         }
     };
+    let read = matches!(action, FileAction::Read { .. });
     let mut c = ctx.client().await?;
-    match c
-        .request(&Request::File(FileRequest {
-            target,
-            key: None,
-            action,
-        }))
-        .await?
-    {
-        Response::FileText(t) => {
-            if ctx.json {
-                output::json(&t)?;
-            } else {
-                print!("{}", t.content);
-            }
+    let req = Request::File(FileRequest {
+        target,
+        key: None,
+        action,
+    });
+    if read {
+        let t: FileText = c.call(&req).await?;
+        if ctx.json {
+            output::json(&t)?;
+        } else {
+            print!("{}", t.content);
         }
-        Response::FileChange(ch) => {
-            if ctx.json {
-                output::json(&ch)?;
-            } else {
-                println!(
-                    "{} {} ({} bytes, {} change(s)){}",
-                    if ch.created { "created" } else { "updated" },
-                    ch.path,
-                    ch.size,
-                    ch.changed,
-                    ch.backup
-                        .map(|b| format!("; previous content in {b}"))
-                        .unwrap_or_default()
-                );
-            }
-        }
-        other => bail!("unexpected reply: {other:?}"),
+        return Ok(0);
+    }
+    let ch: FileChange = c.call(&req).await?;
+    if ctx.json {
+        output::json(&ch)?;
+    } else {
+        println!(
+            "{} {} ({} bytes, {} change(s)){}",
+            if ch.created { "created" } else { "updated" },
+            ch.path,
+            ch.size,
+            ch.changed,
+            ch.backup
+                .map(|b| format!("; previous content in {b}"))
+                .unwrap_or_default()
+        );
     }
     Ok(0)
 }

@@ -5,7 +5,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 
 use super::{Ctx, output};
-use crate::protocol::{ForwardInfo, ForwardKind, ForwardSpec, Request, Response};
+use crate::protocol::{ForwardInfo, ForwardKind, ForwardSpec, Request};
 
 #[derive(Args, Debug)]
 #[command(args_conflicts_with_subcommands = true)]
@@ -83,64 +83,75 @@ fn port(s: &str) -> Result<u16> {
 
 pub async fn run(ctx: &Ctx, a: ForwardArgs) -> Result<u8> {
     let mut c = ctx.client().await?;
-    let reply = match (a.action, a.target) {
-        (Some(ForwardAction::List), _) => c.request(&Request::ForwardList).await?,
+    let spec = match (a.action, a.target) {
+        (Some(ForwardAction::List), _) => {
+            let forwards: Vec<ForwardInfo> = c.call(&Request::ForwardList).await?;
+            return list(ctx, &forwards);
+        }
         (Some(ForwardAction::Close { forward_id }), _) => {
-            c.request(&Request::ForwardClose { forward_id }).await?
+            let f: ForwardInfo = c.call(&Request::ForwardClose { forward_id }).await?;
+            return one(ctx, &f);
         }
         (None, None) => bail!("give a connection and -L or -D, or `forward list`"),
-        (None, Some(target)) => {
-            let spec = match (a.local, a.dynamic) {
-                (Some(l), None) => {
-                    let (bind, f) = split_bind(&l, 3)?;
-                    ForwardSpec {
-                        target,
-                        key: a.key,
-                        kind: ForwardKind::Local,
-                        bind_address: bind,
-                        bind_port: port(&f[0])?,
-                        host: Some(f[1].clone()),
-                        host_port: Some(port(&f[2])?),
-                        allow_public: a.allow_public,
-                    }
+        (None, Some(target)) => match (a.local, a.dynamic) {
+            (Some(l), None) => {
+                let (bind, f) = split_bind(&l, 3)?;
+                ForwardSpec {
+                    target,
+                    key: a.key,
+                    kind: ForwardKind::Local,
+                    bind_address: bind,
+                    bind_port: port(&f[0])?,
+                    host: Some(f[1].clone()),
+                    host_port: Some(port(&f[2])?),
+                    allow_public: a.allow_public,
                 }
-                (None, Some(d)) => {
-                    let (bind, f) = split_bind(&d, 1)?;
-                    ForwardSpec {
-                        target,
-                        key: a.key,
-                        kind: ForwardKind::Dynamic,
-                        bind_address: bind,
-                        bind_port: port(&f[0])?,
-                        host: None,
-                        host_port: None,
-                        allow_public: a.allow_public,
-                    }
+            }
+            (None, Some(d)) => {
+                let (bind, f) = split_bind(&d, 1)?;
+                ForwardSpec {
+                    target,
+                    key: a.key,
+                    kind: ForwardKind::Dynamic,
+                    bind_address: bind,
+                    bind_port: port(&f[0])?,
+                    host: None,
+                    host_port: None,
+                    allow_public: a.allow_public,
                 }
-                _ => bail!("give -L [bind:]port:host:hostport or -D [bind:]port"),
-            };
-            c.request(&Request::ForwardOpen(spec)).await?
-        }
+            }
+            _ => bail!("give -L [bind:]port:host:hostport or -D [bind:]port"),
+        },
     };
-    match reply {
-        Response::Forward(f) if ctx.json => output::json(&f)?,
-        Response::Forward(f) => println!("{} {}", f.forward_id, describe(&f)),
-        Response::Forwards { forwards } if ctx.json => output::json(&forwards)?,
-        Response::Forwards { forwards } => {
-            let rows: Vec<Vec<String>> = forwards
-                .iter()
-                .map(|f| {
-                    vec![
-                        f.forward_id.clone(),
-                        describe(f),
-                        format!("{} now, {} in all", f.active, f.total),
-                    ]
-                })
-                .collect();
-            output::table(&["FORWARD", "WHAT", "CONNECTIONS"], &rows);
-        }
-        other => bail!("unexpected reply: {other:?}"),
+    let f: ForwardInfo = c.call(&Request::ForwardOpen(spec)).await?;
+    one(ctx, &f)
+}
+
+fn one(ctx: &Ctx, f: &ForwardInfo) -> Result<u8> {
+    if ctx.json {
+        output::json(f)?;
+    } else {
+        println!("{} {}", f.forward_id, describe(f));
     }
+    Ok(0)
+}
+
+fn list(ctx: &Ctx, forwards: &[ForwardInfo]) -> Result<u8> {
+    if ctx.json {
+        output::json(&forwards)?;
+        return Ok(0);
+    }
+    let rows: Vec<Vec<String>> = forwards
+        .iter()
+        .map(|f| {
+            vec![
+                f.forward_id.clone(),
+                describe(f),
+                format!("{} now, {} in all", f.active, f.total),
+            ]
+        })
+        .collect();
+    output::table(&["FORWARD", "WHAT", "CONNECTIONS"], &rows);
     Ok(0)
 }
 

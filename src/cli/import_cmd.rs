@@ -7,11 +7,12 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
-use sshkeep_vault::SecretString;
 
 use super::{Ctx, output, prompt};
-use crate::client::{BrokerError, Client};
-use crate::protocol::{ConnSpec, ErrorCode, HostKeyPolicy, Request, Response};
+use crate::client::{BrokerError, Client, Done};
+use crate::protocol::{
+    ConnInfo, ConnSpec, ErrorCode, HostKeyPolicy, KeyInfo, Request, SecretString,
+};
 use crate::ssh_config::{Config, HostOptions, expand_home, wildcard};
 
 #[derive(clap::Args, Debug)]
@@ -70,10 +71,8 @@ pub async fn run(ctx: &Ctx, c: &mut Client, a: ImportArgs) -> Result<u8> {
             }
         );
     }
-    let saved: Vec<String> = match c.request(&Request::ConnList).await? {
-        Response::Conns { conns } => conns.into_iter().map(|c| c.spec.name).collect(),
-        other => bail!("unexpected reply to conn list: {other:?}"),
-    };
+    let conns: Vec<ConnInfo> = c.call(&Request::ConnList).await?;
+    let saved: Vec<String> = conns.into_iter().map(|c| c.spec.name).collect();
     let mut keys = KeyImporter {
         passphrase: a
             .passphrase_file
@@ -266,10 +265,10 @@ async fn import_one(
         authorized_keys: ".ssh/authorized_keys".into(),
         jump,
     };
-    c.request(&Request::ConnSave(spec)).await?;
+    let _: ConnInfo = c.call(&Request::ConnSave(spec)).await?;
     if let Some(fp) = pin {
         match c
-            .request(&Request::ConnTrust {
+            .call::<Done>(&Request::ConnTrust {
                 name: o.alias.clone(),
                 fingerprint: Some(fp),
                 replace: false,
@@ -365,7 +364,7 @@ impl KeyImporter {
                 private_key: text.clone(),
                 passphrase: self.passphrase.clone(),
             };
-            match c.request(&req).await {
+            match c.call::<KeyInfo>(&req).await {
                 Ok(_) => break,
                 Err(e) => match e.downcast_ref::<BrokerError>() {
                     Some(be) if be.code == ErrorCode::KeyPassphraseRequired && !asked => {
@@ -391,8 +390,8 @@ impl KeyImporter {
         name: &str,
         path: &Path,
     ) -> Result<Option<String>> {
-        let Ok(Response::Key(k)) = c
-            .request(&Request::KeyShow {
+        let Ok(k) = c
+            .call::<KeyInfo>(&Request::KeyShow {
                 name: name.to_string(),
             })
             .await

@@ -3,13 +3,12 @@
 use std::io::Read;
 use std::path::PathBuf;
 
-use anyhow::{Context, Result, bail};
-use clap::Subcommand;
-use sshkeep_vault::SecretString;
-
+use super::choices::KeyType;
 use super::{Ctx, output, prompt};
 use crate::client::BrokerError;
-use crate::protocol::{ErrorCode, KeyInfo, KeyType, Request, Response};
+use crate::protocol::{ErrorCode, KeyInfo, Request, RotationReport, SecretString};
+use anyhow::{Context, Result, bail};
+use clap::Subcommand;
 
 #[derive(Subcommand, Debug)]
 pub enum KeyCmd {
@@ -87,7 +86,7 @@ pub enum KeyCmd {
 
 pub async fn run(ctx: &Ctx, cmd: KeyCmd) -> Result<u8> {
     let mut c = ctx.client().await?;
-    let reply = match cmd {
+    match cmd {
         KeyCmd::Add {
             name,
             file,
@@ -109,8 +108,8 @@ pub async fn run(ctx: &Ctx, cmd: KeyCmd) -> Result<u8> {
                     private_key: text.clone(),
                     passphrase: passphrase.take(),
                 };
-                match c.request(&req).await {
-                    Ok(r) => break r,
+                match c.call::<KeyInfo>(&req).await {
+                    Ok(k) => break print_key(ctx, &k)?,
                     Err(e) => match e.downcast_ref::<BrokerError>() {
                         Some(be) if be.code == ErrorCode::KeyPassphraseRequired => {
                             passphrase = Some(prompt::ask(
@@ -124,82 +123,53 @@ pub async fn run(ctx: &Ctx, cmd: KeyCmd) -> Result<u8> {
             }
         }
         KeyCmd::Generate { name, key_type } => {
-            c.request(&Request::KeyGenerate { name, key_type }).await?
-        }
-        KeyCmd::List => c.request(&Request::KeyList).await?,
-        KeyCmd::Show { name } => c.request(&Request::KeyShow { name }).await?,
-        KeyCmd::Pub { name } => {
-            let Response::Key(k) = c.request(&Request::KeyShow { name }).await? else {
-                bail!("unexpected reply")
+            let req = Request::KeyGenerate {
+                name,
+                key_type: key_type.into(),
             };
+            print_key(ctx, &c.call(&req).await?)?
+        }
+        KeyCmd::List => print_keys(ctx, c.call(&Request::KeyList).await?)?,
+        KeyCmd::Show { name } => print_key(ctx, &c.call(&Request::KeyShow { name }).await?)?,
+        KeyCmd::Pub { name } => {
+            let k: KeyInfo = c.call(&Request::KeyShow { name }).await?;
             if ctx.json {
                 output::json(&serde_json::json!({ "name": k.name, "public_key": k.public_key }))?;
             } else {
                 println!("{}", k.public_key);
             }
-            return Ok(0);
         }
-        KeyCmd::Remove { name, force } => c.request(&Request::KeyRemove { name, force }).await?,
-        KeyCmd::Link { name, conn } => c.request(&Request::KeyLink { key: name, conn }).await?,
-        KeyCmd::Unlink { name, conn } => c.request(&Request::KeyUnlink { key: name, conn }).await?,
+        KeyCmd::Remove { name, force } => {
+            output::done(ctx.json, c.call(&Request::KeyRemove { name, force }).await?)?
+        }
+        KeyCmd::Link { name, conn } => output::done(
+            ctx.json,
+            c.call(&Request::KeyLink { key: name, conn }).await?,
+        )?,
+        KeyCmd::Unlink { name, conn } => output::done(
+            ctx.json,
+            c.call(&Request::KeyUnlink { key: name, conn }).await?,
+        )?,
         KeyCmd::Rotate {
             name,
             key_type,
             resume,
             dry_run,
         } => {
-            let Response::Rotation(r) = c
-                .request(&Request::KeyRotate {
+            let r: RotationReport = c
+                .call(&Request::KeyRotate {
                     name,
-                    key_type,
+                    key_type: key_type.into(),
                     resume,
                     dry_run,
                 })
-                .await?
-            else {
-                bail!("unexpected reply to rotate")
-            };
-            if ctx.json {
-                output::json(&r)?;
-            } else {
-                println!("rotation of key '{}': {}", r.key, r.state);
-                if let Some(f) = &r.new_fingerprint {
-                    println!(
-                        "new key {} ({f})",
-                        if r.state == "done" {
-                            &r.key
-                        } else {
-                            &r.new_key
-                        }
-                    );
-                }
-                if let Some(old) = &r.retired_as {
-                    println!(
-                        "old key retired as '{old}' (destroy it with `sshkeep key remove {old}`)"
-                    );
-                }
-                let rows: Vec<Vec<String>> = r
-                    .hosts
-                    .iter()
-                    .map(|h| {
-                        vec![
-                            h.conn.clone(),
-                            h.step.clone(),
-                            h.error.clone().or(h.next.clone()).unwrap_or_default(),
-                        ]
-                    })
-                    .collect();
-                output::table(&["CONNECTION", "STEP", "ERROR / NEXT"], &rows);
-                if r.state == "partial" {
-                    println!(
-                        "hosts that failed still use the old key; fix them and run `sshkeep key rotate {} --resume`",
-                        r.key
-                    );
-                }
-            }
+                .await?;
+            print_rotation(ctx, &r)?;
             return Ok(if r.state == "partial" { 1 } else { 0 });
         }
-        KeyCmd::Deploy { name, conn } => c.request(&Request::KeyDeploy { name, conn }).await?,
+        KeyCmd::Deploy { name, conn } => {
+            output::done(ctx.json, c.call(&Request::KeyDeploy { name, conn }).await?)?
+        }
         KeyCmd::Agent {
             name,
             offer,
@@ -208,17 +178,55 @@ pub async fn run(ctx: &Ctx, cmd: KeyCmd) -> Result<u8> {
             no_confirm,
             lifetime,
         } => {
-            c.request(&Request::KeyAgent {
+            let req = Request::KeyAgent {
                 name,
                 offer: (offer || no_offer).then_some(offer),
                 confirm: (confirm || no_confirm).then_some(confirm),
                 lifetime_secs: lifetime.map(|d| d.as_secs()),
-            })
-            .await?
+            };
+            print_key(ctx, &c.call(&req).await?)?
         }
-    };
-    print(ctx, reply)?;
+    }
     Ok(0)
+}
+
+fn print_rotation(ctx: &Ctx, r: &RotationReport) -> Result<()> {
+    if ctx.json {
+        return output::json(r);
+    }
+    println!("rotation of key '{}': {}", r.key, r.state);
+    if let Some(f) = &r.new_fingerprint {
+        println!(
+            "new key {} ({f})",
+            if r.state == "done" {
+                &r.key
+            } else {
+                &r.new_key
+            }
+        );
+    }
+    if let Some(old) = &r.retired_as {
+        println!("old key retired as '{old}' (destroy it with `sshkeep key remove {old}`)");
+    }
+    let rows: Vec<Vec<String>> = r
+        .hosts
+        .iter()
+        .map(|h| {
+            vec![
+                h.conn.clone(),
+                h.step.clone(),
+                h.error.clone().or(h.next.clone()).unwrap_or_default(),
+            ]
+        })
+        .collect();
+    output::table(&["CONNECTION", "STEP", "ERROR / NEXT"], &rows);
+    if r.state == "partial" {
+        println!(
+            "hosts that failed still use the old key; fix them and run `sshkeep key rotate {} --resume`",
+            r.key
+        );
+    }
+    Ok(())
 }
 
 fn read_key(file: Option<&PathBuf>, stdin: bool) -> Result<SecretString> {
@@ -241,40 +249,40 @@ fn read_key(file: Option<&PathBuf>, stdin: bool) -> Result<SecretString> {
     Ok(SecretString::new(text.to_owned()))
 }
 
-fn print(ctx: &Ctx, reply: Response) -> Result<()> {
-    match reply {
-        Response::Key(k) if ctx.json => output::json(&k)?,
-        Response::Key(k) => show(&k),
-        Response::Keys { keys } if ctx.json => output::json(&keys)?,
-        Response::Keys { keys } => {
-            let rows: Vec<Vec<String>> = keys
-                .iter()
-                .map(|k| {
-                    let state = match (k.retired.is_some(), k.agent.offer) {
-                        (true, _) => "retired",
-                        (false, true) => "agent",
-                        (false, false) => "-",
-                    };
-                    vec![
-                        k.name.clone(),
-                        k.algorithm.clone(),
-                        k.fingerprint.clone(),
-                        state.to_string(),
-                        k.connections.join(","),
-                    ]
-                })
-                .collect();
-            output::table(
-                &["NAME", "TYPE", "FINGERPRINT", "STATE", "CONNECTIONS"],
-                &rows,
-            );
-        }
-        Response::Ok { message } if ctx.json => {
-            output::json(&serde_json::json!({ "ok": true, "message": message }))?
-        }
-        Response::Ok { message } => println!("{message}"),
-        other => bail!("unexpected reply: {other:?}"),
+fn print_key(ctx: &Ctx, k: &KeyInfo) -> Result<()> {
+    if ctx.json {
+        output::json(k)
+    } else {
+        show(k);
+        Ok(())
     }
+}
+
+fn print_keys(ctx: &Ctx, keys: Vec<KeyInfo>) -> Result<()> {
+    if ctx.json {
+        return output::json(&keys);
+    }
+    let rows: Vec<Vec<String>> = keys
+        .iter()
+        .map(|k| {
+            let state = match (k.retired.is_some(), k.agent.offer) {
+                (true, _) => "retired",
+                (false, true) => "agent",
+                (false, false) => "-",
+            };
+            vec![
+                k.name.clone(),
+                k.algorithm.clone(),
+                k.fingerprint.clone(),
+                state.to_string(),
+                k.connections.join(","),
+            ]
+        })
+        .collect();
+    output::table(
+        &["NAME", "TYPE", "FINGERPRINT", "STATE", "CONNECTIONS"],
+        &rows,
+    );
     Ok(())
 }
 

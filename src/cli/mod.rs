@@ -4,6 +4,7 @@ mod agent_cmd;
 mod audit_cmd;
 mod broker_cmd;
 mod bulk_cmd;
+mod choices;
 mod classify_cmd;
 mod client_cmd;
 mod config_cmd;

@@ -2,10 +2,22 @@
 
 use serde::Serialize;
 
+use crate::client::Done;
+
 /// Prints `v` as pretty JSON on stdout.
 pub fn json<T: Serialize>(v: &T) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(v)?);
     Ok(())
+}
+
+/// Prints what the broker did: its message, or `{"ok": true, "message": ...}` as JSON.
+pub fn done(json: bool, d: Done) -> anyhow::Result<()> {
+    if json {
+        self::json(&serde_json::json!({ "ok": true, "message": d.message }))
+    } else {
+        println!("{}", d.message);
+        Ok(())
+    }
 }
 
 /// Prints rows under a header, columns padded to their widest cell.

@@ -3,7 +3,8 @@
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
-use sshkeep_vault::SecretString;
+
+use crate::protocol::SecretString;
 
 /// Reads a passphrase file, dropping one trailing newline.
 pub fn from_file(path: &Path) -> Result<SecretString> {

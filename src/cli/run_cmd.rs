@@ -3,14 +3,11 @@
 use std::io::Read;
 use std::time::Duration;
 
+use super::{Ctx, choices, output};
+use crate::client::Started;
+use crate::protocol::{CommandInfo, LogPage, LogQuery, Request, RunOptions, RunSpec, SecretString};
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use sshkeep_vault::SecretString;
-
-use super::{Ctx, output};
-use crate::protocol::{
-    CommandInfo, LogQuery, Request, Response, RunOptions, RunSpec, StreamFilter,
-};
 
 #[derive(Args, Debug)]
 pub struct RunArgs {
@@ -93,15 +90,11 @@ pub async fn run(ctx: &Ctx, a: RunArgs) -> Result<u8> {
             timeout_secs: a.timeout,
         },
     };
-    let r = ctx.client().await?.request(&Request::Run(spec)).await?;
-    let Response::CommandStarted {
+    let Started {
         command_id,
         session_id,
         state,
-    } = r
-    else {
-        bail!("unexpected reply to run")
-    };
+    } = ctx.client().await?.call(&Request::Run(spec)).await?;
     if ctx.json {
         output::json(
             &serde_json::json!({ "command_id": command_id, "session_id": session_id, "state": state }),
@@ -114,14 +107,11 @@ pub async fn run(ctx: &Ctx, a: RunArgs) -> Result<u8> {
 
 /// `sshkeep status ID`.
 pub async fn status(ctx: &Ctx, id: String) -> Result<u8> {
-    let Response::Command(c) = ctx
+    let c: CommandInfo = ctx
         .client()
         .await?
-        .request(&Request::CommandStatus { command_id: id })
-        .await?
-    else {
-        bail!("unexpected reply to status")
-    };
+        .call(&Request::CommandStatus { command_id: id })
+        .await?;
     if ctx.json {
         output::json(&c)?;
     } else {
@@ -178,7 +168,7 @@ fn show(c: &CommandInfo) {
 pub struct LogsArgs {
     command_id: String,
     #[arg(long, value_enum)]
-    stream: Option<StreamFilter>,
+    stream: Option<choices::StreamFilter>,
     /// Only lines matching this regular expression.
     #[arg(long)]
     grep: Option<String>,
@@ -207,7 +197,7 @@ pub async fn logs(ctx: &Ctx, a: LogsArgs) -> Result<u8> {
     let mut c = ctx.client().await?;
     let mut q = LogQuery {
         command_id: a.command_id,
-        stream: a.stream,
+        stream: a.stream.map(Into::into),
         grep: a.grep,
         ignore_case: a.ignore_case,
         head: a.head,
@@ -218,9 +208,7 @@ pub async fn logs(ctx: &Ctx, a: LogsArgs) -> Result<u8> {
     };
     let mut all = Vec::new();
     loop {
-        let Response::Logs(page) = c.request(&Request::CommandLogs(q.clone())).await? else {
-            bail!("unexpected reply to logs")
-        };
+        let page: LogPage = c.call(&Request::CommandLogs(q.clone())).await?;
         let last = page.lines.last().map(|l| l.n);
         if ctx.json {
             all.extend(page.lines);
@@ -262,14 +250,11 @@ pub async fn logs(ctx: &Ctx, a: LogsArgs) -> Result<u8> {
         return Ok(0);
     }
     // Followed to its end: exit as the command did, like `exec`.
-    let Response::Command(info) = c
-        .request(&Request::CommandStatus {
+    let info: CommandInfo = c
+        .call(&Request::CommandStatus {
             command_id: q.command_id,
         })
-        .await?
-    else {
-        bail!("unexpected reply to status")
-    };
+        .await?;
     Ok(follow_exit_code(&info))
 }
 
@@ -295,14 +280,11 @@ fn follow_exit_code(c: &CommandInfo) -> u8 {
 }
 
 pub async fn cancel(ctx: &Ctx, id: String) -> Result<u8> {
-    let Response::Command(c) = ctx
+    let c: CommandInfo = ctx
         .client()
         .await?
-        .request(&Request::CommandCancel { command_id: id })
-        .await?
-    else {
-        bail!("unexpected reply to cancel")
-    };
+        .call(&Request::CommandCancel { command_id: id })
+        .await?;
     if ctx.json {
         output::json(&c)?;
     } else {
@@ -329,9 +311,7 @@ pub async fn ps(ctx: &Ctx, a: PsArgs) -> Result<u8> {
         conn: a.conn,
         limit: Some(a.limit),
     };
-    let Response::Commands { commands } = ctx.client().await?.request(&req).await? else {
-        bail!("unexpected reply to ps")
-    };
+    let commands: Vec<CommandInfo> = ctx.client().await?.call(&req).await?;
     if ctx.json {
         output::json(&commands)?;
         return Ok(0);

@@ -1,10 +1,11 @@
 //! `sshkeep session open|list|close`.
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use clap::Subcommand;
 
 use super::{Ctx, output};
-use crate::protocol::{Request, Response, SessionInfo};
+use crate::client::Done;
+use crate::protocol::{Request, SessionInfo};
 
 #[derive(Subcommand, Debug)]
 pub enum SessionCmd {
@@ -25,10 +26,7 @@ pub async fn run(ctx: &Ctx, cmd: SessionCmd) -> Result<u8> {
     let mut c = ctx.client().await?;
     match cmd {
         SessionCmd::Open { target, key } => {
-            let Response::Session(s) = c.request(&Request::SessionOpen { target, key }).await?
-            else {
-                bail!("unexpected reply to session open")
-            };
+            let s: SessionInfo = c.call(&Request::SessionOpen { target, key }).await?;
             if ctx.json {
                 output::json(&s)?;
             } else {
@@ -36,9 +34,7 @@ pub async fn run(ctx: &Ctx, cmd: SessionCmd) -> Result<u8> {
             }
         }
         SessionCmd::List => {
-            let Response::Sessions { sessions } = c.request(&Request::SessionList).await? else {
-                bail!("unexpected reply to session list")
-            };
+            let sessions: Vec<SessionInfo> = c.call(&Request::SessionList).await?;
             if ctx.json {
                 output::json(&sessions)?;
             } else {
@@ -46,10 +42,8 @@ pub async fn run(ctx: &Ctx, cmd: SessionCmd) -> Result<u8> {
             }
         }
         SessionCmd::Close { session_id } => {
-            let r = c.request(&Request::SessionClose { session_id }).await?;
-            if let Response::Ok { message } = r {
-                println!("{message}");
-            }
+            let done: Done = c.call(&Request::SessionClose { session_id }).await?;
+            println!("{}", done.message);
         }
     }
     Ok(0)

@@ -9,8 +9,9 @@ use base64::engine::general_purpose::STANDARD as B64;
 use clap::Args;
 
 use super::{Ctx, output};
+use crate::client::{AttachFrame, expect};
 use crate::frame::{read_frame, write_frame};
-use crate::protocol::{Request, Response, ShellSpec};
+use crate::protocol::{Request, Response, ShellInfo, ShellSpec};
 use crate::system::{RawMode, terminal_size};
 
 #[derive(Args, Debug)]
@@ -61,9 +62,7 @@ pub async fn run(ctx: &Ctx, a: ShellArgs) -> Result<u8> {
     }
     let mut c = ctx.client().await?;
     if a.list {
-        let Response::Shells { shells } = c.request(&Request::ShellList).await? else {
-            bail!("unexpected reply");
-        };
+        let shells: Vec<ShellInfo> = c.call(&Request::ShellList).await?;
         if ctx.json {
             output::json(&shells)?;
         } else {
@@ -88,9 +87,7 @@ pub async fn run(ctx: &Ctx, a: ShellArgs) -> Result<u8> {
         return Ok(0);
     }
     if let Some(id) = a.close {
-        let Response::Shell(s) = c.request(&Request::ShellClose { shell_id: id }).await? else {
-            bail!("unexpected reply");
-        };
+        let s: ShellInfo = c.call(&Request::ShellClose { shell_id: id }).await?;
         println!("shell {} is {}", s.shell_id, s.state);
         return Ok(0);
     }
@@ -106,8 +103,8 @@ pub async fn run(ctx: &Ctx, a: ShellArgs) -> Result<u8> {
                         .filter(|t| !t.is_empty() && t != "dumb")
                 })
                 .unwrap_or_else(|| "xterm-256color".into());
-            let Response::Shell(s) = c
-                .request(&Request::ShellOpen(ShellSpec {
+            let s: ShellInfo = c
+                .call(&Request::ShellOpen(ShellSpec {
                     target,
                     key: a.key,
                     cols,
@@ -115,10 +112,7 @@ pub async fn run(ctx: &Ctx, a: ShellArgs) -> Result<u8> {
                     term,
                     persist: Some(a.persist),
                 }))
-                .await?
-            else {
-                bail!("unexpected reply to shell open");
-            };
+                .await?;
             if a.persist {
                 eprintln!(
                     "[sshkeep] shell {} (in tmux; re-attach with `sshkeep shell --attach {}`)\r",
@@ -129,16 +123,13 @@ pub async fn run(ctx: &Ctx, a: ShellArgs) -> Result<u8> {
         }
         (None, None) => bail!("give a connection to open a shell on, or --attach ID, or --list"),
     };
-    c.send(&Request::ShellAttach {
-        shell_id: shell_id.clone(),
-        close_on_detach,
-    })
-    .await?;
-    match c.recv().await? {
-        Response::Shell(_) => {}
-        Response::Error { message, .. } => bail!("{message}"),
-        other => bail!("unexpected reply to attach: {other:?}"),
-    }
+    // From its first reply on, this connection is the shell's terminal.
+    let _: ShellInfo = c
+        .call(&Request::ShellAttach {
+            shell_id: shell_id.clone(),
+            close_on_detach,
+        })
+        .await?;
     if let Some(size) = terminal_size(0)
         && size != (cols, rows)
     {
@@ -184,21 +175,22 @@ async fn terminal(stream: &interprocess::local_socket::tokio::Stream) -> Result<
     let output = async {
         let mut out = std::io::stdout();
         loop {
-            match read_frame::<Response, _>(&mut rx).await {
-                Ok(Response::Output { data, .. }) => {
+            let frame = match read_frame::<Response, _>(&mut rx).await {
+                Ok(r) => expect::<AttachFrame>(r)?,
+                Err(e) => bail!("lost the broker connection: {e}"),
+            };
+            match frame {
+                AttachFrame::Output { data } => {
                     let bytes = B64.decode(data).unwrap_or_default();
                     let _ = out.write_all(&bytes).and_then(|_| out.flush());
                 }
-                Ok(Response::Exit { status, .. }) => return Ok(status.clamp(0, 255) as u8),
-                Ok(Response::Detached { shell_id }) => {
+                AttachFrame::Exit { status } => return Ok(status.clamp(0, 255) as u8),
+                AttachFrame::Detached { shell_id } => {
                     eprintln!(
                         "\r\n[sshkeep] detached; shell {shell_id} goes on (re-attach with `sshkeep shell --attach {shell_id}`)\r"
                     );
                     return Ok(0);
                 }
-                Ok(Response::Error { message, .. }) => bail!("{message}"),
-                Ok(_) => {}
-                Err(e) => bail!("lost the broker connection: {e}"),
             }
         }
     };

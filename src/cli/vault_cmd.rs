@@ -2,11 +2,11 @@
 
 use anyhow::{Result, bail};
 use clap::Subcommand;
-use sshkeep_vault::BackendChoice;
 
+use super::choices::Backend;
 use super::{Ctx, output, prompt};
-use crate::client::BrokerError;
-use crate::protocol::{ErrorCode, Request, Response};
+use crate::client::{BrokerError, Done};
+use crate::protocol::{BackendChoice, ErrorCode, Request, SecretString, StatusInfo};
 
 #[derive(Subcommand, Debug)]
 pub enum VaultCmd {
@@ -18,29 +18,11 @@ pub enum VaultCmd {
     },
 }
 
-#[derive(Clone, Copy, Debug, clap::ValueEnum)]
-pub enum Backend {
-    Auto,
-    Keyring,
-    Passphrase,
-}
-
 const NO_TTY: &str = "set SSHKEEP_PASSPHRASE_FILE to a file that holds it";
-
-fn message(r: Response) -> String {
-    match r {
-        Response::Ok { message } => message,
-        other => format!("{other:?}"),
-    }
-}
 
 pub async fn run(ctx: &Ctx, cmd: VaultCmd) -> Result<u8> {
     let VaultCmd::Init { backend } = cmd;
-    let choice = match backend {
-        Backend::Auto => BackendChoice::Auto,
-        Backend::Keyring => BackendChoice::Keyring,
-        Backend::Passphrase => BackendChoice::Passphrase,
-    };
+    let choice = BackendChoice::from(backend);
     let mut c = ctx.client().await?;
     let mut passphrase = match choice {
         BackendChoice::Passphrase => Some(new_passphrase()?),
@@ -48,14 +30,14 @@ pub async fn run(ctx: &Ctx, cmd: VaultCmd) -> Result<u8> {
     };
     loop {
         match c
-            .request(&Request::VaultInit {
+            .call::<Done>(&Request::VaultInit {
                 backend: choice,
                 passphrase: passphrase.take(),
             })
             .await
         {
-            Ok(r) => {
-                println!("{}", message(r));
+            Ok(done) => {
+                println!("{}", done.message);
                 return Ok(0);
             }
             Err(e) => match e.downcast_ref::<BrokerError>() {
@@ -75,7 +57,7 @@ pub async fn run(ctx: &Ctx, cmd: VaultCmd) -> Result<u8> {
     }
 }
 
-fn new_passphrase() -> Result<sshkeep_vault::SecretString> {
+fn new_passphrase() -> Result<SecretString> {
     match prompt::from_env()? {
         Some(p) if p.is_empty() => bail!("SSHKEEP_PASSPHRASE_FILE holds an empty passphrase"),
         Some(p) => Ok(p),
@@ -86,9 +68,9 @@ fn new_passphrase() -> Result<sshkeep_vault::SecretString> {
 pub async fn unlock(ctx: &Ctx) -> Result<u8> {
     let mut c = ctx.client().await?;
     // The keyring backend needs nothing from us; try that first.
-    match c.request(&Request::Unlock { passphrase: None }).await {
-        Ok(r) => {
-            println!("{}", message(r));
+    match c.call::<Done>(&Request::Unlock { passphrase: None }).await {
+        Ok(done) => {
+            println!("{}", done.message);
             return Ok(0);
         }
         Err(e) => match e.downcast_ref::<BrokerError>() {
@@ -100,25 +82,23 @@ pub async fn unlock(ctx: &Ctx) -> Result<u8> {
         Some(p) => p,
         None => prompt::ask("Vault passphrase: ", NO_TTY)?,
     };
-    let r = c
-        .request(&Request::Unlock {
+    let done: Done = c
+        .call(&Request::Unlock {
             passphrase: Some(pass),
         })
         .await?;
-    println!("{}", message(r));
+    println!("{}", done.message);
     Ok(0)
 }
 
 pub async fn lock(ctx: &Ctx) -> Result<u8> {
-    let r = ctx.client().await?.request(&Request::Lock).await?;
-    println!("{}", message(r));
+    let done: Done = ctx.client().await?.call(&Request::Lock).await?;
+    println!("{}", done.message);
     Ok(0)
 }
 
 pub async fn status(ctx: &Ctx) -> Result<u8> {
-    let Response::Status(s) = ctx.client().await?.request(&Request::Status).await? else {
-        bail!("unexpected reply to status");
-    };
+    let s: StatusInfo = ctx.client().await?.call(&Request::Status).await?;
     if ctx.json {
         output::json(&s)?;
         return Ok(0);

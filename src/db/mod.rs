@@ -16,6 +16,8 @@ use std::path::Path;
 
 use rusqlite::Connection;
 
+/// The clock rows are stamped with, re-exported where the broker has always found it.
+pub use crate::clock::{now, now_ms};
 pub use audit::{AuditEntry, AuditHead, AuditKey, ChainCheck};
 pub use authority::{ApprovalRow, ApprovalState};
 pub use commands::{CommandRow, NewCommand, record_output_loss};
@@ -326,25 +328,9 @@ impl Db {
     }
 }
 
-/// Unix milliseconds now.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
 /// The UTC time now as `20261122T223716Z`, for names of files and keys (backups, retired keys).
 pub fn name_stamp() -> String {
     humantime::format_rfc3339_seconds(std::time::SystemTime::now())
         .to_string()
         .replace([':', '-'], "")
-}
-
-/// Unix seconds now.
-pub fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }

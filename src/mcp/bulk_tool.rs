@@ -8,10 +8,12 @@ use super::args::{
     AuditToolOp, BulkAuditArgs, BulkConnArgs, BulkConnToolOp, BulkExecArgs, ExecArgs, ExecOp,
 };
 use super::exec_tool::parse_stream;
-use super::reply::{agent_error, bad_arg, from_error, ok, problem_then};
+use super::reply::{agent_error, answer, bad_arg, ok, problem_then};
 use super::vocab::Vocab;
+use crate::client::{BulkLogs, BulkStarted};
 use crate::protocol::{
-    BulkConnOp, BulkInfo, BulkSpec, FleetAuditOp, LogQuery, Request, Response, RunOptions, Targets,
+    BulkConnOp, BulkConnResult, BulkInfo, BulkSpec, FleetAuditOp, FleetAuditReport, LogQuery,
+    Request, RunOptions, Targets,
 };
 
 fn targets(ids: Option<Vec<String>>, client: Option<String>, all: bool) -> Option<Targets> {
@@ -60,17 +62,18 @@ pub async fn bulk_exec(a: &Adapter, x: BulkExecArgs) -> CallToolResult {
             ..Default::default()
         },
     };
-    match a.call(Request::BulkExec(spec)).await {
-        Ok(Response::BulkStarted { bulk_id, targets }) => ok(
-            format!(
-                "bulkExecId: {bulk_id} (running on {} targets). Follow with ssh_exec op=status bulkExecId={bulk_id}",
-                targets.len()
-            ),
-            json!({ "bulkExecId": bulk_id, "state": "running", "targets": targets }),
-        ),
-        Ok(other) => a.unexpected(other),
-        Err(e) => from_error(e),
-    }
+    answer(
+        a.call(Request::BulkExec(spec)).await,
+        |BulkStarted { bulk_id, targets }| {
+            ok(
+                format!(
+                    "bulkExecId: {bulk_id} (running on {} targets). Follow with ssh_exec op=status bulkExecId={bulk_id}",
+                    targets.len()
+                ),
+                json!({ "bulkExecId": bulk_id, "state": "running", "targets": targets }),
+            )
+        },
+    )
 }
 
 pub async fn bulk_conn(a: &Adapter, x: BulkConnArgs) -> CallToolResult {
@@ -82,45 +85,39 @@ pub async fn bulk_conn(a: &Adapter, x: BulkConnArgs) -> CallToolResult {
         BulkConnToolOp::Open => BulkConnOp::Open,
         BulkConnToolOp::Close => BulkConnOp::Close,
     };
-    match a
-        .call(Request::BulkConn {
-            op,
-            targets: t,
-            concurrency: x.concurrency,
-        })
-        .await
-    {
-        Ok(Response::BulkConn { results }) => {
-            let good = results.iter().filter(|r| r.ok).count();
-            let bad: Vec<String> = results
-                .iter()
-                .filter(|r| !r.ok)
-                .map(|r| match &r.next {
-                    Some(n) => format!("{}: {}", r.name, problem_then(&n.problem, &n.step).0),
-                    None => format!("{}: {}", r.name, r.error.as_deref().unwrap_or("failed")),
-                })
-                .collect();
-            let mut s = format!("{good} of {} ok", results.len());
-            if !bad.is_empty() {
-                s.push_str(&format!("; {}", bad.join("; ")));
-            }
-            // Errors in the agent's words, with the next call as data.
-            let results: Vec<_> = results
-                .iter()
-                .map(|r| {
-                    let mut v = r.to_mcp();
-                    agent_error(&mut v, r.next.as_ref());
-                    if let (Some(t), Some(report)) = (&r.report, v.get_mut("report")) {
-                        agent_error(report, t.next.as_ref());
-                    }
-                    v
-                })
-                .collect();
-            ok(s, json!({ "results": results }))
+    let req = Request::BulkConn {
+        op,
+        targets: t,
+        concurrency: x.concurrency,
+    };
+    answer(a.call::<Vec<BulkConnResult>>(req).await, |results| {
+        let good = results.iter().filter(|r| r.ok).count();
+        let bad: Vec<String> = results
+            .iter()
+            .filter(|r| !r.ok)
+            .map(|r| match &r.next {
+                Some(n) => format!("{}: {}", r.name, problem_then(&n.problem, &n.step).0),
+                None => format!("{}: {}", r.name, r.error.as_deref().unwrap_or("failed")),
+            })
+            .collect();
+        let mut s = format!("{good} of {} ok", results.len());
+        if !bad.is_empty() {
+            s.push_str(&format!("; {}", bad.join("; ")));
         }
-        Ok(other) => a.unexpected(other),
-        Err(e) => from_error(e),
-    }
+        // Errors in the agent's words, with the next call as data.
+        let results: Vec<_> = results
+            .iter()
+            .map(|r| {
+                let mut v = r.to_mcp();
+                agent_error(&mut v, r.next.as_ref());
+                if let (Some(t), Some(report)) = (&r.report, v.get_mut("report")) {
+                    agent_error(report, t.next.as_ref());
+                }
+                v
+            })
+            .collect();
+        ok(s, json!({ "results": results }))
+    })
 }
 
 /// `ssh_exec` status, logs or cancel for a bulk run (or one of its targets).
@@ -157,13 +154,18 @@ pub async fn exec_on_bulk(a: &Adapter, bulk_id: String, x: ExecArgs) -> CallTool
             ));
         }
     };
-    match a.call(req).await {
-        Ok(Response::Bulk(b)) => ok(bulk_summary(&b), b.to_mcp()),
-        Ok(Response::BulkLogs {
-            bulk_id,
-            lines,
-            truncated,
-        }) => {
+    if x.op != ExecOp::Logs {
+        return answer(a.call::<BulkInfo>(req).await, |b| {
+            ok(bulk_summary(&b), b.to_mcp())
+        });
+    }
+    answer(
+        a.call(req).await,
+        |BulkLogs {
+             bulk_id,
+             lines,
+             truncated,
+         }| {
             let mut text: String = lines
                 .iter()
                 .map(|l| format!("[{}] {}\n", l.target, l.text))
@@ -179,10 +181,8 @@ pub async fn exec_on_bulk(a: &Adapter, bulk_id: String, x: ExecArgs) -> CallTool
                 text,
                 json!({ "bulkExecId": bulk_id, "lines": lines.len(), "truncated": truncated }),
             )
-        }
-        Ok(other) => a.unexpected(other),
-        Err(e) => from_error(e),
-    }
+        },
+    )
 }
 
 pub async fn bulk_audit(a: &Adapter, x: BulkAuditArgs) -> CallToolResult {
@@ -207,44 +207,40 @@ pub async fn bulk_audit(a: &Adapter, x: BulkAuditArgs) -> CallToolResult {
             }
         }
     };
-    match a.call(req).await {
-        Ok(Response::FleetAudit(r)) => {
-            let mut lines = vec![format!("auditId: {}", r.audit_id)];
-            for t in &r.targets {
-                let bad: Vec<String> = t
-                    .findings
-                    .iter()
-                    .filter(|f| f.status == "fail" || f.status == "warn")
-                    .map(|f| format!("{} {} ({})", f.check, f.status, f.severity))
-                    .collect();
-                let skipped = t.findings.iter().filter(|f| f.status == "skipped").count();
-                let line = match (&t.error, r.op) {
-                    (Some(e), _) => format!("{}: not audited: {e}", t.name),
-                    (None, FleetAuditOp::Inventory) => format!(
-                        "{}: {}",
-                        t.name,
-                        t.inventory
-                            .iter()
-                            .map(|i| format!("{}={}", i.key, i.value))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
-                    (None, FleetAuditOp::Security) => format!(
-                        "{}: {} ({} skipped for lack of privileges or tools)",
-                        t.name,
-                        if bad.is_empty() {
-                            "no failures".to_string()
-                        } else {
-                            bad.join(", ")
-                        },
-                        skipped
-                    ),
-                };
-                lines.push(line);
-            }
-            ok(lines.join("\n"), json!(r))
+    answer(a.call::<FleetAuditReport>(req).await, |r| {
+        let mut lines = vec![format!("auditId: {}", r.audit_id)];
+        for t in &r.targets {
+            let bad: Vec<String> = t
+                .findings
+                .iter()
+                .filter(|f| f.status == "fail" || f.status == "warn")
+                .map(|f| format!("{} {} ({})", f.check, f.status, f.severity))
+                .collect();
+            let skipped = t.findings.iter().filter(|f| f.status == "skipped").count();
+            let line = match (&t.error, r.op) {
+                (Some(e), _) => format!("{}: not audited: {e}", t.name),
+                (None, FleetAuditOp::Inventory) => format!(
+                    "{}: {}",
+                    t.name,
+                    t.inventory
+                        .iter()
+                        .map(|i| format!("{}={}", i.key, i.value))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                (None, FleetAuditOp::Security) => format!(
+                    "{}: {} ({} skipped for lack of privileges or tools)",
+                    t.name,
+                    if bad.is_empty() {
+                        "no failures".to_string()
+                    } else {
+                        bad.join(", ")
+                    },
+                    skipped
+                ),
+            };
+            lines.push(line);
         }
-        Ok(other) => a.unexpected(other),
-        Err(e) => from_error(e),
-    }
+        ok(lines.join("\n"), json!(r))
+    })
 }

@@ -5,9 +5,10 @@ use serde_json::json;
 
 use super::Adapter;
 use super::args::{ClientArgs, ClientOp, ConnArgs, ConnOp};
-use super::reply::{agent_error, bad_arg, fail, from_error, ok, problem_then};
+use super::reply::{agent_error, answer, bad_arg, done, fail, from_error, ok, problem_then};
 use super::vocab::{Vocab, all};
-use crate::protocol::{ConnSpec, HostKeyPolicy, Request, Response};
+use crate::client::Done;
+use crate::protocol::{ClientGroup, ConnInfo, ConnSpec, HostKeyPolicy, Request, TestReport};
 
 pub async fn conn(a: &Adapter, x: ConnArgs) -> CallToolResult {
     let req = match x.op {
@@ -34,8 +35,11 @@ pub async fn conn(a: &Adapter, x: ConnArgs) -> CallToolResult {
             // A changed host key can mean an attack, and a prompt-injected agent could copy the
             // new fingerprint from the error: replacing a pin is the user's decision, made in a
             // terminal. Agents may only make a first pin.
-            match a.call(Request::ConnShow { name: name.clone() }).await {
-                Ok(Response::Conn(c)) => {
+            match a
+                .call::<ConnInfo>(Request::ConnShow { name: name.clone() })
+                .await
+            {
+                Ok(c) => {
                     if let Some(pinned) = c.pinned_host_key.filter(|p| *p != fingerprint) {
                         return fail(
                             "host_key_change_needs_user",
@@ -46,7 +50,6 @@ pub async fn conn(a: &Adapter, x: ConnArgs) -> CallToolResult {
                         );
                     }
                 }
-                Ok(_) => {}
                 Err(e) => return from_error(e),
             }
             Request::ConnTrust {
@@ -103,27 +106,31 @@ pub async fn conn(a: &Adapter, x: ConnArgs) -> CallToolResult {
             })
         }
     };
-    match a.call(req).await {
-        Ok(Response::Conns { conns }) => ok(
-            format!("{} saved connections", conns.len()),
-            json!({ "connections": all(&conns) }),
-        ),
-        Ok(Response::Conn(c)) => ok(
-            format!(
-                "Connection {} (id {}): {}@{}:{}, key {}",
-                c.spec.name,
-                c.id,
-                c.spec.user,
-                c.spec.host,
-                c.spec.port,
-                c.spec
-                    .key
-                    .as_deref()
-                    .unwrap_or("none (link one with ssh_key op=link)")
-            ),
-            c.to_mcp(),
-        ),
-        Ok(Response::TestReport(t)) => {
+    match x.op {
+        ConnOp::List => answer(a.call::<Vec<ConnInfo>>(req).await, |conns| {
+            ok(
+                format!("{} saved connections", conns.len()),
+                json!({ "connections": all(&conns) }),
+            )
+        }),
+        ConnOp::Show | ConnOp::Save => answer(a.call::<ConnInfo>(req).await, |c| {
+            ok(
+                format!(
+                    "Connection {} (id {}): {}@{}:{}, key {}",
+                    c.spec.name,
+                    c.id,
+                    c.spec.user,
+                    c.spec.host,
+                    c.spec.port,
+                    c.spec
+                        .key
+                        .as_deref()
+                        .unwrap_or("none (link one with ssh_key op=link)")
+                ),
+                c.to_mcp(),
+            )
+        }),
+        ConnOp::Test => answer(a.call::<TestReport>(req).await, |t| {
             let summary = match (&t.error, t.authenticated) {
                 (_, true) => format!(
                     "{}@{}:{} reachable, host key {}, login ok",
@@ -144,12 +151,8 @@ pub async fn conn(a: &Adapter, x: ConnArgs) -> CallToolResult {
             let mut v = t.to_mcp();
             agent_error(&mut v, t.next.as_ref());
             ok(summary, v)
-        }
-        Ok(Response::Ok { message }) => {
-            ok(message.clone(), json!({ "ok": true, "message": message }))
-        }
-        Ok(other) => a.unexpected(other),
-        Err(e) => from_error(e),
+        }),
+        ConnOp::Remove | ConnOp::Trust => answer(a.call::<Done>(req).await, done),
     }
 }
 
@@ -174,21 +177,17 @@ pub async fn client(a: &Adapter, x: ClientArgs) -> CallToolResult {
             Request::ClientRemove { conns }
         }
     };
-    match a.call(req).await {
-        Ok(Response::Clients { clients }) => {
-            let summary = clients
-                .iter()
-                .map(|c| format!("{}: {}", c.name, c.connections.join(", ")))
-                .collect::<Vec<_>>()
-                .join("; ");
-            let summary = if summary.is_empty() {
-                "no client groups".into()
-            } else {
-                summary
-            };
-            ok(summary, json!({ "clients": clients }))
-        }
-        Ok(other) => a.unexpected(other),
-        Err(e) => from_error(e),
-    }
+    answer(a.call::<Vec<ClientGroup>>(req).await, |clients| {
+        let summary = clients
+            .iter()
+            .map(|c| format!("{}: {}", c.name, c.connections.join(", ")))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let summary = if summary.is_empty() {
+            "no client groups".into()
+        } else {
+            summary
+        };
+        ok(summary, json!({ "clients": clients }))
+    })
 }

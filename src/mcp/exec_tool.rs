@@ -2,13 +2,16 @@
 
 use rmcp::model::CallToolResult;
 use serde_json::json;
-use sshkeep_vault::SecretString;
 
 use super::Adapter;
 use super::args::{CommandArg, ExecArgs, ExecOp, StreamInfoArgs};
 use super::reply::{bad_arg, from_error, ok};
 use super::vocab::{Vocab, all};
-use crate::protocol::{LogPage, LogQuery, Request, Response, RunOptions, RunSpec, StreamFilter};
+use crate::client::{Done, Started};
+use crate::protocol::{
+    CommandInfo, LogPage, LogQuery, Request, RunOptions, RunSpec, SecretString, SessionInfo,
+    StreamFilter,
+};
 
 /// The `stream` argument of logs.
 pub fn parse_stream(stream: Option<&str>) -> Result<StreamFilter, CallToolResult> {
@@ -34,12 +37,14 @@ pub async fn exec(a: &Adapter, x: ExecArgs) -> CallToolResult {
             let Some(target) = x.connection_id else {
                 return bad_arg("op=open needs connectionId (see ssh_conn op=list)");
             };
-            match a.call(Request::SessionOpen { target, key: None }).await {
-                Ok(Response::Session(s)) => ok(
+            match a
+                .call::<SessionInfo>(Request::SessionOpen { target, key: None })
+                .await
+            {
+                Ok(s) => ok(
                     format!("Session ID: {} (open on {})", s.session_id, s.target),
                     s.to_mcp(),
                 ),
-                Ok(other) => a.unexpected(other),
                 Err(e) => from_error(e),
             }
         }
@@ -48,8 +53,11 @@ pub async fn exec(a: &Adapter, x: ExecArgs) -> CallToolResult {
             let Some(id) = x.command_id else {
                 return bad_arg("op=status needs commandId (from op=run)");
             };
-            match a.call(Request::CommandStatus { command_id: id }).await {
-                Ok(Response::Command(c)) => {
+            match a
+                .call::<CommandInfo>(Request::CommandStatus { command_id: id })
+                .await
+            {
+                Ok(c) => {
                     let exit = c
                         .exit_code
                         .map(|e| format!(", exit code {e}"))
@@ -67,15 +75,13 @@ pub async fn exec(a: &Adapter, x: ExecArgs) -> CallToolResult {
                     );
                     ok(summary, c.to_mcp())
                 }
-                Ok(other) => a.unexpected(other),
                 Err(e) => from_error(e),
             }
         }
         ExecOp::Logs => logs(a, x).await,
         ExecOp::List => {
-            let sessions = match a.call(Request::SessionList).await {
-                Ok(Response::Sessions { sessions }) => sessions,
-                Ok(other) => return a.unexpected(other),
+            let sessions = match a.call::<Vec<SessionInfo>>(Request::SessionList).await {
+                Ok(sessions) => sessions,
                 Err(e) => return from_error(e),
             };
             let running = Request::CommandList {
@@ -83,9 +89,8 @@ pub async fn exec(a: &Adapter, x: ExecArgs) -> CallToolResult {
                 conn: None,
                 limit: Some(100),
             };
-            let commands = match a.call(running).await {
-                Ok(Response::Commands { commands }) => commands,
-                Ok(other) => return a.unexpected(other),
+            let commands = match a.call::<Vec<CommandInfo>>(running).await {
+                Ok(commands) => commands,
                 Err(e) => return from_error(e),
             };
             ok(
@@ -102,7 +107,7 @@ pub async fn exec(a: &Adapter, x: ExecArgs) -> CallToolResult {
                 return bad_arg("op=close needs sessionId (see op=list)");
             };
             match a
-                .call(Request::SessionClose {
+                .call::<Done>(Request::SessionClose {
                     session_id: id.clone(),
                 })
                 .await
@@ -118,12 +123,14 @@ pub async fn exec(a: &Adapter, x: ExecArgs) -> CallToolResult {
             let Some(id) = x.command_id else {
                 return bad_arg("op=cancel needs commandId");
             };
-            match a.call(Request::CommandCancel { command_id: id }).await {
-                Ok(Response::Command(c)) => ok(
+            match a
+                .call::<CommandInfo>(Request::CommandCancel { command_id: id })
+                .await
+            {
+                Ok(c) => ok(
                     format!("Command {} is {}", c.command_id, c.state.as_str()),
                     c.to_mcp(),
                 ),
-                Ok(other) => a.unexpected(other),
                 Err(e) => from_error(e),
             }
         }
@@ -159,8 +166,8 @@ async fn run(a: &Adapter, x: ExecArgs) -> CallToolResult {
             timeout_secs: x.timeout,
         },
     };
-    match a.call(Request::Run(spec)).await {
-        Ok(Response::CommandStarted {
+    match a.call::<Started>(Request::Run(spec)).await {
+        Ok(Started {
             command_id,
             session_id,
             state,
@@ -171,7 +178,6 @@ async fn run(a: &Adapter, x: ExecArgs) -> CallToolResult {
             ),
             json!({ "commandId": command_id, "sessionId": session_id, "state": state }),
         ),
-        Ok(other) => a.unexpected(other),
         Err(e) => from_error(e),
     }
 }
@@ -198,8 +204,8 @@ async fn logs(a: &Adapter, x: ExecArgs) -> CallToolResult {
         to_line: x.to_line,
         max_bytes: Some(x.max_bytes.unwrap_or(DEFAULT_LOG_BYTES)),
     };
-    match a.call(Request::CommandLogs(q)).await {
-        Ok(Response::Logs(page)) => {
+    match a.call::<LogPage>(Request::CommandLogs(q)).await {
+        Ok(page) => {
             let mut text: String = page
                 .lines
                 .iter()
@@ -222,7 +228,6 @@ async fn logs(a: &Adapter, x: ExecArgs) -> CallToolResult {
             ));
             ok(text, page_facts(&page))
         }
-        Ok(other) => a.unexpected(other),
         Err(e) => from_error(e),
     }
 }
@@ -243,12 +248,12 @@ pub fn page_facts(page: &LogPage) -> serde_json::Value {
 
 pub async fn stream_info(a: &Adapter, x: StreamInfoArgs) -> CallToolResult {
     match a
-        .call(Request::CommandStatus {
+        .call::<CommandInfo>(Request::CommandStatus {
             command_id: x.command_id,
         })
         .await
     {
-        Ok(Response::Command(c)) => {
+        Ok(c) => {
             let open = !c.state.is_final();
             let next = c.total_lines + 1;
             let v = json!({
@@ -272,7 +277,6 @@ pub async fn stream_info(a: &Adapter, x: StreamInfoArgs) -> CallToolResult {
                 v,
             )
         }
-        Ok(other) => a.unexpected(other),
         Err(e) => from_error(e),
     }
 }

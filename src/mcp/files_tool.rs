@@ -5,9 +5,11 @@ use serde_json::json;
 
 use super::Adapter;
 use super::args::{FileArgs, FileOp, SftpArgs, SftpOp};
-use super::reply::{bad_arg, from_error, ok};
+use super::reply::{answer, bad_arg, ok};
+use crate::client::{Done, Entries};
 use crate::protocol::{
-    FileAction, FileRequest, LineEdit, Request, Response, SftpAction, SftpRequest,
+    FileAction, FileChange, FileRequest, FileText, LineEdit, RemoteEntry, Request, SftpAction,
+    SftpRequest, TransferReport,
 };
 
 pub async fn sftp(a: &Adapter, x: SftpArgs) -> CallToolResult {
@@ -84,6 +86,12 @@ pub async fn sftp(a: &Adapter, x: SftpArgs) -> CallToolResult {
             }
         }
     };
+    let kind = match &action {
+        SftpAction::Upload { .. } | SftpAction::Download { .. } => Sftp::Transfer,
+        SftpAction::List { .. } => Sftp::Entries,
+        SftpAction::Stat { .. } => Sftp::Entry,
+        _ => Sftp::Done,
+    };
     let req = Request::Sftp(SftpRequest {
         target: x.connection_id,
         key: None,
@@ -91,42 +99,56 @@ pub async fn sftp(a: &Adapter, x: SftpArgs) -> CallToolResult {
         local_roots: Some(a.roots()),
         progress: false,
     });
-    match a.call(req).await {
-        Ok(Response::Transfer(t)) => ok(
-            format!(
-                "{} file(s), {} dir(s), {} bytes in {} ms{}{}",
-                t.files,
-                t.dirs,
-                t.bytes,
-                t.elapsed_ms,
-                match t.verified {
-                    Some(true) => "; verified (size and SHA-256 match)",
-                    Some(false) => "; VERIFICATION FAILED: the copies differ",
-                    None => "",
-                },
-                if t.skipped.is_empty() {
-                    String::new()
-                } else {
-                    format!("; skipped {}", t.skipped.len())
-                }
-            ),
-            json!(t),
-        ),
-        Ok(Response::Entries { path, entries }) => ok(
-            format!("{} entries in {path}", entries.len()),
-            json!({ "path": path, "entries": entries }),
-        ),
-        Ok(Response::Entry(e)) => ok(
-            format!(
-                "{}: {} of {} bytes, mode {:o}",
-                e.name, e.kind, e.size, e.mode
-            ),
-            json!(e),
-        ),
-        Ok(Response::Ok { message }) => ok(message.clone(), json!({ "message": message })),
-        Ok(other) => a.unexpected(other),
-        Err(e) => from_error(e),
+    match kind {
+        Sftp::Transfer => answer(a.call::<TransferReport>(req).await, |t| {
+            ok(
+                format!(
+                    "{} file(s), {} dir(s), {} bytes in {} ms{}{}",
+                    t.files,
+                    t.dirs,
+                    t.bytes,
+                    t.elapsed_ms,
+                    match t.verified {
+                        Some(true) => "; verified (size and SHA-256 match)",
+                        Some(false) => "; VERIFICATION FAILED: the copies differ",
+                        None => "",
+                    },
+                    if t.skipped.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; skipped {}", t.skipped.len())
+                    }
+                ),
+                json!(t),
+            )
+        }),
+        Sftp::Entries => answer(a.call::<Entries>(req).await, |Entries { path, entries }| {
+            ok(
+                format!("{} entries in {path}", entries.len()),
+                json!({ "path": path, "entries": entries }),
+            )
+        }),
+        Sftp::Entry => answer(a.call::<RemoteEntry>(req).await, |e| {
+            ok(
+                format!(
+                    "{}: {} of {} bytes, mode {:o}",
+                    e.name, e.kind, e.size, e.mode
+                ),
+                json!(e),
+            )
+        }),
+        Sftp::Done => answer(a.call::<Done>(req).await, |Done { message }| {
+            ok(message.clone(), json!({ "message": message }))
+        }),
     }
+}
+
+/// Which reply an SFTP operation gets.
+enum Sftp {
+    Transfer,
+    Entries,
+    Entry,
+    Done,
 }
 
 fn parse_edit(s: Option<&str>) -> Result<LineEdit, CallToolResult> {
@@ -189,22 +211,25 @@ pub async fn file(a: &Adapter, x: FileArgs) -> CallToolResult {
             }
         }
     };
-    match a
-        .call(Request::File(FileRequest {
-            target: x.connection_id,
-            key: None,
-            action,
-        }))
-        .await
-    {
-        Ok(Response::FileText(t)) => ok(
-            format!(
-                "{} lines {}-{} of {} ({} bytes in all):\n{}",
-                t.path, t.from_line, t.to_line, t.total_lines, t.size, t.content
-            ),
-            json!(t),
-        ),
-        Ok(Response::FileChange(c)) => ok(
+    let read = matches!(action, FileAction::Read { .. });
+    let req = Request::File(FileRequest {
+        target: x.connection_id,
+        key: None,
+        action,
+    });
+    if read {
+        return answer(a.call::<FileText>(req).await, |t| {
+            ok(
+                format!(
+                    "{} lines {}-{} of {} ({} bytes in all):\n{}",
+                    t.path, t.from_line, t.to_line, t.total_lines, t.size, t.content
+                ),
+                json!(t),
+            )
+        });
+    }
+    answer(a.call::<FileChange>(req).await, |c| {
+        ok(
             format!(
                 "{} {} ({} bytes, {} change(s)){}",
                 if c.created { "created" } else { "updated" },
@@ -217,8 +242,6 @@ pub async fn file(a: &Adapter, x: FileArgs) -> CallToolResult {
                     .unwrap_or_default()
             ),
             json!(c),
-        ),
-        Ok(other) => a.unexpected(other),
-        Err(e) => from_error(e),
-    }
+        )
+    })
 }

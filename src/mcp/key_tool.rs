@@ -2,13 +2,12 @@
 
 use rmcp::model::CallToolResult;
 use serde_json::json;
-use sshkeep_vault::SecretString;
 
 use super::Adapter;
 use super::args::{KeyArgs, KeyOp};
-use super::reply::{bad_arg, from_error, ok};
+use super::reply::{answer, bad_arg, done, ok};
 use super::vocab::{Vocab, all};
-use crate::protocol::{KeyType, Request, Response};
+use crate::protocol::{KeyInfo, KeyType, Request, RotationReport, SecretString};
 
 pub async fn key(a: &Adapter, x: KeyArgs) -> CallToolResult {
     let need_name = || bad_arg("this op needs keyName (see op=list)");
@@ -77,19 +76,23 @@ pub async fn key(a: &Adapter, x: KeyArgs) -> CallToolResult {
             }
         }
     };
-    match a.call(req).await {
-        Ok(Response::Key(k)) if x.op == KeyOp::Pub => ok(
-            k.public_key.clone(),
-            json!({ "keyName": k.name, "publicKey": k.public_key }),
-        ),
-        Ok(Response::Key(k)) => ok(
-            format!(
-                "Key {} ({} {}); public key: {}",
-                k.name, k.algorithm, k.fingerprint, k.public_key
-            ),
-            k.to_mcp(),
-        ),
-        Ok(Response::Rotation(r)) => {
+    match x.op {
+        KeyOp::Pub => answer(a.call::<KeyInfo>(req).await, |k| {
+            ok(
+                k.public_key.clone(),
+                json!({ "keyName": k.name, "publicKey": k.public_key }),
+            )
+        }),
+        KeyOp::Show | KeyOp::Add | KeyOp::Generate => answer(a.call::<KeyInfo>(req).await, |k| {
+            ok(
+                format!(
+                    "Key {} ({} {}); public key: {}",
+                    k.name, k.algorithm, k.fingerprint, k.public_key
+                ),
+                k.to_mcp(),
+            )
+        }),
+        KeyOp::Rotate => answer(a.call::<RotationReport>(req).await, |r| {
             let failed: Vec<_> = r
                 .hosts
                 .iter()
@@ -113,15 +116,15 @@ pub async fn key(a: &Adapter, x: KeyArgs) -> CallToolResult {
                 ),
                 r.to_mcp(),
             )
+        }),
+        KeyOp::List => answer(a.call::<Vec<KeyInfo>>(req).await, |keys| {
+            ok(
+                format!("{} keys", keys.len()),
+                json!({ "keys": all(&keys) }),
+            )
+        }),
+        KeyOp::Remove | KeyOp::Link | KeyOp::Unlink | KeyOp::Deploy => {
+            answer(a.call(req).await, done)
         }
-        Ok(Response::Keys { keys }) => ok(
-            format!("{} keys", keys.len()),
-            json!({ "keys": all(&keys) }),
-        ),
-        Ok(Response::Ok { message }) => {
-            ok(message.clone(), json!({ "ok": true, "message": message }))
-        }
-        Ok(other) => a.unexpected(other),
-        Err(e) => from_error(e),
     }
 }

@@ -26,15 +26,15 @@ use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler, ServiceExt, tool, tool_handler, tool_router};
 use serde_json::json;
 
-use crate::client::Client;
+use crate::client::{Client, FromReply};
 use crate::paths::Paths;
-use crate::protocol::{Request, Response};
+use crate::protocol::{Request, StatusInfo};
 use args::{
     BulkAuditArgs, BulkConnArgs, BulkExecArgs, ClientArgs, ConnArgs, ExecArgs, FileArgs, KeyArgs,
     NoArgs, SearchArgs, SftpArgs, ShellArgs, StreamInfoArgs,
 };
 use params::Parameters;
-use reply::{fail, from_error, ok};
+use reply::{from_error, ok};
 
 /// The adapter's state: where the broker is, whether to list only the core tools, and the local
 /// directories file transfers may use.
@@ -48,9 +48,10 @@ pub struct Adapter {
 }
 
 impl Adapter {
-    /// One request to the broker on a connection of its own (starting the broker if needed).
-    async fn call(&self, req: Request) -> Result<Response> {
-        Client::connect(&self.paths).await?.request(&req).await
+    /// One request to the broker on a connection of its own (starting the broker if needed),
+    /// and its reply's payload.
+    async fn call<R: FromReply>(&self, req: Request) -> Result<R> {
+        Client::connect(&self.paths).await?.call(&req).await
     }
 
     /// The allowed local roots, for the broker to enforce.
@@ -74,20 +75,6 @@ impl Adapter {
         };
         Ok(abs.display().to_string())
     }
-
-    fn unexpected(&self, r: Response) -> CallToolResult {
-        fail(
-            "internal",
-            format!("unexpected reply from the broker: {}", response_name(&r)),
-        )
-    }
-}
-
-fn response_name(r: &Response) -> String {
-    serde_json::to_value(r)
-        .ok()
-        .and_then(|v| v["type"].as_str().map(str::to_string))
-        .unwrap_or_default()
 }
 
 #[tool_router(router = tool_router)]
@@ -168,8 +155,8 @@ impl Adapter {
         if let Err(refused) = a {
             return Ok(refused);
         }
-        Ok(match self.call(Request::Status).await {
-            Ok(Response::Status(s)) => {
+        Ok(match self.call::<StatusInfo>(Request::Status).await {
+            Ok(s) => {
                 let vault = match (&s.vault.backend, s.vault.unlocked) {
                     (None, _) => "no vault yet (the user runs `sshkeep vault init`)".to_string(),
                     (Some(b), true) => format!("vault unlocked ({b})"),
@@ -185,7 +172,6 @@ impl Adapter {
                     json!(s),
                 )
             }
-            Ok(other) => self.unexpected(other),
             Err(e) => from_error(e),
         })
     }

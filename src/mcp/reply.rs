@@ -4,7 +4,7 @@
 use rmcp::model::{CallToolResult, ContentBlock};
 use serde_json::{Map, Value, json};
 
-use crate::client::BrokerError;
+use crate::client::{BrokerError, Done, UnexpectedReply};
 use crate::protocol::{ErrorCode, ErrorNext, NextStep};
 
 /// `snake_case` to `camelCase`.
@@ -56,6 +56,11 @@ pub fn ok(summary: impl Into<String>, value: Value) -> CallToolResult {
     let mut r = CallToolResult::success(vec![ContentBlock::text(summary.into())]);
     r.structured_content = Some(value);
     r
+}
+
+/// What the broker did, in its words.
+pub fn done(Done { message }: Done) -> CallToolResult {
+    ok(message.clone(), json!({ "ok": true, "message": message }))
 }
 
 /// A failure the model should read.
@@ -239,6 +244,14 @@ pub fn agent_error(v: &mut Value, next: Option<&ErrorNext>) {
     }
 }
 
+/// A broker call's result as a tool result: `render` the reply, or say what failed.
+pub fn answer<T>(r: anyhow::Result<T>, render: impl FnOnce(T) -> CallToolResult) -> CallToolResult {
+    match r {
+        Ok(v) => render(v),
+        Err(e) => from_error(e),
+    }
+}
+
 /// Any failure talking to the broker.
 pub fn from_error(e: anyhow::Error) -> CallToolResult {
     match e.downcast_ref::<BrokerError>() {
@@ -253,6 +266,7 @@ pub fn from_error(e: anyhow::Error) -> CallToolResult {
             fail_with(&code_name(*code), message, fields)
         }
         Some(be) => fail(&code_name(be.code), be.message.clone()),
+        None if e.is::<UnexpectedReply>() => fail("internal", e.to_string()),
         None => fail("broker_unavailable", format!("{e:#}")),
     }
 }

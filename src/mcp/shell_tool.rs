@@ -5,8 +5,8 @@ use serde_json::json;
 
 use super::Adapter;
 use super::args::{ShellArgs, ShellOp};
-use super::reply::{bad_arg, from_error, ok};
-use crate::protocol::{LogQuery, Request, Response, ShellOutput, ShellSpec};
+use super::reply::{answer, bad_arg, ok};
+use crate::protocol::{LogPage, LogQuery, Request, ShellInfo, ShellOutput, ShellSpec};
 
 fn summary(o: &ShellOutput) -> String {
     let mut s = match o.matched {
@@ -35,110 +35,130 @@ fn summary(o: &ShellOutput) -> String {
     s
 }
 
+/// Which reply a shell op gets.
+enum Reply {
+    Shell,
+    Shells,
+    Output,
+    Log,
+}
+
 pub async fn shell(a: &Adapter, x: ShellArgs) -> CallToolResult {
-    let need_id = || {
-        x.shell_id
-            .clone()
-            .ok_or_else(|| bad_arg("this op needs shellId (from op=open, or op=list)"))
-    };
-    let req = match x.op {
-        ShellOp::Open => match x.connection_id.clone() {
-            Some(target) => Request::ShellOpen(ShellSpec {
-                target,
-                key: None,
-                cols: x.cols.unwrap_or(120),
-                rows: x.rows.unwrap_or(40),
-                term: x.term.clone().unwrap_or_else(|| "xterm-256color".into()),
-                persist: x.persist,
-            }),
+    let (req, reply) = match (x.op, x.shell_id.clone()) {
+        (ShellOp::Open, _) => match x.connection_id.clone() {
+            Some(target) => (
+                Request::ShellOpen(ShellSpec {
+                    target,
+                    key: None,
+                    cols: x.cols.unwrap_or(120),
+                    rows: x.rows.unwrap_or(40),
+                    term: x.term.clone().unwrap_or_else(|| "xterm-256color".into()),
+                    persist: x.persist,
+                }),
+                Reply::Shell,
+            ),
             None => return bad_arg("op=open needs connectionId (see ssh_conn op=list)"),
         },
-        ShellOp::List => Request::ShellList,
-        op => {
-            let shell_id = match need_id() {
-                Ok(id) => id,
-                Err(e) => return e,
-            };
-            match op {
-                ShellOp::Send => match x.text.clone() {
-                    Some(text) => Request::ShellSend {
-                        shell_id,
-                        text,
-                        enter: x.enter.unwrap_or(false),
-                    },
-                    None => return bad_arg("op=send needs text"),
-                },
-                ShellOp::Key => match x.key.clone() {
-                    Some(key) => Request::ShellKey { shell_id, key },
-                    None => return bad_arg("op=key needs key (e.g. enter, ctrl-c, up, f1)"),
-                },
-                ShellOp::Read
-                    if x.grep.is_some()
-                        || x.head.is_some()
-                        || x.tail.is_some()
-                        || x.from_line.is_some()
-                        || x.to_line.is_some() =>
-                {
-                    Request::CommandLogs(LogQuery {
-                        command_id: shell_id,
-                        stream: None,
-                        grep: x.grep.clone(),
-                        ignore_case: x.ignore_case.unwrap_or(false),
-                        head: x.head,
-                        tail: x.tail,
-                        from_line: x.from_line,
-                        to_line: x.to_line,
-                        max_bytes: x.max_bytes.or(Some(64 * 1024)),
-                    })
-                }
-                ShellOp::Read => Request::ShellRead {
+        (ShellOp::List, _) => (Request::ShellList, Reply::Shells),
+        (_, None) => return bad_arg("this op needs shellId (from op=open, or op=list)"),
+        (ShellOp::Send, Some(shell_id)) => match x.text.clone() {
+            Some(text) => (
+                Request::ShellSend {
                     shell_id,
+                    text,
+                    enter: x.enter.unwrap_or(false),
+                },
+                Reply::Shell,
+            ),
+            None => return bad_arg("op=send needs text"),
+        },
+        (ShellOp::Key, Some(shell_id)) => match x.key.clone() {
+            Some(key) => (Request::ShellKey { shell_id, key }, Reply::Shell),
+            None => return bad_arg("op=key needs key (e.g. enter, ctrl-c, up, f1)"),
+        },
+        (ShellOp::Read, Some(shell_id))
+            if x.grep.is_some()
+                || x.head.is_some()
+                || x.tail.is_some()
+                || x.from_line.is_some()
+                || x.to_line.is_some() =>
+        {
+            let q = LogQuery {
+                command_id: shell_id,
+                stream: None,
+                grep: x.grep.clone(),
+                ignore_case: x.ignore_case.unwrap_or(false),
+                head: x.head,
+                tail: x.tail,
+                from_line: x.from_line,
+                to_line: x.to_line,
+                max_bytes: x.max_bytes.or(Some(64 * 1024)),
+            };
+            (Request::CommandLogs(q), Reply::Log)
+        }
+        (ShellOp::Read, Some(shell_id)) => (
+            Request::ShellRead {
+                shell_id,
+                cursor: x.cursor,
+                screen: x.screen.unwrap_or(false),
+                max_bytes: x.max_bytes,
+            },
+            Reply::Output,
+        ),
+        (ShellOp::Wait, Some(shell_id)) => match x.pattern.clone() {
+            Some(pattern) => (
+                Request::ShellWait {
+                    shell_id,
+                    pattern,
+                    timeout_secs: x.timeout.unwrap_or(30).min(600),
                     cursor: x.cursor,
                     screen: x.screen.unwrap_or(false),
-                    max_bytes: x.max_bytes,
                 },
-                ShellOp::Wait => match x.pattern.clone() {
-                    Some(pattern) => Request::ShellWait {
-                        shell_id,
-                        pattern,
-                        timeout_secs: x.timeout.unwrap_or(30).min(600),
-                        cursor: x.cursor,
-                        screen: x.screen.unwrap_or(false),
-                    },
-                    None => return bad_arg("op=wait needs pattern (a regular expression)"),
-                },
-                ShellOp::Resize => match (x.cols, x.rows) {
-                    (Some(cols), Some(rows)) => Request::ShellResize {
-                        shell_id,
-                        cols,
-                        rows,
-                    },
-                    _ => return bad_arg("op=resize needs cols and rows"),
-                },
-                ShellOp::Signal => Request::ShellSignal {
-                    shell_id,
-                    signal: x.signal.clone().unwrap_or_else(|| "INT".into()),
-                },
-                ShellOp::Status => Request::ShellStatus { shell_id },
-                ShellOp::Close => Request::ShellClose { shell_id },
-                ShellOp::Open | ShellOp::List => unreachable!("handled above"),
-            }
-        }
-    };
-    match a.call(req).await {
-        Ok(Response::Shell(s)) => ok(
-            format!(
-                "shell {} on {} is {} ({}x{}); {}; cursor {}",
-                s.shell_id, s.target, s.state, s.cols, s.rows, s.persistence, s.cursor
+                Reply::Output,
             ),
-            json!(s),
+            None => return bad_arg("op=wait needs pattern (a regular expression)"),
+        },
+        (ShellOp::Resize, Some(shell_id)) => match (x.cols, x.rows) {
+            (Some(cols), Some(rows)) => (
+                Request::ShellResize {
+                    shell_id,
+                    cols,
+                    rows,
+                },
+                Reply::Shell,
+            ),
+            _ => return bad_arg("op=resize needs cols and rows"),
+        },
+        (ShellOp::Signal, Some(shell_id)) => (
+            Request::ShellSignal {
+                shell_id,
+                signal: x.signal.clone().unwrap_or_else(|| "INT".into()),
+            },
+            Reply::Shell,
         ),
-        Ok(Response::Shells { shells }) => ok(
-            format!("{} shell(s)", shells.len()),
-            json!({ "shells": shells }),
-        ),
-        Ok(Response::ShellOutput(o)) => ok(summary(&o), json!(o)),
-        Ok(Response::Logs(page)) => {
+        (ShellOp::Status, Some(shell_id)) => (Request::ShellStatus { shell_id }, Reply::Shell),
+        (ShellOp::Close, Some(shell_id)) => (Request::ShellClose { shell_id }, Reply::Shell),
+    };
+    match reply {
+        Reply::Shell => answer(a.call::<ShellInfo>(req).await, |s| {
+            ok(
+                format!(
+                    "shell {} on {} is {} ({}x{}); {}; cursor {}",
+                    s.shell_id, s.target, s.state, s.cols, s.rows, s.persistence, s.cursor
+                ),
+                json!(s),
+            )
+        }),
+        Reply::Shells => answer(a.call::<Vec<ShellInfo>>(req).await, |shells| {
+            ok(
+                format!("{} shell(s)", shells.len()),
+                json!({ "shells": shells }),
+            )
+        }),
+        Reply::Output => answer(a.call::<ShellOutput>(req).await, |o| {
+            ok(summary(&o), json!(o))
+        }),
+        Reply::Log => answer(a.call::<LogPage>(req).await, |page| {
             let text = page
                 .lines
                 .iter()
@@ -154,8 +174,6 @@ pub async fn shell(a: &Adapter, x: ShellArgs) -> CallToolResult {
                 ),
                 super::exec_tool::page_facts(&page),
             )
-        }
-        Ok(other) => a.unexpected(other),
-        Err(e) => from_error(e),
+        }),
     }
 }

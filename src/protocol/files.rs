@@ -96,9 +96,8 @@ pub struct FileRequest {
 }
 
 /// Where a line edit applies.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-#[value(rename_all = "snake_case")]
 pub enum LineEdit {
     InsertBefore,
     InsertAfter,

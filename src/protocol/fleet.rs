@@ -65,7 +65,7 @@ pub struct BulkLogLine {
 }
 
 /// What `bulk conn` does.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum BulkConnOp {
     /// Reachability, host key, login, round-trip time.
@@ -92,7 +92,7 @@ pub struct BulkConnResult {
 }
 
 /// What a fleet audit looks at.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum FleetAuditOp {
     /// sshd settings, uid 0 accounts, empty passwords, world-writable PATH, listening ports,

@@ -19,16 +19,17 @@ mod files;
 mod fleet;
 mod forward;
 mod next;
+mod secret;
 mod shell;
 mod types;
 
 use serde::{Deserialize, Serialize};
-use sshkeep_vault::{BackendChoice, SecretString};
 
 pub use files::*;
 pub use fleet::*;
 pub use forward::*;
 pub use next::*;
+pub use secret::SecretString;
 pub use shell::*;
 pub use types::*;
 

@@ -1,9 +1,7 @@
 //! The data carried by requests and replies.
 
+use super::{ErrorCode, SecretString};
 use serde::{Deserialize, Serialize};
-use sshkeep_vault::SecretString;
-
-use super::ErrorCode;
 
 /// What to run, where, and how.
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -89,7 +87,7 @@ impl CommandState {
 }
 
 /// Which lines `logs` returns.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum StreamFilter {
     Stdout,
@@ -118,7 +116,7 @@ pub struct LogQuery {
 }
 
 /// Key algorithms `key generate` can make.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum KeyType {
     /// Ed25519 (default).
@@ -130,9 +128,8 @@ pub enum KeyType {
 }
 
 /// What to do with a host key that is not pinned yet.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
-#[value(rename_all = "kebab-case")]
 pub enum HostKeyPolicy {
     /// Pin the key seen on the first successful login (OpenSSH's `accept-new`).
     #[default]
@@ -244,6 +241,18 @@ pub struct VaultStatus {
     pub unlocked: bool,
     /// Why the vault is locked or unusable, and what to run.
     pub hint: Option<String>,
+}
+
+/// Where `vault init` keeps the master identity, as the user chose.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendChoice {
+    /// The OS keyring when one is reachable, else a passphrase (said out loud, never plaintext).
+    Auto,
+    /// The OS keyring or nothing.
+    Keyring,
+    /// A passphrase.
+    Passphrase,
 }
 
 /// A key as clients see it: never any private material.

@@ -13,8 +13,8 @@ use crate::broker::sessions::Session;
 use crate::broker::{Broker, fail::Fail};
 use crate::db::now_ms;
 use crate::logs::{STREAM_STDERR, STREAM_STDOUT};
+use crate::protocol::SecretString;
 use crate::protocol::{CommandState, RunOptions};
-use sshkeep_vault::SecretString;
 
 pub struct Job {
     pub broker: Arc<Broker>,

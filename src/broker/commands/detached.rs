@@ -16,8 +16,8 @@ use crate::broker::sessions::{Session, SessionState, Sessions};
 use crate::broker::{Broker, Peer};
 use crate::db::now_ms;
 use crate::logs::{STREAM_STDERR, STREAM_STDOUT};
+use crate::protocol::SecretString;
 use crate::protocol::{CommandState, ErrorCode, RunOptions};
-use sshkeep_vault::SecretString;
 
 pub struct Job {
     pub broker: Arc<Broker>,

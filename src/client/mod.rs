@@ -1,5 +1,8 @@
 //! The client side of the broker socket: connect (starting the broker when none runs), hello,
-//! request/response.
+//! then typed calls: each request names the reply it expects ([`replies`]), so callers get that
+//! reply's payload or an error, and never match replies themselves.
+
+mod replies;
 
 use std::fs::File;
 use std::io::{BufRead, BufReader};
@@ -15,6 +18,10 @@ use interprocess::local_socket::{GenericFilePath, ToFsName};
 use crate::frame::{read_frame, write_frame};
 use crate::paths::Paths;
 use crate::protocol::{ErrorCode, ErrorNext, PROTOCOL_VERSION, Request, Response};
+pub use replies::{
+    AgentStatus, AttachFrame, AuditCheck, BulkLogs, BulkStarted, Done, Entries, ExecFrame,
+    FromReply, Hello, Started, UnexpectedReply, expect,
+};
 
 /// A connection to the broker, past the hello.
 pub struct Client {
@@ -79,19 +86,16 @@ impl Client {
             version: PROTOCOL_VERSION,
             client: format!("sshkeep {}", env!("CARGO_PKG_VERSION")),
         };
-        match c.call(&hello).await? {
-            Response::Hello { .. } => Ok(c),
-            Response::Error { message, .. } => bail!("{message}"),
-            other => bail!("unexpected hello reply from the broker: {other:?}"),
-        }
+        let _: Hello = c.call(&hello).await?;
+        Ok(c)
     }
 
-    /// Sends a request without waiting (for streaming replies).
     /// The socket, for a client that reads and writes at once (an attached terminal).
     pub fn stream(&self) -> &Stream {
         &self.stream
     }
 
+    /// Sends a request without waiting (for streaming replies).
     pub async fn send(&mut self, req: &Request) -> Result<()> {
         write_frame(&mut &self.stream, req)
             .await
@@ -107,7 +111,7 @@ impl Client {
 
     /// One request, one reply. If sending fails, a reply already waiting (the broker's refusal
     /// of this client, say) is still read and returned.
-    pub async fn call(&mut self, req: &Request) -> Result<Response> {
+    async fn exchange(&mut self, req: &Request) -> Result<Response> {
         let sent = self.send(req).await;
         match self.recv().await {
             Ok(r) => Ok(r),
@@ -115,20 +119,25 @@ impl Client {
         }
     }
 
-    /// One request; an error reply becomes a [`BrokerError`].
-    pub async fn request(&mut self, req: &Request) -> Result<Response> {
-        match self.call(req).await? {
-            Response::Error {
-                code,
-                message,
-                next,
-            } => Err(BrokerError {
-                code,
-                message,
-                next,
+    /// One request and its reply's payload: `client.call::<Vec<ConnInfo>>(&Request::ConnList)`.
+    /// An error reply becomes a [`BrokerError`], a reply of another kind an [`UnexpectedReply`].
+    pub async fn call<R: FromReply>(&mut self, req: &Request) -> Result<R> {
+        expect(self.exchange(req).await?)
+    }
+
+    /// A request whose reply is preceded by progress frames (a transfer): `progress` sees each
+    /// (bytes done, bytes in all) as it comes.
+    pub async fn call_with_progress<R: FromReply>(
+        &mut self,
+        req: &Request,
+        mut progress: impl FnMut(u64, u64),
+    ) -> Result<R> {
+        self.send(req).await?;
+        loop {
+            match self.recv().await? {
+                Response::Progress { done, total } => progress(done, total),
+                r => return expect(r),
             }
-            .into()),
-            r => Ok(r),
         }
     }
 }
