@@ -6,12 +6,12 @@ use std::time::Duration;
 use anyhow::{Result, bail};
 use clap::{Args, Subcommand};
 
-use super::choices::{BulkConnOp, FleetAuditOp, StreamFilter};
+use super::choices::{BulkConnOp, FleetAuditOp};
+use super::run_cmd::LogFilterArgs;
 use super::{Ctx, output};
 use crate::client::{BulkLogs, BulkStarted};
 use crate::protocol::{
-    self, BulkConnResult, BulkInfo, BulkSpec, FleetAuditReport, LogQuery, Request, RunOptions,
-    Targets,
+    self, BulkConnResult, BulkInfo, BulkSpec, FleetAuditReport, Request, RunOptions, Targets,
 };
 
 #[derive(Args, Debug, Clone)]
@@ -70,16 +70,8 @@ pub enum BulkCmd {
         bulk_id: String,
         #[arg(long)]
         target: Option<String>,
-        #[arg(long, value_enum)]
-        stream: Option<StreamFilter>,
-        #[arg(long)]
-        grep: Option<String>,
-        /// The first N lines of each target.
-        #[arg(long, conflicts_with = "tail")]
-        head: Option<u64>,
-        /// The last N lines of each target.
-        #[arg(long)]
-        tail: Option<u64>,
+        #[command(flatten)]
+        filter: LogFilterArgs,
     },
     /// Cancel a bulk run, or one target of it.
     Cancel {
@@ -237,18 +229,9 @@ pub async fn run(ctx: &Ctx, cmd: BulkCmd) -> Result<u8> {
         BulkCmd::Logs {
             bulk_id,
             target,
-            stream,
-            grep,
-            head,
-            tail,
+            filter,
         } => {
-            let query = LogQuery {
-                stream: stream.map(Into::into),
-                grep,
-                head,
-                tail,
-                ..Default::default()
-            };
+            let query = filter.query(String::new());
             let BulkLogs {
                 lines, truncated, ..
             } = c

@@ -164,9 +164,9 @@ fn show(c: &CommandInfo) {
     }
 }
 
-#[derive(Args, Debug)]
-pub struct LogsArgs {
-    command_id: String,
+/// The filters of `logs` and `bulk logs`, as flags; they become the protocol's [`LogQuery`].
+#[derive(Args, Debug, Clone)]
+pub struct LogFilterArgs {
     #[arg(long, value_enum)]
     stream: Option<choices::StreamFilter>,
     /// Only lines matching this regular expression.
@@ -175,16 +175,41 @@ pub struct LogsArgs {
     /// --grep ignores case.
     #[arg(long, short = 'i', requires = "grep")]
     ignore_case: bool,
-    /// The first N lines.
+    /// The first N lines (of each target, for a bulk run).
     #[arg(long, conflicts_with = "tail")]
     head: Option<u64>,
-    /// The last N lines.
+    /// The last N lines (of each target, for a bulk run).
     #[arg(long)]
     tail: Option<u64>,
     #[arg(long)]
     from_line: Option<u64>,
     #[arg(long)]
     to_line: Option<u64>,
+}
+
+impl LogFilterArgs {
+    /// The query for `command_id`'s output (empty for a bulk run: the broker fills in each
+    /// target's command).
+    pub fn query(self, command_id: String) -> LogQuery {
+        LogQuery {
+            command_id,
+            stream: self.stream.map(Into::into),
+            grep: self.grep,
+            ignore_case: self.ignore_case,
+            head: self.head,
+            tail: self.tail,
+            from_line: self.from_line,
+            to_line: self.to_line,
+            max_bytes: None,
+        }
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct LogsArgs {
+    command_id: String,
+    #[command(flatten)]
+    filter: LogFilterArgs,
     /// Keep printing new lines until the command ends.
     #[arg(long, short)]
     follow: bool,
@@ -195,17 +220,7 @@ pub struct LogsArgs {
 
 pub async fn logs(ctx: &Ctx, a: LogsArgs) -> Result<u8> {
     let mut c = ctx.client().await?;
-    let mut q = LogQuery {
-        command_id: a.command_id,
-        stream: a.stream.map(Into::into),
-        grep: a.grep,
-        ignore_case: a.ignore_case,
-        head: a.head,
-        tail: a.tail,
-        from_line: a.from_line,
-        to_line: a.to_line,
-        max_bytes: None,
-    };
+    let mut q = a.filter.query(a.command_id);
     let mut all = Vec::new();
     loop {
         let page: LogPage = c.call(&Request::CommandLogs(q.clone())).await?;

@@ -1,11 +1,14 @@
 //! The MCP tools' arguments, named as in the public tool contract (camelCase: `connectionId`,
 //! `sessionId`, `commandId`, `keyName`, `tail`, `grep`, ...). Field doc comments become the JSON
-//! Schema descriptions agents read.
+//! Schema descriptions agents read, and are the one place arguments are documented; the tools and
+//! their ops are documented in [`super::catalog`].
 
 use std::collections::BTreeMap;
 
 use schemars::JsonSchema;
 use serde::Deserialize;
+
+use crate::protocol::{LogQuery, StreamFilter};
 
 /// No arguments.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
@@ -18,21 +21,15 @@ pub struct SearchArgs {
     pub query: String,
 }
 
-/// `ssh_conn` operations.
+/// `ssh_conn` operations; what each does is said in [`super::catalog`].
 #[derive(Clone, Copy, Debug, Deserialize, JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum ConnOp {
-    /// All saved connections.
     List,
-    /// Check reachability, host key, login and round-trip time (saved or given by host/username).
     Test,
-    /// Save or update a connection (name, host, port, username, client, keyName).
     Save,
-    /// One connection's details.
     Show,
-    /// Delete a saved connection.
     Remove,
-    /// Pin the server's host key (give the fingerprint you verified; without it, the key shown now).
     Trust,
 }
 
@@ -67,29 +64,19 @@ pub struct ConnArgs {
     pub authorized_keys: Option<String>,
 }
 
-/// `ssh_key` operations.
+/// `ssh_key` operations; what each does is said in [`super::catalog`].
 #[derive(Clone, Copy, Debug, Deserialize, JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum KeyOp {
-    /// Import a private key (privateKey); it is encrypted into the vault and never returned.
     Add,
-    /// Generate a new key in the vault (keyType: ed25519, rsa, ecdsa).
     Generate,
-    /// All keys (public data only).
     List,
-    /// One key: type, fingerprint, comment, linked connections.
     Show,
-    /// The public key as an authorized_keys line.
     Pub,
-    /// Link a key to a connection (the only key offered to that server).
     Link,
-    /// Remove a key's link to a connection.
     Unlink,
-    /// Delete a key from the vault.
     Remove,
-    /// Replace the key on every connection linked to it (keyType; resume to continue after a failure; dryRun for the plan).
     Rotate,
-    /// Install the key's public half on connectionId's server (logging in with its current key) and prove it logs in.
     Deploy,
 }
 
@@ -115,23 +102,16 @@ pub struct KeyArgs {
     pub dry_run: Option<bool>,
 }
 
-/// `ssh_exec` operations.
+/// `ssh_exec` operations; what each does is said in [`super::catalog`].
 #[derive(Clone, Copy, Debug, Deserialize, JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum ExecOp {
-    /// Open a persistent session on connectionId; returns sessionId.
     Open,
-    /// Start a command on sessionId or connectionId; returns commandId at once.
     Run,
-    /// A command's state, exit code, timings and output counts.
     Status,
-    /// A command's output lines, filtered (stream, grep, head, tail, fromLine, toLine).
     Logs,
-    /// Sessions and running commands.
     List,
-    /// Close a session.
     Close,
-    /// Stop a command and everything it started on the server.
     Cancel,
 }
 
@@ -173,16 +153,55 @@ pub struct ExecArgs {
     pub pty: Option<bool>,
     /// stdout, stderr or both (default).
     pub stream: Option<String>,
+    #[serde(flatten)]
+    pub log: LogArgs,
+}
+
+/// Filters on stored output, shared by `ssh_exec` (logs) and `ssh_shell` (read): they become
+/// the protocol's [`LogQuery`].
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LogArgs {
     /// Regex or substring.
     pub grep: Option<String>,
     pub ignore_case: Option<bool>,
     pub head: Option<u64>,
     pub tail: Option<u64>,
-    /// Lines are numbered from 1 across both streams.
+    /// From 1, across both streams.
     pub from_line: Option<u64>,
     pub to_line: Option<u64>,
     /// Reply cap (default 65536).
     pub max_bytes: Option<u64>,
+}
+
+/// Replies are kept small for agents' contexts unless asked otherwise.
+const DEFAULT_LOG_BYTES: u64 = 64 * 1024;
+
+impl LogArgs {
+    /// Whether a line filter is given (for ssh_shell: read the stored log, not the terminal).
+    pub fn filters_lines(&self) -> bool {
+        self.grep.is_some()
+            || self.head.is_some()
+            || self.tail.is_some()
+            || self.from_line.is_some()
+            || self.to_line.is_some()
+    }
+
+    /// The query for `command_id`'s output (empty for a bulk run: the broker fills in each
+    /// target's command).
+    pub fn query(self, command_id: String, stream: Option<StreamFilter>) -> LogQuery {
+        LogQuery {
+            command_id,
+            stream,
+            grep: self.grep,
+            ignore_case: self.ignore_case.unwrap_or(false),
+            head: self.head,
+            tail: self.tail,
+            from_line: self.from_line,
+            to_line: self.to_line,
+            max_bytes: Some(self.max_bytes.unwrap_or(DEFAULT_LOG_BYTES)),
+        }
+    }
 }
 
 /// `ssh_stream_info`.
@@ -192,15 +211,12 @@ pub struct StreamInfoArgs {
     pub command_id: String,
 }
 
-/// `ssh_client` operations.
+/// `ssh_client` operations; what each does is said in [`super::catalog`].
 #[derive(Clone, Copy, Debug, Deserialize, JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum ClientOp {
-    /// Client groups with their connections.
     List,
-    /// Put connections in a client group.
     Assign,
-    /// Take connections out of their client group.
     Remove,
 }
 
@@ -231,15 +247,12 @@ pub struct BulkExecArgs {
     pub timeout: Option<u64>,
 }
 
-/// `ssh_bulk_conn` operations.
+/// `ssh_bulk_conn` operations; what each does is said in [`super::catalog`].
 #[derive(Clone, Copy, Debug, Deserialize, JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum BulkConnToolOp {
-    /// Reachability, host key, login and round-trip time of each target.
     Test,
-    /// Open a persistent session to each target (warm a fleet before work).
     Open,
-    /// Close the sessions to each target.
     Close,
 }
 
@@ -256,15 +269,12 @@ pub struct BulkConnArgs {
     pub concurrency: Option<u32>,
 }
 
-/// `ssh_bulk_audit` operations.
+/// `ssh_bulk_audit` operations; what each does is said in [`super::catalog`].
 #[derive(Clone, Copy, Debug, Deserialize, JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum AuditToolOp {
-    /// Read-only security checks with findings (check, status, severity, evidence, fix).
     Security,
-    /// OS, kernel, uptime, CPUs, memory, disks.
     Inventory,
-    /// A stored audit again, by auditId.
     Show,
 }
 
@@ -282,29 +292,19 @@ pub struct BulkAuditArgs {
     pub audit_id: Option<String>,
 }
 
-/// `ssh_shell` operations.
+/// `ssh_shell` operations; what each does is said in [`super::catalog`].
 #[derive(Clone, Copy, Debug, Deserialize, JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum ShellOp {
-    /// Open a PTY shell on connectionId (cols, rows, term) -> shellId.
     Open,
-    /// Type text (enter=true presses Enter after it).
     Send,
-    /// Press a key: enter, tab, escape, backspace, up/down/left/right, home, end, pageup, pagedown, delete, f1-f12, ctrl-c, ctrl-d, ctrl-z, ...
     Key,
-    /// Output since cursor (terminal codes removed); screen=true adds the screen as a terminal shows it. With grep/tail/head/fromLine/toLine: the stored output log.
     Read,
-    /// Wait until pattern (regex) appears after cursor (default: since the last input), or on the screen with screen=true, or timeout seconds pass.
     Wait,
-    /// Change the terminal size (cols, rows).
     Resize,
-    /// Send a signal (INT, TERM, KILL, HUP, QUIT): to the foreground job in tmux-backed shells.
     Signal,
-    /// State, size, whether it survives reconnects (tmux), cursor.
     Status,
-    /// All shells.
     List,
-    /// End the shell.
     Close,
 }
 
@@ -336,35 +336,21 @@ pub struct ShellArgs {
     pub screen: Option<bool>,
     /// INT, TERM, KILL, HUP, QUIT.
     pub signal: Option<String>,
-    /// Read the stored log instead (with head, tail, fromLine, toLine).
-    pub grep: Option<String>,
-    pub ignore_case: Option<bool>,
-    pub head: Option<u64>,
-    pub tail: Option<u64>,
-    pub from_line: Option<u64>,
-    pub to_line: Option<u64>,
-    pub max_bytes: Option<u64>,
+    #[serde(flatten)]
+    pub log: LogArgs,
 }
 
-/// `ssh_sftp` operations.
+/// `ssh_sftp` operations; what each does is said in [`super::catalog`].
 #[derive(Clone, Copy, Debug, Deserialize, JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum SftpOp {
-    /// Copy localPath to remotePath (recursive for directories; verify checks size and SHA-256).
     Upload,
-    /// Copy remotePath to localPath (recursive for directories; verify checks size and SHA-256).
     Download,
-    /// A remote directory's entries (path or remotePath).
     List,
-    /// A remote path's type, size, mode, owner.
     Stat,
-    /// Create a remote directory with its parents.
     Mkdir,
-    /// Remove a remote file, or a directory with recursive=true.
     Remove,
-    /// Rename remotePath (or path) to newPath, replacing an existing file atomically.
     Rename,
-    /// Set permission bits (mode, octal string like "640").
     Chmod,
 }
 
@@ -387,17 +373,13 @@ pub struct SftpArgs {
     pub mode: Option<String>,
 }
 
-/// `ssh_file` operations.
+/// `ssh_file` operations; what each does is said in [`super::catalog`].
 #[derive(Clone, Copy, Debug, Deserialize, JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum FileOp {
-    /// A text file, or lines fromLine..toLine (maxBytes caps the reply).
     Read,
-    /// Replace the whole file with content, atomically (mode and owner kept); backup=true keeps the old content.
     Write,
-    /// Replace exact text old with new; fails and changes nothing unless old occurs exactly expectedCount times (default 1).
     Replace,
-    /// Edit one line: edit = insert_before | insert_after | replace | delete, at line (number) or pattern (regex matching exactly expectedCount lines), with content.
     EditLine,
 }
 

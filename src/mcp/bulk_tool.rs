@@ -12,8 +12,8 @@ use super::reply::{agent_error, answer, bad_arg, ok, problem_then};
 use super::vocab::Vocab;
 use crate::client::{BulkLogs, BulkStarted};
 use crate::protocol::{
-    BulkConnOp, BulkConnResult, BulkInfo, BulkSpec, FleetAuditOp, FleetAuditReport, LogQuery,
-    Request, RunOptions, Targets,
+    BulkConnOp, BulkConnResult, BulkInfo, BulkSpec, FleetAuditOp, FleetAuditReport, Request,
+    RunOptions, Targets,
 };
 
 fn targets(ids: Option<Vec<String>>, client: Option<String>, all: bool) -> Option<Targets> {
@@ -131,17 +131,7 @@ pub async fn exec_on_bulk(a: &Adapter, bulk_id: String, x: ExecArgs) -> CallTool
                 Ok(s) => s,
                 Err(e) => return e,
             };
-            let query = LogQuery {
-                stream: Some(stream),
-                grep: x.grep,
-                ignore_case: x.ignore_case.unwrap_or(false),
-                head: x.head,
-                tail: x.tail,
-                from_line: x.from_line,
-                to_line: x.to_line,
-                max_bytes: Some(x.max_bytes.unwrap_or(64 * 1024)),
-                ..Default::default()
-            };
+            let query = x.log.query(String::new(), Some(stream));
             Request::BulkLogs {
                 bulk_id,
                 target,

@@ -9,8 +9,7 @@ use super::reply::{bad_arg, from_error, ok};
 use super::vocab::{Vocab, all};
 use crate::client::{Done, Started};
 use crate::protocol::{
-    CommandInfo, LogPage, LogQuery, Request, RunOptions, RunSpec, SecretString, SessionInfo,
-    StreamFilter,
+    CommandInfo, LogPage, Request, RunOptions, RunSpec, SecretString, SessionInfo, StreamFilter,
 };
 
 /// The `stream` argument of logs.
@@ -24,9 +23,6 @@ pub fn parse_stream(stream: Option<&str>) -> Result<StreamFilter, CallToolResult
         ))),
     }
 }
-
-/// Replies are kept small for agents' contexts unless asked otherwise.
-const DEFAULT_LOG_BYTES: u64 = 64 * 1024;
 
 pub async fn exec(a: &Adapter, x: ExecArgs) -> CallToolResult {
     if let Some(bulk_id) = x.bulk_exec_id.clone() {
@@ -190,20 +186,10 @@ async fn logs(a: &Adapter, x: ExecArgs) -> CallToolResult {
         Ok(s) => s,
         Err(e) => return e,
     };
-    if x.head.is_some() && x.tail.is_some() {
+    if x.log.head.is_some() && x.log.tail.is_some() {
         return bad_arg("give head or tail, not both");
     }
-    let q = LogQuery {
-        command_id: id,
-        stream: Some(stream),
-        grep: x.grep,
-        ignore_case: x.ignore_case.unwrap_or(false),
-        head: x.head,
-        tail: x.tail,
-        from_line: x.from_line,
-        to_line: x.to_line,
-        max_bytes: Some(x.max_bytes.unwrap_or(DEFAULT_LOG_BYTES)),
-    };
+    let q = x.log.query(id, Some(stream));
     match a.call::<LogPage>(Request::CommandLogs(q)).await {
         Ok(page) => {
             let mut text: String = page

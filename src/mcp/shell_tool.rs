@@ -6,7 +6,7 @@ use serde_json::json;
 use super::Adapter;
 use super::args::{ShellArgs, ShellOp};
 use super::reply::{answer, bad_arg, ok};
-use crate::protocol::{LogPage, LogQuery, Request, ShellInfo, ShellOutput, ShellSpec};
+use crate::protocol::{LogPage, Request, ShellInfo, ShellOutput, ShellSpec};
 
 fn summary(o: &ShellOutput) -> String {
     let mut s = match o.matched {
@@ -76,32 +76,16 @@ pub async fn shell(a: &Adapter, x: ShellArgs) -> CallToolResult {
             Some(key) => (Request::ShellKey { shell_id, key }, Reply::Shell),
             None => return bad_arg("op=key needs key (e.g. enter, ctrl-c, up, f1)"),
         },
-        (ShellOp::Read, Some(shell_id))
-            if x.grep.is_some()
-                || x.head.is_some()
-                || x.tail.is_some()
-                || x.from_line.is_some()
-                || x.to_line.is_some() =>
-        {
-            let q = LogQuery {
-                command_id: shell_id,
-                stream: None,
-                grep: x.grep.clone(),
-                ignore_case: x.ignore_case.unwrap_or(false),
-                head: x.head,
-                tail: x.tail,
-                from_line: x.from_line,
-                to_line: x.to_line,
-                max_bytes: x.max_bytes.or(Some(64 * 1024)),
-            };
-            (Request::CommandLogs(q), Reply::Log)
-        }
+        (ShellOp::Read, Some(shell_id)) if x.log.filters_lines() => (
+            Request::CommandLogs(x.log.query(shell_id, None)),
+            Reply::Log,
+        ),
         (ShellOp::Read, Some(shell_id)) => (
             Request::ShellRead {
                 shell_id,
                 cursor: x.cursor,
                 screen: x.screen.unwrap_or(false),
-                max_bytes: x.max_bytes,
+                max_bytes: x.log.max_bytes,
             },
             Reply::Output,
         ),
