@@ -1,32 +1,42 @@
-//! What `ssh_tool_search` searches: every tool with its operations and what they do.
+//! Every tool's documentation, in one place: the description `tools/list` shows (the adapter
+//! sets it from here), each operation and what it does (what `ssh_tool_search` searches), and
+//! whether the minimal list shows the tool. Arguments are documented where they are declared
+//! ([`super::args`], whose doc comments become the input schemas). Tests below keep this table,
+//! the tools' `op` values and the README's tool table in step.
 
 /// One tool's entry.
 pub struct Entry {
     pub tool: &'static str,
-    pub summary: &'static str,
+    /// What `tools/list` says of the tool: what it does, its ops and their main arguments.
+    pub description: &'static str,
     /// (operation, what it does)
     pub ops: &'static [(&'static str, &'static str)],
     /// Listed in the minimal tool list.
     pub core: bool,
 }
 
+/// The entry of the tool named `tool`.
+pub fn entry(tool: &str) -> Option<&'static Entry> {
+    TOOLS.iter().find(|e| e.tool == tool)
+}
+
 /// Every tool the adapter serves.
 pub const TOOLS: &[Entry] = &[
     Entry {
         tool: "ssh_tool_search",
-        summary: "Find sshkeep tools and operations by keyword.",
+        description: "Find sshkeep's tools and ops by keyword, with their input schemas. Use it first when the tool list is short.",
         ops: &[],
         core: true,
     },
     Entry {
         tool: "ssh_server_status",
-        summary: "sshkeep's state: version, uptime, vault backend and lock state, sessions open, commands running, database size, settings in force.",
+        description: "sshkeep's state: version, uptime, vault backend and lock state, sessions, commands running, database size, settings in force.",
         ops: &[],
         core: true,
     },
     Entry {
         tool: "ssh_conn",
-        summary: "Saved SSH connections and host keys.",
+        description: "Saved SSH connections, named by id or name. op: list | test | save (name, host, port, username, client, keyName, hostKeyPolicy) | show | remove | trust (fingerprint).",
         ops: &[
             ("list", "list saved connections"),
             (
@@ -48,7 +58,7 @@ pub const TOOLS: &[Entry] = &[
     },
     Entry {
         tool: "ssh_key",
-        summary: "SSH private keys kept encrypted in sshkeep's vault; private keys are never returned.",
+        description: "SSH keys in sshkeep's encrypted vault. op: add (privateKey, never returned) | generate | list | show | pub | link (keyName, connectionId) | unlink | remove | rotate (on every linked server, verified; resume, dryRun) | deploy (install the public key on connectionId).",
         ops: &[
             (
                 "add",
@@ -74,7 +84,7 @@ pub const TOOLS: &[Entry] = &[
     },
     Entry {
         tool: "ssh_exec",
-        summary: "Persistent sessions and asynchronous commands whose output is stored and read back with filters.",
+        description: "Sessions and non-blocking commands. op: open (connectionId -> sessionId) | run (sessionId or connectionId, command -> commandId at once; detach, timeout, cwd, env, stdin, pty) | status (commandId) | logs (commandId; stream, grep, head, tail, fromLine, toLine) | list | close (sessionId) | cancel (commandId). Replies are capped and say where to go on.",
         ops: &[
             (
                 "open",
@@ -103,19 +113,19 @@ pub const TOOLS: &[Entry] = &[
     },
     Entry {
         tool: "ssh_stream_info",
-        summary: "For a command: bytes and lines per stream so far, whether it still runs, and the line to poll logs from next.",
+        description: "A command's bytes and lines per stream, whether it runs, and the fromLine to poll ssh_exec op=logs from next.",
         ops: &[],
         core: false,
     },
     Entry {
         tool: "ssh_bulk_exec",
-        summary: "Run commands across a fleet (connectionIds, client, all) with a self-healing queue; returns bulkExecId; status and logs through ssh_exec with bulkExecId.",
+        description: "Run commands across a fleet without waiting (connectionIds, client or all). Returns bulkExecId at once; then ssh_exec op=status|logs|cancel with bulkExecId (and connectionId, name or host for one target). Open sessions are reused; a failing target never stops the others.",
         ops: &[],
         core: false,
     },
     Entry {
         tool: "ssh_bulk_conn",
-        summary: "Fleet connections at once.",
+        description: "Many connections at once. op: test (reachable, host key pinned or changed, login, round-trip time) | open (persistent sessions, to warm a fleet) | close. Targets by connectionIds or client.",
         ops: &[
             (
                 "test",
@@ -131,7 +141,7 @@ pub const TOOLS: &[Entry] = &[
     },
     Entry {
         tool: "ssh_bulk_audit",
-        summary: "Fleet security audit and inventory with stored, structured findings.",
+        description: "Fleet audit, synchronous, on connectionIds or client. op: security (read-only checks of sshd, accounts, PATH, ports, updates, logins, disks, reboot; findings: check, status, severity, evidence, fix) | inventory (OS, kernel, uptime, CPUs, memory, disks) | show (auditId).",
         ops: &[
             (
                 "security",
@@ -147,7 +157,7 @@ pub const TOOLS: &[Entry] = &[
     },
     Entry {
         tool: "ssh_shell",
-        summary: "Interactive terminal (PTY) sessions an agent drives: prompts, installers, editors, top; persistent through reconnects with tmux.",
+        description: "A terminal (PTY) driven step by step, for prompts, installers, editors. op: open (connectionId -> shellId; tmux keeps it across reconnects) | send (text, enter) | key (enter, tab, up, ctrl-c, f1, ...) | read (cursor, screen; grep/head/tail: stored log) | wait (pattern, timeout) | resize | signal | status | list | close.",
         ops: &[
             (
                 "open",
@@ -179,7 +189,7 @@ pub const TOOLS: &[Entry] = &[
     },
     Entry {
         tool: "ssh_sftp",
-        summary: "File transfer over SFTP: upload, download (files and directories, verified by SHA-256), list, stat, mkdir, remove, rename, chmod.",
+        description: "Files over SFTP. op: upload (localPath -> remotePath) | download (remotePath -> localPath) | list | stat | mkdir (with parents) | remove | rename (newPath, atomic) | chmod (mode). recursive for directories; verify compares size and SHA-256.",
         ops: &[
             (
                 "upload",
@@ -200,7 +210,7 @@ pub const TOOLS: &[Entry] = &[
     },
     Entry {
         tool: "ssh_file",
-        summary: "Safe remote text-file edits over SFTP: read line ranges, atomic write, exact replace with expected count, line insert/replace/delete, backups.",
+        description: "Edit remote text files over SFTP, byte for byte (no shell heredoc). op: read (path, fromLine, toLine, maxBytes) | write (content; atomic, mode and owner kept) | replace (old, new; changes nothing unless there are exactly expectedCount matches) | edit_line (edit at line or pattern, content). backup keeps the old file.",
         ops: &[
             ("read", "a file or lines fromLine..toLine"),
             (
@@ -220,7 +230,7 @@ pub const TOOLS: &[Entry] = &[
     },
     Entry {
         tool: "ssh_client",
-        summary: "Client (customer) groups of connections.",
+        description: "Client (customer) groups of connections. op: list | assign (client, connectionId or connectionIds) | remove (connectionId or connectionIds).",
         ops: &[
             ("list", "client groups with their connections"),
             ("assign", "put connections in a client group"),
@@ -255,7 +265,7 @@ pub fn search(query: &str) -> Vec<(&'static Entry, Vec<&'static str>)> {
                 if e.tool.contains(w.as_str()) {
                     score += 3;
                 }
-                if e.summary.to_lowercase().contains(w.as_str()) {
+                if e.description.to_lowercase().contains(w.as_str()) {
                     score += 1;
                 }
                 for (op, what) in e.ops {
@@ -293,5 +303,61 @@ mod tests {
         let upload: Vec<&str> = search("upload a file").iter().map(|h| h.0.tool).collect();
         assert_eq!(upload[0], "ssh_sftp", "{upload:?}");
         assert!(upload.len() <= 3, "{upload:?}");
+        assert_eq!(search("private key vault")[0].0.tool, "ssh_key");
+    }
+
+    /// The `op` values a tool's input schema allows, in order.
+    fn schema_ops(schema: &rmcp::model::JsonObject) -> Vec<String> {
+        let compact = crate::mcp::schema::compact(schema);
+        compact
+            .get("properties")
+            .and_then(|p| p.get("op"))
+            .and_then(|op| op.get("enum"))
+            .and_then(|e| e.as_array())
+            .map(|values| {
+                values
+                    .iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn every_tool_has_one_entry_whose_ops_are_the_tools_ops() {
+        let router = crate::mcp::Adapter::tool_router();
+        let tools = router.list_all();
+        assert_eq!(tools.len(), TOOLS.len());
+        for t in tools {
+            let e = entry(&t.name).unwrap_or_else(|| panic!("{} has no catalog entry", t.name));
+            let ops: Vec<&str> = e.ops.iter().map(|(op, _)| *op).collect();
+            assert_eq!(schema_ops(&t.input_schema), ops, "{}", t.name);
+            for op in ops {
+                assert!(
+                    e.description.contains(op),
+                    "{}'s description does not name op {op}",
+                    t.name
+                );
+            }
+        }
+    }
+
+    /// The README's table of tools names every tool and every op.
+    #[test]
+    fn the_readme_lists_every_tool_and_op() {
+        let readme = include_str!("../../README.md");
+        for e in TOOLS {
+            let row = readme
+                .lines()
+                .find(|l| l.starts_with(&format!("| `{}` |", e.tool)))
+                .unwrap_or_else(|| panic!("the README's tool table lacks {}", e.tool));
+            for (op, _) in e.ops {
+                assert!(
+                    row.contains(&format!("`{op}`")),
+                    "the README's row for {} lacks op {op}",
+                    e.tool
+                );
+            }
+        }
     }
 }

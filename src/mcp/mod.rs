@@ -85,6 +85,8 @@ impl Adapter {
         for route in tool_router.map.values_mut() {
             route.attr.input_schema =
                 std::sync::Arc::new(schema::compact(&route.attr.input_schema));
+            // Each tool's description is kept in the catalog, with its ops.
+            route.attr.description = catalog::entry(&route.attr.name).map(|e| e.description.into());
         }
         Self {
             paths,
@@ -94,9 +96,7 @@ impl Adapter {
         }
     }
 
-    #[tool(
-        description = "Find sshkeep's tools and ops by keyword, with their input schemas. Use it first when the tool list is short."
-    )]
+    #[tool]
     async fn ssh_tool_search(
         &self,
         Parameters(a): Parameters<SearchArgs>,
@@ -145,9 +145,7 @@ impl Adapter {
         Ok(ok(summary, json!({ "query": a.query, "results": results })))
     }
 
-    #[tool(
-        description = "sshkeep's state: version, uptime, vault backend and lock state, sessions, commands running, database size, settings in force."
-    )]
+    #[tool]
     async fn ssh_server_status(
         &self,
         Parameters(a): Parameters<NoArgs>,
@@ -176,9 +174,7 @@ impl Adapter {
         })
     }
 
-    #[tool(
-        description = "Saved SSH connections, named by id or name. op: list | test | save (name, host, port, username, client, keyName, hostKeyPolicy) | show | remove | trust (fingerprint)."
-    )]
+    #[tool]
     async fn ssh_conn(
         &self,
         Parameters(a): Parameters<ConnArgs>,
@@ -189,9 +185,7 @@ impl Adapter {
         })
     }
 
-    #[tool(
-        description = "SSH keys in sshkeep's encrypted vault. op: add (privateKey, never returned) | generate | list | show | pub | link (keyName, connectionId) | unlink | remove | rotate (on every linked server, verified; resume, dryRun) | deploy (install the public key on connectionId)."
-    )]
+    #[tool]
     async fn ssh_key(
         &self,
         Parameters(a): Parameters<KeyArgs>,
@@ -202,9 +196,7 @@ impl Adapter {
         })
     }
 
-    #[tool(
-        description = "Sessions and non-blocking commands. op: open (connectionId -> sessionId) | run (sessionId or connectionId, command -> commandId at once; detach, timeout, cwd, env, stdin, pty) | status (commandId) | logs (commandId; stream, grep, ignoreCase, head, tail, fromLine, toLine) | list | close (sessionId) | cancel (commandId). Replies are capped and say where to go on."
-    )]
+    #[tool]
     async fn ssh_exec(
         &self,
         Parameters(a): Parameters<ExecArgs>,
@@ -215,9 +207,7 @@ impl Adapter {
         })
     }
 
-    #[tool(
-        description = "A command's bytes and lines per stream, whether it runs, and the fromLine to poll ssh_exec op=logs from next."
-    )]
+    #[tool]
     async fn ssh_stream_info(
         &self,
         Parameters(a): Parameters<StreamInfoArgs>,
@@ -228,9 +218,7 @@ impl Adapter {
         })
     }
 
-    #[tool(
-        description = "Run commands across a fleet without waiting (connectionIds, client or all). Returns bulkExecId at once; then ssh_exec op=status|logs|cancel with bulkExecId (and connectionId, name or host for one target). Open sessions are reused; a failing target never stops the others."
-    )]
+    #[tool]
     async fn ssh_bulk_exec(
         &self,
         Parameters(a): Parameters<BulkExecArgs>,
@@ -241,9 +229,7 @@ impl Adapter {
         })
     }
 
-    #[tool(
-        description = "Many connections at once. op: test (reachable, host key pinned or changed, login, round-trip time) | open (persistent sessions, to warm a fleet) | close. Targets by connectionIds or client."
-    )]
+    #[tool]
     async fn ssh_bulk_conn(
         &self,
         Parameters(a): Parameters<BulkConnArgs>,
@@ -254,9 +240,7 @@ impl Adapter {
         })
     }
 
-    #[tool(
-        description = "Fleet audit, synchronous, on connectionIds or client. op: security (read-only checks of sshd, accounts, PATH, ports, updates, logins, disks, reboot; findings: check, status, severity, evidence, fix) | inventory (OS, kernel, uptime, CPUs, memory, disks) | show (auditId)."
-    )]
+    #[tool]
     async fn ssh_bulk_audit(
         &self,
         Parameters(a): Parameters<BulkAuditArgs>,
@@ -267,9 +251,7 @@ impl Adapter {
         })
     }
 
-    #[tool(
-        description = "A terminal (PTY) driven step by step, for prompts, installers, editors. op: open (connectionId -> shellId; tmux keeps it across reconnects) | send (text, enter) | key (enter, tab, up, ctrl-c, f1, ...) | read (cursor, screen) | wait (pattern, timeout) | resize | signal | status | list | close."
-    )]
+    #[tool]
     async fn ssh_shell(
         &self,
         Parameters(a): Parameters<ShellArgs>,
@@ -280,9 +262,7 @@ impl Adapter {
         })
     }
 
-    #[tool(
-        description = "Files over SFTP. op: upload (localPath -> remotePath) | download (remotePath -> localPath) | list | stat | mkdir (with parents) | remove | rename (newPath, atomic) | chmod (mode). recursive for directories; verify compares size and SHA-256."
-    )]
+    #[tool]
     async fn ssh_sftp(
         &self,
         Parameters(a): Parameters<SftpArgs>,
@@ -293,9 +273,7 @@ impl Adapter {
         })
     }
 
-    #[tool(
-        description = "Edit remote text files over SFTP, byte for byte (no shell heredoc). op: read (path, fromLine, toLine, maxBytes) | write (content; atomic, mode and owner kept) | replace (old, new; changes nothing unless there are exactly expectedCount matches) | edit_line (edit at line or pattern, content). backup keeps the old file."
-    )]
+    #[tool]
     async fn ssh_file(
         &self,
         Parameters(a): Parameters<FileArgs>,
@@ -306,9 +284,7 @@ impl Adapter {
         })
     }
 
-    #[tool(
-        description = "Client (customer) groups of connections. op: list | assign (client, connectionId or connectionIds) | remove (connectionId or connectionIds)."
-    )]
+    #[tool]
     async fn ssh_client(
         &self,
         Parameters(a): Parameters<ClientArgs>,
