@@ -82,6 +82,54 @@ pub fn redact(text: &str, marked: &[String]) -> String {
     out
 }
 
+/// Redacts output line by line, keeping the line count: a private key block spread over lines is
+/// blanked from its BEGIN line to its END line, tracked per source (a stream, a bulk target), so
+/// interleaved sources do not confuse it.
+pub struct LineRedactor<'m> {
+    marked: &'m [String],
+    in_key: std::collections::HashSet<String>,
+}
+
+impl<'m> LineRedactor<'m> {
+    pub fn new(marked: &'m [String]) -> Self {
+        LineRedactor {
+            marked,
+            in_key: Default::default(),
+        }
+    }
+
+    /// The line as an agent may read it.
+    pub fn line(&mut self, source: &str, text: &str) -> String {
+        let begins = text.contains("-----BEGIN") && text.contains("PRIVATE KEY");
+        let ends = text.contains("-----END") && text.contains("PRIVATE KEY");
+        if self.in_key.contains(source) {
+            if ends {
+                self.in_key.remove(source);
+            }
+            return "[redacted: private key]".into();
+        }
+        if begins && !ends {
+            self.in_key.insert(source.to_string());
+            return "[redacted: private key]".into();
+        }
+        redact(text, self.marked)
+    }
+}
+
+/// Values the user marked secret: one a line in `<config>/redact` (owner-only, like the rest of
+/// sshkeep's configuration). A missing file marks nothing.
+pub fn marked_values(config_dir: &std::path::Path) -> Vec<String> {
+    std::fs::read_to_string(config_dir.join("redact"))
+        .map(|t| {
+            t.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -117,6 +165,31 @@ mod tests {
         assert_eq!(
             redact("no secrets here: ab ls -la", &["ab".into()]),
             "no secrets here: ab ls -la"
+        );
+    }
+
+    #[test]
+    fn a_key_block_over_many_lines_is_blanked_line_for_line_per_source() {
+        let mut r = LineRedactor::new(&[]);
+        let lines = [
+            ("a", "ok"),
+            ("a", "-----BEGIN OPENSSH PRIVATE KEY-----"),
+            ("b", "b's own line"),
+            ("a", "b3BlbnNzaC1rZXktdjEAAAAA"),
+            ("a", "-----END OPENSSH PRIVATE KEY-----"),
+            ("a", "after"),
+        ];
+        let out: Vec<String> = lines.iter().map(|(s, t)| r.line(s, t)).collect();
+        assert_eq!(
+            out,
+            [
+                "ok",
+                "[redacted: private key]",
+                "b's own line",
+                "[redacted: private key]",
+                "[redacted: private key]",
+                "after"
+            ]
         );
     }
 

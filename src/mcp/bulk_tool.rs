@@ -156,9 +156,10 @@ pub async fn exec_on_bulk(a: &Adapter, bulk_id: String, x: ExecArgs) -> CallTool
              lines,
              truncated,
          }| {
+            let mut r = a.redactor();
             let mut text: String = lines
                 .iter()
-                .map(|l| format!("[{}] {}\n", l.target, l.text))
+                .map(|l| format!("[{}] {}\n", l.target, r.line(&l.target, &l.text)))
                 .collect();
             if truncated {
                 text.push_str(

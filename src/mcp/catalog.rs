@@ -13,6 +13,67 @@ pub struct Entry {
     pub ops: &'static [(&'static str, &'static str)],
     /// Listed in the minimal tool list.
     pub core: bool,
+    /// What the tool can do to the world, as MCP tool annotations (hints a host may use to
+    /// decide what to confirm; sshkeep's own checks never rely on them).
+    pub hints: Hints,
+}
+
+/// A tool's MCP annotations: `readOnlyHint`, `destructiveHint`, `idempotentHint`,
+/// `openWorldHint`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Hints {
+    pub read_only: bool,
+    pub destructive: bool,
+    pub idempotent: bool,
+    /// Reaches servers beyond sshkeep itself.
+    pub open_world: bool,
+}
+
+/// Reads sshkeep's own state only.
+const READS_SSHKEEP: Hints = Hints {
+    read_only: true,
+    destructive: false,
+    idempotent: true,
+    open_world: false,
+};
+/// Reads servers, changes nothing.
+const READS_SERVERS: Hints = Hints {
+    read_only: true,
+    destructive: false,
+    idempotent: true,
+    open_world: true,
+};
+/// Can change or remove things on servers (commands, files, keys, shells).
+const CHANGES_SERVERS: Hints = Hints {
+    read_only: false,
+    destructive: true,
+    idempotent: false,
+    open_world: true,
+};
+/// Opens and closes sessions; loses nothing on the servers.
+const OPENS_SESSIONS: Hints = Hints {
+    read_only: false,
+    destructive: false,
+    idempotent: true,
+    open_world: true,
+};
+/// Changes sshkeep's own records (saved connections, client groups), which can be removed.
+const CHANGES_SSHKEEP: Hints = Hints {
+    read_only: false,
+    destructive: true,
+    idempotent: false,
+    open_world: false,
+};
+
+impl Hints {
+    /// As rmcp's annotations.
+    pub fn annotations(self) -> rmcp::model::ToolAnnotations {
+        rmcp::model::ToolAnnotations::new()
+            .read_only(self.read_only)
+            .destructive(self.destructive)
+            .idempotent(self.idempotent)
+            .open_world(self.open_world)
+    }
 }
 
 /// The entry of the tool named `tool`.
@@ -27,12 +88,14 @@ pub const TOOLS: &[Entry] = &[
         description: "Find sshkeep's tools and ops by keyword, with their input schemas. Use it first when the tool list is short.",
         ops: &[],
         core: true,
+        hints: READS_SSHKEEP,
     },
     Entry {
         tool: "ssh_server_status",
         description: "sshkeep's state: version, uptime, vault backend and lock state, sessions, commands running, database size, settings in force.",
         ops: &[],
         core: true,
+        hints: READS_SSHKEEP,
     },
     Entry {
         tool: "ssh_conn",
@@ -55,6 +118,7 @@ pub const TOOLS: &[Entry] = &[
             ),
         ],
         core: true,
+        hints: CHANGES_SSHKEEP,
     },
     Entry {
         tool: "ssh_key",
@@ -81,6 +145,7 @@ pub const TOOLS: &[Entry] = &[
             ),
         ],
         core: false,
+        hints: CHANGES_SERVERS,
     },
     Entry {
         tool: "ssh_exec",
@@ -110,18 +175,21 @@ pub const TOOLS: &[Entry] = &[
             ),
         ],
         core: true,
+        hints: CHANGES_SERVERS,
     },
     Entry {
         tool: "ssh_stream_info",
         description: "A command's bytes and lines per stream, whether it runs, and the fromLine to poll ssh_exec op=logs from next.",
         ops: &[],
         core: false,
+        hints: READS_SSHKEEP,
     },
     Entry {
         tool: "ssh_bulk_exec",
         description: "Run commands across a fleet without waiting (connectionIds, client or all). Returns bulkExecId at once; then ssh_exec op=status|logs|cancel with bulkExecId (and connectionId, name or host for one target). Open sessions are reused; a failing target never stops the others.",
         ops: &[],
         core: false,
+        hints: CHANGES_SERVERS,
     },
     Entry {
         tool: "ssh_bulk_conn",
@@ -138,6 +206,7 @@ pub const TOOLS: &[Entry] = &[
             ("close", "close the sessions of many connections"),
         ],
         core: false,
+        hints: OPENS_SESSIONS,
     },
     Entry {
         tool: "ssh_bulk_audit",
@@ -154,6 +223,7 @@ pub const TOOLS: &[Entry] = &[
             ("show", "a stored audit again by auditId"),
         ],
         core: false,
+        hints: READS_SERVERS,
     },
     Entry {
         tool: "ssh_shell",
@@ -186,6 +256,7 @@ pub const TOOLS: &[Entry] = &[
             ("close", "end a shell"),
         ],
         core: false,
+        hints: CHANGES_SERVERS,
     },
     Entry {
         tool: "ssh_sftp",
@@ -207,6 +278,7 @@ pub const TOOLS: &[Entry] = &[
             ("chmod", "set permission bits (mode, octal)"),
         ],
         core: false,
+        hints: CHANGES_SERVERS,
     },
     Entry {
         tool: "ssh_file",
@@ -227,6 +299,7 @@ pub const TOOLS: &[Entry] = &[
             ),
         ],
         core: false,
+        hints: CHANGES_SERVERS,
     },
     Entry {
         tool: "ssh_client",
@@ -237,6 +310,7 @@ pub const TOOLS: &[Entry] = &[
             ("remove", "take connections out of their client group"),
         ],
         core: false,
+        hints: CHANGES_SSHKEEP,
     },
 ];
 

@@ -192,10 +192,11 @@ async fn logs(a: &Adapter, x: ExecArgs) -> CallToolResult {
     let q = x.log.query(id, Some(stream));
     match a.call::<LogPage>(Request::CommandLogs(q)).await {
         Ok(page) => {
+            let mut r = a.redactor();
             let mut text: String = page
                 .lines
                 .iter()
-                .map(|l| format!("[{} {}] {}\n", l.n, l.stream, l.text))
+                .map(|l| format!("[{} {}] {}\n", l.n, l.stream, r.line(&l.stream, &l.text)))
                 .collect();
             if let Some(next) = page.next_from_line {
                 text.push_str(&format!(

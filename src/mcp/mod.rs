@@ -44,10 +44,18 @@ pub struct Adapter {
     minimal: bool,
     /// Absolute; relative local paths are resolved against the first.
     roots: Vec<std::path::PathBuf>,
+    /// Values the user marked secret, redacted from output an agent reads.
+    marked: Vec<String>,
     tool_router: ToolRouter<Self>,
 }
 
 impl Adapter {
+    /// Output lines as the agent may read them (see `authority::redact`): the stored log keeps
+    /// the original for the user.
+    pub fn redactor(&self) -> crate::authority::redact::LineRedactor<'_> {
+        crate::authority::redact::LineRedactor::new(&self.marked)
+    }
+
     /// One request to the broker on a connection of its own (starting the broker if needed),
     /// and its reply's payload.
     async fn call<R: FromReply>(&self, req: Request) -> Result<R> {
@@ -86,9 +94,12 @@ impl Adapter {
             route.attr.input_schema =
                 std::sync::Arc::new(schema::compact(&route.attr.input_schema));
             // Each tool's description is kept in the catalog, with its ops.
-            route.attr.description = catalog::entry(&route.attr.name).map(|e| e.description.into());
+            let entry = catalog::entry(&route.attr.name);
+            route.attr.description = entry.map(|e| e.description.into());
+            route.attr.annotations = entry.map(|e| e.hints.annotations());
         }
         Self {
+            marked: crate::authority::redact::marked_values(&paths.config),
             paths,
             minimal,
             roots,

@@ -139,14 +139,23 @@ pub async fn shell(a: &Adapter, x: ShellArgs) -> CallToolResult {
                 json!({ "shells": shells }),
             )
         }),
-        Reply::Output => answer(a.call::<ShellOutput>(req).await, |o| {
+        Reply::Output => answer(a.call::<ShellOutput>(req).await, |mut o| {
+            let marked = &a.marked;
+            o.text = crate::authority::redact::redact(&o.text, marked);
+            o.screen = o
+                .screen
+                .map(|t| crate::authority::redact::redact(&t, marked));
+            o.matched_text = o
+                .matched_text
+                .map(|t| crate::authority::redact::redact(&t, marked));
             ok(summary(&o), json!(o))
         }),
         Reply::Log => answer(a.call::<LogPage>(req).await, |page| {
+            let mut r = a.redactor();
             let text = page
                 .lines
                 .iter()
-                .map(|l| format!("{}: {}", l.n, l.text))
+                .map(|l| format!("{}: {}", l.n, r.line(&l.stream, &l.text)))
                 .collect::<Vec<_>>()
                 .join("\n");
             ok(

@@ -39,7 +39,16 @@ async def session_checks(binary, conn):
             listed = await session.list_tools()
             size = len(json.dumps(listed.model_dump(mode="json", by_alias=True, exclude_none=True)))
             seen["toolsListBytes"] = size
-            check(size <= 12 * 1024, f"tools/list is {size} bytes")
+            # 12 KiB of descriptions and schemas, plus the four annotation hints of each tool.
+            check(size <= 14 * 1024, f"tools/list is {size} bytes")
+            for t in listed.tools:
+                ann = attr(t, "annotations", "annotations")
+                check(ann is not None, f"{t.name} has no annotations")
+                if ann is not None:
+                    ro = attr(ann, "read_only_hint", "readOnlyHint")
+                    check(isinstance(ro, bool), f"{t.name} has no readOnlyHint")
+                    if t.name == "ssh_exec":
+                        check(attr(ann, "destructive_hint", "destructiveHint") is True, "ssh_exec is not marked destructive")
             for t in listed.tools:
                 schema = json.dumps(attr(t, "input_schema", "inputSchema"))
                 for bloat in ("$schema", "$defs", "oneOf", '"null"', '"format"'):
