@@ -21,6 +21,7 @@ mod forward;
 mod next;
 mod secret;
 mod shell;
+mod states;
 mod types;
 
 use serde::{Deserialize, Serialize};
@@ -31,6 +32,7 @@ pub use forward::*;
 pub use next::*;
 pub use secret::SecretString;
 pub use shell::*;
+pub use states::*;
 pub use types::*;
 
 /// The version both sides must agree on.
