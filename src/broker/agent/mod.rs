@@ -5,7 +5,6 @@
 //! `confirm` need a yes from the user first (no prompt possible: refused, loudly). Adding,
 //! removing and locking through the socket are refused.
 
-pub(super) mod confirm;
 mod wire;
 
 use std::path::PathBuf;
@@ -17,8 +16,9 @@ use russh::keys::{HashAlg, PrivateKey, PublicKey};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use self::wire::AgentRequest;
-use super::login::unseal_key;
-use super::{Broker, Peer, listener};
+use crate::broker::core::confirm;
+use crate::broker::core::login::unseal_key;
+use crate::broker::core::{Broker, Peer, listener};
 
 /// Serves the agent socket until the broker stops.
 pub async fn serve(broker: Arc<Broker>, path: PathBuf) {

@@ -9,8 +9,8 @@ use tokio::time::Instant;
 
 use super::marker::MarkerFilter;
 use super::{Ending, Killed, Stop, kill_remote_group, stopped, until, wrap};
-use crate::broker::sessions::Session;
-use crate::broker::{Broker, fail::Fail};
+use crate::broker::core::sessions::Session;
+use crate::broker::core::{Broker, fail::Fail};
 use crate::db::now_ms;
 use crate::logs::{STREAM_STDERR, STREAM_STDOUT};
 use crate::protocol::{CommandState, RunOptions};

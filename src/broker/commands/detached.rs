@@ -11,9 +11,9 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::{Ending, Killed, Stop, kill_remote_group, stopped, until, wrap};
-use crate::broker::login::resolve;
-use crate::broker::sessions::{Session, SessionState, Sessions};
-use crate::broker::{Broker, Peer};
+use crate::broker::core::login::resolve;
+use crate::broker::core::sessions::{Session, SessionState, Sessions};
+use crate::broker::core::{Broker, Peer};
 use crate::db::now_ms;
 use crate::logs::{STREAM_STDERR, STREAM_STDOUT};
 use crate::protocol::{CommandState, ErrorCode, RunOptions};

@@ -3,6 +3,7 @@
 
 pub(crate) mod attached;
 mod detached;
+pub mod exec;
 pub(crate) mod marker;
 pub mod wrap;
 
@@ -14,10 +15,10 @@ use russh::ChannelMsg;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::fail::Fail;
-use super::login::resolve;
-use super::sessions::{Session, Sessions};
-use super::{Broker, Peer};
+use crate::broker::core::fail::Fail;
+use crate::broker::core::login::resolve;
+use crate::broker::core::sessions::{Session, Sessions};
+use crate::broker::core::{Broker, Peer};
 use crate::db::{CommandRow, NewCommand, now_ms};
 use crate::protocol::{
     CommandInfo, CommandState, ErrorCode, LogQuery, NextStep, Response, RunSpec, StreamStats,

@@ -21,12 +21,12 @@ pub mod authorized_keys;
 
 use std::sync::Arc;
 
-use super::fail::Fail;
-use super::key_ops;
-use super::login::{login, resolve};
-use super::sftp::client::{Sftp, is_dir};
-use super::sftp::{session_for, write_atomic};
-use super::{Broker, Peer};
+use crate::broker::core::fail::Fail;
+use crate::broker::core::login::{login, resolve};
+use crate::broker::core::{Broker, Peer};
+use crate::broker::manage::keys as key_ops;
+use crate::broker::sftp::client::{Sftp, is_dir};
+use crate::broker::sftp::{session_for, write_atomic};
 use crate::db::{RotationRow, now};
 use crate::protocol::{ErrorCode, KeyType, NextStep, Response, RotationHost, RotationReport};
 
@@ -475,7 +475,9 @@ async fn edit_authorized_keys(
     key: Option<&str>,
     edit: impl FnOnce(&str) -> Option<(String, u64)>,
 ) -> Result<u64, Fail> {
-    let path = super::conn_ops::find(broker, conn)?.spec.authorized_keys;
+    let path = crate::broker::manage::conns::find(broker, conn)?
+        .spec
+        .authorized_keys;
     let session = session_for(broker, peer, conn, key, "key rotation").await?;
     let sftp = Sftp::open(&session).await?;
     let text = match sftp.lstat_opt(&path).await? {
@@ -488,7 +490,7 @@ async fn edit_authorized_keys(
             })?
         }
         None => {
-            let dir = super::sftp::client::parent(&path).to_string();
+            let dir = crate::broker::sftp::client::parent(&path).to_string();
             if dir != "." && !sftp.lstat_opt(&dir).await?.is_some_and(|a| is_dir(&a)) {
                 sftp.mkdir(&dir, true).await?;
                 let _ = sftp.set_attrs(&dir, Some(0o700), None).await;

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use super::client::{Sftp, base_name, check_remote_path, is_dir, is_link, parent, temp_file_name};
 use super::edit;
 use super::session_for;
-use crate::broker::fail::Fail;
-use crate::broker::{Broker, Peer};
+use crate::broker::core::fail::Fail;
+use crate::broker::core::{Broker, Peer};
 use crate::protocol::{ErrorCode, FileAction, FileChange, FileRequest, FileText, Response};
 
 /// The largest file `file` edits (edits hold the file in memory; transfers stream).

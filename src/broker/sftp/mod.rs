@@ -18,10 +18,10 @@ pub use file_ops::{run as file, write_atomic};
 use self::client::{Sftp, check_remote_path, entry};
 use self::roots::Roots;
 use self::transfer::Progress;
-use super::fail::Fail;
-use super::login::resolve;
-use super::sessions::{Session, Sessions};
-use super::{Broker, Peer};
+use crate::broker::core::fail::Fail;
+use crate::broker::core::login::resolve;
+use crate::broker::core::sessions::{Session, Sessions};
+use crate::broker::core::{Broker, Peer};
 use crate::protocol::{Response, SftpAction, SftpRequest};
 
 /// The session to use for `target` (the reusable one, or a new one).

@@ -4,8 +4,8 @@
 
 use std::sync::Arc;
 
-use crate::broker::remote_script;
-use crate::broker::sessions::Session;
+use crate::broker::core::remote_script;
+use crate::broker::core::sessions::Session;
 
 /// Reads a path from stdin (keeping trailing newlines that are part of the name) and hashes it.
 const SCRIPT: &str = r#"p=$(cat; printf x); p=${p%x}; exec sha256sum < "$p""#;

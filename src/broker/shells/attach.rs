@@ -9,8 +9,8 @@ use tokio::sync::broadcast::error::RecvError;
 
 use super::output::Out;
 use super::resize;
-use crate::broker::fail::Fail;
-use crate::broker::{Broker, Peer};
+use crate::broker::core::fail::Fail;
+use crate::broker::core::{Broker, Peer};
 use crate::frame::{read_frame, write_frame};
 use crate::protocol::{OutputStream, Request, Response};
 

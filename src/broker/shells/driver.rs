@@ -8,8 +8,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::output::Out;
 use super::{Input, Shell, probe, tmux_name};
-use crate::broker::Broker;
-use crate::broker::fail::Fail;
+use crate::broker::core::Broker;
+use crate::broker::core::fail::Fail;
 use crate::db::now_ms;
 use crate::logs::STREAM_STDOUT;
 use crate::protocol::{CommandState, ErrorCode};

@@ -21,11 +21,11 @@ pub use attach::attach;
 
 use self::output::Output;
 use self::recording::{Recording, Typist};
-use super::fail::Fail;
-pub(crate) use super::remote_script::probe;
-use super::sessions::Session;
-use super::sftp::session_for;
-use super::{Broker, Peer};
+use crate::broker::core::fail::Fail;
+pub(crate) use crate::broker::core::remote_script::probe;
+use crate::broker::core::sessions::Session;
+use crate::broker::core::{Broker, Peer};
+use crate::broker::sftp::session_for;
 use crate::db::NewCommand;
 use crate::db::now_ms;
 use crate::protocol::{

@@ -9,11 +9,11 @@ use anyhow::Result;
 use sshkeep_vault::Vault;
 use tokio::sync::Notify;
 
-use super::bulk::HandshakeLimits;
-use super::commands::Registry;
-use super::fail::Fail;
-use super::listener::Peer;
-use super::sessions::Sessions;
+use crate::broker::commands::Registry;
+use crate::broker::core::fail::Fail;
+use crate::broker::core::listener::Peer;
+use crate::broker::core::sessions::Sessions;
+use crate::broker::fleet::bulk::HandshakeLimits;
 use crate::db::{AuditEntry, AuditKey, ChainCheck, Db, now};
 use crate::logs::LogWriter;
 use crate::paths::Paths;
@@ -27,8 +27,8 @@ pub struct Broker {
     /// `None` until `vault init`.
     pub vault: Mutex<Option<Vault>>,
     pub sessions: Sessions,
-    pub shells: super::shells::Shells,
-    pub forwards: super::forwards::Forwards,
+    pub shells: crate::broker::shells::Shells,
+    pub forwards: crate::broker::forwards::Forwards,
     pub running: Registry,
     /// Per-server handshake limits for fleet runs.
     pub handshakes: HandshakeLimits,
@@ -213,7 +213,7 @@ impl Broker {
             .db()?
             .audit(&entry, now(), key.as_ref())
             .map_err(Fail::internal)?;
-        if let Err(e) = super::audit_key::write_head(&self.paths, &head) {
+        if let Err(e) = crate::broker::core::audit_key::write_head(&self.paths, &head) {
             tracing::warn!(
                 "cannot write the audit head (truncation of the audit log would not show): {e}"
             );
@@ -226,7 +226,7 @@ impl Broker {
         if self.audit_key.lock().is_ok_and(|k| k.is_some()) {
             return;
         }
-        match super::audit_key::load_or_create(&self.paths, vault) {
+        match crate::broker::core::audit_key::load_or_create(&self.paths, vault) {
             Ok(key) => {
                 if let Ok(mut slot) = self.audit_key.lock() {
                     *slot = Some(key);
@@ -239,7 +239,7 @@ impl Broker {
     /// Checks the audit chain with the key and the head written outside the database.
     pub fn verify_audit(&self) -> Result<ChainCheck, Fail> {
         let key = self.audit_key.lock().ok().and_then(|k| k.clone());
-        let head = super::audit_key::read_head(&self.paths);
+        let head = crate::broker::core::audit_key::read_head(&self.paths);
         let check = self
             .db()?
             .verify_audit(key.as_ref(), head.as_ref())

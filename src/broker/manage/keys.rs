@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use sshkeep_vault::SecretString;
 
-use super::fail::Fail;
-use super::{Broker, Peer};
+use crate::broker::core::fail::Fail;
+use crate::broker::core::{Broker, Peer};
 use crate::db::{KeyRow, now};
 use crate::keys::{self, KeyError, NewKey};
 use crate::protocol::{ErrorCode, KeyInfo, KeyType, NextStep, Response};
@@ -184,7 +184,7 @@ pub fn link(broker: &Broker, peer: &Peer, key: &str, conn: &str) -> Result<Respo
             format!("key '{key}' was retired by a rotation and cannot be linked"),
         ));
     }
-    let c = super::conn_ops::find(broker, conn)?;
+    let c = crate::broker::manage::conns::find(broker, conn)?;
     broker
         .db()?
         .set_conn_key(&c.id, Some(key))
@@ -201,7 +201,7 @@ pub fn link(broker: &Broker, peer: &Peer, key: &str, conn: &str) -> Result<Respo
 
 /// `key unlink`.
 pub fn unlink(broker: &Broker, peer: &Peer, key: &str, conn: &str) -> Result<Response, Fail> {
-    let c = super::conn_ops::find(broker, conn)?;
+    let c = crate::broker::manage::conns::find(broker, conn)?;
     if c.spec.key.as_deref() != Some(key) {
         return Err(Fail::new(
             ErrorCode::InvalidArgument,

@@ -13,10 +13,10 @@ use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use super::fail::Fail;
-use super::login::resolve;
-use super::sessions::Sessions;
-use super::{Broker, Peer};
+use crate::broker::core::fail::Fail;
+use crate::broker::core::login::resolve;
+use crate::broker::core::sessions::Sessions;
+use crate::broker::core::{Broker, Peer};
 use crate::protocol::{ErrorCode, ForwardInfo, ForwardKind, ForwardSpec, Response};
 
 /// The broker's forwards.

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use russh::ChannelMsg;
 
-use super::sessions::Session;
+use crate::broker::core::sessions::Session;
 
 /// Runs `script` with `stdin` (then end of file) and returns its exit status and up to about
 /// `cap` bytes of stdout. `None` when it cannot run, reports no status, or is silent for longer

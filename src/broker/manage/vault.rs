@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use sshkeep_vault::{Backend, BackendChoice, SecretString, Vault, VaultError};
 
-use super::fail::Fail;
-use super::{Broker, Peer};
+use crate::broker::core::fail::Fail;
+use crate::broker::core::{Broker, Peer};
 use crate::protocol::{ErrorCode, PROTOCOL_VERSION, Response, StatusInfo, VaultStatus};
 
 /// Runs blocking vault work (D-Bus calls, scrypt) off the async threads, and wipes the stack it

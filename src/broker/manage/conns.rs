@@ -2,9 +2,9 @@
 
 use std::sync::Arc;
 
-use super::fail::Fail;
-use super::login::{audit_refusal, known_hosts, pin_if_new, resolve, unseal_key};
-use super::{Broker, Peer};
+use crate::broker::core::fail::Fail;
+use crate::broker::core::login::{audit_refusal, known_hosts, pin_if_new, resolve, unseal_key};
+use crate::broker::core::{Broker, Peer};
 use crate::db::{ConnRow, Pin, now};
 use crate::protocol::{
     ClientGroup, ConnInfo, ConnSpec, ErrorCode, HostKeyPolicy, HostKeyReport, NextStep, Response,
@@ -239,7 +239,7 @@ pub async fn test(
         .map_err(Fail::internal)?;
     let started = std::time::Instant::now();
     // Through the jump hosts, as a login would go (a hop that fails is this test's answer).
-    let (via, _hop) = match super::login::tunnel_for(broker, peer, &r).await {
+    let (via, _hop) = match crate::broker::core::login::tunnel_for(broker, peer, &r).await {
         Ok(Some((t, h))) => (Some(t), Some(h)),
         Ok(None) => (None, None),
         Err(f) => {
@@ -364,7 +364,8 @@ pub async fn trust(
             // Look at the key without trusting anything: no pin, no known_hosts, accept-new.
             let mut probe = ep.clone();
             probe.policy = HostKeyPolicy::AcceptNew;
-            let (via, _hop) = match super::login::tunnel_for(broker, peer, &r).await? {
+            let (via, _hop) = match crate::broker::core::login::tunnel_for(broker, peer, &r).await?
+            {
                 Some((t, h)) => (Some(t), Some(h)),
                 None => (None, None),
             };

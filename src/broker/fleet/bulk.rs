@@ -15,11 +15,11 @@ use std::time::Duration;
 
 use tokio::sync::Semaphore;
 
-use super::commands::{Ending, MAX_COMMAND_BYTES, attached, spawn_tracked, wrap};
-use super::fail::Fail;
-use super::login::{Resolved, resolve};
-use super::sessions::{Occupancy, Session, Sessions};
-use super::{Broker, Peer};
+use crate::broker::commands::{Ending, MAX_COMMAND_BYTES, attached, spawn_tracked, wrap};
+use crate::broker::core::fail::Fail;
+use crate::broker::core::login::{Resolved, resolve};
+use crate::broker::core::sessions::{Occupancy, Session, Sessions};
+use crate::broker::core::{Broker, Peer};
 use crate::db::{CommandRow, ConnRow, NewCommand, now_ms};
 use crate::protocol::{
     BulkInfo, BulkLogLine, BulkSpec, BulkTarget, CommandState, ErrorCode, LogQuery, NextStep,
@@ -89,7 +89,7 @@ pub fn resolve_targets(broker: &Broker, t: &Targets) -> Result<(Vec<ConnRow>, Un
         }
     };
     for name in &t.conns {
-        match super::conn_ops::find(broker, name) {
+        match crate::broker::manage::conns::find(broker, name) {
             Ok(c) => push(c),
             Err(f) if f.code == ErrorCode::NotFound => {
                 if !unknown.iter().any(|(n, _)| n == name) {
@@ -413,7 +413,7 @@ pub async fn logs(
         .get("logs_reply_max_bytes")
         .min(q.max_bytes.unwrap_or(u64::MAX));
     let bulk = bulk_id.to_string();
-    super::commands::read_logs(broker, move |read| {
+    crate::broker::commands::read_logs(broker, move |read| {
         let mut lines = Vec::new();
         let mut size = 0u64;
         let mut truncated = false;
@@ -457,7 +457,10 @@ pub async fn cancel(
     let (_, _, rows) = rows(broker, bulk_id, target)?;
     let mut waits = Vec::new();
     for (c, _) in rows.iter().filter(|(c, _)| !c.state.is_final()) {
-        if let Some(done) = broker.running.signal(&c.id, super::commands::Stop::Cancel) {
+        if let Some(done) = broker
+            .running
+            .signal(&c.id, crate::broker::commands::Stop::Cancel)
+        {
             waits.push(done);
         }
     }

@@ -6,11 +6,11 @@ use std::sync::Arc;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use super::bulk::resolve_targets;
-use super::fail::Fail;
-use super::login::resolve;
-use super::sessions::Sessions;
-use super::{Broker, Peer};
+use crate::broker::core::fail::Fail;
+use crate::broker::core::login::resolve;
+use crate::broker::core::sessions::Sessions;
+use crate::broker::core::{Broker, Peer};
+use crate::broker::fleet::bulk::resolve_targets;
 use crate::db::ConnRow;
 use crate::protocol::{BulkConnOp, BulkConnResult, ErrorCode, Response, Targets};
 
@@ -29,7 +29,7 @@ async fn one(broker: Arc<Broker>, peer: Peer, op: BulkConnOp, c: ConnRow) -> Bul
         match op {
             BulkConnOp::Test => {
                 if let Response::TestReport(t) =
-                    super::conn_ops::test(&broker, &peer, &c.spec.name, None).await?
+                    crate::broker::manage::conns::test(&broker, &peer, &c.spec.name, None).await?
                 {
                     res.ok = t.authenticated;
                     res.error_code = t.error_code;

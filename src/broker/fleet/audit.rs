@@ -5,9 +5,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::fail::Fail;
-use super::fleet_checks::{INVENTORY_SCRIPT, SECURITY_SCRIPT, parse_findings, parse_inventory};
-use super::{Broker, Peer, bulk};
+use crate::broker::core::fail::Fail;
+use crate::broker::core::{Broker, Peer};
+use crate::broker::fleet::bulk;
+use crate::broker::fleet::checks::{
+    INVENTORY_SCRIPT, SECURITY_SCRIPT, parse_findings, parse_inventory,
+};
 use crate::db::now_ms;
 use crate::protocol::{
     AuditTarget, BulkSpec, FleetAuditOp, FleetAuditReport, LogQuery, NextStep, Response,
@@ -90,7 +93,7 @@ async fn stdout_lines(broker: &Arc<Broker>, command_id: &str) -> Result<Vec<Stri
         stream: Some(StreamFilter::Stdout),
         ..Default::default()
     };
-    super::commands::read_logs(broker, move |read| {
+    crate::broker::commands::read_logs(broker, move |read| {
         let page = read(&q, crate::protocol::CommandState::Completed, 4 << 20)?;
         Ok(page
             .lines

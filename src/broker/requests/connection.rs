@@ -5,11 +5,14 @@ use std::sync::Arc;
 use interprocess::local_socket::tokio::Stream;
 use tokio::io::AsyncWrite;
 
-use super::fail::Fail;
-use super::{
-    Broker, Peer, bulk, bulk_conn, command_ops, commands, conn_ops, exec, fleet_audit, forwards,
-    key_ops, rotation, sftp, shells, vault_ops,
+use crate::broker::commands::{self, exec};
+use crate::broker::core::fail::Fail;
+use crate::broker::core::{Broker, Peer};
+use crate::broker::fleet::{audit as fleet_audit, bulk, bulk_conn};
+use crate::broker::manage::{
+    conns as conn_ops, keys as key_ops, sessions as command_ops, vault as vault_ops,
 };
+use crate::broker::{forwards, rotation, sftp, shells};
 use crate::frame::{FrameError, read_frame, write_frame};
 use crate::protocol::{ErrorCode, PROTOCOL_VERSION, Request, Response};
 

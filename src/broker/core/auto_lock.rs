@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use super::{Broker, Peer};
+use crate::broker::core::{Broker, Peer};
 
 /// Checks every few seconds until the broker stops.
 pub async fn run(broker: Arc<Broker>) {

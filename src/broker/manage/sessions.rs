@@ -1,11 +1,11 @@
-//! Session and settings requests (commands live in [`super::commands`]).
+//! Session and settings requests (commands live in [`crate::broker::commands`]).
 
 use std::sync::Arc;
 
-use super::fail::Fail;
-use super::login::resolve;
-use super::sessions::Sessions;
-use super::{Broker, Peer};
+use crate::broker::core::fail::Fail;
+use crate::broker::core::login::resolve;
+use crate::broker::core::sessions::Sessions;
+use crate::broker::core::{Broker, Peer};
 use crate::protocol::Response;
 
 /// `session open`: a new session (SSH connection) to the target.

@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use russh::client::Handle;
 
-use super::fail::Fail;
-use super::sessions::{Occupancy, Sessions};
-use super::{Broker, Peer};
+use crate::broker::core::fail::Fail;
+use crate::broker::core::sessions::{Occupancy, Sessions};
+use crate::broker::core::{Broker, Peer};
 use crate::db::{ConnRow, Pin, now};
 use crate::protocol::{ErrorCode, HostKeyPolicy, NextStep};
 use crate::ssh::{self, Endpoint, HostKeyStatus, SeenHostKey};
@@ -90,7 +90,9 @@ fn resolve_any(broker: &Broker, target: &str, key: Option<&str>) -> Result<Resol
         None => {
             validate_name("connection", target)
                 .map_err(|e| Fail::new(ErrorCode::InvalidArgument, e))?;
-            Ok(from_row(super::conn_ops::find(broker, target)?))
+            Ok(from_row(crate::broker::manage::conns::find(
+                broker, target,
+            )?))
         }
     }
 }

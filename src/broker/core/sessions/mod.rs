@@ -7,6 +7,8 @@
 //! configured number of attempts the session is `failed`, with the reason. A session unused for
 //! its idle timeout is closed.
 
+pub mod gate;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -14,10 +16,10 @@ use std::time::Duration;
 use russh::client::Handle;
 use tokio::sync::watch;
 
-use super::fail::Fail;
-use super::gate::{ChannelGate, Permit};
-use super::login::{LostSlot, Resolved, key_fingerprint, login};
-use super::{Broker, Peer};
+use self::gate::{ChannelGate, Permit};
+use crate::broker::core::fail::Fail;
+use crate::broker::core::login::{LostSlot, Resolved, key_fingerprint, login};
+use crate::broker::core::{Broker, Peer};
 use crate::db::now;
 use crate::protocol::{ErrorCode, NextStep, SessionInfo};
 use crate::ssh::Verifier;
@@ -560,7 +562,7 @@ async fn reconnect(broker: &Arc<Broker>, session: &Arc<Session>) {
             return;
         }
         // A rotation may have replaced the key this session logged in with.
-        let resolved = super::login::refreshed(broker, &session.resolved);
+        let resolved = crate::broker::core::login::refreshed(broker, &session.resolved);
         match login(broker, &peer, &resolved, "reconnect").await {
             Ok((handle, lost, via)) => {
                 session.with(|i| {

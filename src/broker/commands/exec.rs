@@ -13,13 +13,13 @@ use interprocess::local_socket::tokio::Stream;
 use russh::{ChannelMsg, Sig};
 use tokio::sync::mpsc;
 
-use super::client_conn::send;
-use super::commands::marker::MarkerFilter;
-use super::commands::{Killed, kill_remote_group, until, wrap};
-use super::fail::Fail;
-use super::login::resolve;
-use super::sessions::Sessions;
-use super::{Broker, Peer};
+use crate::broker::commands::marker::MarkerFilter;
+use crate::broker::commands::{Killed, kill_remote_group, until, wrap};
+use crate::broker::core::fail::Fail;
+use crate::broker::core::login::resolve;
+use crate::broker::core::sessions::Sessions;
+use crate::broker::core::{Broker, Peer};
+use crate::broker::requests::connection::send;
 use crate::frame::read_frame;
 use crate::logs::{STREAM_STDERR, STREAM_STDOUT};
 use crate::protocol::{ErrorCode, OutputStream, Request, Response, RunOptions};
@@ -93,7 +93,7 @@ pub async fn run(
             "the command is empty",
         ));
     }
-    super::commands::wrap::check_text("the command", spec.command)
+    crate::broker::commands::wrap::check_text("the command", spec.command)
         .map_err(|m| Fail::new(ErrorCode::InvalidArgument, m))?;
     let r = resolve(broker, spec.target, spec.key)?;
     let session = Sessions::for_target(broker, peer, &r, "exec").await?;

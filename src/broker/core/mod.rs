@@ -1,0 +1,15 @@
+//! The broker's core: its state, sessions, logins and the pieces every feature stands on.
+
+pub mod audit_key;
+pub mod auto_lock;
+pub mod confirm;
+pub mod fail;
+pub mod listener;
+pub mod login;
+pub mod presence;
+pub mod remote_script;
+pub mod sessions;
+pub mod state;
+
+pub use listener::Peer;
+pub use state::Broker;

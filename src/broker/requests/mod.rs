@@ -1,0 +1,3 @@
+//! Request handling: the client connection loop and the dispatch of each request.
+
+pub mod connection;
