@@ -8,7 +8,8 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::marker::MarkerFilter;
-use super::{Ending, Killed, Stop, kill_remote_group, stopped, until, wrap};
+use super::{Killed, kill_remote_group, wrap};
+use crate::broker::core::jobs::{Ending, Stop, stopped, until};
 use crate::broker::core::sessions::Session;
 use crate::broker::core::{Broker, fail::Fail};
 use crate::db::now_ms;

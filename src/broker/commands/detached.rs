@@ -10,7 +10,8 @@ use russh::ChannelMsg;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::{Ending, Killed, Stop, kill_remote_group, stopped, until, wrap};
+use super::{Killed, kill_remote_group, wrap};
+use crate::broker::core::jobs::{Ending, Stop, stopped, until};
 use crate::broker::core::login::resolve;
 use crate::broker::core::sessions::{Session, SessionState, Sessions};
 use crate::broker::core::{Broker, Peer};

@@ -14,8 +14,9 @@ use russh::{ChannelMsg, Sig};
 use tokio::sync::mpsc;
 
 use crate::broker::commands::marker::MarkerFilter;
-use crate::broker::commands::{Killed, kill_remote_group, until, wrap};
+use crate::broker::commands::{Killed, kill_remote_group, wrap};
 use crate::broker::core::fail::Fail;
+use crate::broker::core::jobs::until;
 use crate::broker::core::login::resolve;
 use crate::broker::core::sessions::Sessions;
 use crate::broker::core::{Broker, Peer};

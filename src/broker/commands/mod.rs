@@ -7,16 +7,16 @@ pub mod exec;
 pub(crate) mod marker;
 pub mod wrap;
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use russh::ChannelMsg;
-use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::broker::core::fail::Fail;
+use crate::broker::core::jobs::{Ending, Stop, spawn_tracked};
 use crate::broker::core::login::resolve;
+use crate::broker::core::output::read_logs;
 use crate::broker::core::sessions::{Session, Sessions};
 use crate::broker::core::{Broker, Peer};
 use crate::db::{CommandRow, NewCommand, now_ms};
@@ -24,43 +24,7 @@ use crate::protocol::{
     CommandInfo, CommandState, ErrorCode, LogQuery, NextStep, Response, RunSpec, StreamStats,
 };
 
-/// Why a command is being stopped.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Stop {
-    Cancel,
-    Timeout,
-}
-
-/// How a command ended.
-#[derive(Debug)]
-pub struct Ending {
-    pub state: CommandState,
-    pub exit_code: Option<i64>,
-    pub signal: Option<String>,
-    pub error: Option<String>,
-}
-
-impl Default for Ending {
-    /// A failure with nothing known (callers fill in what they know).
-    fn default() -> Self {
-        Self {
-            state: CommandState::Failed,
-            exit_code: None,
-            signal: None,
-            error: None,
-        }
-    }
-}
-
 impl Ending {
-    pub(crate) fn failed(msg: impl Into<String>) -> Self {
-        Self {
-            state: CommandState::Failed,
-            error: Some(msg.into()),
-            ..Default::default()
-        }
-    }
-
     /// A command stopped by `s`; `kill` is what became of its process group, when one was known.
     pub(crate) fn stopped(s: Stop, kill: Option<(i64, Killed)>) -> Self {
         let killed = match kill {
@@ -98,77 +62,6 @@ pub enum Killed {
     Survived,
     /// The kill could not be run or did not report (connection down, server too slow).
     Unreachable,
-}
-
-/// A running command's controls.
-pub struct Running {
-    stop: watch::Sender<Option<Stop>>,
-    done: watch::Receiver<bool>,
-}
-
-/// Commands running in this broker.
-#[derive(Default)]
-pub struct Registry {
-    map: Mutex<HashMap<String, Running>>,
-}
-
-impl Registry {
-    pub(crate) fn insert(&self, id: &str) -> (watch::Receiver<Option<Stop>>, watch::Sender<bool>) {
-        let (stop, stop_rx) = watch::channel(None);
-        let (done_tx, done) = watch::channel(false);
-        if let Ok(mut m) = self.map.lock() {
-            m.insert(id.to_string(), Running { stop, done });
-        }
-        (stop_rx, done_tx)
-    }
-
-    pub(crate) fn remove(&self, id: &str) {
-        if let Ok(mut m) = self.map.lock() {
-            m.remove(id);
-        }
-    }
-
-    pub(crate) fn signal(&self, id: &str, s: Stop) -> Option<watch::Receiver<bool>> {
-        let m = self.map.lock().ok()?;
-        let r = m.get(id)?;
-        let _ = r.stop.send(Some(s));
-        Some(r.done.clone())
-    }
-
-    /// How many commands run now.
-    pub fn len(&self) -> usize {
-        self.map.lock().map(|m| m.len()).unwrap_or(0)
-    }
-
-    /// Whether none run.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
-/// Sleeps until `deadline`; without one, never wakes.
-pub(crate) async fn until(deadline: Option<Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(d).await,
-        None => std::future::pending().await,
-    }
-}
-
-async fn stopped(stop: &mut watch::Receiver<Option<Stop>>, deadline: Option<Instant>) -> Stop {
-    // The watch borrow must not live across an await (it is not Send): copy the value out.
-    let asked = async { stop.wait_for(|s| s.is_some()).await.ok().and_then(|s| *s) };
-    let got = tokio::select! {
-        _ = until(deadline) => Some(Stop::Timeout),
-        got = asked => got,
-    };
-    match got {
-        Some(s) => s,
-        // The controls are gone: only the deadline can still stop the command.
-        None => {
-            until(deadline).await;
-            Stop::Timeout
-        }
-    }
 }
 
 /// Kills a remote process group on a channel of its own, outside the session's queue (a cancel
@@ -337,60 +230,6 @@ pub async fn start(broker: &Arc<Broker>, peer: &Peer, spec: RunSpec) -> Result<R
     })
 }
 
-/// Starts a command's task: registers its controls, runs the job `start` makes from the stop
-/// signal, then stores how it ended and unregisters it.
-pub(crate) fn spawn_tracked<Fut>(
-    broker: &Arc<Broker>,
-    id: &str,
-    start: impl FnOnce(watch::Receiver<Option<Stop>>) -> Fut,
-) where
-    Fut: std::future::Future<Output = Ending> + Send + 'static,
-{
-    let (stop, done) = broker.running.insert(id);
-    let job = start(stop);
-    let b = broker.clone();
-    let cmd: Arc<str> = id.into();
-    tokio::spawn(async move {
-        let ending = job.await;
-        finish(&b, &cmd, ending).await;
-        b.running.remove(&cmd);
-        let _ = done.send(true);
-    });
-}
-
-async fn finish(broker: &Arc<Broker>, cmd: &Arc<str>, e: Ending) {
-    if let Some(err) = &e.error
-        && e.state != CommandState::Failed
-    {
-        broker.log_writer.marker(cmd, format!("[sshkeep] {err}"));
-    }
-    broker.log_writer.finish(cmd).await;
-    let state = e.state;
-    let ended = now_ms();
-    // The end is recorded even when the database refuses writes for a while (a full disk):
-    // retried until it is, so the command never stays `running` once space is back.
-    for attempt in 0u32.. {
-        let stored = broker.db().is_ok_and(|db| {
-            db.command_ended(
-                cmd,
-                state,
-                e.exit_code,
-                e.signal.as_deref(),
-                e.error.as_deref(),
-                ended,
-            )
-            .is_ok()
-        });
-        if stored || attempt >= 3600 {
-            break;
-        }
-        if attempt == 0 {
-            tracing::warn!(command = %cmd, "cannot record the command's end yet; retrying");
-        }
-        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-    }
-}
-
 /// Everything about a command a client may see.
 pub fn info(c: CommandRow) -> CommandInfo {
     let total_lines = c.stdout_lines + c.stderr_lines;
@@ -473,34 +312,6 @@ fn total_lines(broker: &Broker, id: &str) -> Option<u64> {
     )
     .ok()
     .map(|n| n as u64)
-}
-
-/// Reads stored output off the async threads, on the broker's own log-reader connection:
-/// `f` gets a reader of filtered pages (query, the command's state, a byte cap).
-pub async fn read_logs<T: Send + 'static>(
-    broker: &Arc<Broker>,
-    f: impl FnOnce(
-        &mut dyn FnMut(&LogQuery, CommandState, u64) -> Result<crate::protocol::LogPage, Fail>,
-    ) -> Result<T, Fail>
-    + Send
-    + 'static,
-) -> Result<T, Fail> {
-    let b = broker.clone();
-    tokio::task::spawn_blocking(move || {
-        let conn = b
-            .log_reader
-            .lock()
-            .map_err(|_| Fail::internal("log reader lock poisoned"))?;
-        let mut read = |q: &LogQuery, state: CommandState, cap: u64| {
-            crate::logs::read(&conn, q, state, cap).map_err(|e| match e {
-                crate::logs::QueryError::Db(d) => Fail::internal(d),
-                other => invalid(other.to_string()),
-            })
-        };
-        f(&mut read)
-    })
-    .await
-    .map_err(Fail::internal)?
 }
 
 /// `logs`.

@@ -9,11 +9,11 @@ use anyhow::Result;
 use sshkeep_vault::Vault;
 use tokio::sync::Notify;
 
-use crate::broker::commands::Registry;
 use crate::broker::core::fail::Fail;
+use crate::broker::core::handshakes::HandshakeLimits;
+use crate::broker::core::jobs::Jobs;
 use crate::broker::core::listener::Peer;
 use crate::broker::core::sessions::Sessions;
-use crate::broker::fleet::bulk::HandshakeLimits;
 use crate::db::{AuditEntry, AuditKey, ChainCheck, Db, now};
 use crate::logs::LogWriter;
 use crate::paths::Paths;
@@ -29,7 +29,7 @@ pub struct Broker {
     pub sessions: Sessions,
     pub shells: crate::broker::shells::Shells,
     pub forwards: crate::broker::forwards::Forwards,
-    pub running: Registry,
+    pub running: Jobs,
     /// Per-server handshake limits for fleet runs.
     pub handshakes: HandshakeLimits,
     pub log_writer: LogWriter,
@@ -76,7 +76,7 @@ impl Broker {
             sessions: Sessions::default(),
             shells: Default::default(),
             forwards: Default::default(),
-            running: Registry::default(),
+            running: Jobs::default(),
             handshakes: HandshakeLimits::default(),
             log_writer,
             log_reader,

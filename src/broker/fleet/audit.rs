@@ -93,7 +93,7 @@ async fn stdout_lines(broker: &Arc<Broker>, command_id: &str) -> Result<Vec<Stri
         stream: Some(StreamFilter::Stdout),
         ..Default::default()
     };
-    crate::broker::commands::read_logs(broker, move |read| {
+    crate::broker::core::output::read_logs(broker, move |read| {
         let page = read(&q, crate::protocol::CommandState::Completed, 4 << 20)?;
         Ok(page
             .lines

@@ -9,14 +9,15 @@
 //! failure (unreachable, refused host key or login, failing command) is recorded on that target
 //! with an error code, and the others carry on.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::Semaphore;
 
-use crate::broker::commands::{Ending, MAX_COMMAND_BYTES, attached, spawn_tracked, wrap};
+use crate::broker::commands::{MAX_COMMAND_BYTES, attached, wrap};
 use crate::broker::core::fail::Fail;
+use crate::broker::core::jobs::{Ending, Stop, spawn_tracked};
 use crate::broker::core::login::{Resolved, resolve};
 use crate::broker::core::sessions::{Occupancy, Session, Sessions};
 use crate::broker::core::{Broker, Peer};
@@ -26,48 +27,8 @@ use crate::protocol::{
     Response, Targets,
 };
 
-/// Handshakes in flight to one server at first (OpenSSH's MaxStartups begins dropping at 10).
-const HANDSHAKES_PER_SERVER: usize = 4;
 /// Handshake attempts per target before it is failed.
 const HANDSHAKE_ATTEMPTS: u32 = 7;
-
-/// One server's handshake gate and its current limit.
-type ServerGate = (Arc<Semaphore>, usize);
-
-/// Per-server handshake limits, lowered when a server drops handshakes.
-#[derive(Default)]
-pub struct HandshakeLimits {
-    map: Mutex<HashMap<(String, u16), ServerGate>>,
-}
-
-impl HandshakeLimits {
-    fn gate(&self, host: &str, port: u16) -> Arc<Semaphore> {
-        let mut m = match self.map.lock() {
-            Ok(m) => m,
-            Err(p) => p.into_inner(),
-        };
-        m.entry((host.to_string(), port))
-            .or_insert_with(|| {
-                (
-                    Arc::new(Semaphore::new(HANDSHAKES_PER_SERVER)),
-                    HANDSHAKES_PER_SERVER,
-                )
-            })
-            .0
-            .clone()
-    }
-
-    /// The server dropped a handshake: allow one fewer at once (never below one).
-    fn lower(&self, host: &str, port: u16) {
-        if let Ok(mut m) = self.map.lock()
-            && let Some((sem, limit)) = m.get_mut(&(host.to_string(), port))
-            && *limit > 1
-        {
-            *limit -= 1;
-            sem.forget_permits(1);
-        }
-    }
-}
 
 fn invalid(m: impl Into<String>) -> Fail {
     Fail::new(ErrorCode::InvalidArgument, m)
@@ -413,7 +374,7 @@ pub async fn logs(
         .get("logs_reply_max_bytes")
         .min(q.max_bytes.unwrap_or(u64::MAX));
     let bulk = bulk_id.to_string();
-    crate::broker::commands::read_logs(broker, move |read| {
+    crate::broker::core::output::read_logs(broker, move |read| {
         let mut lines = Vec::new();
         let mut size = 0u64;
         let mut truncated = false;
@@ -457,10 +418,7 @@ pub async fn cancel(
     let (_, _, rows) = rows(broker, bulk_id, target)?;
     let mut waits = Vec::new();
     for (c, _) in rows.iter().filter(|(c, _)| !c.state.is_final()) {
-        if let Some(done) = broker
-            .running
-            .signal(&c.id, crate::broker::commands::Stop::Cancel)
-        {
+        if let Some(done) = broker.running.signal(&c.id, Stop::Cancel) {
             waits.push(done);
         }
     }
