@@ -8,8 +8,9 @@ use std::os::unix::fs::OpenOptionsExt;
 use anyhow::{Context, Result, bail};
 use sshkeep_vault::Vault;
 
-use super::core::{Broker, auto_lock, listener};
+use super::core::{Core, auto_lock, listener};
 use super::manage::vault as vault_ops;
+use super::requests::App;
 use super::requests::connection as client_conn;
 use super::{agent, commands, shells};
 use crate::db::Db;
@@ -58,10 +59,11 @@ pub async fn run(paths: Paths, opts: RunOptions) -> Result<()> {
     } else {
         None
     };
-    let broker = Broker::new(paths.clone(), db, vault)?;
+    let broker = Core::new(paths.clone(), db, vault)?;
+    let app = App::new(broker.clone());
     vault_ops::auto_unlock(&broker).await;
     commands::recover(&broker);
-    shells::recover(&broker);
+    shells::recover(&broker, &app.shells);
     tokio::spawn(retention(broker.clone()));
     tokio::spawn(auto_lock::run(broker.clone()));
 
@@ -85,9 +87,9 @@ pub async fn run(paths: Paths, opts: RunOptions) -> Result<()> {
                     backoff.ok();
                     match clients.clone().try_acquire_owned() {
                         Ok(slot) => {
-                            let b = broker.clone();
+                            let app = app.clone();
                             tokio::spawn(async move {
-                                client_conn::serve(b, stream, peer).await;
+                                client_conn::serve(app, stream, peer).await;
                                 drop(slot);
                             });
                         }
@@ -98,27 +100,22 @@ pub async fn run(paths: Paths, opts: RunOptions) -> Result<()> {
                 }
                 Err(e) => backoff.failed("broker socket", &e).await,
             },
-            _ = broker.shutdown.notified() => break,
+            _ = broker.shutdown_requested() => break,
             _ = term.recv() => break,
             _ = tokio::signal::ctrl_c() => break,
         }
     }
     tracing::info!("broker stopping");
-    broker
-        .stopping
-        .store(true, std::sync::atomic::Ordering::SeqCst);
-    broker.sessions.close_all().await;
-    match broker
-        .db
-        .lock()
-        .map_err(|_| anyhow::anyhow!("database lock poisoned"))
-    {
+    broker.set_stopping();
+    app.forwards.close_all();
+    broker.sessions().close_all().await;
+    match broker.db() {
         Ok(db) => {
             if let Err(e) = db.checkpoint() {
                 tracing::warn!("{e:#}: a copy of the database file alone may miss recent changes");
             }
         }
-        Err(e) => tracing::warn!("cannot checkpoint the database: {e}"),
+        Err(f) => tracing::warn!("cannot checkpoint the database: {}", f.message),
     }
     let _ = std::fs::remove_file(paths.socket());
     let _ = std::fs::remove_file(paths.agent_socket());
@@ -127,7 +124,7 @@ pub async fn run(paths: Paths, opts: RunOptions) -> Result<()> {
 }
 
 /// Applies the retention settings at start and every ten minutes.
-async fn retention(broker: std::sync::Arc<Broker>) {
+async fn retention(broker: std::sync::Arc<Core>) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(600));
     loop {
         tick.tick().await;
@@ -135,7 +132,7 @@ async fn retention(broker: std::sync::Arc<Broker>) {
         let cutoff = crate::db::now_ms()
             - (settings.get("log_max_age_days") as i64).saturating_mul(86_400_000);
         let max_total = settings.get("log_max_total_bytes");
-        let swept = match broker.db.lock() {
+        let swept = match broker.db() {
             Ok(mut db) => db.sweep(cutoff, max_total),
             Err(_) => return,
         };

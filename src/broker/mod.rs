@@ -13,5 +13,5 @@ mod sftp;
 mod shells;
 
 pub use self::core::presence;
-pub use self::core::{Broker, Peer};
+pub use self::core::{Core, Peer};
 pub use daemon::{RunOptions, run};

@@ -18,10 +18,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use self::wire::AgentRequest;
 use crate::broker::core::confirm;
 use crate::broker::core::login::unseal_key;
-use crate::broker::core::{Broker, Peer, listener};
+use crate::broker::core::{Core, Peer, listener};
 
 /// Serves the agent socket until the broker stops.
-pub async fn serve(broker: Arc<Broker>, path: PathBuf) {
+pub async fn serve(broker: Arc<Core>, path: PathBuf) {
     let listener = match listener::bind(&path) {
         Ok(l) => l,
         Err(e) => {
@@ -42,7 +42,7 @@ pub async fn serve(broker: Arc<Broker>, path: PathBuf) {
     }
 }
 
-async fn connection(broker: Arc<Broker>, stream: Stream, peer: Peer) {
+async fn connection(broker: Arc<Core>, stream: Stream, peer: Peer) {
     let mut rx = &stream;
     let mut tx = &stream;
     loop {
@@ -74,7 +74,7 @@ struct Offered {
 }
 
 /// The keys offered now (not retired, within their lifetime).
-fn offered(broker: &Broker) -> Vec<Offered> {
+fn offered(broker: &Core) -> Vec<Offered> {
     let Ok(db) = broker.db() else {
         return Vec::new();
     };
@@ -97,7 +97,7 @@ fn offered(broker: &Broker) -> Vec<Offered> {
         .collect()
 }
 
-async fn answer(broker: &Arc<Broker>, peer: &Peer, body: &[u8]) -> Vec<u8> {
+async fn answer(broker: &Arc<Core>, peer: &Peer, body: &[u8]) -> Vec<u8> {
     match wire::parse(body) {
         Some(AgentRequest::Identities) => {
             let keys: Vec<_> = offered(broker)
@@ -130,7 +130,7 @@ async fn answer(broker: &Arc<Broker>, peer: &Peer, body: &[u8]) -> Vec<u8> {
 }
 
 async fn sign(
-    broker: &Arc<Broker>,
+    broker: &Arc<Core>,
     peer: &Peer,
     blob: &[u8],
     data: &[u8],

@@ -11,14 +11,14 @@ use super::marker::MarkerFilter;
 use super::{Killed, kill_remote_group, wrap};
 use crate::broker::core::jobs::{Ending, Stop, stopped, until};
 use crate::broker::core::sessions::Session;
-use crate::broker::core::{Broker, fail::Fail};
+use crate::broker::core::{Core, fail::Fail};
 use crate::db::now_ms;
 use crate::logs::{STREAM_STDERR, STREAM_STDOUT};
 use crate::protocol::{CommandState, RunOptions};
 use sshkeep_vault::SecretString;
 
 pub struct Job {
-    pub broker: Arc<Broker>,
+    pub broker: Arc<Core>,
     pub id: Arc<str>,
     pub session: Arc<Session>,
     pub commands: Vec<String>,
@@ -30,7 +30,7 @@ pub struct Job {
 
 /// Runs the job's commands in order and returns how it ended.
 pub async fn run(mut job: Job) -> Ending {
-    let writer = job.broker.log_writer.clone();
+    let writer = job.broker.log_writer().clone();
     for (i, command) in job.commands.iter().enumerate() {
         let mut occupancy = job.session.occupy();
         let opened = tokio::select! {

@@ -14,14 +14,14 @@ use super::{Killed, kill_remote_group, wrap};
 use crate::broker::core::jobs::{Ending, Stop, stopped, until};
 use crate::broker::core::login::resolve;
 use crate::broker::core::sessions::{Session, SessionState, Sessions};
-use crate::broker::core::{Broker, Peer};
+use crate::broker::core::{Core, Peer};
 use crate::db::now_ms;
 use crate::logs::{STREAM_STDERR, STREAM_STDOUT};
 use crate::protocol::{CommandState, ErrorCode, RunOptions};
 use sshkeep_vault::SecretString;
 
 pub struct Job {
-    pub broker: Arc<Broker>,
+    pub broker: Arc<Core>,
     pub id: Arc<str>,
     pub target: String,
     pub key: Option<String>,
@@ -110,7 +110,7 @@ async fn session_for(job: &mut Job) -> Result<Arc<Session>, Stop> {
                     // Only the user can mend these (and each refusal is audited): try rarely,
                     // and say so once in the command's log.
                     if !told {
-                        job.broker.log_writer.marker(
+                        job.broker.log_writer().marker(
                             &job.id,
                             format!(
                                 "[sshkeep] cannot reach {} to follow this command: {}; retrying every 10 minutes (the command keeps running on the server)",
@@ -165,7 +165,7 @@ async fn launch(job: &mut Job, session: &Arc<Session>) -> Result<i64, String> {
 
 /// Starts the job (unless it already runs) and follows it to its end.
 pub async fn run(mut job: Job) -> Ending {
-    let writer = job.broker.log_writer.clone();
+    let writer = job.broker.log_writer().clone();
     let mut attached_before = job.pgid.is_some();
     loop {
         let session = match session_for(&mut job).await {

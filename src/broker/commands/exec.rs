@@ -19,7 +19,7 @@ use crate::broker::core::fail::Fail;
 use crate::broker::core::jobs::until;
 use crate::broker::core::login::resolve;
 use crate::broker::core::sessions::Sessions;
-use crate::broker::core::{Broker, Peer};
+use crate::broker::core::{Core, Peer};
 use crate::broker::requests::connection::send;
 use crate::frame::read_frame;
 use crate::logs::{STREAM_STDERR, STREAM_STDOUT};
@@ -83,7 +83,7 @@ enum FromClient {
 /// connection dropped while idle is reconnected first; a server at its channel limit makes the
 /// command wait in the session's queue.
 pub async fn run(
-    broker: &Arc<Broker>,
+    broker: &Arc<Core>,
     peer: &Peer,
     spec: ExecSpec<'_>,
     stream: &Stream,

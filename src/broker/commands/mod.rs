@@ -18,7 +18,7 @@ use crate::broker::core::jobs::{Ending, Stop, spawn_tracked};
 use crate::broker::core::login::resolve;
 use crate::broker::core::output::read_logs;
 use crate::broker::core::sessions::{Session, Sessions};
-use crate::broker::core::{Broker, Peer};
+use crate::broker::core::{Core, Peer};
 use crate::db::{CommandRow, NewCommand, now_ms};
 use crate::protocol::{
     CommandInfo, CommandState, ErrorCode, LogQuery, NextStep, Response, RunSpec, StreamStats,
@@ -112,7 +112,7 @@ fn invalid(m: impl Into<String>) -> Fail {
 }
 
 /// `run`: records the command and starts it; replies at once.
-pub async fn start(broker: &Arc<Broker>, peer: &Peer, spec: RunSpec) -> Result<Response, Fail> {
+pub async fn start(broker: &Arc<Core>, peer: &Peer, spec: RunSpec) -> Result<Response, Fail> {
     if spec.commands.is_empty() || spec.commands.iter().any(|c| c.trim().is_empty()) {
         return Err(invalid("command is empty: give the command to run"));
     }
@@ -136,7 +136,7 @@ pub async fn start(broker: &Arc<Broker>, peer: &Peer, spec: RunSpec) -> Result<R
             ));
         }
         (Some(id), None) => {
-            let s = broker.sessions.get(id)?;
+            let s = broker.sessions().get(id)?;
             let t = s
                 .resolved
                 .endpoint
@@ -264,7 +264,7 @@ pub fn info(c: CommandRow) -> CommandInfo {
     }
 }
 
-fn row(broker: &Broker, id: &str) -> Result<CommandRow, Fail> {
+fn row(broker: &Core, id: &str) -> Result<CommandRow, Fail> {
     broker
         .db()?
         .command(id)
@@ -273,21 +273,21 @@ fn row(broker: &Broker, id: &str) -> Result<CommandRow, Fail> {
 }
 
 /// `status`.
-pub fn status(broker: &Broker, id: &str) -> Result<Response, Fail> {
+pub fn status(broker: &Core, id: &str) -> Result<Response, Fail> {
     let mut i = info(row(broker, id)?);
     i.total_lines = total_lines(broker, id).unwrap_or(i.total_lines);
     i.events = events(broker, id);
     // Output lost to a storage error: what is recorded, plus what is not recorded yet.
     let (lost, error) = broker.db()?.output_loss(id).map_err(Fail::internal)?;
-    let unrecorded = broker.log_writer.unrecorded_loss(id).unwrap_or_default();
+    let unrecorded = broker.log_writer().unrecorded_loss(id).unwrap_or_default();
     i.output_lost_bytes = lost + unrecorded.bytes;
     i.storage_error = error.or((!unrecorded.error.is_empty()).then_some(unrecorded.error));
     Ok(Response::Command(i))
 }
 
 /// The broker's own notes on a command (its marker lines), oldest first, at most the last 50.
-fn events(broker: &Broker, id: &str) -> Vec<String> {
-    let Ok(conn) = broker.log_reader.lock() else {
+fn events(broker: &Core, id: &str) -> Vec<String> {
+    let Ok(conn) = broker.log_reader() else {
         return Vec::new();
     };
     let sql = format!(
@@ -303,8 +303,8 @@ fn events(broker: &Broker, id: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
-fn total_lines(broker: &Broker, id: &str) -> Option<u64> {
-    let conn = broker.log_reader.lock().ok()?;
+fn total_lines(broker: &Core, id: &str) -> Option<u64> {
+    let conn = broker.log_reader().ok()?;
     conn.query_row(
         "SELECT COALESCE(MAX(n), 0) FROM log_lines WHERE command_id = ?1",
         [id],
@@ -315,7 +315,7 @@ fn total_lines(broker: &Broker, id: &str) -> Option<u64> {
 }
 
 /// `logs`.
-pub async fn logs(broker: &Arc<Broker>, q: LogQuery) -> Result<Response, Fail> {
+pub async fn logs(broker: &Arc<Core>, q: LogQuery) -> Result<Response, Fail> {
     let c = row(broker, &q.command_id)?;
     let cap = broker
         .settings()
@@ -327,7 +327,7 @@ pub async fn logs(broker: &Arc<Broker>, q: LogQuery) -> Result<Response, Fail> {
 }
 
 /// `cancel`: stops the command and everything it started; replies once it has ended.
-pub async fn cancel(broker: &Arc<Broker>, peer: &Peer, id: &str) -> Result<Response, Fail> {
+pub async fn cancel(broker: &Arc<Core>, peer: &Peer, id: &str) -> Result<Response, Fail> {
     let c = row(broker, id)?;
     if c.state.is_final() {
         return Err(Fail::new(
@@ -338,7 +338,7 @@ pub async fn cancel(broker: &Arc<Broker>, peer: &Peer, id: &str) -> Result<Respo
             ),
         ));
     }
-    let Some(mut done) = broker.running.signal(id, Stop::Cancel) else {
+    let Some(mut done) = broker.jobs().signal(id, Stop::Cancel) else {
         return Err(Fail::new(
             ErrorCode::Internal,
             format!(
@@ -360,7 +360,7 @@ pub async fn cancel(broker: &Arc<Broker>, peer: &Peer, id: &str) -> Result<Respo
 
 /// `ps`.
 pub fn list(
-    broker: &Broker,
+    broker: &Core,
     state: Option<&str>,
     conn: Option<&str>,
     limit: Option<u32>,
@@ -383,7 +383,7 @@ pub fn list(
 
 /// At broker start: attached commands that were running are `interrupted`; detached ones are
 /// followed again (re-attached as soon as their server can be reached).
-pub fn recover(broker: &Arc<Broker>) {
+pub fn recover(broker: &Arc<Core>) {
     let (interrupted, detached) = match broker.db() {
         Ok(db) => (
             db.interrupt_orphans(now_ms()).unwrap_or(0),

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::broker::core::Broker;
+use crate::broker::core::Core;
 use crate::db::now_ms;
 use crate::protocol::CommandState;
 
@@ -124,31 +124,31 @@ pub async fn stopped(stop: &mut watch::Receiver<Option<Stop>>, deadline: Option<
 /// Starts a command's task: registers its controls, runs the job `start` makes from the stop
 /// signal, then stores how it ended and unregisters it.
 pub fn spawn_tracked<Fut>(
-    broker: &Arc<Broker>,
+    broker: &Arc<Core>,
     id: &str,
     start: impl FnOnce(watch::Receiver<Option<Stop>>) -> Fut,
 ) where
     Fut: std::future::Future<Output = Ending> + Send + 'static,
 {
-    let (stop, done) = broker.running.insert(id);
+    let (stop, done) = broker.jobs().insert(id);
     let job = start(stop);
     let b = broker.clone();
     let cmd: Arc<str> = id.into();
     tokio::spawn(async move {
         let ending = job.await;
         finish(&b, &cmd, ending).await;
-        b.running.remove(&cmd);
+        b.jobs().remove(&cmd);
         let _ = done.send(true);
     });
 }
 
-async fn finish(broker: &Arc<Broker>, cmd: &Arc<str>, e: Ending) {
+async fn finish(broker: &Arc<Core>, cmd: &Arc<str>, e: Ending) {
     if let Some(err) = &e.error
         && e.state != CommandState::Failed
     {
-        broker.log_writer.marker(cmd, format!("[sshkeep] {err}"));
+        broker.log_writer().marker(cmd, format!("[sshkeep] {err}"));
     }
-    broker.log_writer.finish(cmd).await;
+    broker.log_writer().finish(cmd).await;
     let state = e.state;
     let ended = now_ms();
     // The end is recorded even when the database refuses writes for a while (a full disk):

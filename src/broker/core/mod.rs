@@ -15,4 +15,4 @@ pub mod sessions;
 pub mod state;
 
 pub use listener::Peer;
-pub use state::Broker;
+pub use state::Core;

@@ -3,14 +3,14 @@
 
 use std::sync::Arc;
 
-use crate::broker::core::Broker;
+use crate::broker::core::Core;
 use crate::broker::core::fail::Fail;
 use crate::protocol::{CommandState, ErrorCode, LogQuery};
 
 /// Reads stored output off the async threads, on the broker's own log-reader connection:
 /// `f` gets a reader of filtered pages (query, the command's state, a byte cap).
 pub async fn read_logs<T: Send + 'static>(
-    broker: &Arc<Broker>,
+    broker: &Arc<Core>,
     f: impl FnOnce(
         &mut dyn FnMut(&LogQuery, CommandState, u64) -> Result<crate::protocol::LogPage, Fail>,
     ) -> Result<T, Fail>
@@ -19,10 +19,7 @@ pub async fn read_logs<T: Send + 'static>(
 ) -> Result<T, Fail> {
     let b = broker.clone();
     tokio::task::spawn_blocking(move || {
-        let conn = b
-            .log_reader
-            .lock()
-            .map_err(|_| Fail::internal("log reader lock poisoned"))?;
+        let conn = b.log_reader()?;
         let mut read = |q: &LogQuery, state: CommandState, cap: u64| {
             crate::logs::read(&conn, q, state, cap).map_err(|e| match e {
                 crate::logs::QueryError::Db(d) => Fail::internal(d),

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::broker::core::fail::Fail;
-use crate::broker::core::{Broker, Peer};
+use crate::broker::core::{Core, Peer};
 use crate::broker::fleet::bulk;
 use crate::broker::fleet::checks::{
     INVENTORY_SCRIPT, SECURITY_SCRIPT, parse_findings, parse_inventory,
@@ -19,7 +19,7 @@ use crate::protocol::{
 
 /// Runs the audit and replies when every target is done.
 pub async fn run(
-    broker: &Arc<Broker>,
+    broker: &Arc<Core>,
     peer: &Peer,
     op: FleetAuditOp,
     targets: Targets,
@@ -87,7 +87,7 @@ pub async fn run(
     Ok(Response::FleetAudit(report))
 }
 
-async fn stdout_lines(broker: &Arc<Broker>, command_id: &str) -> Result<Vec<String>, Fail> {
+async fn stdout_lines(broker: &Arc<Core>, command_id: &str) -> Result<Vec<String>, Fail> {
     let q = LogQuery {
         command_id: command_id.into(),
         stream: Some(StreamFilter::Stdout),
@@ -106,7 +106,7 @@ async fn stdout_lines(broker: &Arc<Broker>, command_id: &str) -> Result<Vec<Stri
 }
 
 /// A stored audit.
-pub fn show(broker: &Broker, audit_id: &str) -> Result<Response, Fail> {
+pub fn show(broker: &Core, audit_id: &str) -> Result<Response, Fail> {
     let json = broker
         .db()?
         .fleet_audit(audit_id)

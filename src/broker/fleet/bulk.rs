@@ -20,7 +20,7 @@ use crate::broker::core::fail::Fail;
 use crate::broker::core::jobs::{Ending, Stop, spawn_tracked};
 use crate::broker::core::login::{Resolved, resolve};
 use crate::broker::core::sessions::{Occupancy, Session, Sessions};
-use crate::broker::core::{Broker, Peer};
+use crate::broker::core::{Core, Peer};
 use crate::db::{CommandRow, ConnRow, NewCommand, now_ms};
 use crate::protocol::{
     BulkInfo, BulkLogLine, BulkSpec, BulkTarget, CommandState, ErrorCode, LogQuery, NextStep,
@@ -40,7 +40,7 @@ pub type Unknown = Vec<(String, Fail)>;
 /// The connections a fleet operation covers, in the order given, without repeats; and the
 /// names that match none. An unknown name fails that target alone: the others go on. Only a
 /// request that names nothing that exists fails as a whole.
-pub fn resolve_targets(broker: &Broker, t: &Targets) -> Result<(Vec<ConnRow>, Unknown), Fail> {
+pub fn resolve_targets(broker: &Core, t: &Targets) -> Result<(Vec<ConnRow>, Unknown), Fail> {
     let all = broker.db()?.conns().map_err(Fail::internal)?;
     let mut out: Vec<ConnRow> = Vec::new();
     let mut unknown: Unknown = Vec::new();
@@ -92,7 +92,7 @@ pub fn resolve_targets(broker: &Broker, t: &Targets) -> Result<(Vec<ConnRow>, Un
 /// or a transient one is opened through the server's handshake limit, retrying dropped
 /// handshakes.
 async fn session_for(
-    broker: &Arc<Broker>,
+    broker: &Arc<Core>,
     peer: &Peer,
     r: &Resolved,
 ) -> Result<(Arc<Session>, Occupancy), Fail> {
@@ -104,7 +104,7 @@ async fn session_for(
         {
             return Ok((s, o));
         }
-        let gate = broker.handshakes.gate(&host, port);
+        let gate = broker.handshakes().gate(&host, port);
         let permit = gate.acquire_owned().await.map_err(Fail::internal)?;
         let opened = Sessions::open(broker, peer, r, "bulk run").await;
         drop(permit);
@@ -118,7 +118,7 @@ async fn session_for(
             // Dropped during the handshake: the server's MaxStartups, or a flaky network.
             Err(f) if f.code == ErrorCode::Ssh && attempt + 1 < HANDSHAKE_ATTEMPTS => {
                 attempt += 1;
-                broker.handshakes.lower(&host, port);
+                broker.handshakes().lower(&host, port);
                 let base = 100u64 << attempt.min(6);
                 let jitter = rand::random::<u64>() % base.max(1);
                 tracing::debug!(
@@ -154,7 +154,7 @@ fn code_name(c: ErrorCode) -> String {
 }
 
 /// `bulk exec`: records the run and its targets, starts it, and replies at once.
-pub async fn start(broker: &Arc<Broker>, peer: &Peer, spec: BulkSpec) -> Result<Response, Fail> {
+pub async fn start(broker: &Arc<Core>, peer: &Peer, spec: BulkSpec) -> Result<Response, Fail> {
     if spec.commands.is_empty() || spec.commands.iter().any(|c| c.trim().is_empty()) {
         return Err(invalid("commands is empty: give at least one command"));
     }
@@ -261,7 +261,7 @@ pub async fn start(broker: &Arc<Broker>, peer: &Peer, spec: BulkSpec) -> Result<
                             let e = attached::run(job).await;
                             drop(occupancy);
                             if session.is_transient() {
-                                b.sessions
+                                b.sessions()
                                     .close_if_unused(&session.id, "bulk run done")
                                     .await;
                             }
@@ -297,7 +297,7 @@ fn matches(c: &CommandRow, conn: Option<&ConnRow>, want: &str) -> bool {
 /// A bulk run's commands, creation time, and its targets' command rows with their connections.
 type RunRows = (Vec<String>, i64, Vec<(CommandRow, Option<ConnRow>)>);
 
-fn rows(broker: &Broker, bulk_id: &str, target: Option<&str>) -> Result<RunRows, Fail> {
+fn rows(broker: &Core, bulk_id: &str, target: Option<&str>) -> Result<RunRows, Fail> {
     let db = broker.db()?;
     let (commands, created) = db
         .bulk(bulk_id)
@@ -321,7 +321,7 @@ fn rows(broker: &Broker, bulk_id: &str, target: Option<&str>) -> Result<RunRows,
 }
 
 /// `bulk status`.
-pub fn status(broker: &Broker, bulk_id: &str, target: Option<&str>) -> Result<Response, Fail> {
+pub fn status(broker: &Core, bulk_id: &str, target: Option<&str>) -> Result<Response, Fail> {
     let (commands, created_ms, rows) = rows(broker, bulk_id, target)?;
     let mut counts: BTreeMap<String, u64> = BTreeMap::new();
     let targets: Vec<BulkTarget> = rows
@@ -363,7 +363,7 @@ pub fn status(broker: &Broker, bulk_id: &str, target: Option<&str>) -> Result<Re
 
 /// `bulk logs`: each target's lines (filtered as asked), labelled with the target.
 pub async fn logs(
-    broker: &Arc<Broker>,
+    broker: &Arc<Core>,
     bulk_id: &str,
     target: Option<&str>,
     q: LogQuery,
@@ -410,7 +410,7 @@ pub async fn logs(
 
 /// `bulk cancel`: the whole run or one target; replies when they have ended.
 pub async fn cancel(
-    broker: &Arc<Broker>,
+    broker: &Arc<Core>,
     peer: &Peer,
     bulk_id: &str,
     target: Option<&str>,
@@ -418,7 +418,7 @@ pub async fn cancel(
     let (_, _, rows) = rows(broker, bulk_id, target)?;
     let mut waits = Vec::new();
     for (c, _) in rows.iter().filter(|(c, _)| !c.state.is_final()) {
-        if let Some(done) = broker.running.signal(&c.id, Stop::Cancel) {
+        if let Some(done) = broker.jobs().signal(&c.id, Stop::Cancel) {
             waits.push(done);
         }
     }

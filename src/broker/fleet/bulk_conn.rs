@@ -9,12 +9,12 @@ use tokio::task::JoinSet;
 use crate::broker::core::fail::Fail;
 use crate::broker::core::login::resolve;
 use crate::broker::core::sessions::Sessions;
-use crate::broker::core::{Broker, Peer};
+use crate::broker::core::{Core, Peer};
 use crate::broker::fleet::bulk::resolve_targets;
 use crate::db::ConnRow;
 use crate::protocol::{BulkConnOp, BulkConnResult, ErrorCode, Response, Targets};
 
-async fn one(broker: Arc<Broker>, peer: Peer, op: BulkConnOp, c: ConnRow) -> BulkConnResult {
+async fn one(broker: Arc<Core>, peer: Peer, op: BulkConnOp, c: ConnRow) -> BulkConnResult {
     let mut res = BulkConnResult {
         connection_id: c.id.clone(),
         name: c.spec.name.clone(),
@@ -48,7 +48,7 @@ async fn one(broker: Arc<Broker>, peer: Peer, op: BulkConnOp, c: ConnRow) -> Bul
             }
             BulkConnOp::Close => {
                 let ids: Vec<String> = broker
-                    .sessions
+                    .sessions()
                     .list()
                     .into_iter()
                     .filter(|s| {
@@ -57,7 +57,7 @@ async fn one(broker: Arc<Broker>, peer: Peer, op: BulkConnOp, c: ConnRow) -> Bul
                     .map(|s| s.session_id)
                     .collect();
                 for id in ids {
-                    broker.sessions.close(&id, "closed by bulk conn").await?;
+                    broker.sessions().close(&id, "closed by bulk conn").await?;
                 }
                 res.ok = true;
                 Ok(())
@@ -75,7 +75,7 @@ async fn one(broker: Arc<Broker>, peer: Peer, op: BulkConnOp, c: ConnRow) -> Bul
 
 /// Runs `op` on every target, `concurrency` at a time; results in the order of the targets.
 pub async fn run(
-    broker: &Arc<Broker>,
+    broker: &Arc<Core>,
     peer: &Peer,
     op: BulkConnOp,
     targets: &Targets,

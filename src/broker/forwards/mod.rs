@@ -16,7 +16,7 @@ use tokio::net::{TcpListener, TcpStream};
 use crate::broker::core::fail::Fail;
 use crate::broker::core::login::resolve;
 use crate::broker::core::sessions::Sessions;
-use crate::broker::core::{Broker, Peer};
+use crate::broker::core::{Core, Peer};
 use crate::protocol::{ErrorCode, ForwardInfo, ForwardKind, ForwardSpec, Response};
 
 /// The broker's forwards.
@@ -70,7 +70,12 @@ fn invalid(m: impl Into<String>) -> Fail {
 }
 
 /// `forward`: starts listening and returns the forward.
-pub async fn open(broker: &Arc<Broker>, peer: &Peer, spec: ForwardSpec) -> Result<Response, Fail> {
+pub async fn open(
+    broker: &Arc<Core>,
+    forwards: &Forwards,
+    peer: &Peer,
+    spec: ForwardSpec,
+) -> Result<Response, Fail> {
     let bind: IpAddr = spec.bind_address.parse().map_err(|_| {
         invalid(format!(
             "{:?} is not an IP address to listen on (127.0.0.1 or ::1, say)",
@@ -156,16 +161,20 @@ pub async fn open(broker: &Arc<Broker>, peer: &Peer, spec: ForwardSpec) -> Resul
         }
     });
     let out = fwd.info();
-    if let Ok(mut m) = broker.forwards.map.lock() {
+    if let Ok(mut m) = forwards.map.lock() {
         m.insert(id, fwd);
     }
     Ok(Response::Forward(out))
 }
 
 /// `forward close`: replies once the port is no longer listened on.
-pub async fn close(broker: &Broker, peer: &Peer, id: &str) -> Result<Response, Fail> {
-    let f = broker
-        .forwards
+pub async fn close(
+    broker: &Core,
+    forwards: &Forwards,
+    peer: &Peer,
+    id: &str,
+) -> Result<Response, Fail> {
+    let f = forwards
         .map
         .lock()
         .ok()
@@ -206,7 +215,7 @@ fn describe(i: &ForwardInfo) -> String {
 
 /// Carries one accepted connection through a `direct-tcpip` channel.
 async fn carry(
-    broker: &Arc<Broker>,
+    broker: &Arc<Core>,
     peer: &Peer,
     spec: &ForwardSpec,
     mut tcp: TcpStream,

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use crate::broker::core::fail::Fail;
 use crate::broker::core::login::{audit_refusal, known_hosts, pin_if_new, resolve, unseal_key};
-use crate::broker::core::{Broker, Peer};
+use crate::broker::core::{Core, Peer};
 use crate::db::{ConnRow, Pin, now};
 use crate::protocol::{
     ClientGroup, ConnInfo, ConnSpec, ErrorCode, HostKeyPolicy, HostKeyReport, NextStep, Response,
@@ -18,7 +18,7 @@ fn invalid(e: String) -> Fail {
 }
 
 /// A saved connection by name or id.
-pub fn find(broker: &Broker, name: &str) -> Result<ConnRow, Fail> {
+pub fn find(broker: &Core, name: &str) -> Result<ConnRow, Fail> {
     broker
         .db()?
         .conn_by_ref(name)
@@ -26,7 +26,7 @@ pub fn find(broker: &Broker, name: &str) -> Result<ConnRow, Fail> {
         .ok_or_else(|| Fail::unknown("connection", name, NextStep::ListConns))
 }
 
-fn info(broker: &Broker, c: ConnRow) -> Result<ConnInfo, Fail> {
+fn info(broker: &Core, c: ConnRow) -> Result<ConnInfo, Fail> {
     let pinned_host_key = broker
         .db()?
         .pin(&c.spec.host, c.spec.port)
@@ -41,7 +41,7 @@ fn info(broker: &Broker, c: ConnRow) -> Result<ConnInfo, Fail> {
 }
 
 /// `conn save`: creates, or updates the connection of that name.
-pub fn save(broker: &Broker, peer: &Peer, mut spec: ConnSpec) -> Result<Response, Fail> {
+pub fn save(broker: &Core, peer: &Peer, mut spec: ConnSpec) -> Result<Response, Fail> {
     validate_name("connection", &spec.name).map_err(invalid)?;
     validate_host(&spec.host).map_err(invalid)?;
     spec.host = canonical_host(&spec.host);
@@ -157,7 +157,7 @@ pub fn save(broker: &Broker, peer: &Peer, mut spec: ConnSpec) -> Result<Response
 }
 
 /// `conn list`.
-pub fn list(broker: &Broker) -> Result<Response, Fail> {
+pub fn list(broker: &Core) -> Result<Response, Fail> {
     let rows = broker.db()?.conns().map_err(Fail::internal)?;
     let conns = rows
         .into_iter()
@@ -167,12 +167,12 @@ pub fn list(broker: &Broker) -> Result<Response, Fail> {
 }
 
 /// `conn show`.
-pub fn show(broker: &Broker, name: &str) -> Result<Response, Fail> {
+pub fn show(broker: &Core, name: &str) -> Result<Response, Fail> {
     Ok(Response::Conn(info(broker, find(broker, name)?)?))
 }
 
 /// `conn remove`.
-pub fn remove(broker: &Broker, peer: &Peer, name: &str) -> Result<Response, Fail> {
+pub fn remove(broker: &Core, peer: &Peer, name: &str) -> Result<Response, Fail> {
     let c = find(broker, name)?;
     broker.db()?.delete_conn(&c.id).map_err(Fail::internal)?;
     broker.audit(
@@ -190,7 +190,7 @@ pub fn remove(broker: &Broker, peer: &Peer, name: &str) -> Result<Response, Fail
 /// `conn test`: reachability, host key, login with the linked key, timings. Each failure is
 /// reported in the result, not as an error, so the user sees how far it got.
 pub async fn test(
-    broker: &Arc<Broker>,
+    broker: &Arc<Core>,
     peer: &Peer,
     target: &str,
     key: Option<&str>,
@@ -335,7 +335,7 @@ fn vouched_otherwise(
 /// `replace` (clients other than a person's CLI), a key that a pin or known_hosts vouches for
 /// is never replaced.
 pub async fn trust(
-    broker: &Arc<Broker>,
+    broker: &Arc<Core>,
     peer: &Peer,
     target: &str,
     fingerprint: Option<String>,
@@ -436,7 +436,7 @@ pub async fn trust(
 }
 
 /// `client list`: every client group with its connections.
-pub fn clients(broker: &Broker) -> Result<Response, Fail> {
+pub fn clients(broker: &Core) -> Result<Response, Fail> {
     let mut groups: std::collections::BTreeMap<String, Vec<String>> = Default::default();
     for c in broker.db()?.conns().map_err(Fail::internal)? {
         if let Some(client) = c.spec.client {
@@ -452,7 +452,7 @@ pub fn clients(broker: &Broker) -> Result<Response, Fail> {
 
 /// `client assign` / `client remove`.
 pub fn set_client(
-    broker: &Broker,
+    broker: &Core,
     peer: &Peer,
     client: Option<&str>,
     conns: &[String],

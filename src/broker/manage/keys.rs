@@ -6,7 +6,7 @@ use std::sync::Arc;
 use sshkeep_vault::SecretString;
 
 use crate::broker::core::fail::Fail;
-use crate::broker::core::{Broker, Peer};
+use crate::broker::core::{Core, Peer};
 use crate::db::{KeyRow, now};
 use crate::keys::{self, KeyError, NewKey};
 use crate::protocol::{ErrorCode, KeyInfo, KeyType, NextStep, Response};
@@ -16,7 +16,7 @@ fn invalid(e: String) -> Fail {
     Fail::new(ErrorCode::InvalidArgument, e)
 }
 
-fn info(broker: &Broker, row: KeyRow) -> Result<KeyInfo, Fail> {
+fn info(broker: &Core, row: KeyRow) -> Result<KeyInfo, Fail> {
     let connections = broker.db()?.key_links(&row.name).map_err(Fail::internal)?;
     Ok(KeyInfo {
         name: row.name,
@@ -31,13 +31,7 @@ fn info(broker: &Broker, row: KeyRow) -> Result<KeyInfo, Fail> {
     })
 }
 
-fn store(
-    broker: &Broker,
-    peer: &Peer,
-    name: &str,
-    new: NewKey,
-    op: &str,
-) -> Result<Response, Fail> {
+fn store(broker: &Core, peer: &Peer, name: &str, new: NewKey, op: &str) -> Result<Response, Fail> {
     let sealed = {
         let slot = broker.vault()?;
         let vault = slot.as_ref().ok_or_else(|| broker.no_vault())?;
@@ -68,7 +62,7 @@ fn store(
     Ok(Response::Key(info(broker, row)?))
 }
 
-fn precheck(broker: &Broker, name: &str) -> Result<(), Fail> {
+fn precheck(broker: &Core, name: &str) -> Result<(), Fail> {
     validate_name("key", name).map_err(invalid)?;
     if broker.vault()?.is_none() {
         return Err(broker.no_vault());
@@ -84,7 +78,7 @@ fn precheck(broker: &Broker, name: &str) -> Result<(), Fail> {
 
 /// `key add`: works while the vault is locked (sealing needs only the public recipient).
 pub fn add(
-    broker: &Broker,
+    broker: &Core,
     peer: &Peer,
     name: &str,
     text: &SecretString,
@@ -106,7 +100,7 @@ pub fn add(
 
 /// `key generate`.
 pub async fn generate(
-    broker: &Arc<Broker>,
+    broker: &Arc<Core>,
     peer: &Peer,
     name: &str,
     kind: KeyType,
@@ -116,7 +110,7 @@ pub async fn generate(
 
 /// Generates a key with a given comment (a rotation's new key carries the final name's).
 pub async fn generate_with_comment(
-    broker: &Arc<Broker>,
+    broker: &Arc<Core>,
     peer: &Peer,
     name: &str,
     kind: KeyType,
@@ -135,7 +129,7 @@ pub async fn generate_with_comment(
     store(broker, peer, name, new, "key_generate")
 }
 
-fn row(broker: &Broker, name: &str) -> Result<KeyRow, Fail> {
+fn row(broker: &Core, name: &str) -> Result<KeyRow, Fail> {
     broker
         .db()?
         .key(name)
@@ -144,7 +138,7 @@ fn row(broker: &Broker, name: &str) -> Result<KeyRow, Fail> {
 }
 
 /// `key list`.
-pub fn list(broker: &Broker) -> Result<Response, Fail> {
+pub fn list(broker: &Core) -> Result<Response, Fail> {
     let rows = broker.db()?.keys().map_err(Fail::internal)?;
     let keys = rows
         .into_iter()
@@ -154,12 +148,12 @@ pub fn list(broker: &Broker) -> Result<Response, Fail> {
 }
 
 /// `key show` / `key pub`.
-pub fn show(broker: &Broker, name: &str) -> Result<Response, Fail> {
+pub fn show(broker: &Core, name: &str) -> Result<Response, Fail> {
     Ok(Response::Key(info(broker, row(broker, name)?)?))
 }
 
 /// `key remove`.
-pub fn remove(broker: &Broker, peer: &Peer, name: &str, force: bool) -> Result<Response, Fail> {
+pub fn remove(broker: &Core, peer: &Peer, name: &str, force: bool) -> Result<Response, Fail> {
     let k = row(broker, name)?;
     let links = broker.db()?.key_links(name).map_err(Fail::internal)?;
     if !links.is_empty() && !force {
@@ -177,7 +171,7 @@ pub fn remove(broker: &Broker, peer: &Peer, name: &str, force: bool) -> Result<R
 }
 
 /// `key link`.
-pub fn link(broker: &Broker, peer: &Peer, key: &str, conn: &str) -> Result<Response, Fail> {
+pub fn link(broker: &Core, peer: &Peer, key: &str, conn: &str) -> Result<Response, Fail> {
     if row(broker, key)?.retired.is_some() {
         return Err(Fail::new(
             ErrorCode::InvalidArgument,
@@ -200,7 +194,7 @@ pub fn link(broker: &Broker, peer: &Peer, key: &str, conn: &str) -> Result<Respo
 }
 
 /// `key unlink`.
-pub fn unlink(broker: &Broker, peer: &Peer, key: &str, conn: &str) -> Result<Response, Fail> {
+pub fn unlink(broker: &Core, peer: &Peer, key: &str, conn: &str) -> Result<Response, Fail> {
     let c = crate::broker::manage::conns::find(broker, conn)?;
     if c.spec.key.as_deref() != Some(key) {
         return Err(Fail::new(
@@ -220,7 +214,7 @@ pub fn unlink(broker: &Broker, peer: &Peer, key: &str, conn: &str) -> Result<Res
 
 /// `key agent`: how the ssh-agent socket treats a key.
 pub fn agent_options(
-    broker: &Broker,
+    broker: &Core,
     peer: &Peer,
     name: &str,
     offer: Option<bool>,

@@ -5,12 +5,12 @@ use std::sync::Arc;
 use crate::broker::core::fail::Fail;
 use crate::broker::core::login::resolve;
 use crate::broker::core::sessions::Sessions;
-use crate::broker::core::{Broker, Peer};
+use crate::broker::core::{Core, Peer};
 use crate::protocol::Response;
 
 /// `session open`: a new session (SSH connection) to the target.
 pub async fn session_open(
-    broker: &Arc<Broker>,
+    broker: &Arc<Core>,
     peer: &Peer,
     target: &str,
     key: Option<&str>,
@@ -21,29 +21,29 @@ pub async fn session_open(
 }
 
 /// `session list`.
-pub fn session_list(broker: &Broker) -> Response {
+pub fn session_list(broker: &Core) -> Response {
     Response::Sessions {
-        sessions: broker.sessions.list(),
+        sessions: broker.sessions().list(),
     }
 }
 
 /// `session close`.
-pub async fn session_close(broker: &Broker, id: &str) -> Result<Response, Fail> {
-    broker.sessions.close(id, "closed on request").await?;
+pub async fn session_close(broker: &Core, id: &str) -> Result<Response, Fail> {
+    broker.sessions().close(id, "closed on request").await?;
     Ok(Response::Ok {
         message: format!("session {id} closed"),
     })
 }
 
 /// `config`.
-pub fn settings(broker: &Broker) -> Response {
+pub fn settings(broker: &Core) -> Response {
     Response::Settings {
         settings: broker.settings().describe(),
     }
 }
 
 /// `config set`.
-pub fn set_setting(broker: &Broker, peer: &Peer, key: &str, value: &str) -> Result<Response, Fail> {
+pub fn set_setting(broker: &Core, peer: &Peer, key: &str, value: &str) -> Result<Response, Fail> {
     broker.set_setting(key, value)?;
     broker.audit(peer, "setting_set", None, None, format!("{key} = {value}"))?;
     Ok(settings(broker))

@@ -5,9 +5,10 @@ use std::sync::Arc;
 use interprocess::local_socket::tokio::Stream;
 use tokio::io::AsyncWrite;
 
+use super::App;
 use crate::broker::commands::{self, exec};
 use crate::broker::core::fail::Fail;
-use crate::broker::core::{Broker, Peer};
+use crate::broker::core::{Core, Peer};
 use crate::broker::fleet::{audit as fleet_audit, bulk, bulk_conn};
 use crate::broker::manage::{
     conns as conn_ops, keys as key_ops, sessions as command_ops, vault as vault_ops,
@@ -30,7 +31,8 @@ pub async fn refuse_busy(stream: Stream, limit: usize) {
 
 /// Serves one connection. Malformed frames get an error reply; only an oversized frame (after
 /// which the stream cannot be resynchronised) or a hang-up ends the connection.
-pub async fn serve(broker: Arc<Broker>, stream: Stream, peer: Peer) {
+pub async fn serve(app: Arc<App>, stream: Stream, peer: Peer) {
+    let broker = &app.core;
     // `&Stream` reads and writes; requests and replies alternate, so one stream serves both.
     let mut rx = &stream;
     let mut tx = &stream;
@@ -93,13 +95,13 @@ pub async fn serve(broker: Arc<Broker>, stream: Stream, peer: Peer) {
                     stdin,
                     pty,
                 };
-                match exec::run(&broker, &peer, spec, &stream).await {
+                match exec::run(broker, &peer, spec, &stream).await {
                     Ok(()) => continue,
                     Err(f) => f.into_response(),
                 }
             }
             (true, Request::Sftp(req)) if req.progress => {
-                match sftp_with_progress(&broker, &peer, req, &mut tx).await {
+                match sftp_with_progress(broker, &peer, req, &mut tx).await {
                     Ok(r) => r,
                     Err(f) => f.into_response(),
                 }
@@ -110,7 +112,16 @@ pub async fn serve(broker: Arc<Broker>, stream: Stream, peer: Peer) {
                     shell_id,
                     close_on_detach,
                 },
-            ) => match shells::attach(&broker, &peer, &stream, &shell_id, close_on_detach).await {
+            ) => match shells::attach(
+                broker,
+                &app.shells,
+                &peer,
+                &stream,
+                &shell_id,
+                close_on_detach,
+            )
+            .await
+            {
                 // The connection served a terminal; it ends with it.
                 Ok(()) => return,
                 Err(f) => f.into_response(),
@@ -123,13 +134,13 @@ pub async fn serve(broker: Arc<Broker>, stream: Stream, peer: Peer) {
                     },
                 )
                 .await;
-                broker.shutdown.notify_one();
+                broker.request_shutdown();
                 // Held open until the process exits: the client waits for this connection to
                 // close, so `broker stop` returns once the database is checkpointed.
                 std::future::pending::<()>().await;
                 return;
             }
-            (true, req) => dispatch(&broker, &peer, req)
+            (true, req) => dispatch(&app, &peer, req)
                 .await
                 .unwrap_or_else(Fail::into_response),
         };
@@ -139,7 +150,8 @@ pub async fn serve(broker: Arc<Broker>, stream: Stream, peer: Peer) {
     }
 }
 
-async fn dispatch(broker: &Arc<Broker>, peer: &Peer, req: Request) -> Result<Response, Fail> {
+async fn dispatch(app: &App, peer: &Peer, req: Request) -> Result<Response, Fail> {
+    let broker = &app.core;
     match req {
         Request::Hello { .. } => Err(Fail::new(ErrorCode::BadRequest, "hello was already sent")),
         Request::Status => vault_ops::status(broker),
@@ -169,7 +181,7 @@ async fn dispatch(broker: &Arc<Broker>, peer: &Peer, req: Request) -> Result<Res
             lifetime_secs,
         } => key_ops::agent_options(broker, peer, &name, offer, confirm, lifetime_secs),
         Request::AgentStatus => Ok(Response::AgentStatus {
-            socket: broker.paths.agent_socket().display().to_string(),
+            socket: broker.paths().agent_socket().display().to_string(),
             offered: broker
                 .db()?
                 .keys()
@@ -262,44 +274,58 @@ async fn dispatch(broker: &Arc<Broker>, peer: &Peer, req: Request) -> Result<Res
         Request::ClientRemove { conns } => conn_ops::set_client(broker, peer, None, &conns),
         Request::Sftp(req) => sftp::run(broker, peer, req, None).await,
         Request::File(req) => sftp::file(broker, peer, req).await,
-        Request::ShellOpen(spec) => shells::open(broker, peer, spec).await,
+        Request::ShellOpen(spec) => shells::open(broker, &app.shells, peer, spec).await,
         Request::ShellSend {
             shell_id,
             text,
             enter,
-        } => shells::send_text(broker, &shell_id, &text, enter),
-        Request::ShellKey { shell_id, key } => shells::key(broker, &shell_id, &key),
+        } => shells::send_text(&app.shells, &shell_id, &text, enter),
+        Request::ShellKey { shell_id, key } => shells::key(&app.shells, &shell_id, &key),
         Request::ShellRead {
             shell_id,
             cursor,
             screen,
             max_bytes,
-        } => shells::read(broker, &shell_id, cursor, screen, max_bytes),
+        } => shells::read(&app.shells, &shell_id, cursor, screen, max_bytes),
         Request::ShellWait {
             shell_id,
             pattern,
             timeout_secs,
             cursor,
             screen,
-        } => shells::wait(broker, &shell_id, &pattern, timeout_secs, cursor, screen).await,
+        } => {
+            shells::wait(
+                &app.shells,
+                &shell_id,
+                &pattern,
+                timeout_secs,
+                cursor,
+                screen,
+            )
+            .await
+        }
         Request::ShellResize {
             shell_id,
             cols,
             rows,
-        } => shells::resize(broker, &shell_id, cols, rows),
+        } => shells::resize(&app.shells, &shell_id, cols, rows),
         Request::ShellSignal { shell_id, signal } => {
-            shells::signal(broker, &shell_id, &signal).await
+            shells::signal(&app.shells, &shell_id, &signal).await
         }
-        Request::ShellStatus { shell_id } => shells::status(broker, &shell_id),
+        Request::ShellStatus { shell_id } => shells::status(&app.shells, &shell_id),
         Request::ShellList => Ok(Response::Shells {
-            shells: broker.shells.list(),
+            shells: app.shells.list(),
         }),
-        Request::ShellClose { shell_id } => shells::close(broker, peer, &shell_id).await,
-        Request::ForwardOpen(spec) => forwards::open(broker, peer, spec).await,
+        Request::ShellClose { shell_id } => {
+            shells::close(broker, &app.shells, peer, &shell_id).await
+        }
+        Request::ForwardOpen(spec) => forwards::open(broker, &app.forwards, peer, spec).await,
         Request::ForwardList => Ok(Response::Forwards {
-            forwards: broker.forwards.list(),
+            forwards: app.forwards.list(),
         }),
-        Request::ForwardClose { forward_id } => forwards::close(broker, peer, &forward_id).await,
+        Request::ForwardClose { forward_id } => {
+            forwards::close(broker, &app.forwards, peer, &forward_id).await
+        }
         Request::AttachInput { .. } | Request::AttachResize { .. } | Request::AttachDetach => {
             Err(Fail::new(
                 ErrorCode::BadRequest,
@@ -319,7 +345,7 @@ async fn dispatch(broker: &Arc<Broker>, peer: &Peer, req: Request) -> Result<Res
 
 /// An SFTP request that reports progress: at most five frames a second while it runs.
 async fn sftp_with_progress<W: AsyncWrite + Unpin>(
-    broker: &Arc<Broker>,
+    broker: &Arc<Core>,
     peer: &Peer,
     req: crate::protocol::SftpRequest,
     tx: &mut W,

@@ -23,7 +23,7 @@ use std::sync::Arc;
 
 use crate::broker::core::fail::Fail;
 use crate::broker::core::login::{login, resolve};
-use crate::broker::core::{Broker, Peer};
+use crate::broker::core::{Core, Peer};
 use crate::broker::manage::keys as key_ops;
 use crate::broker::sftp::client::{Sftp, is_dir};
 use crate::broker::sftp::{session_for, write_atomic};
@@ -60,7 +60,7 @@ fn key_type_parse(s: &str) -> KeyType {
     }
 }
 
-fn report(broker: &Broker, r: &RotationRow) -> Result<RotationReport, Fail> {
+fn report(broker: &Core, r: &RotationRow) -> Result<RotationReport, Fail> {
     let db = broker.db()?;
     let hosts = db
         .rotation_hosts(&r.id)
@@ -91,7 +91,7 @@ fn report(broker: &Broker, r: &RotationRow) -> Result<RotationReport, Fail> {
 
 /// `key rotate`: starts, resumes or plans a rotation.
 pub async fn rotate(
-    broker: &Arc<Broker>,
+    broker: &Arc<Core>,
     peer: &Peer,
     name: &str,
     key_type: KeyType,
@@ -221,7 +221,7 @@ pub async fn rotate(
 }
 
 /// Drives every host as far as it goes, then finishes the rotation if all are clean.
-async fn run(broker: &Arc<Broker>, peer: &Peer, r: RotationRow) -> Result<Response, Fail> {
+async fn run(broker: &Arc<Core>, peer: &Peer, r: RotationRow) -> Result<Response, Fail> {
     // Step 1: the new key (again after a crash between recording the rotation and storing it).
     if broker
         .db()?
@@ -346,7 +346,7 @@ const HOSTS_AT_ONCE: usize = 8;
 /// Moves one host through its remaining steps; a failure is recorded on the host (which keeps
 /// its working key) and ends its part of this run.
 async fn drive_host(
-    broker: &Arc<Broker>,
+    broker: &Arc<Core>,
     peer: &Peer,
     r: &RotationRow,
     conn: &str,
@@ -377,7 +377,7 @@ async fn drive_host(
 
 /// Does the work of one step on one host and records it; returns the step reached.
 async fn advance(
-    broker: &Arc<Broker>,
+    broker: &Arc<Core>,
     peer: &Peer,
     r: &RotationRow,
     conn: &str,
@@ -469,7 +469,7 @@ async fn advance(
 /// (which returns `None` for "nothing to change") and writes it back atomically. Returns the
 /// number of changes.
 async fn edit_authorized_keys(
-    broker: &Arc<Broker>,
+    broker: &Arc<Core>,
     peer: &Peer,
     conn: &str,
     key: Option<&str>,
@@ -508,7 +508,7 @@ async fn edit_authorized_keys(
 }
 
 /// A fresh login to `conn` with `key` (not a pooled session), closed at once.
-async fn check_login(broker: &Arc<Broker>, peer: &Peer, conn: &str, key: &str) -> Result<(), Fail> {
+async fn check_login(broker: &Arc<Core>, peer: &Peer, conn: &str, key: &str) -> Result<(), Fail> {
     let r = resolve(broker, conn, Some(key))?;
     let (handle, _, _hop) = login(broker, peer, &r, "key rotation check").await?;
     let _ = handle
@@ -524,7 +524,7 @@ async fn check_login(broker: &Arc<Broker>, peer: &Peer, conn: &str, key: &str) -
 /// `key deploy NAME CONN`: installs a key's public half on a connection's server, logging in
 /// with the key that works there now, then proves the new key logs in.
 pub async fn deploy(
-    broker: &Arc<Broker>,
+    broker: &Arc<Core>,
     peer: &Peer,
     name: &str,
     conn: &str,

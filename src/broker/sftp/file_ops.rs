@@ -10,7 +10,7 @@ use super::client::{Sftp, base_name, check_remote_path, is_dir, is_link, parent,
 use super::edit;
 use super::session_for;
 use crate::broker::core::fail::Fail;
-use crate::broker::core::{Broker, Peer};
+use crate::broker::core::{Core, Peer};
 use crate::protocol::{ErrorCode, FileAction, FileChange, FileRequest, FileText, Response};
 
 /// The largest file `file` edits (edits hold the file in memory; transfers stream).
@@ -19,7 +19,7 @@ const EDIT_CAP: u64 = 64 * 1024 * 1024;
 const READ_CAP: u64 = 1024 * 1024;
 
 /// Runs one file request.
-pub async fn run(broker: &Arc<Broker>, peer: &Peer, req: FileRequest) -> Result<Response, Fail> {
+pub async fn run(broker: &Arc<Core>, peer: &Peer, req: FileRequest) -> Result<Response, Fail> {
     let path = match &req.action {
         FileAction::Read { path, .. }
         | FileAction::Write { path, .. }

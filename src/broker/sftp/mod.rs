@@ -21,12 +21,12 @@ use self::transfer::Progress;
 use crate::broker::core::fail::Fail;
 use crate::broker::core::login::resolve;
 use crate::broker::core::sessions::{Session, Sessions};
-use crate::broker::core::{Broker, Peer};
+use crate::broker::core::{Core, Peer};
 use crate::protocol::{Response, SftpAction, SftpRequest};
 
 /// The session to use for `target` (the reusable one, or a new one).
 pub async fn session_for(
-    broker: &Arc<Broker>,
+    broker: &Arc<Core>,
     peer: &Peer,
     target: &str,
     key: Option<&str>,
@@ -38,12 +38,12 @@ pub async fn session_for(
 
 /// Runs one SFTP request; `progress` receives (bytes done, total) during transfers.
 pub async fn run(
-    broker: &Arc<Broker>,
+    broker: &Arc<Core>,
     peer: &Peer,
     req: SftpRequest,
     progress: Option<UnboundedSender<(u64, u64)>>,
 ) -> Result<Response, Fail> {
-    let roots = Roots::new(req.local_roots, roots::protected(&broker.paths))?;
+    let roots = Roots::new(req.local_roots, roots::protected(broker.paths()))?;
     for p in remote_paths(&req.action) {
         check_remote_path(p)?;
     }

@@ -24,7 +24,7 @@ use self::recording::{Recording, Typist};
 use crate::broker::core::fail::Fail;
 pub(crate) use crate::broker::core::remote_script::probe;
 use crate::broker::core::sessions::Session;
-use crate::broker::core::{Broker, Peer};
+use crate::broker::core::{Core, Peer};
 use crate::broker::sftp::session_for;
 use crate::db::NewCommand;
 use crate::db::now_ms;
@@ -275,7 +275,12 @@ fn tmux_name(id: &str) -> String {
 }
 
 /// Opens a shell.
-pub async fn open(broker: &Arc<Broker>, peer: &Peer, spec: ShellSpec) -> Result<Response, Fail> {
+pub async fn open(
+    broker: &Arc<Core>,
+    shells: &Shells,
+    peer: &Peer,
+    spec: ShellSpec,
+) -> Result<Response, Fail> {
     check_size(spec.cols, spec.rows)?;
     if spec.term.is_empty()
         || spec.term.len() > 64
@@ -292,7 +297,7 @@ pub async fn open(broker: &Arc<Broker>, peer: &Peer, spec: ShellSpec) -> Result<
             ),
         ));
     }
-    broker.shells.prune();
+    shells.prune();
     let session = session_for(broker, peer, &spec.target, spec.key.as_deref(), "shell").await?;
     let (persistent, persistence) = match spec.persist {
         Some(false) => (
@@ -356,7 +361,7 @@ pub async fn open(broker: &Arc<Broker>, peer: &Peer, spec: ShellSpec) -> Result<
         db.mark_shell(&id, &terminal.to_string())
             .map_err(Fail::internal)?;
     }
-    let cast = broker.paths.recording(&id);
+    let cast = broker.paths().recording(&id);
     broker.audit(
         peer,
         "shell_open",
@@ -386,7 +391,7 @@ pub async fn open(broker: &Arc<Broker>, peer: &Peer, spec: ShellSpec) -> Result<
         "opening",
     );
     shell.record_to(recording);
-    broker.shells.insert(shell.clone());
+    shells.insert(shell.clone());
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
     tokio::spawn(driver::run(broker.clone(), shell.clone(), rx, ready_tx));
     match ready_rx.await {
@@ -406,17 +411,22 @@ struct Terminal {
 
 /// At broker start: re-adopts the tmux-backed shells that were open when the broker stopped (their
 /// tmux sessions kept running on the servers).
-pub fn recover(broker: &Arc<Broker>) {
+pub fn recover(broker: &Arc<Core>, shells: &Arc<Shells>) {
     let rows = match broker.db() {
         Ok(db) => db.persistent_shells().unwrap_or_default(),
         Err(_) => return,
     };
     for (row, terminal) in rows {
-        tokio::spawn(adopt(broker.clone(), row, terminal));
+        tokio::spawn(adopt(broker.clone(), shells.clone(), row, terminal));
     }
 }
 
-async fn adopt(broker: Arc<Broker>, row: crate::db::CommandRow, terminal: String) {
+async fn adopt(
+    broker: Arc<Core>,
+    shells: Arc<Shells>,
+    row: crate::db::CommandRow,
+    terminal: String,
+) {
     let end = |why: String| {
         tracing::warn!(shell = %row.id, "{why}");
         if let Ok(db) = broker.db() {
@@ -471,7 +481,7 @@ async fn adopt(broker: Arc<Broker>, row: crate::db::CommandRow, terminal: String
         _ => return end("the shell's tmux session ended while the broker was away".into()),
     }
     let recording = Recording::of(
-        broker.paths.recording(&row.id),
+        broker.paths().recording(&row.id),
         (t.cols, t.rows),
         &t.term,
         &format!("sshkeep shell {} on {}", row.id, session.label),
@@ -490,19 +500,19 @@ async fn adopt(broker: Arc<Broker>, row: crate::db::CommandRow, terminal: String
     );
     shell.record_to(recording);
     shell.facts(|f| f.reconnects = 1);
-    broker.log_writer.marker(
+    broker.log_writer().marker(
         &shell.log_id,
         "[sshkeep] the broker restarted; re-attaching the tmux session",
     );
-    broker.shells.insert(shell.clone());
+    shells.insert(shell.clone());
     tracing::info!(shell = %shell.id, target = %shell.target, "re-adopting a tmux-backed shell");
     let (ready, _) = tokio::sync::oneshot::channel();
     driver::run(broker, shell, rx, ready).await;
 }
 
 /// Types text, optionally followed by Enter.
-pub fn send_text(broker: &Broker, id: &str, text: &str, enter: bool) -> Result<Response, Fail> {
-    let shell = broker.shells.get(id)?;
+pub fn send_text(shells: &Shells, id: &str, text: &str, enter: bool) -> Result<Response, Fail> {
+    let shell = shells.get(id)?;
     if text.len() > 1024 * 1024 {
         return Err(Fail::new(
             ErrorCode::TooLarge,
@@ -518,8 +528,8 @@ pub fn send_text(broker: &Broker, id: &str, text: &str, enter: bool) -> Result<R
 }
 
 /// Presses a named key.
-pub fn key(broker: &Broker, id: &str, name: &str) -> Result<Response, Fail> {
-    let shell = broker.shells.get(id)?;
+pub fn key(shells: &Shells, id: &str, name: &str) -> Result<Response, Fail> {
+    let shell = shells.get(id)?;
     let app = shell.out(|o| o.application_cursor());
     let bytes = keys::bytes(name, app).ok_or_else(|| {
         Fail::new(
@@ -533,13 +543,13 @@ pub fn key(broker: &Broker, id: &str, name: &str) -> Result<Response, Fail> {
 
 /// Output since a cursor, and the screen if asked.
 pub fn read(
-    broker: &Broker,
+    shells: &Shells,
     id: &str,
     cursor: Option<u64>,
     screen: bool,
     max_bytes: Option<u64>,
 ) -> Result<Response, Fail> {
-    let shell = broker.shells.get(id)?;
+    let shell = shells.get(id)?;
     let max = max_bytes.unwrap_or(64 * 1024).clamp(256, 4 * 1024 * 1024) as usize;
     Ok(Response::ShellOutput(
         shell.output_reply(cursor, screen, max),
@@ -548,14 +558,14 @@ pub fn read(
 
 /// Waits for a pattern in the output after a cursor (or on the screen), or a timeout.
 pub async fn wait(
-    broker: &Broker,
+    shells: &Shells,
     id: &str,
     pattern: &str,
     timeout_secs: u64,
     cursor: Option<u64>,
     screen: bool,
 ) -> Result<Response, Fail> {
-    let shell = broker.shells.get(id)?;
+    let shell = shells.get(id)?;
     let re = regex_lite::Regex::new(pattern).map_err(|e| {
         Fail::new(
             ErrorCode::InvalidArgument,
@@ -598,9 +608,9 @@ pub async fn wait(
     }
 }
 
-pub fn resize(broker: &Broker, id: &str, cols: u16, rows: u16) -> Result<Response, Fail> {
+pub fn resize(shells: &Shells, id: &str, cols: u16, rows: u16) -> Result<Response, Fail> {
     check_size(cols, rows)?;
-    let shell = broker.shells.get(id)?;
+    let shell = shells.get(id)?;
     shell.send(Input::Resize(cols, rows))?;
     shell.facts(|f| {
         f.cols = cols;
@@ -633,8 +643,8 @@ fn sig(name: &str) -> Option<Sig> {
 
 /// Sends a signal: to the foreground job of a tmux shell's pane, else to the shell's process
 /// (SSH `signal` request; use the key ctrl-c to interrupt a foreground program there).
-pub async fn signal(broker: &Broker, id: &str, name: &str) -> Result<Response, Fail> {
-    let shell = broker.shells.get(id)?;
+pub async fn signal(shells: &Shells, id: &str, name: &str) -> Result<Response, Fail> {
+    let shell = shells.get(id)?;
     let s = sig(name).ok_or_else(|| {
         Fail::new(
             ErrorCode::InvalidArgument,
@@ -666,13 +676,18 @@ pub async fn signal(broker: &Broker, id: &str, name: &str) -> Result<Response, F
     Ok(Response::Shell(shell.info()))
 }
 
-pub fn status(broker: &Broker, id: &str) -> Result<Response, Fail> {
-    Ok(Response::Shell(broker.shells.get(id)?.info()))
+pub fn status(shells: &Shells, id: &str) -> Result<Response, Fail> {
+    Ok(Response::Shell(shells.get(id)?.info()))
 }
 
 /// Ends a shell (and its tmux session).
-pub async fn close(broker: &Broker, peer: &Peer, id: &str) -> Result<Response, Fail> {
-    let shell = broker.shells.get(id)?;
+pub async fn close(
+    broker: &Core,
+    shells: &Shells,
+    peer: &Peer,
+    id: &str,
+) -> Result<Response, Fail> {
+    let shell = shells.get(id)?;
     if !shell.is_over() {
         let _ = shell.input.send(Input::Close);
         let mut rx = shell.changed.subscribe();

@@ -7,7 +7,7 @@ use russh::client::Handle;
 
 use crate::broker::core::fail::Fail;
 use crate::broker::core::sessions::{Occupancy, Sessions};
-use crate::broker::core::{Broker, Peer};
+use crate::broker::core::{Core, Peer};
 use crate::db::{ConnRow, Pin, now};
 use crate::protocol::{ErrorCode, HostKeyPolicy, NextStep};
 use crate::ssh::{self, Endpoint, HostKeyStatus, SeenHostKey};
@@ -25,7 +25,7 @@ pub struct Resolved {
 
 /// Resolves `target`; `key` overrides the linked key. A retired key is refused here, before a
 /// pooled session logged in with it could be reused.
-pub fn resolve(broker: &Broker, target: &str, key: Option<&str>) -> Result<Resolved, Fail> {
+pub fn resolve(broker: &Core, target: &str, key: Option<&str>) -> Result<Resolved, Fail> {
     let r = resolve_any(broker, target, key)?;
     if let Some(k) = &r.key
         && broker
@@ -43,7 +43,7 @@ pub fn resolve(broker: &Broker, target: &str, key: Option<&str>) -> Result<Resol
     Ok(r)
 }
 
-fn resolve_any(broker: &Broker, target: &str, key: Option<&str>) -> Result<Resolved, Fail> {
+fn resolve_any(broker: &Core, target: &str, key: Option<&str>) -> Result<Resolved, Fail> {
     let from_row = |c: ConnRow| Resolved {
         jump: c.spec.jump.clone(),
         key: key.map(Into::into).or(c.spec.key.clone()),
@@ -99,7 +99,7 @@ fn resolve_any(broker: &Broker, target: &str, key: Option<&str>) -> Result<Resol
 
 /// `r` with its connection's linked key when the key it names is gone or retired (a key
 /// rotation renamed or retired it since `r` was resolved).
-pub fn refreshed(broker: &Broker, r: &Resolved) -> Resolved {
+pub fn refreshed(broker: &Core, r: &Resolved) -> Resolved {
     let mut out = r.clone();
     let (Some(conn), Some(key)) = (&r.endpoint.conn_name, &r.key) else {
         return out;
@@ -145,7 +145,7 @@ fn no_key(ep: &Endpoint) -> Fail {
 /// Decrypts a key from the vault for one login. The returned key zeroizes itself when its last
 /// holder drops it.
 pub fn unseal_key(
-    broker: &Broker,
+    broker: &Core,
     name: &str,
 ) -> Result<(std::sync::Arc<russh::keys::PrivateKey>, String), Fail> {
     let row = broker
@@ -190,7 +190,7 @@ pub fn unseal_key(
 
 /// Pins a key seen under `accept-new` after a successful login.
 pub fn pin_if_new(
-    broker: &Broker,
+    broker: &Core,
     peer: &Peer,
     ep: &Endpoint,
     seen: &SeenHostKey,
@@ -222,7 +222,7 @@ pub fn pin_if_new(
 
 /// Records a refused host key in the audit log.
 pub fn audit_refusal(
-    broker: &Broker,
+    broker: &Core,
     peer: &Peer,
     ep: &Endpoint,
     seen: Option<&SeenHostKey>,
@@ -257,11 +257,7 @@ pub type LostSlot = Arc<std::sync::Mutex<Option<String>>>;
 /// A way to `r` through its last jump host: a `direct-tcpip` channel on the hop's session (the
 /// hop reached the same way, through the hops before it), and the hold that keeps the hop's
 /// session open while the tunnel is in use. `None` for a connection without jump hosts.
-pub fn tunnel_for<'a>(
-    broker: &'a Arc<Broker>,
-    peer: &'a Peer,
-    r: &'a Resolved,
-) -> TunnelFuture<'a> {
+pub fn tunnel_for<'a>(broker: &'a Arc<Core>, peer: &'a Peer, r: &'a Resolved) -> TunnelFuture<'a> {
     // Boxed, with its type spelled out: the hop's login may come back through this function,
     // and a recursive async fn has no nameable (or provably Send) future otherwise.
     Box::pin(async move {
@@ -305,7 +301,7 @@ pub type TunnelFuture<'a> = std::pin::Pin<
 /// key: host-key verification, pinning on first use, and an audit record of the key's use. The
 /// hold keeps the last jump host's session open for as long as this login's session lives.
 pub async fn login(
-    broker: &Arc<Broker>,
+    broker: &Arc<Core>,
     peer: &Peer,
     r: &Resolved,
     purpose: &str,
@@ -345,7 +341,7 @@ pub async fn login(
 }
 
 /// The fingerprint of the key `r` logs in with.
-pub fn key_fingerprint(broker: &Broker, r: &Resolved) -> Result<String, Fail> {
+pub fn key_fingerprint(broker: &Core, r: &Resolved) -> Result<String, Fail> {
     let key_name = r.key.as_deref().ok_or_else(|| no_key(&r.endpoint))?;
     Ok(broker
         .db()?

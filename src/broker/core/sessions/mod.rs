@@ -19,7 +19,7 @@ use tokio::sync::watch;
 use self::gate::{ChannelGate, Permit};
 use crate::broker::core::fail::Fail;
 use crate::broker::core::login::{LostSlot, Resolved, key_fingerprint, login};
-use crate::broker::core::{Broker, Peer};
+use crate::broker::core::{Core, Peer};
 use crate::db::now;
 use crate::protocol::{ErrorCode, NextStep, SessionInfo};
 use crate::ssh::Verifier;
@@ -336,7 +336,7 @@ impl Sessions {
 
     /// Opens a new session (a new SSH connection) to `r`.
     pub async fn open(
-        broker: &Arc<Broker>,
+        broker: &Arc<Core>,
         peer: &Peer,
         r: &Resolved,
         purpose: &str,
@@ -371,7 +371,7 @@ impl Sessions {
             }),
             changed: watch::channel(0).0,
         });
-        if let Ok(mut m) = broker.sessions.map.lock() {
+        if let Ok(mut m) = broker.sessions().map.lock() {
             m.insert(session.id.clone(), session.clone());
         }
         tokio::spawn(supervise(broker.clone(), session.clone()));
@@ -379,10 +379,10 @@ impl Sessions {
     }
 
     /// An open session with the same login as `r`, if there is one.
-    pub fn find_open(broker: &Broker, r: &Resolved) -> Result<Option<Arc<Session>>, Fail> {
+    pub fn find_open(broker: &Core, r: &Resolved) -> Result<Option<Arc<Session>>, Fail> {
         let fingerprint = key_fingerprint(broker, r)?;
         Ok(broker
-            .sessions
+            .sessions()
             .all()
             .into_iter()
             .filter(|s| s.same_login(r, &fingerprint) && s.is_live())
@@ -392,7 +392,7 @@ impl Sessions {
     /// A session for `r`: an open one with the same login, or a new one. A session that is
     /// reconnecting is not waited for: a new login answers at once, with its error if it fails.
     pub async fn for_target(
-        broker: &Arc<Broker>,
+        broker: &Arc<Core>,
         peer: &Peer,
         r: &Resolved,
         purpose: &str,
@@ -412,7 +412,7 @@ impl Sessions {
             r.jump.join(",")
         );
         let gate = broker
-            .sessions
+            .sessions()
             .opening
             .lock()
             .map(|mut m| m.entry(login_key.clone()).or_default().clone())
@@ -427,7 +427,7 @@ impl Sessions {
                 None => Self::open(broker, peer, r, purpose).await,
             }
         };
-        if let Ok(mut m) = broker.sessions.opening.lock()
+        if let Ok(mut m) = broker.sessions().opening.lock()
             && m.get(&login_key).is_some_and(|g| Arc::strong_count(g) <= 2)
         {
             m.remove(&login_key);
@@ -514,7 +514,7 @@ impl Sessions {
 }
 
 /// Watches one session: reconnects it when its connection drops, closes it when idle.
-async fn supervise(broker: Arc<Broker>, session: Arc<Session>) {
+async fn supervise(broker: Arc<Core>, session: Arc<Session>) {
     let mut rx = session.changed.subscribe();
     loop {
         tokio::select! {
@@ -530,7 +530,7 @@ async fn supervise(broker: Arc<Broker>, session: Arc<Session>) {
                     session.mark_lost();
                 } else if busy == 0 && now() - last_used >= session.resolved.idle.as_secs() as i64 {
                     tracing::info!(session = %session.id, target = %session.label, "closing idle session");
-                    let _ = broker.sessions.close(&session.id, "idle timeout").await;
+                    let _ = broker.sessions().close(&session.id, "idle timeout").await;
                     return;
                 }
             }
@@ -553,7 +553,7 @@ fn permanent(code: ErrorCode) -> bool {
     )
 }
 
-async fn reconnect(broker: &Arc<Broker>, session: &Arc<Session>) {
+async fn reconnect(broker: &Arc<Core>, session: &Arc<Session>) {
     let attempts = broker.settings().get("reconnect_attempts");
     let peer = Peer::default();
     for attempt in 0..attempts {
