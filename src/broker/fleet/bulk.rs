@@ -50,7 +50,7 @@ pub fn resolve_targets(broker: &Core, t: &Targets) -> Result<(Vec<ConnRow>, Unkn
         }
     };
     for name in &t.conns {
-        match crate::broker::manage::conns::find(broker, name) {
+        match crate::broker::core::login::find_conn(broker, name) {
             Ok(c) => push(c),
             Err(f) if f.code == ErrorCode::NotFound => {
                 if !unknown.iter().any(|(n, _)| n == name) {

@@ -7,7 +7,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use crate::broker::core::fail::Fail;
-use crate::broker::core::login::resolve;
+use crate::broker::core::login::{self, resolve};
 use crate::broker::core::sessions::Sessions;
 use crate::broker::core::{Core, Peer};
 use crate::broker::fleet::bulk::resolve_targets;
@@ -28,15 +28,12 @@ async fn one(broker: Arc<Core>, peer: Peer, op: BulkConnOp, c: ConnRow) -> BulkC
     let outcome: Result<(), Fail> = async {
         match op {
             BulkConnOp::Test => {
-                if let Response::TestReport(t) =
-                    crate::broker::manage::conns::test(&broker, &peer, &c.spec.name, None).await?
-                {
-                    res.ok = t.authenticated;
-                    res.error_code = t.error_code;
-                    res.error = t.error.clone();
-                    res.next = t.next.clone();
-                    res.report = Some(t);
-                }
+                let t = login::test::run(&broker, &peer, &c.spec.name, None).await?;
+                res.ok = t.authenticated;
+                res.error_code = t.error_code;
+                res.error = t.error.clone();
+                res.next = t.next.clone();
+                res.report = Some(t);
                 Ok(())
             }
             BulkConnOp::Open => {

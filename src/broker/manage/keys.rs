@@ -178,7 +178,7 @@ pub fn link(broker: &Core, peer: &Peer, key: &str, conn: &str) -> Result<Respons
             format!("key '{key}' was retired by a rotation and cannot be linked"),
         ));
     }
-    let c = crate::broker::manage::conns::find(broker, conn)?;
+    let c = crate::broker::core::login::find_conn(broker, conn)?;
     broker
         .db()?
         .set_conn_key(&c.id, Some(key))
@@ -195,7 +195,7 @@ pub fn link(broker: &Core, peer: &Peer, key: &str, conn: &str) -> Result<Respons
 
 /// `key unlink`.
 pub fn unlink(broker: &Core, peer: &Peer, key: &str, conn: &str) -> Result<Response, Fail> {
-    let c = crate::broker::manage::conns::find(broker, conn)?;
+    let c = crate::broker::core::login::find_conn(broker, conn)?;
     if c.spec.key.as_deref() != Some(key) {
         return Err(Fail::new(
             ErrorCode::InvalidArgument,

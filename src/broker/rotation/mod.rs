@@ -475,7 +475,7 @@ async fn edit_authorized_keys(
     key: Option<&str>,
     edit: impl FnOnce(&str) -> Option<(String, u64)>,
 ) -> Result<u64, Fail> {
-    let path = crate::broker::manage::conns::find(broker, conn)?
+    let path = crate::broker::core::login::find_conn(broker, conn)?
         .spec
         .authorized_keys;
     let session = session_for(broker, peer, conn, key, "key rotation").await?;
