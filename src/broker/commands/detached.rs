@@ -11,6 +11,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::{Killed, kill_remote_group, wrap};
+use crate::broker::core::backoff::Backoff;
 use crate::broker::core::jobs::{Ending, Stop, stopped, until};
 use crate::broker::core::login::resolve;
 use crate::broker::core::sessions::{Session, SessionState, Sessions};
@@ -72,7 +73,9 @@ async fn script(
 
 /// A usable session for the job, opening one (with growing pauses) when there is none.
 async fn session_for(job: &mut Job) -> Result<Arc<Session>, Stop> {
-    let mut delay = Duration::from_secs(2);
+    // 2 s doubling to a minute; every 10 minutes once only the user can mend the failure.
+    let mut pause = Backoff::new(Duration::from_secs(2), Duration::from_secs(60));
+    let mut slow = false;
     let mut told = false;
     loop {
         if let Some(s) = &job.session
@@ -119,16 +122,18 @@ async fn session_for(job: &mut Job) -> Result<Arc<Session>, Stop> {
                         );
                         told = true;
                     }
-                    delay = Duration::from_secs(600);
+                    slow = true;
                 }
             }
         }
+        let delay = if slow {
+            Duration::from_secs(600)
+        } else {
+            pause.next_delay()
+        };
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
             s = stopped(&mut job.stop, job.deadline) => return Err(s),
-        }
-        if delay < Duration::from_secs(600) {
-            delay = (delay * 2).min(Duration::from_secs(60));
         }
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod audit_key;
 pub mod auto_lock;
+pub mod backoff;
 pub mod confirm;
 pub mod fail;
 pub mod handshakes;

@@ -16,6 +16,7 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 
 use crate::broker::commands::{MAX_COMMAND_BYTES, attached, wrap};
+use crate::broker::core::backoff::Backoff;
 use crate::broker::core::fail::Fail;
 use crate::broker::core::jobs::{Ending, Stop, spawn_tracked};
 use crate::broker::core::login::{Resolved, resolve};
@@ -97,7 +98,9 @@ async fn session_for(
     r: &Resolved,
 ) -> Result<(Arc<Session>, Occupancy), Fail> {
     let (host, port) = (r.endpoint.host.clone(), r.endpoint.port);
-    let mut attempt = 0;
+    // 200 ms doubling to 6.4 s, with jitter: targets behind one server must not retry in step.
+    let mut retry =
+        Backoff::new(Duration::from_millis(200), Duration::from_millis(6400)).jittered();
     loop {
         if let Some(s) = Sessions::find_open(broker, r)?
             && let Some(o) = s.try_occupy()
@@ -116,19 +119,17 @@ async fn session_for(
                 }
             }
             // Dropped during the handshake: the server's MaxStartups, or a flaky network.
-            Err(f) if f.code == ErrorCode::Ssh && attempt + 1 < HANDSHAKE_ATTEMPTS => {
-                attempt += 1;
+            Err(f) if f.code == ErrorCode::Ssh && retry.failures() + 1 < HANDSHAKE_ATTEMPTS => {
                 broker.handshakes().lower(&host, port);
-                let base = 100u64 << attempt.min(6);
-                let jitter = rand::random::<u64>() % base.max(1);
+                let delay = retry.next_delay();
                 tracing::debug!(
                     host,
                     port,
-                    attempt,
+                    attempt = retry.failures(),
                     "handshake dropped; retrying in {} ms",
-                    base + jitter
+                    delay.as_millis()
                 );
-                tokio::time::sleep(Duration::from_millis(base + jitter)).await;
+                tokio::time::sleep(delay).await;
             }
             Err(f) => return Err(f),
         }

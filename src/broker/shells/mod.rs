@@ -21,6 +21,7 @@ pub use attach::attach;
 
 use self::output::Output;
 use self::recording::{Recording, Typist};
+use crate::broker::core::backoff::Backoff;
 use crate::broker::core::fail::Fail;
 pub(crate) use crate::broker::core::remote_script::probe;
 use crate::broker::core::sessions::Session;
@@ -444,8 +445,8 @@ async fn adopt(
         return end("the shell's stored terminal is unreadable".into());
     };
     let peer = Peer::default();
-    let mut delay = Duration::from_secs(2);
-    let mut attempts = 0;
+    // 2 s doubling to a minute, eight times.
+    let mut pause = Backoff::new(Duration::from_secs(2), Duration::from_secs(60));
     let session = loop {
         match session_for(
             &broker,
@@ -457,11 +458,9 @@ async fn adopt(
         .await
         {
             Ok(s) => break s,
-            Err(f) if attempts < 8 => {
+            Err(f) if pause.failures() < 8 => {
                 tracing::info!(shell = %row.id, "cannot reach {} yet to re-adopt the shell: {}", row.target, f.message);
-                attempts += 1;
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(60));
+                pause.wait().await;
             }
             Err(f) => {
                 return end(format!(

@@ -17,6 +17,7 @@ use russh::client::Handle;
 use tokio::sync::watch;
 
 use self::gate::{ChannelGate, Permit};
+use crate::broker::core::backoff::Backoff;
 use crate::broker::core::fail::Fail;
 use crate::broker::core::login::{LostSlot, Resolved, key_fingerprint, login};
 use crate::broker::core::{Core, Peer};
@@ -238,7 +239,8 @@ impl Session {
     pub async fn open_channel(
         self: &Arc<Self>,
     ) -> Result<(russh::Channel<russh::client::Msg>, Permit), Fail> {
-        let mut refusals = 0u32;
+        // Pauses between refused opens that did not lower the limit: 50 ms doubling to 1 s.
+        let mut refusals = Backoff::new(Duration::from_millis(50), Duration::from_secs(1));
         loop {
             let mut permit = self.gate.acquire().await;
             let handle = self.wait_open().await?;
@@ -252,10 +254,9 @@ impl Session {
                     let lowered = self.gate.refused();
                     drop(permit);
                     if lowered {
-                        refusals = 0;
+                        refusals.reset();
                     } else {
-                        refusals += 1;
-                        if refusals > 40 {
+                        if refusals.failures() >= 40 {
                             return Err(Fail::new(
                                 ErrorCode::Ssh,
                                 format!(
@@ -264,10 +265,7 @@ impl Session {
                                 ),
                             ));
                         }
-                        tokio::time::sleep(Duration::from_millis(
-                            (25u64 << refusals.min(6)).min(1000),
-                        ))
-                        .await;
+                        refusals.wait().await;
                     }
                     tracing::debug!(session = %self.id, lowered, "server refused a channel; waiting for a free one");
                 }
@@ -556,8 +554,10 @@ fn permanent(code: ErrorCode) -> bool {
 async fn reconnect(broker: &Arc<Core>, session: &Arc<Session>) {
     let attempts = broker.settings().get("reconnect_attempts");
     let peer = Peer::default();
+    // 1 s doubling to 30 s between attempts.
+    let mut pause = Backoff::new(Duration::from_secs(1), Duration::from_secs(30));
     for attempt in 0..attempts {
-        tokio::time::sleep(Duration::from_secs((1u64 << attempt.min(5)).min(30))).await;
+        pause.wait().await;
         if session.state() != SessionState::Reconnecting {
             return;
         }
