@@ -14,7 +14,7 @@ use super::{Killed, kill_remote_group, wrap};
 use crate::broker::core::backoff::Backoff;
 use crate::broker::core::jobs::{Ending, Stop, stopped, until};
 use crate::broker::core::login::resolve;
-use crate::broker::core::sessions::{Session, SessionState, Sessions};
+use crate::broker::core::sessions::{Reuse, Session, SessionState, session_for};
 use crate::broker::core::{Core, Peer};
 use crate::db::now_ms;
 use crate::logs::{STREAM_STDERR, STREAM_STDOUT};
@@ -72,7 +72,7 @@ async fn script(
 }
 
 /// A usable session for the job, opening one (with growing pauses) when there is none.
-async fn session_for(job: &mut Job) -> Result<Arc<Session>, Stop> {
+async fn reach(job: &mut Job) -> Result<Arc<Session>, Stop> {
     // 2 s doubling to a minute; every 10 minutes once only the user can mend the failure.
     let mut pause = Backoff::new(Duration::from_secs(2), Duration::from_secs(60));
     let mut slow = false;
@@ -84,15 +84,16 @@ async fn session_for(job: &mut Job) -> Result<Arc<Session>, Stop> {
             return Ok(s.clone());
         }
         let attempt = match resolve(&job.broker, &job.target, job.key.as_deref()) {
-            Ok(r) => {
-                Sessions::for_target(
-                    &job.broker,
-                    &Peer::default(),
-                    &r,
-                    "re-attach to a detached command",
-                )
-                .await
-            }
+            // The follower below counts itself on the session.
+            Ok(r) => session_for(
+                &job.broker,
+                &Peer::default(),
+                &r,
+                "re-attach to a detached command",
+                Reuse::Shared,
+            )
+            .await
+            .map(|(s, _)| s),
             Err(f) => Err(f),
         };
         match attempt {
@@ -173,7 +174,7 @@ pub async fn run(mut job: Job) -> Ending {
     let writer = job.broker.log_writer().clone();
     let mut attached_before = job.pgid.is_some();
     loop {
-        let session = match session_for(&mut job).await {
+        let session = match reach(&mut job).await {
             Ok(s) => s,
             Err(stop) => {
                 let mut e = Ending::stopped(stop, job.pgid.map(|p| (p, Killed::Unreachable)));

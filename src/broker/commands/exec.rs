@@ -18,7 +18,7 @@ use crate::broker::commands::{Killed, kill_remote_group, wrap};
 use crate::broker::core::fail::Fail;
 use crate::broker::core::jobs::until;
 use crate::broker::core::login::resolve;
-use crate::broker::core::sessions::Sessions;
+use crate::broker::core::sessions::{Reuse, session_for};
 use crate::broker::core::{Core, Peer};
 use crate::broker::requests::connection::send;
 use crate::frame::read_frame;
@@ -97,8 +97,7 @@ pub async fn run(
     crate::broker::commands::wrap::check_text("the command", spec.command)
         .map_err(|m| Fail::new(ErrorCode::InvalidArgument, m))?;
     let r = resolve(broker, spec.target, spec.key)?;
-    let session = Sessions::for_target(broker, peer, &r, "exec").await?;
-    let mut occupancy = session.occupy();
+    let (session, mut occupancy) = session_for(broker, peer, &r, "exec", Reuse::Shared).await?;
     let (channel, _permit) = session.open_channel().await?;
     occupancy.running();
     if let Some((cols, rows)) = spec.pty

@@ -17,7 +17,7 @@ use crate::broker::core::fail::Fail;
 use crate::broker::core::jobs::{Ending, Stop, spawn_tracked};
 use crate::broker::core::login::resolve;
 use crate::broker::core::output::read_logs;
-use crate::broker::core::sessions::{Session, Sessions};
+use crate::broker::core::sessions::{Reuse, Session, session_for};
 use crate::broker::core::{Core, Peer};
 use crate::db::{CommandRow, NewCommand, now_ms};
 use crate::protocol::{
@@ -201,7 +201,10 @@ pub async fn start(broker: &Arc<Core>, peer: &Peer, spec: RunSpec) -> Result<Res
             let session = match session {
                 Some(s) => Ok(s),
                 None => match resolve(&b, &target, key.as_deref()) {
-                    Ok(r) => Sessions::for_target(&b, &peer, &r, "run").await,
+                    // Each step of the command counts itself on the session.
+                    Ok(r) => session_for(&b, &peer, &r, "run", Reuse::Shared)
+                        .await
+                        .map(|(s, _)| s),
                     Err(f) => Err(f),
                 },
             };

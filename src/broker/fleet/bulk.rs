@@ -16,20 +16,16 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 
 use crate::broker::commands::{MAX_COMMAND_BYTES, attached, wrap};
-use crate::broker::core::backoff::Backoff;
 use crate::broker::core::fail::Fail;
 use crate::broker::core::jobs::{Ending, Stop, spawn_tracked};
-use crate::broker::core::login::{Resolved, resolve};
-use crate::broker::core::sessions::{Occupancy, Session, Sessions};
+use crate::broker::core::login::resolve;
+use crate::broker::core::sessions::{Reuse, session_for};
 use crate::broker::core::{Core, Peer};
 use crate::db::{CommandRow, ConnRow, NewCommand, now_ms};
 use crate::protocol::{
     BulkInfo, BulkLogLine, BulkSpec, BulkTarget, CommandState, ErrorCode, LogQuery, NextStep,
     Response, Targets,
 };
-
-/// Handshake attempts per target before it is failed.
-const HANDSHAKE_ATTEMPTS: u32 = 7;
 
 fn invalid(m: impl Into<String>) -> Fail {
     Fail::new(ErrorCode::InvalidArgument, m)
@@ -86,54 +82,6 @@ pub fn resolve_targets(broker: &Core, t: &Targets) -> Result<(Vec<ConnRow>, Unkn
         });
     }
     Ok((out, unknown))
-}
-
-/// A session for one target, already counting this target as a user: an open one is reused (a
-/// session that was open before the run stays open; one another target opened stays transient),
-/// or a transient one is opened through the server's handshake limit, retrying dropped
-/// handshakes.
-async fn session_for(
-    broker: &Arc<Core>,
-    peer: &Peer,
-    r: &Resolved,
-) -> Result<(Arc<Session>, Occupancy), Fail> {
-    let (host, port) = (r.endpoint.host.clone(), r.endpoint.port);
-    // 200 ms doubling to 6.4 s, with jitter: targets behind one server must not retry in step.
-    let mut retry =
-        Backoff::new(Duration::from_millis(200), Duration::from_millis(6400)).jittered();
-    loop {
-        if let Some(s) = Sessions::find_open(broker, r)?
-            && let Some(o) = s.try_occupy()
-        {
-            return Ok((s, o));
-        }
-        let gate = broker.handshakes().gate(&host, port);
-        let permit = gate.acquire_owned().await.map_err(Fail::internal)?;
-        let opened = Sessions::open(broker, peer, r, "bulk run").await;
-        drop(permit);
-        match opened {
-            Ok(s) => {
-                s.mark_transient();
-                if let Some(o) = s.try_occupy() {
-                    return Ok((s, o));
-                }
-            }
-            // Dropped during the handshake: the server's MaxStartups, or a flaky network.
-            Err(f) if f.code == ErrorCode::Ssh && retry.failures() + 1 < HANDSHAKE_ATTEMPTS => {
-                broker.handshakes().lower(&host, port);
-                let delay = retry.next_delay();
-                tracing::debug!(
-                    host,
-                    port,
-                    attempt = retry.failures(),
-                    "handshake dropped; retrying in {} ms",
-                    delay.as_millis()
-                );
-                tokio::time::sleep(delay).await;
-            }
-            Err(f) => return Err(f),
-        }
-    }
 }
 
 fn error_code(e: &Ending) -> Option<&'static str> {
@@ -243,7 +191,7 @@ pub async fn start(broker: &Arc<Core>, peer: &Peer, spec: BulkSpec) -> Result<Re
             let cmd: Arc<str> = id.clone().into();
             match sem.acquire_owned().await {
                 Ok(_slot) => match resolve(&b, &name, None) {
-                    Ok(r) => match session_for(&b, &peer, &r).await {
+                    Ok(r) => match session_for(&b, &peer, &r, "bulk run", Reuse::Fleet).await {
                         Ok((session, occupancy)) => {
                             // Each target's own time limit, from when it starts.
                             let deadline = options

@@ -8,7 +8,7 @@ use tokio::task::JoinSet;
 
 use crate::broker::core::fail::Fail;
 use crate::broker::core::login::{self, resolve};
-use crate::broker::core::sessions::Sessions;
+use crate::broker::core::sessions::{Reuse, session_for};
 use crate::broker::core::{Core, Peer};
 use crate::broker::fleet::bulk::resolve_targets;
 use crate::db::ConnRow;
@@ -38,7 +38,8 @@ async fn one(broker: Arc<Core>, peer: Peer, op: BulkConnOp, c: ConnRow) -> BulkC
             }
             BulkConnOp::Open => {
                 let r = resolve(&broker, &c.spec.name, None)?;
-                let s = Sessions::for_target(&broker, &peer, &r, "bulk conn open").await?;
+                let (s, _) =
+                    session_for(&broker, &peer, &r, "bulk conn open", Reuse::Shared).await?;
                 res.session_id = Some(s.id.clone());
                 res.ok = true;
                 Ok(())

@@ -15,7 +15,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 use crate::broker::core::fail::Fail;
 use crate::broker::core::login::resolve;
-use crate::broker::core::sessions::Sessions;
+use crate::broker::core::sessions::{Reuse, session_for};
 use crate::broker::core::{Core, Peer};
 use crate::protocol::{ErrorCode, ForwardInfo, ForwardKind, ForwardSpec, Response};
 
@@ -96,7 +96,7 @@ pub async fn open(
     }
     let r = resolve(broker, &spec.target, spec.key.as_deref())?;
     // Log in now, so a refused host key or login is said here and not on the first connection.
-    Sessions::for_target(broker, peer, &r, "forward").await?;
+    session_for(broker, peer, &r, "forward", Reuse::Shared).await?;
     let listener = TcpListener::bind(SocketAddr::new(bind, spec.bind_port))
         .await
         .map_err(|e| {
@@ -230,7 +230,8 @@ async fn carry(
         ForwardKind::Dynamic => socks5_request(&mut tcp).await?,
     };
     let r = resolve(broker, &spec.target, spec.key.as_deref()).map_err(|f| f.message)?;
-    let session = Sessions::for_target(broker, peer, &r, "forward")
+    // Forwarded connections are not counted on the session: only its own use keeps it open.
+    let (session, _) = session_for(broker, peer, &r, "forward", Reuse::Shared)
         .await
         .map_err(|f| f.message)?;
     let handle = session.wait_open().await.map_err(|f| f.message)?;

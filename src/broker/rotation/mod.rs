@@ -23,10 +23,11 @@ use std::sync::Arc;
 
 use crate::broker::core::fail::Fail;
 use crate::broker::core::login::{login, resolve};
+use crate::broker::core::sessions::{Reuse, session_for};
 use crate::broker::core::{Core, Peer};
 use crate::broker::manage::keys as key_ops;
 use crate::broker::sftp::client::{Sftp, is_dir};
-use crate::broker::sftp::{session_for, write_atomic};
+use crate::broker::sftp::write_atomic;
 use crate::db::{RotationRow, now};
 use crate::protocol::{ErrorCode, KeyType, NextStep, Response, RotationHost, RotationReport};
 
@@ -478,7 +479,8 @@ async fn edit_authorized_keys(
     let path = crate::broker::core::login::find_conn(broker, conn)?
         .spec
         .authorized_keys;
-    let session = session_for(broker, peer, conn, key, "key rotation").await?;
+    let r = resolve(broker, conn, key)?;
+    let (session, _) = session_for(broker, peer, &r, "key rotation", Reuse::Shared).await?;
     let sftp = Sftp::open(&session).await?;
     let text = match sftp.lstat_opt(&path).await? {
         Some(_) => {

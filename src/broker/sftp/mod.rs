@@ -20,21 +20,9 @@ use self::roots::Roots;
 use self::transfer::Progress;
 use crate::broker::core::fail::Fail;
 use crate::broker::core::login::resolve;
-use crate::broker::core::sessions::{Session, Sessions};
+use crate::broker::core::sessions::{Reuse, session_for};
 use crate::broker::core::{Core, Peer};
 use crate::protocol::{Response, SftpAction, SftpRequest};
-
-/// The session to use for `target` (the reusable one, or a new one).
-pub async fn session_for(
-    broker: &Arc<Core>,
-    peer: &Peer,
-    target: &str,
-    key: Option<&str>,
-    purpose: &str,
-) -> Result<Arc<Session>, Fail> {
-    let r = resolve(broker, target, key)?;
-    Sessions::for_target(broker, peer, &r, purpose).await
-}
 
 /// Runs one SFTP request; `progress` receives (bytes done, total) during transfers.
 pub async fn run(
@@ -47,7 +35,9 @@ pub async fn run(
     for p in remote_paths(&req.action) {
         check_remote_path(p)?;
     }
-    let session = session_for(broker, peer, &req.target, req.key.as_deref(), "sftp").await?;
+    let r = resolve(broker, &req.target, req.key.as_deref())?;
+    // The SFTP channel counts itself on the session (see [`Sftp::open`]).
+    let (session, _) = session_for(broker, peer, &r, "sftp", Reuse::Shared).await?;
     let conn = session.resolved.endpoint.conn_name.clone();
     let conn = conn.as_deref();
     let sftp = Sftp::open(&session).await?;

@@ -23,10 +23,11 @@ use self::output::Output;
 use self::recording::{Recording, Typist};
 use crate::broker::core::backoff::Backoff;
 use crate::broker::core::fail::Fail;
+use crate::broker::core::login::resolve;
 pub(crate) use crate::broker::core::remote_script::probe;
 use crate::broker::core::sessions::Session;
+use crate::broker::core::sessions::{Reuse, session_for};
 use crate::broker::core::{Core, Peer};
-use crate::broker::sftp::session_for;
 use crate::db::NewCommand;
 use crate::db::now_ms;
 use crate::protocol::{
@@ -299,7 +300,9 @@ pub async fn open(
         ));
     }
     shells.prune();
-    let session = session_for(broker, peer, &spec.target, spec.key.as_deref(), "shell").await?;
+    let r = resolve(broker, &spec.target, spec.key.as_deref())?;
+    // The shell's driver counts each channel it opens on the session.
+    let (session, _) = session_for(broker, peer, &r, "shell", Reuse::Shared).await?;
     let (persistent, persistence) = match spec.persist {
         Some(false) => (
             false,
@@ -448,16 +451,12 @@ async fn adopt(
     // 2 s doubling to a minute, eight times.
     let mut pause = Backoff::new(Duration::from_secs(2), Duration::from_secs(60));
     let session = loop {
-        match session_for(
-            &broker,
-            &peer,
-            &row.target,
-            row.key_name.as_deref(),
-            "re-adopt a shell",
-        )
-        .await
-        {
-            Ok(s) => break s,
+        let found = match resolve(&broker, &row.target, row.key_name.as_deref()) {
+            Ok(r) => session_for(&broker, &peer, &r, "re-adopt a shell", Reuse::Shared).await,
+            Err(f) => Err(f),
+        };
+        match found {
+            Ok((s, _)) => break s,
             Err(f) if pause.failures() < 8 => {
                 tracing::info!(shell = %row.id, "cannot reach {} yet to re-adopt the shell: {}", row.target, f.message);
                 pause.wait().await;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use russh::client::Handle;
 
 use crate::broker::core::fail::Fail;
-use crate::broker::core::sessions::{Occupancy, Sessions};
+use crate::broker::core::sessions::{Occupancy, Reuse, session_for};
 use crate::broker::core::{Core, Peer};
 use crate::db::{Pin, now};
 use crate::protocol::{ErrorCode, NextStep};
@@ -165,8 +165,7 @@ pub fn tunnel_for<'a>(broker: &'a Arc<Core>, peer: &'a Peer, r: &'a Resolved) ->
         let mut hop = resolve(broker, last, None)?;
         hop.jump = before.to_vec();
         // A bastion's session is shared by everything behind it: one login, many channels.
-        let session = Sessions::for_target(broker, peer, &hop, "jump").await?;
-        let mut hold = session.occupy();
+        let (session, mut hold) = session_for(broker, peer, &hop, "jump", Reuse::Shared).await?;
         hold.running();
         let handle = session.wait_open().await?;
         let ep = &r.endpoint;
