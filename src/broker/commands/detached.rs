@@ -14,6 +14,7 @@ use super::{Killed, kill_remote_group, wrap};
 use crate::broker::core::backoff::Backoff;
 use crate::broker::core::jobs::{Ending, Stop, stopped, until};
 use crate::broker::core::login::resolve;
+use crate::broker::core::remote_script::{self, Lane, Script};
 use crate::broker::core::sessions::{Reuse, Session, SessionState, session_for};
 use crate::broker::core::{Core, Peer};
 use crate::db::now_ms;
@@ -36,36 +37,29 @@ pub struct Job {
     pub pgid: Option<i64>,
 }
 
-/// Runs `script` on a fresh channel with `input` on its stdin; returns (exit status, stdout).
+/// Runs one step of launching or cleaning up the job with `input` on its stdin; returns (exit
+/// status, stdout) when it exits 0. The job already counts itself on the session.
 async fn script(
     session: &Arc<Session>,
     script: &str,
     input: Option<&[u8]>,
 ) -> Result<(u32, Vec<u8>), String> {
-    let (mut ch, _permit) = session.open_channel().await.map_err(|f| f.message)?;
-    ch.exec(true, script.as_bytes())
-        .await
-        .map_err(|e| e.to_string())?;
-    if let Some(i) = input {
-        ch.data(i).await.map_err(|e| e.to_string())?;
-    }
-    let _ = ch.eof().await;
-    let (mut code, mut out, mut err) = (None, Vec::new(), Vec::new());
-    while let Some(msg) = ch.wait().await {
-        match msg {
-            ChannelMsg::Data { data } => out.extend_from_slice(&data),
-            ChannelMsg::ExtendedData { data, .. } => err.extend_from_slice(&data),
-            ChannelMsg::ExitStatus { exit_status } => code = Some(exit_status),
-            ChannelMsg::Close => break,
-            _ => {}
-        }
-    }
-    let _ = ch.close().await;
-    match code {
-        Some(0) => Ok((0, out)),
+    let ran = remote_script::run(
+        session,
+        Script {
+            text: script,
+            stdin: input,
+            cap: 1024 * 1024,
+            quiet: None,
+            lane: Lane::Gated,
+        },
+    )
+    .await?;
+    match ran.status {
+        Some(0) => Ok((0, ran.stdout)),
         Some(c) => Err(format!(
             "exit status {c}: {}",
-            String::from_utf8_lossy(&err).trim()
+            String::from_utf8_lossy(&ran.stderr).trim()
         )),
         None => Err("the connection dropped".into()),
     }

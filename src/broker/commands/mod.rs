@@ -10,13 +10,13 @@ pub mod wrap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use russh::ChannelMsg;
 use tokio::time::Instant;
 
 use crate::broker::core::fail::Fail;
 use crate::broker::core::jobs::{Ending, Stop, spawn_tracked};
 use crate::broker::core::login::resolve;
 use crate::broker::core::output::read_logs;
+use crate::broker::core::remote_script::{self, Lane, Script};
 use crate::broker::core::sessions::{Reuse, Session, session_for};
 use crate::broker::core::{Core, Peer};
 use crate::db::{CommandRow, NewCommand, now_ms};
@@ -68,41 +68,28 @@ pub enum Killed {
 /// must not wait behind the commands it competes with), and reports whether the group is gone.
 /// Bounded in time: a cancel never hangs on a server that stopped answering.
 pub(crate) async fn kill_remote_group(session: &Arc<Session>, pgid: i64) -> Killed {
-    let run = async {
-        let handle = session.wait_open().await.ok()?;
-        let mut ch = handle.channel_open_session().await.ok()?;
-        if ch
-            .exec(true, wrap::kill_group(pgid).as_bytes())
-            .await
-            .is_err()
-        {
-            let _ = ch.close().await;
-            return None;
-        }
-        let _ = ch.eof().await;
-        let mut out = Vec::new();
-        while let Some(msg) = ch.wait().await {
-            match msg {
-                ChannelMsg::Data { data } if out.len() < 4096 => out.extend_from_slice(&data),
-                ChannelMsg::Close => break,
-                _ => {}
-            }
-        }
-        let _ = ch.close().await;
-        let out = String::from_utf8_lossy(&out);
-        if out.contains(wrap::GROUP_GONE) {
-            Some(Killed::Gone)
-        } else if out.contains(wrap::GROUP_ALIVE) {
-            Some(Killed::Survived)
-        } else {
-            None
-        }
+    let script = wrap::kill_group(pgid);
+    let run = remote_script::run(
+        session,
+        Script {
+            text: &script,
+            stdin: None,
+            cap: 4096,
+            quiet: None,
+            lane: Lane::Outside,
+        },
+    );
+    let Ok(Ok(ran)) = tokio::time::timeout(Duration::from_secs(20), run).await else {
+        return Killed::Unreachable;
     };
-    tokio::time::timeout(Duration::from_secs(20), run)
-        .await
-        .ok()
-        .flatten()
-        .unwrap_or(Killed::Unreachable)
+    let out = String::from_utf8_lossy(&ran.stdout);
+    if out.contains(wrap::GROUP_GONE) {
+        Killed::Gone
+    } else if out.contains(wrap::GROUP_ALIVE) {
+        Killed::Survived
+    } else {
+        Killed::Unreachable
+    }
 }
 
 pub(crate) const MAX_COMMAND_BYTES: usize = 256 * 1024;
