@@ -17,8 +17,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use self::wire::AgentRequest;
 use crate::broker::core::confirm;
+use crate::broker::core::fail::Fail;
 use crate::broker::core::login::unseal_key;
 use crate::broker::core::{Core, Peer, listener};
+use crate::protocol::Response;
 
 /// Serves the agent socket until the broker stops.
 pub async fn serve(broker: Arc<Core>, path: PathBuf) {
@@ -40,6 +42,25 @@ pub async fn serve(broker: Arc<Core>, path: PathBuf) {
             Err(e) => backoff.failed("agent socket", &e).await,
         }
     }
+}
+
+/// `agent status`: the socket and the keys offered on it now.
+pub fn status(broker: &Core) -> Result<Response, Fail> {
+    Ok(Response::AgentStatus {
+        socket: broker.paths().agent_socket().display().to_string(),
+        offered: broker
+            .db()?
+            .keys()
+            .map_err(Fail::internal)?
+            .into_iter()
+            .filter(|k| {
+                k.agent.offer
+                    && k.retired.is_none()
+                    && k.agent.until.is_none_or(|u| u > crate::db::now())
+            })
+            .map(|k| k.name)
+            .collect(),
+    })
 }
 
 async fn connection(broker: Arc<Core>, stream: Stream, peer: Peer) {

@@ -20,8 +20,7 @@ use crate::broker::core::jobs::until;
 use crate::broker::core::login::resolve;
 use crate::broker::core::sessions::{Reuse, session_for};
 use crate::broker::core::{Core, Peer};
-use crate::broker::requests::connection::send;
-use crate::frame::read_frame;
+use crate::frame::{read_frame, write_frame};
 use crate::logs::{STREAM_STDERR, STREAM_STDOUT};
 use crate::protocol::{ErrorCode, OutputStream, Request, Response, RunOptions};
 
@@ -334,4 +333,9 @@ pub async fn run(
     )
     .await;
     Ok(())
+}
+
+/// Writes one frame; a failure means the client hung up.
+async fn send<W: tokio::io::AsyncWrite + Unpin>(tx: &mut W, r: &Response) -> bool {
+    write_frame(tx, r).await.is_ok()
 }

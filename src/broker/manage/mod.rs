@@ -1,5 +1,7 @@
-//! Management requests: saved connections, keys, the vault, sessions and settings.
+//! Management requests: saved connections, keys, the vault, sessions, settings and the audit
+//! log.
 
+pub mod audit;
 pub mod conns;
 pub mod keys;
 pub mod sessions;

@@ -1,6 +1,11 @@
-//! Request handling: the client connection loop and the dispatch of each request.
+//! Request handling, the broker's top layer: the client connection loop, the one door every
+//! request comes through (hello, admission), and the routes to the features. Nothing below this
+//! layer imports it.
 
 pub mod connection;
+mod door;
+mod routes;
+mod streaming;
 
 use std::sync::Arc;
 
