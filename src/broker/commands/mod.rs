@@ -14,7 +14,7 @@ use tokio::time::Instant;
 
 use crate::broker::core::fail::Fail;
 use crate::broker::core::jobs::{Ending, Stop, spawn_tracked};
-use crate::broker::core::login::resolve;
+use crate::broker::core::login::{Resolved, resolve};
 use crate::broker::core::output::read_logs;
 use crate::broker::core::remote_script::{self, Lane, Script};
 use crate::broker::core::sessions::{Reuse, Session, session_for};
@@ -115,34 +115,10 @@ pub async fn start(broker: &Arc<Core>, peer: &Peer, spec: RunSpec) -> Result<Res
             "pty and detach do not go together: a detached command has no terminal",
         ));
     }
-    let (session, target, key) = match (&spec.session_id, &spec.target) {
-        (Some(_), Some(_)) => return Err(invalid("give a session or a target, not both")),
-        (None, None) => {
-            return Err(invalid(
-                "give a session (sessionId) or a target (connection name or user@host[:port])",
-            ));
-        }
-        (Some(id), None) => {
-            let s = broker.sessions().get(id)?;
-            let t = s
-                .resolved
-                .endpoint
-                .conn_name
-                .clone()
-                .unwrap_or_else(|| s.label.clone());
-            (Some(s.clone()), t, s.resolved.key.clone())
-        }
-        (None, Some(t)) => {
-            // Validate now so a bad name fails the request, not the command.
-            let r = resolve(broker, t, spec.key.as_deref())?;
-            (None, t.clone(), r.key)
-        }
-    };
+    let (session, resolved, target) = place(broker, &spec)?;
+    let key = resolved.key.clone();
     let id = uuid::Uuid::new_v4().to_string();
-    let conn_name = match &session {
-        Some(s) => s.resolved.endpoint.conn_name.clone(),
-        None => resolve(broker, &target, key.as_deref())?.endpoint.conn_name,
-    };
+    let conn_name = resolved.endpoint.conn_name.clone();
     broker
         .db()?
         .insert_command(
@@ -187,13 +163,10 @@ pub async fn start(broker: &Arc<Core>, peer: &Peer, spec: RunSpec) -> Result<Res
         } else {
             let session = match session {
                 Some(s) => Ok(s),
-                None => match resolve(&b, &target, key.as_deref()) {
-                    // Each step of the command counts itself on the session.
-                    Ok(r) => session_for(&b, &peer, &r, "run", Reuse::Shared)
-                        .await
-                        .map(|(s, _)| s),
-                    Err(f) => Err(f),
-                },
+                // Each step of the command counts itself on the session.
+                None => session_for(&b, &peer, &resolved, "run", Reuse::Shared)
+                    .await
+                    .map(|(s, _)| s),
             };
             match session {
                 Ok(session) => {
@@ -218,6 +191,29 @@ pub async fn start(broker: &Arc<Core>, peer: &Peer, spec: RunSpec) -> Result<Res
         session_id,
         state: CommandState::Queued,
     })
+}
+
+/// Where a run goes, resolved once: the session it names (with that session's login), or the
+/// target's login; and the target as recorded.
+fn place(broker: &Core, spec: &RunSpec) -> Result<(Option<Arc<Session>>, Resolved, String), Fail> {
+    match (&spec.session_id, &spec.target) {
+        (Some(_), Some(_)) => Err(invalid("give a session or a target, not both")),
+        (None, None) => Err(invalid(
+            "give a session (sessionId) or a target (connection name or user@host[:port])",
+        )),
+        (Some(id), None) => {
+            let s = broker.sessions().get(id)?;
+            let t = s
+                .resolved
+                .endpoint
+                .conn_name
+                .clone()
+                .unwrap_or_else(|| s.label.clone());
+            Ok((Some(s.clone()), s.resolved.clone(), t))
+        }
+        // Resolved now so a bad name fails the request, not the command.
+        (None, Some(t)) => Ok((None, resolve(broker, t, spec.key.as_deref())?, t.clone())),
+    }
 }
 
 /// Everything about a command a client may see.
