@@ -7,6 +7,7 @@ pub mod confirm;
 pub mod fail;
 pub mod handshakes;
 pub mod jobs;
+pub mod keystore;
 pub mod listener;
 pub mod login;
 pub mod output;

@@ -6,15 +6,11 @@ use std::sync::Arc;
 use sshkeep_vault::SecretString;
 
 use crate::broker::core::fail::Fail;
+use crate::broker::core::keystore;
 use crate::broker::core::{Core, Peer};
 use crate::db::{KeyRow, now};
-use crate::keys::{self, KeyError, NewKey};
+use crate::keys::{self, KeyError};
 use crate::protocol::{ErrorCode, KeyInfo, KeyType, NextStep, Response};
-use crate::target::validate_name;
-
-fn invalid(e: String) -> Fail {
-    Fail::new(ErrorCode::InvalidArgument, e)
-}
 
 fn info(broker: &Core, row: KeyRow) -> Result<KeyInfo, Fail> {
     let connections = broker.db()?.key_links(&row.name).map_err(Fail::internal)?;
@@ -31,51 +27,6 @@ fn info(broker: &Core, row: KeyRow) -> Result<KeyInfo, Fail> {
     })
 }
 
-fn store(broker: &Core, peer: &Peer, name: &str, new: NewKey, op: &str) -> Result<Response, Fail> {
-    let sealed = {
-        let slot = broker.vault()?;
-        let vault = slot.as_ref().ok_or_else(|| broker.no_vault())?;
-        vault.seal(new.openssh.as_bytes())?
-    };
-    let row = KeyRow {
-        name: name.into(),
-        algorithm: new.algorithm,
-        fingerprint: new.fingerprint.clone(),
-        comment: new.comment,
-        public_key: new.public_line,
-        sealed,
-        created: now(),
-        retired: None,
-        agent: Default::default(),
-    };
-    {
-        let db = broker.db()?;
-        if db.key(name).map_err(Fail::internal)?.is_some() {
-            return Err(Fail::new(
-                ErrorCode::AlreadyExists,
-                format!("a key named '{name}' already exists"),
-            ));
-        }
-        db.insert_key(&row).map_err(Fail::internal)?;
-    }
-    broker.audit(peer, op, Some(name), None, new.fingerprint)?;
-    Ok(Response::Key(info(broker, row)?))
-}
-
-fn precheck(broker: &Core, name: &str) -> Result<(), Fail> {
-    validate_name("key", name).map_err(invalid)?;
-    if broker.vault()?.is_none() {
-        return Err(broker.no_vault());
-    }
-    if broker.db()?.key(name).map_err(Fail::internal)?.is_some() {
-        return Err(Fail::new(
-            ErrorCode::AlreadyExists,
-            format!("a key named '{name}' already exists"),
-        ));
-    }
-    Ok(())
-}
-
 /// `key add`: works while the vault is locked (sealing needs only the public recipient).
 pub fn add(
     broker: &Core,
@@ -84,7 +35,7 @@ pub fn add(
     text: &SecretString,
     passphrase: Option<&SecretString>,
 ) -> Result<Response, Fail> {
-    precheck(broker, name)?;
+    keystore::precheck(broker, name)?;
     let new = keys::import(text, passphrase).map_err(|e| match e {
         KeyError::PassphraseRequired => Fail::new(
             ErrorCode::KeyPassphraseRequired,
@@ -95,7 +46,8 @@ pub fn add(
         }
         KeyError::Invalid(why) => Fail::new(ErrorCode::InvalidKey, format!("cannot import key '{name}': {}", KeyError::Invalid(why))),
     })?;
-    store(broker, peer, name, new, "key_add")
+    let row = keystore::store(broker, peer, name, new, "key_add")?;
+    Ok(Response::Key(info(broker, row)?))
 }
 
 /// `key generate`.
@@ -105,28 +57,8 @@ pub async fn generate(
     name: &str,
     kind: KeyType,
 ) -> Result<Response, Fail> {
-    generate_with_comment(broker, peer, name, kind, &format!("sshkeep:{name}")).await
-}
-
-/// Generates a key with a given comment (a rotation's new key carries the final name's).
-pub async fn generate_with_comment(
-    broker: &Arc<Core>,
-    peer: &Peer,
-    name: &str,
-    kind: KeyType,
-    comment: &str,
-) -> Result<Response, Fail> {
-    precheck(broker, name)?;
-    let comment = comment.to_string();
-    let new = tokio::task::spawn_blocking(move || {
-        let new = keys::generate(kind, &comment);
-        crate::system::wipe::scrub_stack();
-        new
-    })
-    .await
-    .map_err(Fail::internal)?
-    .map_err(|e| Fail::new(ErrorCode::Internal, format!("key generation failed: {e}")))?;
-    store(broker, peer, name, new, "key_generate")
+    let row = keystore::generate(broker, peer, name, kind, &format!("sshkeep:{name}")).await?;
+    Ok(Response::Key(info(broker, row)?))
 }
 
 fn row(broker: &Core, name: &str) -> Result<KeyRow, Fail> {

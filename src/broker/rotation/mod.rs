@@ -22,10 +22,10 @@ pub mod authorized_keys;
 use std::sync::Arc;
 
 use crate::broker::core::fail::Fail;
+use crate::broker::core::keystore;
 use crate::broker::core::login::{login, resolve};
 use crate::broker::core::sessions::{Reuse, session_for};
 use crate::broker::core::{Core, Peer};
-use crate::broker::manage::keys as key_ops;
 use crate::broker::sftp::client::{Sftp, is_dir};
 use crate::broker::sftp::write_atomic;
 use crate::db::{RotationRow, now};
@@ -230,7 +230,7 @@ async fn run(broker: &Arc<Core>, peer: &Peer, r: RotationRow) -> Result<Response
         .map_err(Fail::internal)?
         .is_none()
     {
-        key_ops::generate_with_comment(
+        keystore::generate(
             broker,
             peer,
             &r.new_key,
