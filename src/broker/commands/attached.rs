@@ -8,7 +8,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::marker::MarkerFilter;
-use super::{Killed, kill_remote_group, wrap};
+use super::{Killed, kill, kill_remote_group, wrap};
 use crate::broker::core::jobs::{Ending, Stop, stopped, until};
 use crate::broker::core::sessions::Session;
 use crate::broker::core::{Core, fail::Fail};
@@ -35,7 +35,7 @@ pub async fn run(mut job: Job) -> Ending {
         let mut occupancy = job.session.occupy();
         let opened = tokio::select! {
             r = job.session.open_channel() => r,
-            s = stopped(&mut job.stop, job.deadline) => return Ending::stopped(s, None),
+            s = stopped(&mut job.stop, job.deadline) => return kill::stopped(s, None),
         };
         let (mut channel, _permit) = match opened {
             Ok(c) => c,
@@ -149,7 +149,7 @@ pub async fn run(mut job: Job) -> Ending {
         // MaxSessions slots until the connection ends.
         let _ = channel.close().await;
         if let Some(s) = stop {
-            return Ending::stopped(s, killed);
+            return kill::stopped(s, killed);
         }
         // With a list of commands, which one failed (the later ones did not run).
         let step = |how: String| {

@@ -10,7 +10,7 @@ use russh::ChannelMsg;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::{Killed, kill_remote_group, wrap};
+use super::{Killed, kill, kill_remote_group, wrap};
 use crate::broker::core::backoff::Backoff;
 use crate::broker::core::jobs::{Ending, Stop, stopped, until};
 use crate::broker::core::login::resolve;
@@ -171,7 +171,7 @@ pub async fn run(mut job: Job) -> Ending {
         let session = match reach(&mut job).await {
             Ok(s) => s,
             Err(stop) => {
-                let mut e = Ending::stopped(stop, job.pgid.map(|p| (p, Killed::Unreachable)));
+                let mut e = kill::stopped(stop, job.pgid.map(|p| (p, Killed::Unreachable)));
                 e.error = Some(format!(
                     "stopped while {} could not be reached: the job may still run there (spool ~/{})",
                     job.target,
@@ -215,7 +215,7 @@ pub async fn run(mut job: Job) -> Ending {
             r = session.open_channel() => r,
             s = stopped(&mut job.stop, job.deadline) => {
                 let k = kill_remote_group(&session, pgid).await;
-                return Ending::stopped(s, Some((pgid, k)));
+                return kill::stopped(s, Some((pgid, k)));
             }
         };
         let (mut ch, _permit) = match opened {
@@ -258,7 +258,7 @@ pub async fn run(mut job: Job) -> Ending {
         }
         let _ = ch.close().await;
         if let Some(s) = stop {
-            return Ending::stopped(s, Some((pgid, killed)));
+            return kill::stopped(s, Some((pgid, killed)));
         }
         match code {
             Some(wrap::VANISHED) => {

@@ -1,9 +1,11 @@
-//! Asynchronous commands: start (the reply comes at once), status, filtered logs, cancel, list,
-//! and recovery when the broker starts.
+//! Commands on servers. `run` is asynchronous: start (the reply comes at once), status, filtered
+//! logs, cancel, list, and recovery when the broker starts; it runs [`attached`] on a session's
+//! channel or [`detached`] in a job of its own on the server. `exec` ([`exec`]) streams instead.
 
 pub(crate) mod attached;
 mod detached;
 pub mod exec;
+mod kill;
 pub(crate) mod marker;
 pub mod wrap;
 
@@ -16,81 +18,14 @@ use crate::broker::core::fail::Fail;
 use crate::broker::core::jobs::{Ending, Stop, spawn_tracked};
 use crate::broker::core::login::{Resolved, resolve};
 use crate::broker::core::output::read_logs;
-use crate::broker::core::remote_script::{self, Lane, Script};
 use crate::broker::core::sessions::{Reuse, Session, session_for};
+
 use crate::broker::core::{Core, Peer};
 use crate::db::{CommandRow, NewCommand, now_ms};
 use crate::protocol::{
     CommandInfo, CommandState, ErrorCode, LogQuery, NextStep, Response, RunSpec, StreamStats,
 };
-
-impl Ending {
-    /// A command stopped by `s`; `kill` is what became of its process group, when one was known.
-    pub(crate) fn stopped(s: Stop, kill: Option<(i64, Killed)>) -> Self {
-        let killed = match kill {
-            None => String::new(),
-            Some((p, Killed::Gone)) => format!("; process group {p} was killed"),
-            Some((p, Killed::Survived)) => format!(
-                "; process group {p} survived TERM and KILL on the server (look with `ps -g {p}` there)"
-            ),
-            Some((p, Killed::Unreachable)) => format!(
-                "; the server could not be reached to kill process group {p}: it may still run there"
-            ),
-        };
-        let state = match s {
-            Stop::Cancel => CommandState::Cancelled,
-            Stop::Timeout => CommandState::TimedOut,
-        };
-        let what = match s {
-            Stop::Cancel => "cancelled on request",
-            Stop::Timeout => "timed out",
-        };
-        Self {
-            state,
-            error: Some(format!("{what}{killed}")),
-            ..Default::default()
-        }
-    }
-}
-
-/// What became of a process group sshkeep was asked to kill.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Killed {
-    /// No process of the group is left.
-    Gone,
-    /// A process of the group was still there after TERM and KILL.
-    Survived,
-    /// The kill could not be run or did not report (connection down, server too slow).
-    Unreachable,
-}
-
-/// Kills a remote process group on a channel of its own, outside the session's queue (a cancel
-/// must not wait behind the commands it competes with), and reports whether the group is gone.
-/// Bounded in time: a cancel never hangs on a server that stopped answering.
-pub(crate) async fn kill_remote_group(session: &Arc<Session>, pgid: i64) -> Killed {
-    let script = wrap::kill_group(pgid);
-    let run = remote_script::run(
-        session,
-        Script {
-            text: &script,
-            stdin: None,
-            cap: 4096,
-            quiet: None,
-            lane: Lane::Outside,
-        },
-    );
-    let Ok(Ok(ran)) = tokio::time::timeout(Duration::from_secs(20), run).await else {
-        return Killed::Unreachable;
-    };
-    let out = String::from_utf8_lossy(&ran.stdout);
-    if out.contains(wrap::GROUP_GONE) {
-        Killed::Gone
-    } else if out.contains(wrap::GROUP_ALIVE) {
-        Killed::Survived
-    } else {
-        Killed::Unreachable
-    }
-}
+pub use kill::{Killed, kill_remote_group};
 
 pub(crate) const MAX_COMMAND_BYTES: usize = 256 * 1024;
 
