@@ -5,4 +5,5 @@ pub mod audit;
 pub mod conns;
 pub mod keys;
 pub mod sessions;
+pub mod settings;
 pub mod vault;

@@ -1,4 +1,5 @@
-//! Session and settings requests (commands live in [`crate::broker::commands`]).
+//! Session requests: open a new session, list them, close one (commands on a session are the
+//! commands feature's).
 
 use std::sync::Arc;
 
@@ -33,18 +34,4 @@ pub async fn session_close(broker: &Core, id: &str) -> Result<Response, Fail> {
     Ok(Response::Ok {
         message: format!("session {id} closed"),
     })
-}
-
-/// `config`.
-pub fn settings(broker: &Core) -> Response {
-    Response::Settings {
-        settings: broker.settings().describe(),
-    }
-}
-
-/// `config set`.
-pub fn set_setting(broker: &Core, peer: &Peer, key: &str, value: &str) -> Result<Response, Fail> {
-    broker.set_setting(key, value)?;
-    broker.audit(peer, "setting_set", None, None, format!("{key} = {value}"))?;
-    Ok(settings(broker))
 }

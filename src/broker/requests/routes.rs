@@ -11,7 +11,7 @@ use crate::broker::core::Peer;
 use crate::broker::core::fail::Fail;
 use crate::broker::fleet::{audit as fleet_audit, bulk, bulk_conn};
 use crate::broker::manage::{
-    audit, conns as conn_ops, keys as key_ops, sessions as command_ops, vault as vault_ops,
+    audit, conns as conn_ops, keys as key_ops, sessions, settings, vault as vault_ops,
 };
 use crate::broker::{agent, forwards, rotation, sftp, shells};
 use crate::protocol::{ErrorCode, Request, Response};
@@ -96,12 +96,10 @@ pub async fn route(app: &App, peer: &Peer, req: Request, stream: &Stream) -> Out
         Request::AuditList(filter) => audit::list(broker, &filter),
         Request::AuditVerify => audit::verify(broker),
         Request::SessionOpen { target, key } => {
-            command_ops::session_open(broker, peer, &target, key.as_deref()).await
+            sessions::session_open(broker, peer, &target, key.as_deref()).await
         }
-        Request::SessionList => Ok(command_ops::session_list(broker)),
-        Request::SessionClose { session_id } => {
-            command_ops::session_close(broker, &session_id).await
-        }
+        Request::SessionList => Ok(sessions::session_list(broker)),
+        Request::SessionClose { session_id } => sessions::session_close(broker, &session_id).await,
         Request::Run(spec) => commands::start(broker, peer, spec).await,
         Request::CommandStatus { command_id } => commands::status(broker, &command_id),
         Request::CommandLogs(q) => commands::logs(broker, q).await,
@@ -109,8 +107,8 @@ pub async fn route(app: &App, peer: &Peer, req: Request, stream: &Stream) -> Out
         Request::CommandList { state, conn, limit } => {
             commands::list(broker, state.as_deref(), conn.as_deref(), limit)
         }
-        Request::Settings => Ok(command_ops::settings(broker)),
-        Request::SettingSet { key, value } => command_ops::set_setting(broker, peer, &key, &value),
+        Request::Settings => Ok(settings::settings(broker)),
+        Request::SettingSet { key, value } => settings::set_setting(broker, peer, &key, &value),
         Request::BulkExec(spec) => bulk::start(broker, peer, spec).await,
         Request::BulkStatus { bulk_id, target } => {
             bulk::status(broker, &bulk_id, target.as_deref())
