@@ -50,7 +50,7 @@ impl Ending {
 }
 
 /// A running job's controls.
-pub struct Running {
+struct Running {
     stop: watch::Sender<Option<Stop>>,
     done: watch::Receiver<bool>,
 }
@@ -62,7 +62,8 @@ pub struct Jobs {
 }
 
 impl Jobs {
-    pub fn insert(&self, id: &str) -> (watch::Receiver<Option<Stop>>, watch::Sender<bool>) {
+    /// Registers a job: its stop signal to watch, and the flag to raise when it has ended.
+    fn insert(&self, id: &str) -> (watch::Receiver<Option<Stop>>, watch::Sender<bool>) {
         let (stop, stop_rx) = watch::channel(None);
         let (done_tx, done) = watch::channel(false);
         if let Ok(mut m) = self.map.lock() {
@@ -71,12 +72,14 @@ impl Jobs {
         (stop_rx, done_tx)
     }
 
-    pub fn remove(&self, id: &str) {
+    fn remove(&self, id: &str) {
         if let Ok(mut m) = self.map.lock() {
             m.remove(id);
         }
     }
 
+    /// Asks a running job to stop; returns what turns true once it has ended (`None` when no
+    /// such job runs here).
     pub fn signal(&self, id: &str, s: Stop) -> Option<watch::Receiver<bool>> {
         let m = self.map.lock().ok()?;
         let r = m.get(id)?;
@@ -84,7 +87,7 @@ impl Jobs {
         Some(r.done.clone())
     }
 
-    /// How many commands run now.
+    /// How many jobs run now.
     pub fn len(&self) -> usize {
         self.map.lock().map(|m| m.len()).unwrap_or(0)
     }
