@@ -1,177 +1,33 @@
 //! The broker: the one process that holds decrypted keys and owns every SSH session.
+//!
+//! Its modules are layers, and imports point down only:
+//!
+//! - `daemon` starts the process: lock, database, vault, background tasks, the socket.
+//! - `requests` is the top: the connection loop, the one door every request comes through
+//!   (hello, then admission, where a client's authority is decided), and the routes.
+//! - The features answer requests: `commands` (run, exec), `shells`, `sftp`, `forwards`,
+//!   `rotation`, `agent`, `fleet` (bulk runs, fleet connection checks, fleet audits), and
+//!   `manage` (connections, keys, the vault, sessions, settings, the audit log). A feature never
+//!   imports `requests`, and imports another feature only where the work is the other's:
+//!   `fleet` runs each target as an attached command of `commands` (one command runner, not
+//!   two), and `rotation` edits authorized_keys with the SFTP client and atomic write of `sftp`.
+//! - `core` is what every feature stands on and never names a feature: the state (`Core`, with
+//!   private fields), sessions and the one way to get one, logins, jobs, the one backoff, the
+//!   one runner for sshkeep's own scripts, the socket listener, presence.
+//! - Below the broker: `db`, `ssh`, `logs`, `protocol` and the other crate modules.
 
 mod agent;
-mod audit_key;
-mod auto_lock;
-mod bulk;
-mod bulk_conn;
-mod client_conn;
-mod command_ops;
 mod commands;
-mod conn_ops;
-mod exec;
-mod fail;
-mod fleet_audit;
-mod fleet_checks;
+mod core;
+mod daemon;
+mod fleet;
 mod forwards;
-mod gate;
-mod key_ops;
-mod listener;
-mod login;
-pub mod presence;
-mod remote_script;
+mod manage;
+mod requests;
 mod rotation;
-mod sessions;
 mod sftp;
 mod shells;
-mod state;
-mod vault_ops;
 
-use std::fs::File;
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
-
-use anyhow::{Context, Result, bail};
-use sshkeep_vault::Vault;
-
-use crate::db::Db;
-use crate::paths::Paths;
-
-pub use listener::Peer;
-pub use state::Broker;
-
-/// Client connections served at once; more are refused with a reply that says so (each holds
-/// descriptors and buffers, and a local process must not be able to take them all).
-const MAX_CLIENTS: usize = 512;
-
-/// How the broker was started.
-#[derive(Clone, Debug, Default)]
-pub struct RunOptions {
-    /// Print `ready` on stdout once the socket accepts connections (used by clients that start
-    /// the broker in the background, so they wait on an event, not a guess).
-    pub notify_ready: bool,
-}
-
-/// Runs the broker until it is told to stop (request or SIGTERM/SIGINT).
-pub async fn run(paths: Paths, opts: RunOptions) -> Result<()> {
-    for failure in crate::system::harden_process() {
-        tracing::warn!("hardening incomplete: {failure}");
-    }
-    paths.ensure()?;
-    let lock_path = paths.broker_lock();
-    let lock = File::options()
-        .mode(0o600)
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .with_context(|| format!("cannot open {}", lock_path.display()))?;
-    if lock.try_lock().is_err() {
-        bail!(
-            "another broker is already running for {} (it holds {})",
-            paths.state.display(),
-            lock_path.display()
-        );
-    }
-
-    if Vault::any_trace(&paths.vault_dir()) {
-        Db::check_present(&paths.database(), &paths.vault_dir())?;
-    }
-    let db = Db::open(&paths.database())?;
-    let vault = if Vault::exists(&paths.vault_dir()) {
-        Some(Vault::open(&paths.vault_dir())?)
-    } else {
-        None
-    };
-    let broker = Broker::new(paths.clone(), db, vault)?;
-    vault_ops::auto_unlock(&broker).await;
-    commands::recover(&broker);
-    shells::recover(&broker);
-    tokio::spawn(retention(broker.clone()));
-    tokio::spawn(auto_lock::run(broker.clone()));
-
-    let listener = listener::bind(&paths.socket())?;
-    tokio::spawn(agent::serve(broker.clone(), paths.agent_socket()));
-    tracing::info!(socket = %paths.socket().display(), pid = std::process::id(), "broker ready");
-    if opts.notify_ready {
-        let mut out = std::io::stdout();
-        // After this line nothing is written to stdout: the starting client stops reading.
-        let _ = writeln!(out, "ready").and_then(|_| out.flush());
-    }
-
-    let own_uid = crate::system::current_uid();
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    let mut backoff = listener::AcceptBackoff::default();
-    let clients = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CLIENTS));
-    loop {
-        tokio::select! {
-            accepted = listener::accept(&listener, own_uid, true) => match accepted {
-                Ok((stream, peer)) => {
-                    backoff.ok();
-                    match clients.clone().try_acquire_owned() {
-                        Ok(slot) => {
-                            let b = broker.clone();
-                            tokio::spawn(async move {
-                                client_conn::serve(b, stream, peer).await;
-                                drop(slot);
-                            });
-                        }
-                        Err(_) => {
-                            tokio::spawn(client_conn::refuse_busy(stream, MAX_CLIENTS));
-                        }
-                    }
-                }
-                Err(e) => backoff.failed("broker socket", &e).await,
-            },
-            _ = broker.shutdown.notified() => break,
-            _ = term.recv() => break,
-            _ = tokio::signal::ctrl_c() => break,
-        }
-    }
-    tracing::info!("broker stopping");
-    broker
-        .stopping
-        .store(true, std::sync::atomic::Ordering::SeqCst);
-    broker.sessions.close_all().await;
-    match broker
-        .db
-        .lock()
-        .map_err(|_| anyhow::anyhow!("database lock poisoned"))
-    {
-        Ok(db) => {
-            if let Err(e) = db.checkpoint() {
-                tracing::warn!("{e:#}: a copy of the database file alone may miss recent changes");
-            }
-        }
-        Err(e) => tracing::warn!("cannot checkpoint the database: {e}"),
-    }
-    let _ = std::fs::remove_file(paths.socket());
-    let _ = std::fs::remove_file(paths.agent_socket());
-    drop(lock);
-    Ok(())
-}
-
-/// Applies the retention settings at start and every ten minutes.
-async fn retention(broker: std::sync::Arc<Broker>) {
-    let mut tick = tokio::time::interval(std::time::Duration::from_secs(600));
-    loop {
-        tick.tick().await;
-        let settings = broker.settings();
-        let cutoff = crate::db::now_ms()
-            - (settings.get("log_max_age_days") as i64).saturating_mul(86_400_000);
-        let max_total = settings.get("log_max_total_bytes");
-        let swept = match broker.db.lock() {
-            Ok(mut db) => db.sweep(cutoff, max_total),
-            Err(_) => return,
-        };
-        match swept {
-            Ok(s) if s.commands_removed + s.outputs_removed > 0 => tracing::info!(
-                commands_removed = s.commands_removed,
-                outputs_removed = s.outputs_removed,
-                "retention sweep"
-            ),
-            Ok(_) => {}
-            Err(e) => tracing::warn!("retention sweep failed: {e:#}"),
-        }
-    }
-}
+pub use self::core::presence;
+pub use self::core::{Core, Peer};
+pub use daemon::{RunOptions, run};

@@ -5,7 +5,6 @@
 //! `confirm` need a yes from the user first (no prompt possible: refused, loudly). Adding,
 //! removing and locking through the socket are refused.
 
-pub(super) mod confirm;
 mod wire;
 
 use std::path::PathBuf;
@@ -17,11 +16,14 @@ use russh::keys::{HashAlg, PrivateKey, PublicKey};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use self::wire::AgentRequest;
-use super::login::unseal_key;
-use super::{Broker, Peer, listener};
+use crate::broker::core::confirm;
+use crate::broker::core::fail::Fail;
+use crate::broker::core::login::unseal_key;
+use crate::broker::core::{Core, Peer, listener};
+use crate::protocol::Response;
 
 /// Serves the agent socket until the broker stops.
-pub async fn serve(broker: Arc<Broker>, path: PathBuf) {
+pub async fn serve(broker: Arc<Core>, path: PathBuf) {
     let listener = match listener::bind(&path) {
         Ok(l) => l,
         Err(e) => {
@@ -42,7 +44,26 @@ pub async fn serve(broker: Arc<Broker>, path: PathBuf) {
     }
 }
 
-async fn connection(broker: Arc<Broker>, stream: Stream, peer: Peer) {
+/// `agent status`: the socket and the keys offered on it now.
+pub fn status(broker: &Core) -> Result<Response, Fail> {
+    Ok(Response::AgentStatus {
+        socket: broker.paths().agent_socket().display().to_string(),
+        offered: broker
+            .db()?
+            .keys()
+            .map_err(Fail::internal)?
+            .into_iter()
+            .filter(|k| {
+                k.agent.offer
+                    && k.retired.is_none()
+                    && k.agent.until.is_none_or(|u| u > crate::db::now())
+            })
+            .map(|k| k.name)
+            .collect(),
+    })
+}
+
+async fn connection(broker: Arc<Core>, stream: Stream, peer: Peer) {
     let mut rx = &stream;
     let mut tx = &stream;
     loop {
@@ -74,7 +95,7 @@ struct Offered {
 }
 
 /// The keys offered now (not retired, within their lifetime).
-fn offered(broker: &Broker) -> Vec<Offered> {
+fn offered(broker: &Core) -> Vec<Offered> {
     let Ok(db) = broker.db() else {
         return Vec::new();
     };
@@ -97,7 +118,7 @@ fn offered(broker: &Broker) -> Vec<Offered> {
         .collect()
 }
 
-async fn answer(broker: &Arc<Broker>, peer: &Peer, body: &[u8]) -> Vec<u8> {
+async fn answer(broker: &Arc<Core>, peer: &Peer, body: &[u8]) -> Vec<u8> {
     match wire::parse(body) {
         Some(AgentRequest::Identities) => {
             let keys: Vec<_> = offered(broker)
@@ -130,7 +151,7 @@ async fn answer(broker: &Arc<Broker>, peer: &Peer, body: &[u8]) -> Vec<u8> {
 }
 
 async fn sign(
-    broker: &Arc<Broker>,
+    broker: &Arc<Core>,
     peer: &Peer,
     blob: &[u8],
     data: &[u8],

@@ -8,16 +8,17 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::marker::MarkerFilter;
-use super::{Ending, Killed, Stop, kill_remote_group, stopped, until, wrap};
-use crate::broker::sessions::Session;
-use crate::broker::{Broker, fail::Fail};
+use super::{Killed, kill, kill_remote_group, wrap};
+use crate::broker::core::jobs::{Ending, Stop, stopped, until};
+use crate::broker::core::sessions::Session;
+use crate::broker::core::{Core, fail::Fail};
 use crate::db::now_ms;
 use crate::logs::{STREAM_STDERR, STREAM_STDOUT};
 use crate::protocol::SecretString;
 use crate::protocol::{CommandState, RunOptions};
 
 pub struct Job {
-    pub broker: Arc<Broker>,
+    pub broker: Arc<Core>,
     pub id: Arc<str>,
     pub session: Arc<Session>,
     pub commands: Vec<String>,
@@ -29,12 +30,12 @@ pub struct Job {
 
 /// Runs the job's commands in order and returns how it ended.
 pub async fn run(mut job: Job) -> Ending {
-    let writer = job.broker.log_writer.clone();
+    let writer = job.broker.log_writer().clone();
     for (i, command) in job.commands.iter().enumerate() {
         let mut occupancy = job.session.occupy();
         let opened = tokio::select! {
             r = job.session.open_channel() => r,
-            s = stopped(&mut job.stop, job.deadline) => return Ending::stopped(s, None),
+            s = stopped(&mut job.stop, job.deadline) => return kill::stopped(s, None),
         };
         let (mut channel, _permit) = match opened {
             Ok(c) => c,
@@ -148,7 +149,7 @@ pub async fn run(mut job: Job) -> Ending {
         // MaxSessions slots until the connection ends.
         let _ = channel.close().await;
         if let Some(s) = stop {
-            return Ending::stopped(s, killed);
+            return kill::stopped(s, killed);
         }
         // With a list of commands, which one failed (the later ones did not run).
         let step = |how: String| {

@@ -10,17 +10,20 @@ use russh::ChannelMsg;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::{Ending, Killed, Stop, kill_remote_group, stopped, until, wrap};
-use crate::broker::login::resolve;
-use crate::broker::sessions::{Session, SessionState, Sessions};
-use crate::broker::{Broker, Peer};
+use super::{Killed, kill, kill_remote_group, wrap};
+use crate::broker::core::backoff::Backoff;
+use crate::broker::core::jobs::{Ending, Stop, stopped, until};
+use crate::broker::core::login::resolve;
+use crate::broker::core::remote_script::{self, Lane, Script};
+use crate::broker::core::sessions::{Reuse, Session, SessionState, session_for};
+use crate::broker::core::{Core, Peer};
 use crate::db::now_ms;
 use crate::logs::{STREAM_STDERR, STREAM_STDOUT};
 use crate::protocol::SecretString;
 use crate::protocol::{CommandState, ErrorCode, RunOptions};
 
 pub struct Job {
-    pub broker: Arc<Broker>,
+    pub broker: Arc<Core>,
     pub id: Arc<str>,
     pub target: String,
     pub key: Option<String>,
@@ -34,44 +37,39 @@ pub struct Job {
     pub pgid: Option<i64>,
 }
 
-/// Runs `script` on a fresh channel with `input` on its stdin; returns (exit status, stdout).
+/// Runs one step of launching or cleaning up the job with `input` on its stdin; returns (exit
+/// status, stdout) when it exits 0. The job already counts itself on the session.
 async fn script(
     session: &Arc<Session>,
     script: &str,
     input: Option<&[u8]>,
 ) -> Result<(u32, Vec<u8>), String> {
-    let (mut ch, _permit) = session.open_channel().await.map_err(|f| f.message)?;
-    ch.exec(true, script.as_bytes())
-        .await
-        .map_err(|e| e.to_string())?;
-    if let Some(i) = input {
-        ch.data(i).await.map_err(|e| e.to_string())?;
-    }
-    let _ = ch.eof().await;
-    let (mut code, mut out, mut err) = (None, Vec::new(), Vec::new());
-    while let Some(msg) = ch.wait().await {
-        match msg {
-            ChannelMsg::Data { data } => out.extend_from_slice(&data),
-            ChannelMsg::ExtendedData { data, .. } => err.extend_from_slice(&data),
-            ChannelMsg::ExitStatus { exit_status } => code = Some(exit_status),
-            ChannelMsg::Close => break,
-            _ => {}
-        }
-    }
-    let _ = ch.close().await;
-    match code {
-        Some(0) => Ok((0, out)),
+    let ran = remote_script::run(
+        session,
+        Script {
+            text: script,
+            stdin: input,
+            cap: 1024 * 1024,
+            quiet: None,
+            lane: Lane::Gated,
+        },
+    )
+    .await?;
+    match ran.status {
+        Some(0) => Ok((0, ran.stdout)),
         Some(c) => Err(format!(
             "exit status {c}: {}",
-            String::from_utf8_lossy(&err).trim()
+            String::from_utf8_lossy(&ran.stderr).trim()
         )),
         None => Err("the connection dropped".into()),
     }
 }
 
 /// A usable session for the job, opening one (with growing pauses) when there is none.
-async fn session_for(job: &mut Job) -> Result<Arc<Session>, Stop> {
-    let mut delay = Duration::from_secs(2);
+async fn reach(job: &mut Job) -> Result<Arc<Session>, Stop> {
+    // 2 s doubling to a minute; every 10 minutes once only the user can mend the failure.
+    let mut pause = Backoff::new(Duration::from_secs(2), Duration::from_secs(60));
+    let mut slow = false;
     let mut told = false;
     loop {
         if let Some(s) = &job.session
@@ -80,15 +78,16 @@ async fn session_for(job: &mut Job) -> Result<Arc<Session>, Stop> {
             return Ok(s.clone());
         }
         let attempt = match resolve(&job.broker, &job.target, job.key.as_deref()) {
-            Ok(r) => {
-                Sessions::for_target(
-                    &job.broker,
-                    &Peer::default(),
-                    &r,
-                    "re-attach to a detached command",
-                )
-                .await
-            }
+            // The follower below counts itself on the session.
+            Ok(r) => session_for(
+                &job.broker,
+                &Peer::default(),
+                &r,
+                "re-attach to a detached command",
+                Reuse::Shared,
+            )
+            .await
+            .map(|(s, _)| s),
             Err(f) => Err(f),
         };
         match attempt {
@@ -109,7 +108,7 @@ async fn session_for(job: &mut Job) -> Result<Arc<Session>, Stop> {
                     // Only the user can mend these (and each refusal is audited): try rarely,
                     // and say so once in the command's log.
                     if !told {
-                        job.broker.log_writer.marker(
+                        job.broker.log_writer().marker(
                             &job.id,
                             format!(
                                 "[sshkeep] cannot reach {} to follow this command: {}; retrying every 10 minutes (the command keeps running on the server)",
@@ -118,16 +117,18 @@ async fn session_for(job: &mut Job) -> Result<Arc<Session>, Stop> {
                         );
                         told = true;
                     }
-                    delay = Duration::from_secs(600);
+                    slow = true;
                 }
             }
         }
+        let delay = if slow {
+            Duration::from_secs(600)
+        } else {
+            pause.next_delay()
+        };
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
             s = stopped(&mut job.stop, job.deadline) => return Err(s),
-        }
-        if delay < Duration::from_secs(600) {
-            delay = (delay * 2).min(Duration::from_secs(60));
         }
     }
 }
@@ -164,13 +165,13 @@ async fn launch(job: &mut Job, session: &Arc<Session>) -> Result<i64, String> {
 
 /// Starts the job (unless it already runs) and follows it to its end.
 pub async fn run(mut job: Job) -> Ending {
-    let writer = job.broker.log_writer.clone();
+    let writer = job.broker.log_writer().clone();
     let mut attached_before = job.pgid.is_some();
     loop {
-        let session = match session_for(&mut job).await {
+        let session = match reach(&mut job).await {
             Ok(s) => s,
             Err(stop) => {
-                let mut e = Ending::stopped(stop, job.pgid.map(|p| (p, Killed::Unreachable)));
+                let mut e = kill::stopped(stop, job.pgid.map(|p| (p, Killed::Unreachable)));
                 e.error = Some(format!(
                     "stopped while {} could not be reached: the job may still run there (spool ~/{})",
                     job.target,
@@ -214,7 +215,7 @@ pub async fn run(mut job: Job) -> Ending {
             r = session.open_channel() => r,
             s = stopped(&mut job.stop, job.deadline) => {
                 let k = kill_remote_group(&session, pgid).await;
-                return Ending::stopped(s, Some((pgid, k)));
+                return kill::stopped(s, Some((pgid, k)));
             }
         };
         let (mut ch, _permit) = match opened {
@@ -257,7 +258,7 @@ pub async fn run(mut job: Job) -> Ending {
         }
         let _ = ch.close().await;
         if let Some(s) = stop {
-            return Ending::stopped(s, Some((pgid, killed)));
+            return kill::stopped(s, Some((pgid, killed)));
         }
         match code {
             Some(wrap::VANISHED) => {

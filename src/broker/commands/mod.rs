@@ -1,215 +1,31 @@
-//! Asynchronous commands: start (the reply comes at once), status, filtered logs, cancel, list,
-//! and recovery when the broker starts.
+//! Commands on servers. `run` is asynchronous: start (the reply comes at once), status, filtered
+//! logs, cancel, list, and recovery when the broker starts; it runs [`attached`] on a session's
+//! channel or [`detached`] in a job of its own on the server. `exec` ([`exec`]) streams instead.
 
 pub(crate) mod attached;
 mod detached;
+pub mod exec;
+mod kill;
 pub(crate) mod marker;
 pub mod wrap;
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use russh::ChannelMsg;
-use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::fail::Fail;
-use super::login::resolve;
-use super::sessions::{Session, Sessions};
-use super::{Broker, Peer};
+use crate::broker::core::fail::Fail;
+use crate::broker::core::jobs::{Ending, Stop, spawn_tracked};
+use crate::broker::core::login::{Resolved, resolve};
+use crate::broker::core::output::read_logs;
+use crate::broker::core::sessions::{Reuse, Session, session_for};
+
+use crate::broker::core::{Core, Peer};
 use crate::db::{CommandRow, NewCommand, now_ms};
 use crate::protocol::{
     CommandInfo, CommandState, ErrorCode, LogQuery, NextStep, Response, RunSpec, StreamStats,
 };
-
-/// Why a command is being stopped.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Stop {
-    Cancel,
-    Timeout,
-}
-
-/// How a command ended.
-#[derive(Debug)]
-pub struct Ending {
-    pub state: CommandState,
-    pub exit_code: Option<i64>,
-    pub signal: Option<String>,
-    pub error: Option<String>,
-}
-
-impl Default for Ending {
-    /// A failure with nothing known (callers fill in what they know).
-    fn default() -> Self {
-        Self {
-            state: CommandState::Failed,
-            exit_code: None,
-            signal: None,
-            error: None,
-        }
-    }
-}
-
-impl Ending {
-    pub(crate) fn failed(msg: impl Into<String>) -> Self {
-        Self {
-            state: CommandState::Failed,
-            error: Some(msg.into()),
-            ..Default::default()
-        }
-    }
-
-    /// A command stopped by `s`; `kill` is what became of its process group, when one was known.
-    pub(crate) fn stopped(s: Stop, kill: Option<(i64, Killed)>) -> Self {
-        let killed = match kill {
-            None => String::new(),
-            Some((p, Killed::Gone)) => format!("; process group {p} was killed"),
-            Some((p, Killed::Survived)) => format!(
-                "; process group {p} survived TERM and KILL on the server (look with `ps -g {p}` there)"
-            ),
-            Some((p, Killed::Unreachable)) => format!(
-                "; the server could not be reached to kill process group {p}: it may still run there"
-            ),
-        };
-        let state = match s {
-            Stop::Cancel => CommandState::Cancelled,
-            Stop::Timeout => CommandState::TimedOut,
-        };
-        let what = match s {
-            Stop::Cancel => "cancelled on request",
-            Stop::Timeout => "timed out",
-        };
-        Self {
-            state,
-            error: Some(format!("{what}{killed}")),
-            ..Default::default()
-        }
-    }
-}
-
-/// What became of a process group sshkeep was asked to kill.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Killed {
-    /// No process of the group is left.
-    Gone,
-    /// A process of the group was still there after TERM and KILL.
-    Survived,
-    /// The kill could not be run or did not report (connection down, server too slow).
-    Unreachable,
-}
-
-/// A running command's controls.
-pub struct Running {
-    stop: watch::Sender<Option<Stop>>,
-    done: watch::Receiver<bool>,
-}
-
-/// Commands running in this broker.
-#[derive(Default)]
-pub struct Registry {
-    map: Mutex<HashMap<String, Running>>,
-}
-
-impl Registry {
-    pub(crate) fn insert(&self, id: &str) -> (watch::Receiver<Option<Stop>>, watch::Sender<bool>) {
-        let (stop, stop_rx) = watch::channel(None);
-        let (done_tx, done) = watch::channel(false);
-        if let Ok(mut m) = self.map.lock() {
-            m.insert(id.to_string(), Running { stop, done });
-        }
-        (stop_rx, done_tx)
-    }
-
-    pub(crate) fn remove(&self, id: &str) {
-        if let Ok(mut m) = self.map.lock() {
-            m.remove(id);
-        }
-    }
-
-    pub(crate) fn signal(&self, id: &str, s: Stop) -> Option<watch::Receiver<bool>> {
-        let m = self.map.lock().ok()?;
-        let r = m.get(id)?;
-        let _ = r.stop.send(Some(s));
-        Some(r.done.clone())
-    }
-
-    /// How many commands run now.
-    pub fn len(&self) -> usize {
-        self.map.lock().map(|m| m.len()).unwrap_or(0)
-    }
-
-    /// Whether none run.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
-/// Sleeps until `deadline`; without one, never wakes.
-pub(crate) async fn until(deadline: Option<Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(d).await,
-        None => std::future::pending().await,
-    }
-}
-
-async fn stopped(stop: &mut watch::Receiver<Option<Stop>>, deadline: Option<Instant>) -> Stop {
-    // The watch borrow must not live across an await (it is not Send): copy the value out.
-    let asked = async { stop.wait_for(|s| s.is_some()).await.ok().and_then(|s| *s) };
-    let got = tokio::select! {
-        _ = until(deadline) => Some(Stop::Timeout),
-        got = asked => got,
-    };
-    match got {
-        Some(s) => s,
-        // The controls are gone: only the deadline can still stop the command.
-        None => {
-            until(deadline).await;
-            Stop::Timeout
-        }
-    }
-}
-
-/// Kills a remote process group on a channel of its own, outside the session's queue (a cancel
-/// must not wait behind the commands it competes with), and reports whether the group is gone.
-/// Bounded in time: a cancel never hangs on a server that stopped answering.
-pub(crate) async fn kill_remote_group(session: &Arc<Session>, pgid: i64) -> Killed {
-    let run = async {
-        let handle = session.wait_open().await.ok()?;
-        let mut ch = handle.channel_open_session().await.ok()?;
-        if ch
-            .exec(true, wrap::kill_group(pgid).as_bytes())
-            .await
-            .is_err()
-        {
-            let _ = ch.close().await;
-            return None;
-        }
-        let _ = ch.eof().await;
-        let mut out = Vec::new();
-        while let Some(msg) = ch.wait().await {
-            match msg {
-                ChannelMsg::Data { data } if out.len() < 4096 => out.extend_from_slice(&data),
-                ChannelMsg::Close => break,
-                _ => {}
-            }
-        }
-        let _ = ch.close().await;
-        let out = String::from_utf8_lossy(&out);
-        if out.contains(wrap::GROUP_GONE) {
-            Some(Killed::Gone)
-        } else if out.contains(wrap::GROUP_ALIVE) {
-            Some(Killed::Survived)
-        } else {
-            None
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(20), run)
-        .await
-        .ok()
-        .flatten()
-        .unwrap_or(Killed::Unreachable)
-}
+pub use kill::{Killed, kill_remote_group};
 
 pub(crate) const MAX_COMMAND_BYTES: usize = 256 * 1024;
 
@@ -218,7 +34,7 @@ fn invalid(m: impl Into<String>) -> Fail {
 }
 
 /// `run`: records the command and starts it; replies at once.
-pub async fn start(broker: &Arc<Broker>, peer: &Peer, spec: RunSpec) -> Result<Response, Fail> {
+pub async fn start(broker: &Arc<Core>, peer: &Peer, spec: RunSpec) -> Result<Response, Fail> {
     if spec.commands.is_empty() || spec.commands.iter().any(|c| c.trim().is_empty()) {
         return Err(invalid("command is empty: give the command to run"));
     }
@@ -234,34 +50,10 @@ pub async fn start(broker: &Arc<Broker>, peer: &Peer, spec: RunSpec) -> Result<R
             "pty and detach do not go together: a detached command has no terminal",
         ));
     }
-    let (session, target, key) = match (&spec.session_id, &spec.target) {
-        (Some(_), Some(_)) => return Err(invalid("give a session or a target, not both")),
-        (None, None) => {
-            return Err(invalid(
-                "give a session (sessionId) or a target (connection name or user@host[:port])",
-            ));
-        }
-        (Some(id), None) => {
-            let s = broker.sessions.get(id)?;
-            let t = s
-                .resolved
-                .endpoint
-                .conn_name
-                .clone()
-                .unwrap_or_else(|| s.label.clone());
-            (Some(s.clone()), t, s.resolved.key.clone())
-        }
-        (None, Some(t)) => {
-            // Validate now so a bad name fails the request, not the command.
-            let r = resolve(broker, t, spec.key.as_deref())?;
-            (None, t.clone(), r.key)
-        }
-    };
+    let (session, resolved, target) = place(broker, &spec)?;
+    let key = resolved.key.clone();
     let id = uuid::Uuid::new_v4().to_string();
-    let conn_name = match &session {
-        Some(s) => s.resolved.endpoint.conn_name.clone(),
-        None => resolve(broker, &target, key.as_deref())?.endpoint.conn_name,
-    };
+    let conn_name = resolved.endpoint.conn_name.clone();
     broker
         .db()?
         .insert_command(
@@ -306,10 +98,10 @@ pub async fn start(broker: &Arc<Broker>, peer: &Peer, spec: RunSpec) -> Result<R
         } else {
             let session = match session {
                 Some(s) => Ok(s),
-                None => match resolve(&b, &target, key.as_deref()) {
-                    Ok(r) => Sessions::for_target(&b, &peer, &r, "run").await,
-                    Err(f) => Err(f),
-                },
+                // Each step of the command counts itself on the session.
+                None => session_for(&b, &peer, &resolved, "run", Reuse::Shared)
+                    .await
+                    .map(|(s, _)| s),
             };
             match session {
                 Ok(session) => {
@@ -336,57 +128,26 @@ pub async fn start(broker: &Arc<Broker>, peer: &Peer, spec: RunSpec) -> Result<R
     })
 }
 
-/// Starts a command's task: registers its controls, runs the job `start` makes from the stop
-/// signal, then stores how it ended and unregisters it.
-pub(crate) fn spawn_tracked<Fut>(
-    broker: &Arc<Broker>,
-    id: &str,
-    start: impl FnOnce(watch::Receiver<Option<Stop>>) -> Fut,
-) where
-    Fut: std::future::Future<Output = Ending> + Send + 'static,
-{
-    let (stop, done) = broker.running.insert(id);
-    let job = start(stop);
-    let b = broker.clone();
-    let cmd: Arc<str> = id.into();
-    tokio::spawn(async move {
-        let ending = job.await;
-        finish(&b, &cmd, ending).await;
-        b.running.remove(&cmd);
-        let _ = done.send(true);
-    });
-}
-
-async fn finish(broker: &Arc<Broker>, cmd: &Arc<str>, e: Ending) {
-    if let Some(err) = &e.error
-        && e.state != CommandState::Failed
-    {
-        broker.log_writer.marker(cmd, format!("[sshkeep] {err}"));
-    }
-    broker.log_writer.finish(cmd).await;
-    let state = e.state;
-    let ended = now_ms();
-    // The end is recorded even when the database refuses writes for a while (a full disk):
-    // retried until it is, so the command never stays `running` once space is back.
-    for attempt in 0u32.. {
-        let stored = broker.db().is_ok_and(|db| {
-            db.command_ended(
-                cmd,
-                state,
-                e.exit_code,
-                e.signal.as_deref(),
-                e.error.as_deref(),
-                ended,
-            )
-            .is_ok()
-        });
-        if stored || attempt >= 3600 {
-            break;
+/// Where a run goes, resolved once: the session it names (with that session's login), or the
+/// target's login; and the target as recorded.
+fn place(broker: &Core, spec: &RunSpec) -> Result<(Option<Arc<Session>>, Resolved, String), Fail> {
+    match (&spec.session_id, &spec.target) {
+        (Some(_), Some(_)) => Err(invalid("give a session or a target, not both")),
+        (None, None) => Err(invalid(
+            "give a session (sessionId) or a target (connection name or user@host[:port])",
+        )),
+        (Some(id), None) => {
+            let s = broker.sessions().get(id)?;
+            let t = s
+                .resolved
+                .endpoint
+                .conn_name
+                .clone()
+                .unwrap_or_else(|| s.label.clone());
+            Ok((Some(s.clone()), s.resolved.clone(), t))
         }
-        if attempt == 0 {
-            tracing::warn!(command = %cmd, "cannot record the command's end yet; retrying");
-        }
-        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        // Resolved now so a bad name fails the request, not the command.
+        (None, Some(t)) => Ok((None, resolve(broker, t, spec.key.as_deref())?, t.clone())),
     }
 }
 
@@ -424,7 +185,7 @@ pub fn info(c: CommandRow) -> CommandInfo {
     }
 }
 
-fn row(broker: &Broker, id: &str) -> Result<CommandRow, Fail> {
+fn row(broker: &Core, id: &str) -> Result<CommandRow, Fail> {
     broker
         .db()?
         .command(id)
@@ -433,21 +194,21 @@ fn row(broker: &Broker, id: &str) -> Result<CommandRow, Fail> {
 }
 
 /// `status`.
-pub fn status(broker: &Broker, id: &str) -> Result<Response, Fail> {
+pub fn status(broker: &Core, id: &str) -> Result<Response, Fail> {
     let mut i = info(row(broker, id)?);
     i.total_lines = total_lines(broker, id).unwrap_or(i.total_lines);
     i.events = events(broker, id);
     // Output lost to a storage error: what is recorded, plus what is not recorded yet.
     let (lost, error) = broker.db()?.output_loss(id).map_err(Fail::internal)?;
-    let unrecorded = broker.log_writer.unrecorded_loss(id).unwrap_or_default();
+    let unrecorded = broker.log_writer().unrecorded_loss(id).unwrap_or_default();
     i.output_lost_bytes = lost + unrecorded.bytes;
     i.storage_error = error.or((!unrecorded.error.is_empty()).then_some(unrecorded.error));
     Ok(Response::Command(i))
 }
 
 /// The broker's own notes on a command (its marker lines), oldest first, at most the last 50.
-fn events(broker: &Broker, id: &str) -> Vec<String> {
-    let Ok(conn) = broker.log_reader.lock() else {
+fn events(broker: &Core, id: &str) -> Vec<String> {
+    let Ok(conn) = broker.log_reader() else {
         return Vec::new();
     };
     let sql = format!(
@@ -463,8 +224,8 @@ fn events(broker: &Broker, id: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
-fn total_lines(broker: &Broker, id: &str) -> Option<u64> {
-    let conn = broker.log_reader.lock().ok()?;
+fn total_lines(broker: &Core, id: &str) -> Option<u64> {
+    let conn = broker.log_reader().ok()?;
     conn.query_row(
         "SELECT COALESCE(MAX(n), 0) FROM log_lines WHERE command_id = ?1",
         [id],
@@ -474,36 +235,8 @@ fn total_lines(broker: &Broker, id: &str) -> Option<u64> {
     .map(|n| n as u64)
 }
 
-/// Reads stored output off the async threads, on the broker's own log-reader connection:
-/// `f` gets a reader of filtered pages (query, the command's state, a byte cap).
-pub async fn read_logs<T: Send + 'static>(
-    broker: &Arc<Broker>,
-    f: impl FnOnce(
-        &mut dyn FnMut(&LogQuery, CommandState, u64) -> Result<crate::protocol::LogPage, Fail>,
-    ) -> Result<T, Fail>
-    + Send
-    + 'static,
-) -> Result<T, Fail> {
-    let b = broker.clone();
-    tokio::task::spawn_blocking(move || {
-        let conn = b
-            .log_reader
-            .lock()
-            .map_err(|_| Fail::internal("log reader lock poisoned"))?;
-        let mut read = |q: &LogQuery, state: CommandState, cap: u64| {
-            crate::logs::read(&conn, q, state, cap).map_err(|e| match e {
-                crate::logs::QueryError::Db(d) => Fail::internal(d),
-                other => invalid(other.to_string()),
-            })
-        };
-        f(&mut read)
-    })
-    .await
-    .map_err(Fail::internal)?
-}
-
 /// `logs`.
-pub async fn logs(broker: &Arc<Broker>, q: LogQuery) -> Result<Response, Fail> {
+pub async fn logs(broker: &Arc<Core>, q: LogQuery) -> Result<Response, Fail> {
     let c = row(broker, &q.command_id)?;
     let cap = broker
         .settings()
@@ -515,7 +248,7 @@ pub async fn logs(broker: &Arc<Broker>, q: LogQuery) -> Result<Response, Fail> {
 }
 
 /// `cancel`: stops the command and everything it started; replies once it has ended.
-pub async fn cancel(broker: &Arc<Broker>, peer: &Peer, id: &str) -> Result<Response, Fail> {
+pub async fn cancel(broker: &Arc<Core>, peer: &Peer, id: &str) -> Result<Response, Fail> {
     let c = row(broker, id)?;
     if c.state.is_final() {
         return Err(Fail::new(
@@ -526,7 +259,7 @@ pub async fn cancel(broker: &Arc<Broker>, peer: &Peer, id: &str) -> Result<Respo
             ),
         ));
     }
-    let Some(mut done) = broker.running.signal(id, Stop::Cancel) else {
+    let Some(mut done) = broker.jobs().signal(id, Stop::Cancel) else {
         return Err(Fail::new(
             ErrorCode::Internal,
             format!(
@@ -548,7 +281,7 @@ pub async fn cancel(broker: &Arc<Broker>, peer: &Peer, id: &str) -> Result<Respo
 
 /// `ps`.
 pub fn list(
-    broker: &Broker,
+    broker: &Core,
     state: Option<&str>,
     conn: Option<&str>,
     limit: Option<u32>,
@@ -571,7 +304,7 @@ pub fn list(
 
 /// At broker start: attached commands that were running are `interrupted`; detached ones are
 /// followed again (re-attached as soon as their server can be reached).
-pub fn recover(broker: &Arc<Broker>) {
+pub fn recover(broker: &Arc<Core>) {
     let (interrupted, detached) = match broker.db() {
         Ok(db) => (
             db.interrupt_orphans(now_ms()).unwrap_or(0),

@@ -21,12 +21,13 @@ pub mod authorized_keys;
 
 use std::sync::Arc;
 
-use super::fail::Fail;
-use super::key_ops;
-use super::login::{login, resolve};
-use super::sftp::client::{Sftp, is_dir};
-use super::sftp::{session_for, write_atomic};
-use super::{Broker, Peer};
+use crate::broker::core::fail::Fail;
+use crate::broker::core::keystore;
+use crate::broker::core::login::{login, resolve};
+use crate::broker::core::sessions::{Reuse, session_for};
+use crate::broker::core::{Core, Peer};
+use crate::broker::sftp::client::{Sftp, is_dir};
+use crate::broker::sftp::write_atomic;
 use crate::db::{RotationRow, now};
 use crate::protocol::{ErrorCode, KeyType, NextStep, Response, RotationHost, RotationReport};
 
@@ -60,7 +61,7 @@ fn key_type_parse(s: &str) -> KeyType {
     }
 }
 
-fn report(broker: &Broker, r: &RotationRow) -> Result<RotationReport, Fail> {
+fn report(broker: &Core, r: &RotationRow) -> Result<RotationReport, Fail> {
     let db = broker.db()?;
     let hosts = db
         .rotation_hosts(&r.id)
@@ -91,7 +92,7 @@ fn report(broker: &Broker, r: &RotationRow) -> Result<RotationReport, Fail> {
 
 /// `key rotate`: starts, resumes or plans a rotation.
 pub async fn rotate(
-    broker: &Arc<Broker>,
+    broker: &Arc<Core>,
     peer: &Peer,
     name: &str,
     key_type: KeyType,
@@ -221,7 +222,7 @@ pub async fn rotate(
 }
 
 /// Drives every host as far as it goes, then finishes the rotation if all are clean.
-async fn run(broker: &Arc<Broker>, peer: &Peer, r: RotationRow) -> Result<Response, Fail> {
+async fn run(broker: &Arc<Core>, peer: &Peer, r: RotationRow) -> Result<Response, Fail> {
     // Step 1: the new key (again after a crash between recording the rotation and storing it).
     if broker
         .db()?
@@ -229,7 +230,7 @@ async fn run(broker: &Arc<Broker>, peer: &Peer, r: RotationRow) -> Result<Respon
         .map_err(Fail::internal)?
         .is_none()
     {
-        key_ops::generate_with_comment(
+        keystore::generate(
             broker,
             peer,
             &r.new_key,
@@ -346,7 +347,7 @@ const HOSTS_AT_ONCE: usize = 8;
 /// Moves one host through its remaining steps; a failure is recorded on the host (which keeps
 /// its working key) and ends its part of this run.
 async fn drive_host(
-    broker: &Arc<Broker>,
+    broker: &Arc<Core>,
     peer: &Peer,
     r: &RotationRow,
     conn: &str,
@@ -377,7 +378,7 @@ async fn drive_host(
 
 /// Does the work of one step on one host and records it; returns the step reached.
 async fn advance(
-    broker: &Arc<Broker>,
+    broker: &Arc<Core>,
     peer: &Peer,
     r: &RotationRow,
     conn: &str,
@@ -469,14 +470,17 @@ async fn advance(
 /// (which returns `None` for "nothing to change") and writes it back atomically. Returns the
 /// number of changes.
 async fn edit_authorized_keys(
-    broker: &Arc<Broker>,
+    broker: &Arc<Core>,
     peer: &Peer,
     conn: &str,
     key: Option<&str>,
     edit: impl FnOnce(&str) -> Option<(String, u64)>,
 ) -> Result<u64, Fail> {
-    let path = super::conn_ops::find(broker, conn)?.spec.authorized_keys;
-    let session = session_for(broker, peer, conn, key, "key rotation").await?;
+    let path = crate::broker::core::login::find_conn(broker, conn)?
+        .spec
+        .authorized_keys;
+    let r = resolve(broker, conn, key)?;
+    let (session, _) = session_for(broker, peer, &r, "key rotation", Reuse::Shared).await?;
     let sftp = Sftp::open(&session).await?;
     let text = match sftp.lstat_opt(&path).await? {
         Some(_) => {
@@ -488,7 +492,7 @@ async fn edit_authorized_keys(
             })?
         }
         None => {
-            let dir = super::sftp::client::parent(&path).to_string();
+            let dir = crate::broker::sftp::client::parent(&path).to_string();
             if dir != "." && !sftp.lstat_opt(&dir).await?.is_some_and(|a| is_dir(&a)) {
                 sftp.mkdir(&dir, true).await?;
                 let _ = sftp.set_attrs(&dir, Some(0o700), None).await;
@@ -506,7 +510,7 @@ async fn edit_authorized_keys(
 }
 
 /// A fresh login to `conn` with `key` (not a pooled session), closed at once.
-async fn check_login(broker: &Arc<Broker>, peer: &Peer, conn: &str, key: &str) -> Result<(), Fail> {
+async fn check_login(broker: &Arc<Core>, peer: &Peer, conn: &str, key: &str) -> Result<(), Fail> {
     let r = resolve(broker, conn, Some(key))?;
     let (handle, _, _hop) = login(broker, peer, &r, "key rotation check").await?;
     let _ = handle
@@ -522,7 +526,7 @@ async fn check_login(broker: &Arc<Broker>, peer: &Peer, conn: &str, key: &str) -
 /// `key deploy NAME CONN`: installs a key's public half on a connection's server, logging in
 /// with the key that works there now, then proves the new key logs in.
 pub async fn deploy(
-    broker: &Arc<Broker>,
+    broker: &Arc<Core>,
     peer: &Peer,
     name: &str,
     conn: &str,

@@ -7,9 +7,9 @@ use russh_sftp::client::RawSftpSession;
 use russh_sftp::client::error::Error as SftpError;
 use russh_sftp::protocol::{FileAttributes, OpenFlags, Packet, StatusCode};
 
-use crate::broker::fail::Fail;
-use crate::broker::gate::Permit;
-use crate::broker::sessions::{Occupancy, Session};
+use crate::broker::core::fail::Fail;
+use crate::broker::core::sessions::gate::Permit;
+use crate::broker::core::sessions::{Occupancy, Session};
 use crate::protocol::{ErrorCode, RemoteEntry};
 
 /// Bytes per read or write request; OpenSSH's sftp-server accepts up to 256 KiB but 32 KiB is

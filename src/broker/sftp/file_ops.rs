@@ -8,9 +8,10 @@ use std::sync::Arc;
 
 use super::client::{Sftp, base_name, check_remote_path, is_dir, is_link, parent, temp_file_name};
 use super::edit;
-use super::session_for;
-use crate::broker::fail::Fail;
-use crate::broker::{Broker, Peer};
+use crate::broker::core::fail::Fail;
+use crate::broker::core::login::resolve;
+use crate::broker::core::sessions::{Reuse, session_for};
+use crate::broker::core::{Core, Peer};
 use crate::protocol::{ErrorCode, FileAction, FileChange, FileRequest, FileText, Response};
 
 /// The largest file `file` edits (edits hold the file in memory; transfers stream).
@@ -19,7 +20,7 @@ const EDIT_CAP: u64 = 64 * 1024 * 1024;
 const READ_CAP: u64 = 1024 * 1024;
 
 /// Runs one file request.
-pub async fn run(broker: &Arc<Broker>, peer: &Peer, req: FileRequest) -> Result<Response, Fail> {
+pub async fn run(broker: &Arc<Core>, peer: &Peer, req: FileRequest) -> Result<Response, Fail> {
     let path = match &req.action {
         FileAction::Read { path, .. }
         | FileAction::Write { path, .. }
@@ -27,7 +28,8 @@ pub async fn run(broker: &Arc<Broker>, peer: &Peer, req: FileRequest) -> Result<
         | FileAction::EditLine { path, .. } => path.clone(),
     };
     check_remote_path(&path)?;
-    let session = session_for(broker, peer, &req.target, req.key.as_deref(), "file").await?;
+    let r = resolve(broker, &req.target, req.key.as_deref())?;
+    let (session, _) = session_for(broker, peer, &r, "file", Reuse::Shared).await?;
     let conn = session.resolved.endpoint.conn_name.clone();
     let sftp = Sftp::open(&session).await?;
     let reply = match req.action {

@@ -18,36 +18,26 @@ pub use file_ops::{run as file, write_atomic};
 use self::client::{Sftp, check_remote_path, entry};
 use self::roots::Roots;
 use self::transfer::Progress;
-use super::fail::Fail;
-use super::login::resolve;
-use super::sessions::{Session, Sessions};
-use super::{Broker, Peer};
+use crate::broker::core::fail::Fail;
+use crate::broker::core::login::resolve;
+use crate::broker::core::sessions::{Reuse, session_for};
+use crate::broker::core::{Core, Peer};
 use crate::protocol::{Response, SftpAction, SftpRequest};
-
-/// The session to use for `target` (the reusable one, or a new one).
-pub async fn session_for(
-    broker: &Arc<Broker>,
-    peer: &Peer,
-    target: &str,
-    key: Option<&str>,
-    purpose: &str,
-) -> Result<Arc<Session>, Fail> {
-    let r = resolve(broker, target, key)?;
-    Sessions::for_target(broker, peer, &r, purpose).await
-}
 
 /// Runs one SFTP request; `progress` receives (bytes done, total) during transfers.
 pub async fn run(
-    broker: &Arc<Broker>,
+    broker: &Arc<Core>,
     peer: &Peer,
     req: SftpRequest,
     progress: Option<UnboundedSender<(u64, u64)>>,
 ) -> Result<Response, Fail> {
-    let roots = Roots::new(req.local_roots, roots::protected(&broker.paths))?;
+    let roots = Roots::new(req.local_roots, roots::protected(broker.paths()))?;
     for p in remote_paths(&req.action) {
         check_remote_path(p)?;
     }
-    let session = session_for(broker, peer, &req.target, req.key.as_deref(), "sftp").await?;
+    let r = resolve(broker, &req.target, req.key.as_deref())?;
+    // The SFTP channel counts itself on the session (see [`Sftp::open`]).
+    let (session, _) = session_for(broker, peer, &r, "sftp", Reuse::Shared).await?;
     let conn = session.resolved.endpoint.conn_name.clone();
     let conn = conn.as_deref();
     let sftp = Sftp::open(&session).await?;

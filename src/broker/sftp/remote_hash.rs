@@ -4,8 +4,8 @@
 
 use std::sync::Arc;
 
-use crate::broker::remote_script;
-use crate::broker::sessions::Session;
+use crate::broker::core::remote_script::{self, Lane, Script};
+use crate::broker::core::sessions::Session;
 
 /// Reads a path from stdin (keeping trailing newlines that are part of the name) and hashes it.
 const SCRIPT: &str = r#"p=$(cat; printf x); p=${p%x}; exec sha256sum < "$p""#;
@@ -14,12 +14,22 @@ const SCRIPT: &str = r#"p=$(cat; printf x); p=${p%x}; exec sha256sum < "$p""#;
 /// shell, no sha256sum, no exec allowed): the caller then reads the file back instead.
 pub async fn remote_sha256(session: &Arc<Session>, path: &str) -> Option<String> {
     // No silence limit: hashing a large file prints nothing until it is done.
-    let (status, out) =
-        remote_script::run(session, SCRIPT, Some(path.as_bytes()), 4096, None).await?;
-    if status != 0 {
+    let ran = remote_script::run(
+        session,
+        Script {
+            text: SCRIPT,
+            stdin: Some(path.as_bytes()),
+            cap: 4096,
+            quiet: None,
+            lane: Lane::Counted,
+        },
+    )
+    .await
+    .ok()?;
+    if ran.status != Some(0) {
         return None;
     }
-    let text = String::from_utf8(out).ok()?;
+    let text = String::from_utf8(ran.stdout).ok()?;
     // Login scripts may print before the command; the hash line is the last one.
     let line = text.lines().last()?;
     let hash = line.split_whitespace().next()?;

@@ -13,7 +13,7 @@
 
 use std::path::{Component, Path, PathBuf};
 
-use crate::broker::fail::Fail;
+use crate::broker::core::fail::Fail;
 use crate::paths::Paths;
 use crate::protocol::ErrorCode;
 

@@ -8,21 +8,22 @@ use interprocess::local_socket::tokio::Stream;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::output::Out;
-use super::resize;
-use crate::broker::fail::Fail;
-use crate::broker::{Broker, Peer};
+use super::{Shells, resize};
+use crate::broker::core::fail::Fail;
+use crate::broker::core::{Core, Peer};
 use crate::frame::{read_frame, write_frame};
 use crate::protocol::{OutputStream, Request, Response};
 
 /// Serves an attached terminal until the shell ends or the client detaches or hangs up.
 pub async fn attach(
-    broker: &Arc<Broker>,
+    broker: &Arc<Core>,
+    shells: &Shells,
     peer: &Peer,
     stream: &Stream,
     shell_id: &str,
     close_on_detach: bool,
 ) -> Result<(), Fail> {
-    let shell = broker.shells.get(shell_id)?;
+    let shell = shells.get(shell_id)?;
     let mut raw = shell.out(|o| o.raw.subscribe());
     let redraw = shell.out(|o| o.redraw());
     shell.facts(|f| f.attached += 1);
@@ -80,7 +81,7 @@ pub async fn attach(
                         }
                     }
                     Ok(Request::AttachResize { cols, rows }) => {
-                        let _ = resize(broker, &shell.id, cols, rows);
+                        let _ = resize(shells, &shell.id, cols, rows);
                     }
                     Ok(Request::AttachDetach) => return true,
                     Ok(_) => {}
@@ -101,7 +102,7 @@ pub async fn attach(
     .await;
     shell.facts(|f| f.attached = f.attached.saturating_sub(1));
     if close_on_detach && !detached && !shell.is_over() {
-        let _ = super::close(broker, peer, &shell.id).await;
+        let _ = super::close(broker, shells, peer, &shell.id).await;
     }
     Ok(())
 }

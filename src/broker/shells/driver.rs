@@ -8,8 +8,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::output::Out;
 use super::{Input, Shell, probe, tmux_name};
-use crate::broker::Broker;
-use crate::broker::fail::Fail;
+use crate::broker::core::Core;
+use crate::broker::core::fail::Fail;
 use crate::db::now_ms;
 use crate::logs::STREAM_STDOUT;
 use crate::protocol::{CommandState, ErrorCode};
@@ -26,13 +26,13 @@ enum Ended {
 }
 
 pub async fn run(
-    broker: Arc<Broker>,
+    broker: Arc<Core>,
     shell: Arc<Shell>,
     mut rx: mpsc::UnboundedReceiver<Input>,
     ready: oneshot::Sender<Result<(), Fail>>,
 ) {
     let mut ready = Some(ready);
-    let writer = broker.log_writer.clone();
+    let writer = broker.log_writer().clone();
     let mut error = None;
     let exit = loop {
         let mut occupancy = shell.session.occupy();
@@ -173,7 +173,7 @@ pub async fn run(
             }
         }
     };
-    if shell.persistent && broker.stopping.load(std::sync::atomic::Ordering::SeqCst) {
+    if shell.persistent && broker.is_stopping() {
         // The broker is stopping: the tmux session goes on and the next broker re-adopts it.
         return;
     }

@@ -10,8 +10,8 @@ use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
 use super::{ChunkReader, Opts, Progress, count_file, finish, hex};
-use crate::broker::fail::Fail;
-use crate::broker::sessions::Session;
+use crate::broker::core::fail::Fail;
+use crate::broker::core::sessions::Session;
 use crate::broker::sftp::client::{Sftp, base_name, is_dir, is_file, join, temp_file_name};
 use crate::broker::sftp::roots::{Roots, local_fail};
 use crate::protocol::{ErrorCode, TransferReport};

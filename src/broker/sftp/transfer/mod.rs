@@ -24,8 +24,8 @@ pub use upload::upload;
 
 use super::client::{CHUNK, Sftp, WINDOW};
 use super::remote_hash::remote_sha256;
-use crate::broker::fail::Fail;
-use crate::broker::sessions::Session;
+use crate::broker::core::fail::Fail;
+use crate::broker::core::sessions::Session;
 use crate::protocol::TransferReport;
 
 /// How to copy.

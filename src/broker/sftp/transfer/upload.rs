@@ -11,8 +11,8 @@ use sha2::{Digest, Sha256};
 use tokio::io::AsyncReadExt;
 
 use super::{Opts, Progress, count_file, finish, hex};
-use crate::broker::fail::Fail;
-use crate::broker::sessions::Session;
+use crate::broker::core::fail::Fail;
+use crate::broker::core::sessions::Session;
 use crate::broker::sftp::client::{
     CHUNK, Sftp, WINDOW, base_name, is_dir, is_file, join, parent, temp_file_name,
 };

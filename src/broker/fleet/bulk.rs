@@ -9,65 +9,23 @@
 //! failure (unreachable, refused host key or login, failing command) is recorded on that target
 //! with an error code, and the others carry on.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::Semaphore;
 
-use super::commands::{Ending, MAX_COMMAND_BYTES, attached, spawn_tracked, wrap};
-use super::fail::Fail;
-use super::login::{Resolved, resolve};
-use super::sessions::{Occupancy, Session, Sessions};
-use super::{Broker, Peer};
+use crate::broker::commands::{MAX_COMMAND_BYTES, attached, wrap};
+use crate::broker::core::fail::Fail;
+use crate::broker::core::jobs::{Ending, Stop, spawn_tracked};
+use crate::broker::core::login::resolve;
+use crate::broker::core::sessions::{Reuse, session_for};
+use crate::broker::core::{Core, Peer};
 use crate::db::{CommandRow, ConnRow, NewCommand, now_ms};
 use crate::protocol::{
     BulkInfo, BulkLogLine, BulkSpec, BulkTarget, CommandState, ErrorCode, LogQuery, NextStep,
     Response, Targets,
 };
-
-/// Handshakes in flight to one server at first (OpenSSH's MaxStartups begins dropping at 10).
-const HANDSHAKES_PER_SERVER: usize = 4;
-/// Handshake attempts per target before it is failed.
-const HANDSHAKE_ATTEMPTS: u32 = 7;
-
-/// One server's handshake gate and its current limit.
-type ServerGate = (Arc<Semaphore>, usize);
-
-/// Per-server handshake limits, lowered when a server drops handshakes.
-#[derive(Default)]
-pub struct HandshakeLimits {
-    map: Mutex<HashMap<(String, u16), ServerGate>>,
-}
-
-impl HandshakeLimits {
-    fn gate(&self, host: &str, port: u16) -> Arc<Semaphore> {
-        let mut m = match self.map.lock() {
-            Ok(m) => m,
-            Err(p) => p.into_inner(),
-        };
-        m.entry((host.to_string(), port))
-            .or_insert_with(|| {
-                (
-                    Arc::new(Semaphore::new(HANDSHAKES_PER_SERVER)),
-                    HANDSHAKES_PER_SERVER,
-                )
-            })
-            .0
-            .clone()
-    }
-
-    /// The server dropped a handshake: allow one fewer at once (never below one).
-    fn lower(&self, host: &str, port: u16) {
-        if let Ok(mut m) = self.map.lock()
-            && let Some((sem, limit)) = m.get_mut(&(host.to_string(), port))
-            && *limit > 1
-        {
-            *limit -= 1;
-            sem.forget_permits(1);
-        }
-    }
-}
 
 fn invalid(m: impl Into<String>) -> Fail {
     Fail::new(ErrorCode::InvalidArgument, m)
@@ -79,7 +37,7 @@ pub type Unknown = Vec<(String, Fail)>;
 /// The connections a fleet operation covers, in the order given, without repeats; and the
 /// names that match none. An unknown name fails that target alone: the others go on. Only a
 /// request that names nothing that exists fails as a whole.
-pub fn resolve_targets(broker: &Broker, t: &Targets) -> Result<(Vec<ConnRow>, Unknown), Fail> {
+pub fn resolve_targets(broker: &Core, t: &Targets) -> Result<(Vec<ConnRow>, Unknown), Fail> {
     let all = broker.db()?.conns().map_err(Fail::internal)?;
     let mut out: Vec<ConnRow> = Vec::new();
     let mut unknown: Unknown = Vec::new();
@@ -89,7 +47,7 @@ pub fn resolve_targets(broker: &Broker, t: &Targets) -> Result<(Vec<ConnRow>, Un
         }
     };
     for name in &t.conns {
-        match super::conn_ops::find(broker, name) {
+        match crate::broker::core::login::find_conn(broker, name) {
             Ok(c) => push(c),
             Err(f) if f.code == ErrorCode::NotFound => {
                 if !unknown.iter().any(|(n, _)| n == name) {
@@ -126,54 +84,6 @@ pub fn resolve_targets(broker: &Broker, t: &Targets) -> Result<(Vec<ConnRow>, Un
     Ok((out, unknown))
 }
 
-/// A session for one target, already counting this target as a user: an open one is reused (a
-/// session that was open before the run stays open; one another target opened stays transient),
-/// or a transient one is opened through the server's handshake limit, retrying dropped
-/// handshakes.
-async fn session_for(
-    broker: &Arc<Broker>,
-    peer: &Peer,
-    r: &Resolved,
-) -> Result<(Arc<Session>, Occupancy), Fail> {
-    let (host, port) = (r.endpoint.host.clone(), r.endpoint.port);
-    let mut attempt = 0;
-    loop {
-        if let Some(s) = Sessions::find_open(broker, r)?
-            && let Some(o) = s.try_occupy()
-        {
-            return Ok((s, o));
-        }
-        let gate = broker.handshakes.gate(&host, port);
-        let permit = gate.acquire_owned().await.map_err(Fail::internal)?;
-        let opened = Sessions::open(broker, peer, r, "bulk run").await;
-        drop(permit);
-        match opened {
-            Ok(s) => {
-                s.mark_transient();
-                if let Some(o) = s.try_occupy() {
-                    return Ok((s, o));
-                }
-            }
-            // Dropped during the handshake: the server's MaxStartups, or a flaky network.
-            Err(f) if f.code == ErrorCode::Ssh && attempt + 1 < HANDSHAKE_ATTEMPTS => {
-                attempt += 1;
-                broker.handshakes.lower(&host, port);
-                let base = 100u64 << attempt.min(6);
-                let jitter = rand::random::<u64>() % base.max(1);
-                tracing::debug!(
-                    host,
-                    port,
-                    attempt,
-                    "handshake dropped; retrying in {} ms",
-                    base + jitter
-                );
-                tokio::time::sleep(Duration::from_millis(base + jitter)).await;
-            }
-            Err(f) => return Err(f),
-        }
-    }
-}
-
 fn error_code(e: &Ending) -> Option<&'static str> {
     match (e.state, e.exit_code, &e.signal, &e.error) {
         (CommandState::Completed, ..) | (CommandState::Cancelled, ..) => None,
@@ -193,7 +103,7 @@ fn code_name(c: ErrorCode) -> String {
 }
 
 /// `bulk exec`: records the run and its targets, starts it, and replies at once.
-pub async fn start(broker: &Arc<Broker>, peer: &Peer, spec: BulkSpec) -> Result<Response, Fail> {
+pub async fn start(broker: &Arc<Core>, peer: &Peer, spec: BulkSpec) -> Result<Response, Fail> {
     if spec.commands.is_empty() || spec.commands.iter().any(|c| c.trim().is_empty()) {
         return Err(invalid("commands is empty: give at least one command"));
     }
@@ -281,7 +191,7 @@ pub async fn start(broker: &Arc<Broker>, peer: &Peer, spec: BulkSpec) -> Result<
             let cmd: Arc<str> = id.clone().into();
             match sem.acquire_owned().await {
                 Ok(_slot) => match resolve(&b, &name, None) {
-                    Ok(r) => match session_for(&b, &peer, &r).await {
+                    Ok(r) => match session_for(&b, &peer, &r, "bulk run", Reuse::Fleet).await {
                         Ok((session, occupancy)) => {
                             // Each target's own time limit, from when it starts.
                             let deadline = options
@@ -300,7 +210,7 @@ pub async fn start(broker: &Arc<Broker>, peer: &Peer, spec: BulkSpec) -> Result<
                             let e = attached::run(job).await;
                             drop(occupancy);
                             if session.is_transient() {
-                                b.sessions
+                                b.sessions()
                                     .close_if_unused(&session.id, "bulk run done")
                                     .await;
                             }
@@ -336,7 +246,7 @@ fn matches(c: &CommandRow, conn: Option<&ConnRow>, want: &str) -> bool {
 /// A bulk run's commands, creation time, and its targets' command rows with their connections.
 type RunRows = (Vec<String>, i64, Vec<(CommandRow, Option<ConnRow>)>);
 
-fn rows(broker: &Broker, bulk_id: &str, target: Option<&str>) -> Result<RunRows, Fail> {
+fn rows(broker: &Core, bulk_id: &str, target: Option<&str>) -> Result<RunRows, Fail> {
     let db = broker.db()?;
     let (commands, created) = db
         .bulk(bulk_id)
@@ -360,7 +270,7 @@ fn rows(broker: &Broker, bulk_id: &str, target: Option<&str>) -> Result<RunRows,
 }
 
 /// `bulk status`.
-pub fn status(broker: &Broker, bulk_id: &str, target: Option<&str>) -> Result<Response, Fail> {
+pub fn status(broker: &Core, bulk_id: &str, target: Option<&str>) -> Result<Response, Fail> {
     let (commands, created_ms, rows) = rows(broker, bulk_id, target)?;
     let mut counts: BTreeMap<String, u64> = BTreeMap::new();
     let targets: Vec<BulkTarget> = rows
@@ -402,7 +312,7 @@ pub fn status(broker: &Broker, bulk_id: &str, target: Option<&str>) -> Result<Re
 
 /// `bulk logs`: each target's lines (filtered as asked), labelled with the target.
 pub async fn logs(
-    broker: &Arc<Broker>,
+    broker: &Arc<Core>,
     bulk_id: &str,
     target: Option<&str>,
     q: LogQuery,
@@ -413,7 +323,7 @@ pub async fn logs(
         .get("logs_reply_max_bytes")
         .min(q.max_bytes.unwrap_or(u64::MAX));
     let bulk = bulk_id.to_string();
-    super::commands::read_logs(broker, move |read| {
+    crate::broker::core::output::read_logs(broker, move |read| {
         let mut lines = Vec::new();
         let mut size = 0u64;
         let mut truncated = false;
@@ -449,7 +359,7 @@ pub async fn logs(
 
 /// `bulk cancel`: the whole run or one target; replies when they have ended.
 pub async fn cancel(
-    broker: &Arc<Broker>,
+    broker: &Arc<Core>,
     peer: &Peer,
     bulk_id: &str,
     target: Option<&str>,
@@ -457,7 +367,7 @@ pub async fn cancel(
     let (_, _, rows) = rows(broker, bulk_id, target)?;
     let mut waits = Vec::new();
     for (c, _) in rows.iter().filter(|(c, _)| !c.state.is_final()) {
-        if let Some(done) = broker.running.signal(&c.id, super::commands::Stop::Cancel) {
+        if let Some(done) = broker.jobs().signal(&c.id, Stop::Cancel) {
             waits.push(done);
         }
     }

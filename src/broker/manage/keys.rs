@@ -5,18 +5,14 @@ use std::sync::Arc;
 
 use crate::protocol::SecretString;
 
-use super::fail::Fail;
-use super::{Broker, Peer};
+use crate::broker::core::fail::Fail;
+use crate::broker::core::keystore;
+use crate::broker::core::{Core, Peer};
 use crate::db::{KeyRow, now};
-use crate::keys::{self, KeyError, NewKey};
+use crate::keys::{self, KeyError};
 use crate::protocol::{ErrorCode, KeyInfo, KeyType, NextStep, Response};
-use crate::target::validate_name;
 
-fn invalid(e: String) -> Fail {
-    Fail::new(ErrorCode::InvalidArgument, e)
-}
-
-fn info(broker: &Broker, row: KeyRow) -> Result<KeyInfo, Fail> {
+fn info(broker: &Core, row: KeyRow) -> Result<KeyInfo, Fail> {
     let connections = broker.db()?.key_links(&row.name).map_err(Fail::internal)?;
     Ok(KeyInfo {
         name: row.name,
@@ -31,66 +27,15 @@ fn info(broker: &Broker, row: KeyRow) -> Result<KeyInfo, Fail> {
     })
 }
 
-fn store(
-    broker: &Broker,
-    peer: &Peer,
-    name: &str,
-    new: NewKey,
-    op: &str,
-) -> Result<Response, Fail> {
-    let sealed = {
-        let slot = broker.vault()?;
-        let vault = slot.as_ref().ok_or_else(|| broker.no_vault())?;
-        vault.seal(new.openssh.as_bytes())?
-    };
-    let row = KeyRow {
-        name: name.into(),
-        algorithm: new.algorithm,
-        fingerprint: new.fingerprint.clone(),
-        comment: new.comment,
-        public_key: new.public_line,
-        sealed,
-        created: now(),
-        retired: None,
-        agent: Default::default(),
-    };
-    {
-        let db = broker.db()?;
-        if db.key(name).map_err(Fail::internal)?.is_some() {
-            return Err(Fail::new(
-                ErrorCode::AlreadyExists,
-                format!("a key named '{name}' already exists"),
-            ));
-        }
-        db.insert_key(&row).map_err(Fail::internal)?;
-    }
-    broker.audit(peer, op, Some(name), None, new.fingerprint)?;
-    Ok(Response::Key(info(broker, row)?))
-}
-
-fn precheck(broker: &Broker, name: &str) -> Result<(), Fail> {
-    validate_name("key", name).map_err(invalid)?;
-    if broker.vault()?.is_none() {
-        return Err(broker.no_vault());
-    }
-    if broker.db()?.key(name).map_err(Fail::internal)?.is_some() {
-        return Err(Fail::new(
-            ErrorCode::AlreadyExists,
-            format!("a key named '{name}' already exists"),
-        ));
-    }
-    Ok(())
-}
-
 /// `key add`: works while the vault is locked (sealing needs only the public recipient).
 pub fn add(
-    broker: &Broker,
+    broker: &Core,
     peer: &Peer,
     name: &str,
     text: &SecretString,
     passphrase: Option<&SecretString>,
 ) -> Result<Response, Fail> {
-    precheck(broker, name)?;
+    keystore::precheck(broker, name)?;
     let new = keys::import(text, passphrase).map_err(|e| match e {
         KeyError::PassphraseRequired => Fail::new(
             ErrorCode::KeyPassphraseRequired,
@@ -101,41 +46,22 @@ pub fn add(
         }
         KeyError::Invalid(why) => Fail::new(ErrorCode::InvalidKey, format!("cannot import key '{name}': {}", KeyError::Invalid(why))),
     })?;
-    store(broker, peer, name, new, "key_add")
+    let row = keystore::store(broker, peer, name, new, "key_add")?;
+    Ok(Response::Key(info(broker, row)?))
 }
 
 /// `key generate`.
 pub async fn generate(
-    broker: &Arc<Broker>,
+    broker: &Arc<Core>,
     peer: &Peer,
     name: &str,
     kind: KeyType,
 ) -> Result<Response, Fail> {
-    generate_with_comment(broker, peer, name, kind, &format!("sshkeep:{name}")).await
+    let row = keystore::generate(broker, peer, name, kind, &format!("sshkeep:{name}")).await?;
+    Ok(Response::Key(info(broker, row)?))
 }
 
-/// Generates a key with a given comment (a rotation's new key carries the final name's).
-pub async fn generate_with_comment(
-    broker: &Arc<Broker>,
-    peer: &Peer,
-    name: &str,
-    kind: KeyType,
-    comment: &str,
-) -> Result<Response, Fail> {
-    precheck(broker, name)?;
-    let comment = comment.to_string();
-    let new = tokio::task::spawn_blocking(move || {
-        let new = keys::generate(kind, &comment);
-        crate::system::wipe::scrub_stack();
-        new
-    })
-    .await
-    .map_err(Fail::internal)?
-    .map_err(|e| Fail::new(ErrorCode::Internal, format!("key generation failed: {e}")))?;
-    store(broker, peer, name, new, "key_generate")
-}
-
-fn row(broker: &Broker, name: &str) -> Result<KeyRow, Fail> {
+fn row(broker: &Core, name: &str) -> Result<KeyRow, Fail> {
     broker
         .db()?
         .key(name)
@@ -144,7 +70,7 @@ fn row(broker: &Broker, name: &str) -> Result<KeyRow, Fail> {
 }
 
 /// `key list`.
-pub fn list(broker: &Broker) -> Result<Response, Fail> {
+pub fn list(broker: &Core) -> Result<Response, Fail> {
     let rows = broker.db()?.keys().map_err(Fail::internal)?;
     let keys = rows
         .into_iter()
@@ -154,12 +80,12 @@ pub fn list(broker: &Broker) -> Result<Response, Fail> {
 }
 
 /// `key show` / `key pub`.
-pub fn show(broker: &Broker, name: &str) -> Result<Response, Fail> {
+pub fn show(broker: &Core, name: &str) -> Result<Response, Fail> {
     Ok(Response::Key(info(broker, row(broker, name)?)?))
 }
 
 /// `key remove`.
-pub fn remove(broker: &Broker, peer: &Peer, name: &str, force: bool) -> Result<Response, Fail> {
+pub fn remove(broker: &Core, peer: &Peer, name: &str, force: bool) -> Result<Response, Fail> {
     let k = row(broker, name)?;
     let links = broker.db()?.key_links(name).map_err(Fail::internal)?;
     if !links.is_empty() && !force {
@@ -177,14 +103,14 @@ pub fn remove(broker: &Broker, peer: &Peer, name: &str, force: bool) -> Result<R
 }
 
 /// `key link`.
-pub fn link(broker: &Broker, peer: &Peer, key: &str, conn: &str) -> Result<Response, Fail> {
+pub fn link(broker: &Core, peer: &Peer, key: &str, conn: &str) -> Result<Response, Fail> {
     if row(broker, key)?.retired.is_some() {
         return Err(Fail::new(
             ErrorCode::InvalidArgument,
             format!("key '{key}' was retired by a rotation and cannot be linked"),
         ));
     }
-    let c = super::conn_ops::find(broker, conn)?;
+    let c = crate::broker::core::login::find_conn(broker, conn)?;
     broker
         .db()?
         .set_conn_key(&c.id, Some(key))
@@ -200,8 +126,8 @@ pub fn link(broker: &Broker, peer: &Peer, key: &str, conn: &str) -> Result<Respo
 }
 
 /// `key unlink`.
-pub fn unlink(broker: &Broker, peer: &Peer, key: &str, conn: &str) -> Result<Response, Fail> {
-    let c = super::conn_ops::find(broker, conn)?;
+pub fn unlink(broker: &Core, peer: &Peer, key: &str, conn: &str) -> Result<Response, Fail> {
+    let c = crate::broker::core::login::find_conn(broker, conn)?;
     if c.spec.key.as_deref() != Some(key) {
         return Err(Fail::new(
             ErrorCode::InvalidArgument,
@@ -220,7 +146,7 @@ pub fn unlink(broker: &Broker, peer: &Peer, key: &str, conn: &str) -> Result<Res
 
 /// `key agent`: how the ssh-agent socket treats a key.
 pub fn agent_options(
-    broker: &Broker,
+    broker: &Core,
     peer: &Peer,
     name: &str,
     offer: Option<bool>,

@@ -2,13 +2,12 @@
 //! locks itself. Open sessions stay open; new logins need `sshkeep unlock` and say why.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use super::{Broker, Peer};
+use crate::broker::core::{Core, Peer};
 
 /// Checks every few seconds until the broker stops.
-pub async fn run(broker: Arc<Broker>) {
+pub async fn run(broker: Arc<Core>) {
     let me = Peer {
         pid: Some(std::process::id()),
         uid: Some(crate::system::current_uid()),
@@ -29,7 +28,7 @@ pub async fn run(broker: Arc<Broker>) {
         // restarted the clock under the same guard) is never undone.
         let (locked, idle) = match broker.vault() {
             Ok(mut slot) => {
-                let idle = crate::db::now() - broker.last_key_use.load(Ordering::Relaxed);
+                let idle = broker.secs_since_key_use();
                 match slot.as_mut() {
                     Some(v) if v.is_unlocked() && idle >= idle_limit => {
                         v.lock();
@@ -44,9 +43,7 @@ pub async fn run(broker: Arc<Broker>) {
             let why = format!(
                 "locked by itself after {idle} s without a key being used (auto_lock_idle = {idle_limit})"
             );
-            if let Ok(mut r) = broker.lock_reason.lock() {
-                *r = Some(why.clone());
-            }
+            broker.set_lock_reason(why.clone());
             tracing::info!("{why}");
             let _ = broker.audit(&me, "vault_auto_lock", None, None, why);
         }

@@ -5,9 +5,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::fail::Fail;
-use super::fleet_checks::{INVENTORY_SCRIPT, SECURITY_SCRIPT, parse_findings, parse_inventory};
-use super::{Broker, Peer, bulk};
+use crate::broker::core::fail::Fail;
+use crate::broker::core::{Core, Peer};
+use crate::broker::fleet::bulk;
+use crate::broker::fleet::checks::{
+    INVENTORY_SCRIPT, SECURITY_SCRIPT, parse_findings, parse_inventory,
+};
 use crate::db::now_ms;
 use crate::protocol::{
     AuditTarget, BulkSpec, FleetAuditOp, FleetAuditReport, LogQuery, NextStep, Response,
@@ -16,7 +19,7 @@ use crate::protocol::{
 
 /// Runs the audit and replies when every target is done.
 pub async fn run(
-    broker: &Arc<Broker>,
+    broker: &Arc<Core>,
     peer: &Peer,
     op: FleetAuditOp,
     targets: Targets,
@@ -84,13 +87,13 @@ pub async fn run(
     Ok(Response::FleetAudit(report))
 }
 
-async fn stdout_lines(broker: &Arc<Broker>, command_id: &str) -> Result<Vec<String>, Fail> {
+async fn stdout_lines(broker: &Arc<Core>, command_id: &str) -> Result<Vec<String>, Fail> {
     let q = LogQuery {
         command_id: command_id.into(),
         stream: Some(StreamFilter::Stdout),
         ..Default::default()
     };
-    super::commands::read_logs(broker, move |read| {
+    crate::broker::core::output::read_logs(broker, move |read| {
         let page = read(&q, crate::protocol::CommandState::Completed, 4 << 20)?;
         Ok(page
             .lines
@@ -103,7 +106,7 @@ async fn stdout_lines(broker: &Arc<Broker>, command_id: &str) -> Result<Vec<Stri
 }
 
 /// A stored audit.
-pub fn show(broker: &Broker, audit_id: &str) -> Result<Response, Fail> {
+pub fn show(broker: &Core, audit_id: &str) -> Result<Response, Fail> {
     let json = broker
         .db()?
         .fleet_audit(audit_id)

@@ -1,120 +1,20 @@
 //! Turning a target (a saved connection or `user@host[:port]`) into an authenticated SSH login.
 
+mod resolve;
+pub mod test;
+
 use std::sync::Arc;
-use std::time::Duration;
 
 use russh::client::Handle;
 
-use super::fail::Fail;
-use super::sessions::{Occupancy, Sessions};
-use super::{Broker, Peer};
-use crate::db::{ConnRow, Pin, now};
-use crate::protocol::{ErrorCode, HostKeyPolicy, NextStep};
+use crate::broker::core::fail::Fail;
+use crate::broker::core::sessions::{Occupancy, Reuse, session_for};
+use crate::broker::core::{Core, Peer};
+use crate::db::{Pin, now};
+use crate::protocol::{ErrorCode, NextStep};
 use crate::ssh::{self, Endpoint, HostKeyStatus, SeenHostKey};
-use crate::target::{parse_address, validate_name};
 
-/// A resolved target.
-#[derive(Clone, Debug)]
-pub struct Resolved {
-    pub endpoint: Endpoint,
-    pub key: Option<String>,
-    pub idle: Duration,
-    /// Saved connections to hop through, first hop first.
-    pub jump: Vec<String>,
-}
-
-/// Resolves `target`; `key` overrides the linked key. A retired key is refused here, before a
-/// pooled session logged in with it could be reused.
-pub fn resolve(broker: &Broker, target: &str, key: Option<&str>) -> Result<Resolved, Fail> {
-    let r = resolve_any(broker, target, key)?;
-    if let Some(k) = &r.key
-        && broker
-            .db()?
-            .key(k)
-            .map_err(Fail::internal)?
-            .is_some_and(|row| row.retired.is_some())
-    {
-        return Err(Fail::then(
-            ErrorCode::NoKey,
-            format!("key '{k}' was retired by a rotation and is disabled"),
-            NextStep::RetiredKey { key: k.to_string() },
-        ));
-    }
-    Ok(r)
-}
-
-fn resolve_any(broker: &Broker, target: &str, key: Option<&str>) -> Result<Resolved, Fail> {
-    let from_row = |c: ConnRow| Resolved {
-        jump: c.spec.jump.clone(),
-        key: key.map(Into::into).or(c.spec.key.clone()),
-        idle: Duration::from_secs(u64::from(c.spec.idle_timeout)),
-        endpoint: Endpoint {
-            host: c.spec.host,
-            port: c.spec.port,
-            user: c.spec.user,
-            policy: c.spec.host_key_policy,
-            keepalive_interval: c.spec.keepalive_interval,
-            keepalive_max: c.spec.keepalive_max,
-            conn_name: Some(c.spec.name),
-        },
-    };
-    match parse_address(target) {
-        Some(addr) => {
-            let a = addr.map_err(|e| Fail::new(ErrorCode::InvalidArgument, e))?;
-            if let Some(c) = broker
-                .db()?
-                .conn_by_address(&a.user, &a.host, a.port)
-                .map_err(Fail::internal)?
-            {
-                return Ok(from_row(c));
-            }
-            // Ad-hoc targets take the broker's settings (defaults: OpenSSH's ServerAliveInterval 30,
-            // ServerAliveCountMax 3, and a ControlPersist-like 10 minutes).
-            let settings = broker.settings();
-            Ok(Resolved {
-                jump: Vec::new(),
-                key: key.map(Into::into),
-                idle: Duration::from_secs(settings.get("idle_timeout")),
-                endpoint: Endpoint {
-                    host: a.host,
-                    port: a.port,
-                    user: a.user,
-                    policy: HostKeyPolicy::AcceptNew,
-                    keepalive_interval: settings.get("keepalive_interval").min(u32::MAX as u64)
-                        as u32,
-                    keepalive_max: settings.get("keepalive_max").min(u32::MAX as u64) as u32,
-                    conn_name: None,
-                },
-            })
-        }
-        None => {
-            validate_name("connection", target)
-                .map_err(|e| Fail::new(ErrorCode::InvalidArgument, e))?;
-            Ok(from_row(super::conn_ops::find(broker, target)?))
-        }
-    }
-}
-
-/// `r` with its connection's linked key when the key it names is gone or retired (a key
-/// rotation renamed or retired it since `r` was resolved).
-pub fn refreshed(broker: &Broker, r: &Resolved) -> Resolved {
-    let mut out = r.clone();
-    let (Some(conn), Some(key)) = (&r.endpoint.conn_name, &r.key) else {
-        return out;
-    };
-    let Ok(db) = broker.db() else {
-        return out;
-    };
-    let usable = db
-        .key(key)
-        .ok()
-        .flatten()
-        .is_some_and(|k| k.retired.is_none());
-    if !usable && let Ok(Some(c)) = db.conn_by_ref(conn) {
-        out.key = c.spec.key;
-    }
-    out
-}
+pub use resolve::{Resolved, find_conn, refreshed, resolve};
 
 /// `~/.ssh/known_hosts`, read to accept keys the user already trusts. Never written.
 pub fn known_hosts() -> Option<std::path::PathBuf> {
@@ -143,7 +43,7 @@ fn no_key(ep: &Endpoint) -> Fail {
 /// Decrypts a key from the vault for one login. The returned key zeroizes itself when its last
 /// holder drops it.
 pub fn unseal_key(
-    broker: &Broker,
+    broker: &Core,
     name: &str,
 ) -> Result<(std::sync::Arc<russh::keys::PrivateKey>, String), Fail> {
     let row = broker
@@ -188,7 +88,7 @@ pub fn unseal_key(
 
 /// Pins a key seen under `accept-new` after a successful login.
 pub fn pin_if_new(
-    broker: &Broker,
+    broker: &Core,
     peer: &Peer,
     ep: &Endpoint,
     seen: &SeenHostKey,
@@ -220,7 +120,7 @@ pub fn pin_if_new(
 
 /// Records a refused host key in the audit log.
 pub fn audit_refusal(
-    broker: &Broker,
+    broker: &Core,
     peer: &Peer,
     ep: &Endpoint,
     seen: Option<&SeenHostKey>,
@@ -255,11 +155,7 @@ pub type LostSlot = Arc<std::sync::Mutex<Option<String>>>;
 /// A way to `r` through its last jump host: a `direct-tcpip` channel on the hop's session (the
 /// hop reached the same way, through the hops before it), and the hold that keeps the hop's
 /// session open while the tunnel is in use. `None` for a connection without jump hosts.
-pub fn tunnel_for<'a>(
-    broker: &'a Arc<Broker>,
-    peer: &'a Peer,
-    r: &'a Resolved,
-) -> TunnelFuture<'a> {
+pub fn tunnel_for<'a>(broker: &'a Arc<Core>, peer: &'a Peer, r: &'a Resolved) -> TunnelFuture<'a> {
     // Boxed, with its type spelled out: the hop's login may come back through this function,
     // and a recursive async fn has no nameable (or provably Send) future otherwise.
     Box::pin(async move {
@@ -269,8 +165,7 @@ pub fn tunnel_for<'a>(
         let mut hop = resolve(broker, last, None)?;
         hop.jump = before.to_vec();
         // A bastion's session is shared by everything behind it: one login, many channels.
-        let session = Sessions::for_target(broker, peer, &hop, "jump").await?;
-        let mut hold = session.occupy();
+        let (session, mut hold) = session_for(broker, peer, &hop, "jump", Reuse::Shared).await?;
         hold.running();
         let handle = session.wait_open().await?;
         let ep = &r.endpoint;
@@ -303,7 +198,7 @@ pub type TunnelFuture<'a> = std::pin::Pin<
 /// key: host-key verification, pinning on first use, and an audit record of the key's use. The
 /// hold keeps the last jump host's session open for as long as this login's session lives.
 pub async fn login(
-    broker: &Arc<Broker>,
+    broker: &Arc<Core>,
     peer: &Peer,
     r: &Resolved,
     purpose: &str,
@@ -343,7 +238,7 @@ pub async fn login(
 }
 
 /// The fingerprint of the key `r` logs in with.
-pub fn key_fingerprint(broker: &Broker, r: &Resolved) -> Result<String, Fail> {
+pub fn key_fingerprint(broker: &Core, r: &Resolved) -> Result<String, Fail> {
     let key_name = r.key.as_deref().ok_or_else(|| no_key(&r.endpoint))?;
     Ok(broker
         .db()?

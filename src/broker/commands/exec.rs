@@ -13,14 +13,14 @@ use interprocess::local_socket::tokio::Stream;
 use russh::{ChannelMsg, Sig};
 use tokio::sync::mpsc;
 
-use super::client_conn::send;
-use super::commands::marker::MarkerFilter;
-use super::commands::{Killed, kill_remote_group, until, wrap};
-use super::fail::Fail;
-use super::login::resolve;
-use super::sessions::Sessions;
-use super::{Broker, Peer};
-use crate::frame::read_frame;
+use crate::broker::commands::marker::MarkerFilter;
+use crate::broker::commands::{Killed, kill_remote_group, wrap};
+use crate::broker::core::fail::Fail;
+use crate::broker::core::jobs::until;
+use crate::broker::core::login::resolve;
+use crate::broker::core::sessions::{Reuse, session_for};
+use crate::broker::core::{Core, Peer};
+use crate::frame::{read_frame, write_frame};
 use crate::logs::{STREAM_STDERR, STREAM_STDOUT};
 use crate::protocol::{ErrorCode, OutputStream, Request, Response, RunOptions};
 
@@ -82,7 +82,7 @@ enum FromClient {
 /// connection dropped while idle is reconnected first; a server at its channel limit makes the
 /// command wait in the session's queue.
 pub async fn run(
-    broker: &Arc<Broker>,
+    broker: &Arc<Core>,
     peer: &Peer,
     spec: ExecSpec<'_>,
     stream: &Stream,
@@ -93,11 +93,10 @@ pub async fn run(
             "the command is empty",
         ));
     }
-    super::commands::wrap::check_text("the command", spec.command)
+    crate::broker::commands::wrap::check_text("the command", spec.command)
         .map_err(|m| Fail::new(ErrorCode::InvalidArgument, m))?;
     let r = resolve(broker, spec.target, spec.key)?;
-    let session = Sessions::for_target(broker, peer, &r, "exec").await?;
-    let mut occupancy = session.occupy();
+    let (session, mut occupancy) = session_for(broker, peer, &r, "exec", Reuse::Shared).await?;
     let (channel, _permit) = session.open_channel().await?;
     occupancy.running();
     if let Some((cols, rows)) = spec.pty
@@ -334,4 +333,9 @@ pub async fn run(
     )
     .await;
     Ok(())
+}
+
+/// Writes one frame; a failure means the client hung up.
+async fn send<W: tokio::io::AsyncWrite + Unpin>(tx: &mut W, r: &Response) -> bool {
+    write_frame(tx, r).await.is_ok()
 }

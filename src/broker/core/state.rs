@@ -1,57 +1,56 @@
 //! The broker's shared state.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Result;
 
 use sshkeep_vault::Vault;
 use tokio::sync::Notify;
 
-use super::bulk::HandshakeLimits;
-use super::commands::Registry;
-use super::fail::Fail;
-use super::listener::Peer;
-use super::sessions::Sessions;
+use crate::broker::core::fail::Fail;
+use crate::broker::core::handshakes::HandshakeLimits;
+use crate::broker::core::jobs::Jobs;
+use crate::broker::core::listener::Peer;
+use crate::broker::core::sessions::Sessions;
 use crate::db::{AuditEntry, AuditKey, ChainCheck, Db, now};
 use crate::logs::LogWriter;
 use crate::paths::Paths;
 use crate::protocol::ErrorCode;
 use crate::settings::Settings;
 
-/// Everything the broker holds.
-pub struct Broker {
-    pub paths: Paths,
-    pub db: Mutex<Db>,
+/// Everything the broker's core holds. Fields are private: features reach the state through
+/// the methods below, so what they may do with it is said in one place.
+pub struct Core {
+    paths: Paths,
+    db: Mutex<Db>,
     /// `None` until `vault init`.
-    pub vault: Mutex<Option<Vault>>,
-    pub sessions: Sessions,
-    pub shells: super::shells::Shells,
-    pub forwards: super::forwards::Forwards,
-    pub running: Registry,
+    vault: Mutex<Option<Vault>>,
+    sessions: Sessions,
+    jobs: Jobs,
     /// Per-server handshake limits for fleet runs.
-    pub handshakes: HandshakeLimits,
-    pub log_writer: LogWriter,
+    handshakes: HandshakeLimits,
+    log_writer: LogWriter,
     /// A connection of its own for reading logs (long reads never hold the main one).
-    pub log_reader: Mutex<rusqlite::Connection>,
+    log_reader: Mutex<rusqlite::Connection>,
     settings: RwLock<Settings>,
     /// The per-command output cap, shared with the log writer thread.
     log_cap: Arc<AtomicU64>,
-    pub started: Instant,
-    pub shutdown: Notify,
+    started: Instant,
+    shutdown: Notify,
     /// Unix seconds of the last key decryption or unlock (for the idle auto-lock).
-    pub last_key_use: std::sync::atomic::AtomicI64,
+    last_key_use: AtomicI64,
     /// Set when the broker is shutting down (work in flight must not record itself as ended:
     /// tmux shells are re-adopted by the next broker).
-    pub stopping: std::sync::atomic::AtomicBool,
+    stopping: AtomicBool,
     /// Why the vault was locked by the broker itself (shown with "vault is locked" errors).
-    pub lock_reason: Mutex<Option<String>>,
+    lock_reason: Mutex<Option<String>>,
     /// The audit chain's HMAC key, from the first unlock on (see `audit_key`).
     audit_key: Mutex<Option<AuditKey>>,
 }
 
-impl Broker {
+impl Core {
     /// Builds the state around an open database and vault, with the settings stored in it.
     pub fn new(paths: Paths, db: Db, vault: Option<Vault>) -> Result<Arc<Self>> {
         let mut settings = Settings::default();
@@ -74,9 +73,7 @@ impl Broker {
             db: Mutex::new(db),
             vault: Mutex::new(vault),
             sessions: Sessions::default(),
-            shells: Default::default(),
-            forwards: Default::default(),
-            running: Registry::default(),
+            jobs: Jobs::default(),
             handshakes: HandshakeLimits::default(),
             log_writer,
             log_reader,
@@ -84,11 +81,80 @@ impl Broker {
             log_cap,
             started: Instant::now(),
             shutdown: Notify::new(),
-            last_key_use: std::sync::atomic::AtomicI64::new(crate::db::now()),
+            last_key_use: AtomicI64::new(crate::db::now()),
             lock_reason: Mutex::new(None),
             audit_key: Mutex::new(None),
-            stopping: std::sync::atomic::AtomicBool::new(false),
+            stopping: AtomicBool::new(false),
         }))
+    }
+
+    /// Where the broker keeps its files.
+    pub fn paths(&self) -> &Paths {
+        &self.paths
+    }
+
+    /// The open SSH sessions.
+    pub fn sessions(&self) -> &Sessions {
+        &self.sessions
+    }
+
+    /// The jobs (commands, fleet targets) running now.
+    pub fn jobs(&self) -> &Jobs {
+        &self.jobs
+    }
+
+    /// Per-server handshake limits.
+    pub fn handshakes(&self) -> &HandshakeLimits {
+        &self.handshakes
+    }
+
+    /// Where jobs' output goes (into the log store).
+    pub fn log_writer(&self) -> &LogWriter {
+        &self.log_writer
+    }
+
+    /// The log-reading connection (a long read holds it, never the main one).
+    pub fn log_reader(&self) -> Result<MutexGuard<'_, rusqlite::Connection>, Fail> {
+        self.log_reader
+            .lock()
+            .map_err(|_| Fail::internal("log reader lock poisoned"))
+    }
+
+    /// How long the broker has run.
+    pub fn uptime(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// Asks the broker to stop (the daemon's accept loop ends).
+    pub fn request_shutdown(&self) {
+        self.shutdown.notify_one();
+    }
+
+    /// Returns once a stop was asked for.
+    pub async fn shutdown_requested(&self) {
+        self.shutdown.notified().await
+    }
+
+    /// The broker is stopping: work in flight must not record itself as ended.
+    pub fn set_stopping(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether the broker is stopping.
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::SeqCst)
+    }
+
+    /// Seconds since a key was last decrypted or the vault unlocked.
+    pub fn secs_since_key_use(&self) -> i64 {
+        crate::db::now() - self.last_key_use.load(Ordering::Relaxed)
+    }
+
+    /// Says why the broker locked the vault by itself (shown with "vault is locked" errors).
+    pub fn set_lock_reason(&self, why: String) {
+        if let Ok(mut r) = self.lock_reason.lock() {
+            *r = Some(why);
+        }
     }
 
     /// The settings in force.
@@ -173,8 +239,7 @@ impl Broker {
 
     /// Records a use of the vault (a key decrypted, an unlock): the idle auto-lock restarts.
     pub fn key_used(&self) {
-        self.last_key_use
-            .store(crate::db::now(), std::sync::atomic::Ordering::Relaxed);
+        self.last_key_use.store(crate::db::now(), Ordering::Relaxed);
         if let Ok(mut r) = self.lock_reason.lock() {
             *r = None;
         }
@@ -213,7 +278,7 @@ impl Broker {
             .db()?
             .audit(&entry, now(), key.as_ref())
             .map_err(Fail::internal)?;
-        if let Err(e) = super::audit_key::write_head(&self.paths, &head) {
+        if let Err(e) = crate::broker::core::audit_key::write_head(&self.paths, &head) {
             tracing::warn!(
                 "cannot write the audit head (truncation of the audit log would not show): {e}"
             );
@@ -226,7 +291,7 @@ impl Broker {
         if self.audit_key.lock().is_ok_and(|k| k.is_some()) {
             return;
         }
-        match super::audit_key::load_or_create(&self.paths, vault) {
+        match crate::broker::core::audit_key::load_or_create(&self.paths, vault) {
             Ok(key) => {
                 if let Ok(mut slot) = self.audit_key.lock() {
                     *slot = Some(key);
@@ -239,7 +304,7 @@ impl Broker {
     /// Checks the audit chain with the key and the head written outside the database.
     pub fn verify_audit(&self) -> Result<ChainCheck, Fail> {
         let key = self.audit_key.lock().ok().and_then(|k| k.clone());
-        let head = super::audit_key::read_head(&self.paths);
+        let head = crate::broker::core::audit_key::read_head(&self.paths);
         let check = self
             .db()?
             .verify_audit(key.as_ref(), head.as_ref())

@@ -5,6 +5,7 @@
 //! it is read, and any uid other than the broker's own is refused and logged.
 
 use std::path::Path;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use interprocess::local_socket::tokio::{Listener, Stream};
@@ -13,6 +14,7 @@ use interprocess::local_socket::traits::tokio::Listener as _;
 use interprocess::local_socket::{GenericFilePath, ListenerOptions, ToFsName};
 use interprocess::os::unix::local_socket::ListenerOptionsExt;
 
+use super::backoff::Backoff;
 use crate::frame::write_frame;
 use crate::protocol::{ErrorCode, Response};
 
@@ -49,31 +51,36 @@ pub fn bind(path: &Path) -> Result<Listener> {
 /// Pauses after failed accepts, so a full descriptor table (EMFILE) is not retried in a busy
 /// loop that also floods the log: 10 ms doubling to 1 s, one log line per streak of failures
 /// (and one per hundred after it).
-#[derive(Default)]
-pub struct AcceptBackoff {
-    failures: u32,
+pub struct AcceptBackoff(Backoff);
+
+impl Default for AcceptBackoff {
+    fn default() -> Self {
+        Self(Backoff::new(
+            Duration::from_millis(10),
+            Duration::from_secs(1),
+        ))
+    }
 }
 
 impl AcceptBackoff {
     /// Records a failure and waits before the next accept.
     pub async fn failed(&mut self, what: &str, e: &std::io::Error) {
-        if self.failures.is_multiple_of(100) {
+        let failures = self.0.failures();
+        if failures.is_multiple_of(100) {
             tracing::warn!(
-                failures = self.failures + 1,
+                failures = failures + 1,
                 "{what} accept failed: {e}; backing off"
             );
         }
-        let wait = 10u64 << self.failures.min(7);
-        self.failures = self.failures.saturating_add(1);
-        tokio::time::sleep(std::time::Duration::from_millis(wait.min(1000))).await;
+        self.0.wait().await;
     }
 
     /// An accept worked: the next failure starts over.
     pub fn ok(&mut self) {
-        if self.failures > 0 {
-            tracing::info!(failures = self.failures, "accepting connections again");
+        if self.0.failures() > 0 {
+            tracing::info!(failures = self.0.failures(), "accepting connections again");
         }
-        self.failures = 0;
+        self.0.reset();
     }
 }
 

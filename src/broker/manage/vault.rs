@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use sshkeep_vault::{Backend, BackendChoice, SecretString, Vault, VaultError};
 
-use super::fail::Fail;
-use super::{Broker, Peer};
+use crate::broker::core::fail::Fail;
+use crate::broker::core::{Core, Peer};
 use crate::protocol::{self, ErrorCode, PROTOCOL_VERSION, Response, StatusInfo, VaultStatus};
 
 // The protocol's secret text and backend choice become the vault's here, where the broker hands
@@ -30,8 +30,8 @@ impl From<protocol::BackendChoice> for BackendChoice {
 /// Runs blocking vault work (D-Bus calls, scrypt) off the async threads, and wipes the stack it
 /// used.
 async fn blocking<T: Send + 'static>(
-    broker: &Arc<Broker>,
-    f: impl FnOnce(&Broker) -> Result<T, Fail> + Send + 'static,
+    broker: &Arc<Core>,
+    f: impl FnOnce(&Core) -> Result<T, Fail> + Send + 'static,
 ) -> Result<T, Fail> {
     let b = broker.clone();
     tokio::task::spawn_blocking(move || {
@@ -46,7 +46,7 @@ async fn blocking<T: Send + 'static>(
 
 /// What follows every unlock: the audit key is loaded, and the master identity's page is kept
 /// out of swap where the memory-lock limit allows (said once in the log where it does not).
-fn unlocked(b: &Broker, vault: &Vault) {
+fn unlocked(b: &Core, vault: &Vault) {
     b.load_audit_key(vault);
     if let Some((addr, len)) = vault.identity_memory()
         && let Err(e) = crate::system::keep_in_ram(addr, len)
@@ -63,7 +63,7 @@ fn unlocked(b: &Broker, vault: &Vault) {
 
 /// Tries to unlock at start: the keyring backend needs nothing from the user; the passphrase
 /// backend unlocks when `SSHKEEP_PASSPHRASE_FILE` names a readable file.
-pub async fn auto_unlock(broker: &Arc<Broker>) {
+pub async fn auto_unlock(broker: &Arc<Core>) {
     let result = blocking(broker, |b| {
         let mut slot = b.vault()?;
         let Some(vault) = slot.as_mut() else {
@@ -95,9 +95,7 @@ pub async fn auto_unlock(broker: &Arc<Broker>) {
             tracing::warn!("vault stays locked: {}", f.message);
             // A damaged vault file or an unreadable passphrase file is named with every
             // "vault is locked" error, not only in the broker's log.
-            if let Ok(mut r) = broker.lock_reason.lock() {
-                *r = Some(format!("unlocking at start failed: {}", f.message));
-            }
+            broker.set_lock_reason(format!("unlocking at start failed: {}", f.message));
         }
     }
 }
@@ -126,7 +124,7 @@ pub fn passphrase_from_env() -> Option<Result<SecretString, Fail>> {
 }
 
 /// `status`.
-pub fn status(broker: &Broker) -> Result<Response, Fail> {
+pub fn status(broker: &Core) -> Result<Response, Fail> {
     let slot = broker.vault()?;
     let vault = match slot.as_ref() {
         None => VaultStatus {
@@ -149,26 +147,26 @@ pub fn status(broker: &Broker) -> Result<Response, Fail> {
         broker_version: env!("CARGO_PKG_VERSION").into(),
         protocol_version: PROTOCOL_VERSION,
         pid: std::process::id(),
-        uptime_secs: broker.started.elapsed().as_secs(),
+        uptime_secs: broker.uptime().as_secs(),
         vault,
-        sessions_open: broker.sessions.open_count() as u32,
-        commands_running: broker.running.len() as u32,
+        sessions_open: broker.sessions().open_count() as u32,
+        commands_running: broker.jobs().len() as u32,
         database_bytes: ["", "-wal"]
             .iter()
             .filter_map(|suffix| {
-                std::fs::metadata(format!("{}{suffix}", broker.paths.database().display())).ok()
+                std::fs::metadata(format!("{}{suffix}", broker.paths().database().display())).ok()
             })
             .map(|m| m.len())
             .sum(),
         settings: broker.settings().describe(),
-        state_dir: broker.paths.state.display().to_string(),
-        socket: broker.paths.socket().display().to_string(),
+        state_dir: broker.paths().state.display().to_string(),
+        socket: broker.paths().socket().display().to_string(),
     }))
 }
 
 /// `vault init`.
 pub async fn init(
-    broker: &Arc<Broker>,
+    broker: &Arc<Core>,
     peer: &Peer,
     choice: protocol::BackendChoice,
     passphrase: Option<protocol::SecretString>,
@@ -180,12 +178,12 @@ pub async fn init(
     let (backend, notice) = blocking(broker, move |b| {
         let mut slot = b.vault()?;
         if slot.is_some() {
-            return Err(VaultError::AlreadyInitialized(b.paths.vault_dir()).into());
+            return Err(VaultError::AlreadyInitialized(b.paths().vault_dir()).into());
         }
         if let Some(orphaned) = b.orphaned_vault() {
             return Err(orphaned);
         }
-        let (vault, notice) = Vault::create(&b.paths.vault_dir(), choice, passphrase.as_ref())?;
+        let (vault, notice) = Vault::create(&b.paths().vault_dir(), choice, passphrase.as_ref())?;
         unlocked(b, &vault);
         let backend = vault.backend();
         *slot = Some(vault);
@@ -208,7 +206,7 @@ pub async fn init(
 
 /// `unlock`.
 pub async fn unlock(
-    broker: &Arc<Broker>,
+    broker: &Arc<Core>,
     peer: &Peer,
     passphrase: Option<protocol::SecretString>,
 ) -> Result<Response, Fail> {
@@ -251,7 +249,7 @@ pub async fn unlock(
 
 /// `lock`: drops the master identity. Keys are only ever decrypted for the moment of a login,
 /// so after this no decrypted key material is left in the broker.
-pub fn lock(broker: &Broker, peer: &Peer) -> Result<Response, Fail> {
+pub fn lock(broker: &Core, peer: &Peer) -> Result<Response, Fail> {
     let mut slot = broker.vault()?;
     let vault = slot.as_mut().ok_or_else(|| broker.no_vault())?;
     vault.lock();

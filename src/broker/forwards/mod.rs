@@ -5,18 +5,20 @@
 //! Listeners bind to loopback unless the user asks for another address: a forward on 0.0.0.0
 //! would hand every machine on the network a way into the server's side.
 
+mod socks;
+
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 
-use super::fail::Fail;
-use super::login::resolve;
-use super::sessions::Sessions;
-use super::{Broker, Peer};
+use crate::broker::core::fail::Fail;
+use crate::broker::core::login::resolve;
+use crate::broker::core::sessions::{Reuse, session_for};
+use crate::broker::core::{Core, Peer};
 use crate::protocol::{ErrorCode, ForwardInfo, ForwardKind, ForwardSpec, Response};
 
 /// The broker's forwards.
@@ -70,7 +72,12 @@ fn invalid(m: impl Into<String>) -> Fail {
 }
 
 /// `forward`: starts listening and returns the forward.
-pub async fn open(broker: &Arc<Broker>, peer: &Peer, spec: ForwardSpec) -> Result<Response, Fail> {
+pub async fn open(
+    broker: &Arc<Core>,
+    forwards: &Forwards,
+    peer: &Peer,
+    spec: ForwardSpec,
+) -> Result<Response, Fail> {
     let bind: IpAddr = spec.bind_address.parse().map_err(|_| {
         invalid(format!(
             "{:?} is not an IP address to listen on (127.0.0.1 or ::1, say)",
@@ -91,7 +98,7 @@ pub async fn open(broker: &Arc<Broker>, peer: &Peer, spec: ForwardSpec) -> Resul
     }
     let r = resolve(broker, &spec.target, spec.key.as_deref())?;
     // Log in now, so a refused host key or login is said here and not on the first connection.
-    Sessions::for_target(broker, peer, &r, "forward").await?;
+    session_for(broker, peer, &r, "forward", Reuse::Shared).await?;
     let listener = TcpListener::bind(SocketAddr::new(bind, spec.bind_port))
         .await
         .map_err(|e| {
@@ -156,16 +163,20 @@ pub async fn open(broker: &Arc<Broker>, peer: &Peer, spec: ForwardSpec) -> Resul
         }
     });
     let out = fwd.info();
-    if let Ok(mut m) = broker.forwards.map.lock() {
+    if let Ok(mut m) = forwards.map.lock() {
         m.insert(id, fwd);
     }
     Ok(Response::Forward(out))
 }
 
 /// `forward close`: replies once the port is no longer listened on.
-pub async fn close(broker: &Broker, peer: &Peer, id: &str) -> Result<Response, Fail> {
-    let f = broker
-        .forwards
+pub async fn close(
+    broker: &Core,
+    forwards: &Forwards,
+    peer: &Peer,
+    id: &str,
+) -> Result<Response, Fail> {
+    let f = forwards
         .map
         .lock()
         .ok()
@@ -206,7 +217,7 @@ fn describe(i: &ForwardInfo) -> String {
 
 /// Carries one accepted connection through a `direct-tcpip` channel.
 async fn carry(
-    broker: &Arc<Broker>,
+    broker: &Arc<Core>,
     peer: &Peer,
     spec: &ForwardSpec,
     mut tcp: TcpStream,
@@ -218,10 +229,11 @@ async fn carry(
             spec.host.clone().unwrap_or_default(),
             spec.host_port.unwrap_or(0),
         ),
-        ForwardKind::Dynamic => socks5_request(&mut tcp).await?,
+        ForwardKind::Dynamic => socks::request(&mut tcp).await?,
     };
     let r = resolve(broker, &spec.target, spec.key.as_deref()).map_err(|f| f.message)?;
-    let session = Sessions::for_target(broker, peer, &r, "forward")
+    // Forwarded connections are not counted on the session: only its own use keeps it open.
+    let (session, _) = session_for(broker, peer, &r, "forward", Reuse::Shared)
         .await
         .map_err(|f| f.message)?;
     let handle = session.wait_open().await.map_err(|f| f.message)?;
@@ -248,54 +260,4 @@ async fn carry(
         .await
         .map(|_| ())
         .map_err(|e| e.to_string())
-}
-
-/// Reads a SOCKS5 greeting (no authentication) and CONNECT request; returns where to connect.
-async fn socks5_request(tcp: &mut TcpStream) -> Result<(String, u16), String> {
-    let io = |e: std::io::Error| e.to_string();
-    let mut head = [0u8; 2];
-    tcp.read_exact(&mut head).await.map_err(io)?;
-    if head[0] != 5 {
-        return Err("not a SOCKS5 client".into());
-    }
-    let mut methods = vec![0u8; usize::from(head[1])];
-    tcp.read_exact(&mut methods).await.map_err(io)?;
-    if !methods.contains(&0) {
-        let _ = tcp.write_all(&[5, 0xff]).await;
-        return Err("the SOCKS client offers no method without authentication".into());
-    }
-    tcp.write_all(&[5, 0]).await.map_err(io)?;
-    let mut req = [0u8; 4];
-    tcp.read_exact(&mut req).await.map_err(io)?;
-    if req[1] != 1 {
-        // Only CONNECT: answer "command not supported".
-        let _ = tcp.write_all(&[5, 7, 0, 1, 0, 0, 0, 0, 0, 0]).await;
-        return Err(format!(
-            "SOCKS command {} is not supported (only CONNECT)",
-            req[1]
-        ));
-    }
-    let host = match req[3] {
-        1 => {
-            let mut a = [0u8; 4];
-            tcp.read_exact(&mut a).await.map_err(io)?;
-            std::net::Ipv4Addr::from(a).to_string()
-        }
-        4 => {
-            let mut a = [0u8; 16];
-            tcp.read_exact(&mut a).await.map_err(io)?;
-            std::net::Ipv6Addr::from(a).to_string()
-        }
-        3 => {
-            let mut len = [0u8; 1];
-            tcp.read_exact(&mut len).await.map_err(io)?;
-            let mut name = vec![0u8; usize::from(len[0])];
-            tcp.read_exact(&mut name).await.map_err(io)?;
-            String::from_utf8(name).map_err(|_| "the SOCKS host name is not UTF-8".to_string())?
-        }
-        t => return Err(format!("SOCKS address type {t} is not supported")),
-    };
-    let mut port = [0u8; 2];
-    tcp.read_exact(&mut port).await.map_err(io)?;
-    Ok((host, u16::from_be_bytes(port)))
 }

@@ -15,7 +15,7 @@ use std::path::PathBuf;
 
 use sshkeep_vault::{Vault, VaultError};
 
-use super::fail::Fail;
+use crate::broker::core::fail::Fail;
 use crate::db::{AuditHead, AuditKey};
 use crate::paths::Paths;
 

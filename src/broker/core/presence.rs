@@ -20,8 +20,8 @@
 
 use sshkeep_vault::{Backend, SecretString, Vault, VaultError};
 
-use super::Peer;
-use super::fail::Fail;
+use crate::broker::core::Peer;
+use crate::broker::core::fail::Fail;
 use crate::protocol::ErrorCode;
 
 /// What `/proc/PID/stat` says of a process's terminal.
@@ -110,7 +110,7 @@ pub fn require(
             })?;
             "with the vault passphrase"
         }
-        Backend::Keyring => match super::agent::confirm::confirm(what) {
+        Backend::Keyring => match crate::broker::core::confirm::confirm(what) {
             Ok(true) => "confirmed on the desktop",
             Ok(false) => {
                 return Err(Fail::new(

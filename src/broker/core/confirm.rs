@@ -5,7 +5,7 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::broker::Peer;
+use crate::broker::core::Peer;
 
 /// How long a prompt may stay open.
 const PROMPT_TIMEOUT: Duration = Duration::from_secs(60);

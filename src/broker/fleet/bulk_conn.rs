@@ -6,15 +6,15 @@ use std::sync::Arc;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use super::bulk::resolve_targets;
-use super::fail::Fail;
-use super::login::resolve;
-use super::sessions::Sessions;
-use super::{Broker, Peer};
+use crate::broker::core::fail::Fail;
+use crate::broker::core::login::{self, resolve};
+use crate::broker::core::sessions::{Reuse, session_for};
+use crate::broker::core::{Core, Peer};
+use crate::broker::fleet::bulk::resolve_targets;
 use crate::db::ConnRow;
 use crate::protocol::{BulkConnOp, BulkConnResult, ErrorCode, Response, Targets};
 
-async fn one(broker: Arc<Broker>, peer: Peer, op: BulkConnOp, c: ConnRow) -> BulkConnResult {
+async fn one(broker: Arc<Core>, peer: Peer, op: BulkConnOp, c: ConnRow) -> BulkConnResult {
     let mut res = BulkConnResult {
         connection_id: c.id.clone(),
         name: c.spec.name.clone(),
@@ -28,27 +28,25 @@ async fn one(broker: Arc<Broker>, peer: Peer, op: BulkConnOp, c: ConnRow) -> Bul
     let outcome: Result<(), Fail> = async {
         match op {
             BulkConnOp::Test => {
-                if let Response::TestReport(t) =
-                    super::conn_ops::test(&broker, &peer, &c.spec.name, None).await?
-                {
-                    res.ok = t.authenticated;
-                    res.error_code = t.error_code;
-                    res.error = t.error.clone();
-                    res.next = t.next.clone();
-                    res.report = Some(t);
-                }
+                let t = login::test::run(&broker, &peer, &c.spec.name, None).await?;
+                res.ok = t.authenticated;
+                res.error_code = t.error_code;
+                res.error = t.error.clone();
+                res.next = t.next.clone();
+                res.report = Some(t);
                 Ok(())
             }
             BulkConnOp::Open => {
                 let r = resolve(&broker, &c.spec.name, None)?;
-                let s = Sessions::for_target(&broker, &peer, &r, "bulk conn open").await?;
+                let (s, _) =
+                    session_for(&broker, &peer, &r, "bulk conn open", Reuse::Shared).await?;
                 res.session_id = Some(s.id.clone());
                 res.ok = true;
                 Ok(())
             }
             BulkConnOp::Close => {
                 let ids: Vec<String> = broker
-                    .sessions
+                    .sessions()
                     .list()
                     .into_iter()
                     .filter(|s| {
@@ -57,7 +55,7 @@ async fn one(broker: Arc<Broker>, peer: Peer, op: BulkConnOp, c: ConnRow) -> Bul
                     .map(|s| s.session_id)
                     .collect();
                 for id in ids {
-                    broker.sessions.close(&id, "closed by bulk conn").await?;
+                    broker.sessions().close(&id, "closed by bulk conn").await?;
                 }
                 res.ok = true;
                 Ok(())
@@ -75,7 +73,7 @@ async fn one(broker: Arc<Broker>, peer: Peer, op: BulkConnOp, c: ConnRow) -> Bul
 
 /// Runs `op` on every target, `concurrency` at a time; results in the order of the targets.
 pub async fn run(
-    broker: &Arc<Broker>,
+    broker: &Arc<Core>,
     peer: &Peer,
     op: BulkConnOp,
     targets: &Targets,

@@ -2,13 +2,12 @@
 
 use std::sync::Arc;
 
-use super::fail::Fail;
-use super::login::{audit_refusal, known_hosts, pin_if_new, resolve, unseal_key};
-use super::{Broker, Peer};
+use crate::broker::core::fail::Fail;
+use crate::broker::core::login::{self, find_conn, known_hosts, resolve};
+use crate::broker::core::{Core, Peer};
 use crate::db::{ConnRow, Pin, now};
 use crate::protocol::{
-    ClientGroup, ConnInfo, ConnSpec, ErrorCode, HostKeyPolicy, HostKeyReport, NextStep, Response,
-    TestReport,
+    ClientGroup, ConnInfo, ConnSpec, ErrorCode, HostKeyPolicy, NextStep, Response,
 };
 use crate::ssh;
 use crate::target::{canonical_host, validate_host, validate_name, validate_user};
@@ -17,16 +16,7 @@ fn invalid(e: String) -> Fail {
     Fail::new(ErrorCode::InvalidArgument, e)
 }
 
-/// A saved connection by name or id.
-pub fn find(broker: &Broker, name: &str) -> Result<ConnRow, Fail> {
-    broker
-        .db()?
-        .conn_by_ref(name)
-        .map_err(Fail::internal)?
-        .ok_or_else(|| Fail::unknown("connection", name, NextStep::ListConns))
-}
-
-fn info(broker: &Broker, c: ConnRow) -> Result<ConnInfo, Fail> {
+fn info(broker: &Core, c: ConnRow) -> Result<ConnInfo, Fail> {
     let pinned_host_key = broker
         .db()?
         .pin(&c.spec.host, c.spec.port)
@@ -41,7 +31,7 @@ fn info(broker: &Broker, c: ConnRow) -> Result<ConnInfo, Fail> {
 }
 
 /// `conn save`: creates, or updates the connection of that name.
-pub fn save(broker: &Broker, peer: &Peer, mut spec: ConnSpec) -> Result<Response, Fail> {
+pub fn save(broker: &Core, peer: &Peer, mut spec: ConnSpec) -> Result<Response, Fail> {
     validate_name("connection", &spec.name).map_err(invalid)?;
     validate_host(&spec.host).map_err(invalid)?;
     spec.host = canonical_host(&spec.host);
@@ -157,7 +147,7 @@ pub fn save(broker: &Broker, peer: &Peer, mut spec: ConnSpec) -> Result<Response
 }
 
 /// `conn list`.
-pub fn list(broker: &Broker) -> Result<Response, Fail> {
+pub fn list(broker: &Core) -> Result<Response, Fail> {
     let rows = broker.db()?.conns().map_err(Fail::internal)?;
     let conns = rows
         .into_iter()
@@ -167,13 +157,13 @@ pub fn list(broker: &Broker) -> Result<Response, Fail> {
 }
 
 /// `conn show`.
-pub fn show(broker: &Broker, name: &str) -> Result<Response, Fail> {
-    Ok(Response::Conn(info(broker, find(broker, name)?)?))
+pub fn show(broker: &Core, name: &str) -> Result<Response, Fail> {
+    Ok(Response::Conn(info(broker, find_conn(broker, name)?)?))
 }
 
 /// `conn remove`.
-pub fn remove(broker: &Broker, peer: &Peer, name: &str) -> Result<Response, Fail> {
-    let c = find(broker, name)?;
+pub fn remove(broker: &Core, peer: &Peer, name: &str) -> Result<Response, Fail> {
+    let c = find_conn(broker, name)?;
     broker.db()?.delete_conn(&c.id).map_err(Fail::internal)?;
     broker.audit(
         peer,
@@ -187,114 +177,17 @@ pub fn remove(broker: &Broker, peer: &Peer, name: &str) -> Result<Response, Fail
     })
 }
 
-/// `conn test`: reachability, host key, login with the linked key, timings. Each failure is
-/// reported in the result, not as an error, so the user sees how far it got.
+/// `conn test`: reachability, host key, login with the linked key, timings (see
+/// [`login::test`]).
 pub async fn test(
-    broker: &Arc<Broker>,
+    broker: &Arc<Core>,
     peer: &Peer,
     target: &str,
     key: Option<&str>,
 ) -> Result<Response, Fail> {
-    let r = resolve(broker, target, key)?;
-    let ep = &r.endpoint;
-    let mut report = TestReport {
-        host: ep.host.clone(),
-        port: ep.port,
-        user: ep.user.clone(),
-        reachable: false,
-        connect_ms: None,
-        host_key: None,
-        key: r.key.clone(),
-        authenticated: false,
-        login_ms: None,
-        error: None,
-        error_code: None,
-        next: None,
-    };
-    // A locked vault or missing key still lets the test check reachability and the host key.
-    let key = match r.key.as_deref().map(|k| unseal_key(broker, k)).transpose() {
-        Ok(k) => k,
-        Err(f) => {
-            report.error = Some(f.message);
-            report.error_code = Some(f.code);
-            report.next = f.next;
-            None
-        }
-    };
-    if r.key.is_none() {
-        let f = Fail::then(
-            ErrorCode::NoKey,
-            "no key to log in with",
-            NextStep::LinkKey {
-                conn: target.to_string(),
-            },
-        );
-        report.error = Some(f.message);
-        report.error_code = Some(f.code);
-        report.next = f.next;
-    }
-    let pin = broker
-        .db()?
-        .pin(&ep.host, ep.port)
-        .map_err(Fail::internal)?;
-    let started = std::time::Instant::now();
-    // Through the jump hosts, as a login would go (a hop that fails is this test's answer).
-    let (via, _hop) = match super::login::tunnel_for(broker, peer, &r).await {
-        Ok(Some((t, h))) => (Some(t), Some(h)),
-        Ok(None) => (None, None),
-        Err(f) => {
-            report.error = Some(f.message);
-            report.error_code = Some(f.code);
-            return Ok(Response::TestReport(report));
-        }
-    };
-    let (login, connected) = ssh::connect(ep, pin, known_hosts(), via).await;
-    report.reachable = login.connect_ms.is_some();
-    report.connect_ms = login.connect_ms;
-    report.host_key = login.seen.as_ref().map(|s| HostKeyReport {
-        algorithm: s.algorithm.clone(),
-        fingerprint: s.fingerprint.clone(),
-        status: s.status_word().into(),
-    });
-    if let Err(e) = connected {
-        audit_refusal(broker, peer, ep, login.seen.as_ref())?;
-        report.error = Some(e.message);
-        report.error_code = Some(e.code);
-        report.next = e.next;
-        return Ok(Response::TestReport(report));
-    }
-    let (Some(mut handle), Some((key, _))) = (login.handle, key) else {
-        return Ok(Response::TestReport(report));
-    };
-    let key_name = r.key.clone().unwrap_or_default();
-    broker.audit(
-        peer,
-        "key_use",
-        Some(&key_name),
-        ep.conn_name.as_deref(),
-        format!("login {}@{}:{} for conn test", ep.user, ep.host, ep.port),
-    )?;
-    match ssh::login(ep, &mut handle, key, &key_name).await {
-        Ok(()) => {
-            report.authenticated = true;
-            report.login_ms = Some((started.elapsed().as_secs_f64() * 100_000.0).round() / 100.0);
-            if let Some(seen) = &login.seen
-                && pin_if_new(broker, peer, ep, seen)?
-                && let Some(hk) = report.host_key.as_mut()
-            {
-                hk.status = "pinned_now".into();
-            }
-        }
-        Err(e) => {
-            report.error = Some(e.message);
-            report.error_code = Some(e.code);
-            report.next = e.next;
-        }
-    }
-    let _ = handle
-        .disconnect(russh::Disconnect::ByApplication, "test done", "en")
-        .await;
-    Ok(Response::TestReport(report))
+    login::test::run(broker, peer, target, key)
+        .await
+        .map(Response::TestReport)
 }
 
 fn valid_fingerprint(fp: &str) -> bool {
@@ -335,7 +228,7 @@ fn vouched_otherwise(
 /// `replace` (clients other than a person's CLI), a key that a pin or known_hosts vouches for
 /// is never replaced.
 pub async fn trust(
-    broker: &Arc<Broker>,
+    broker: &Arc<Core>,
     peer: &Peer,
     target: &str,
     fingerprint: Option<String>,
@@ -364,7 +257,8 @@ pub async fn trust(
             // Look at the key without trusting anything: no pin, no known_hosts, accept-new.
             let mut probe = ep.clone();
             probe.policy = HostKeyPolicy::AcceptNew;
-            let (via, _hop) = match super::login::tunnel_for(broker, peer, &r).await? {
+            let (via, _hop) = match crate::broker::core::login::tunnel_for(broker, peer, &r).await?
+            {
                 Some((t, h)) => (Some(t), Some(h)),
                 None => (None, None),
             };
@@ -435,7 +329,7 @@ pub async fn trust(
 }
 
 /// `client list`: every client group with its connections.
-pub fn clients(broker: &Broker) -> Result<Response, Fail> {
+pub fn clients(broker: &Core) -> Result<Response, Fail> {
     let mut groups: std::collections::BTreeMap<String, Vec<String>> = Default::default();
     for c in broker.db()?.conns().map_err(Fail::internal)? {
         if let Some(client) = c.spec.client {
@@ -451,7 +345,7 @@ pub fn clients(broker: &Broker) -> Result<Response, Fail> {
 
 /// `client assign` / `client remove`.
 pub fn set_client(
-    broker: &Broker,
+    broker: &Core,
     peer: &Peer,
     client: Option<&str>,
     conns: &[String],
@@ -465,7 +359,7 @@ pub fn set_client(
     // Resolve all first, so a bad name changes nothing.
     let rows = conns
         .iter()
-        .map(|c| find(broker, c))
+        .map(|c| find_conn(broker, c))
         .collect::<Result<Vec<_>, _>>()?;
     for row in &rows {
         broker

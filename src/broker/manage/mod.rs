@@ -1,0 +1,9 @@
+//! Management requests: saved connections, keys, the vault, sessions, settings and the audit
+//! log.
+
+pub mod audit;
+pub mod conns;
+pub mod keys;
+pub mod sessions;
+pub mod settings;
+pub mod vault;

@@ -1,0 +1,205 @@
+//! Where each admitted request goes: one match over every request, to the feature (or
+//! management operation) that answers it. Requests that stream frames of their own go through
+//! [`streaming`]; the others get one reply.
+
+use interprocess::local_socket::tokio::Stream;
+
+use super::door::Outcome;
+use super::{App, streaming};
+use crate::broker::commands::{self, exec};
+use crate::broker::core::Peer;
+use crate::broker::core::fail::Fail;
+use crate::broker::fleet::{audit as fleet_audit, bulk, bulk_conn};
+use crate::broker::manage::{
+    audit, conns as conn_ops, keys as key_ops, sessions, settings, vault as vault_ops,
+};
+use crate::broker::{agent, forwards, rotation, sftp, shells};
+use crate::protocol::{ErrorCode, Request, Response};
+
+/// Routes an admitted request to the feature that answers it.
+pub async fn route(app: &App, peer: &Peer, req: Request, stream: &Stream) -> Outcome {
+    let broker = &app.core;
+    let answer = match req {
+        // Requests that write frames of their own while they run.
+        Request::Exec {
+            target,
+            key,
+            command,
+            stdin,
+            pty,
+        } => {
+            let spec = exec::ExecSpec {
+                target: &target,
+                key: key.as_deref(),
+                command: &command,
+                stdin,
+                pty,
+            };
+            return streaming::exec(broker, peer, spec, stream).await;
+        }
+        Request::Sftp(req) => return streaming::sftp(broker, peer, req, stream).await,
+        Request::ShellAttach {
+            shell_id,
+            close_on_detach,
+        } => {
+            return streaming::attach(app, peer, &shell_id, close_on_detach, stream).await;
+        }
+        Request::Shutdown => return streaming::shutdown(broker, stream).await,
+        // Requests with one reply.
+        Request::Hello { .. } => Err(Fail::new(ErrorCode::BadRequest, "hello was already sent")),
+        Request::Status => vault_ops::status(broker),
+        Request::VaultInit {
+            backend,
+            passphrase,
+        } => vault_ops::init(broker, peer, backend, passphrase).await,
+        Request::Unlock { passphrase } => vault_ops::unlock(broker, peer, passphrase).await,
+        Request::Lock => vault_ops::lock(broker, peer),
+        Request::KeyAdd {
+            name,
+            private_key,
+            passphrase,
+        } => key_ops::add(broker, peer, &name, &private_key, passphrase.as_ref()),
+        Request::KeyGenerate { name, key_type } => {
+            key_ops::generate(broker, peer, &name, key_type).await
+        }
+        Request::KeyList => key_ops::list(broker),
+        Request::KeyShow { name } => key_ops::show(broker, &name),
+        Request::KeyRemove { name, force } => key_ops::remove(broker, peer, &name, force),
+        Request::KeyLink { key, conn } => key_ops::link(broker, peer, &key, &conn),
+        Request::KeyUnlink { key, conn } => key_ops::unlink(broker, peer, &key, &conn),
+        Request::KeyAgent {
+            name,
+            offer,
+            confirm,
+            lifetime_secs,
+        } => key_ops::agent_options(broker, peer, &name, offer, confirm, lifetime_secs),
+        Request::AgentStatus => agent::status(broker),
+        Request::KeyRotate {
+            name,
+            key_type,
+            resume,
+            dry_run,
+        } => rotation::rotate(broker, peer, &name, key_type, resume, dry_run).await,
+        Request::KeyDeploy { name, conn } => rotation::deploy(broker, peer, &name, &conn).await,
+        Request::ConnSave(spec) => conn_ops::save(broker, peer, spec),
+        Request::ConnList => conn_ops::list(broker),
+        Request::ConnShow { name } => conn_ops::show(broker, &name),
+        Request::ConnRemove { name } => conn_ops::remove(broker, peer, &name),
+        Request::ConnTest { target, key } => {
+            conn_ops::test(broker, peer, &target, key.as_deref()).await
+        }
+        Request::ConnTrust {
+            name,
+            fingerprint,
+            replace,
+        } => conn_ops::trust(broker, peer, &name, fingerprint, replace).await,
+        Request::AuditList(filter) => audit::list(broker, &filter),
+        Request::AuditVerify => audit::verify(broker),
+        Request::SessionOpen { target, key } => {
+            sessions::session_open(broker, peer, &target, key.as_deref()).await
+        }
+        Request::SessionList => Ok(sessions::session_list(broker)),
+        Request::SessionClose { session_id } => sessions::session_close(broker, &session_id).await,
+        Request::Run(spec) => commands::start(broker, peer, spec).await,
+        Request::CommandStatus { command_id } => commands::status(broker, &command_id),
+        Request::CommandLogs(q) => commands::logs(broker, q).await,
+        Request::CommandCancel { command_id } => commands::cancel(broker, peer, &command_id).await,
+        Request::CommandList { state, conn, limit } => {
+            commands::list(broker, state.as_deref(), conn.as_deref(), limit)
+        }
+        Request::Settings => Ok(settings::settings(broker)),
+        Request::SettingSet { key, value } => settings::set_setting(broker, peer, &key, &value),
+        Request::BulkExec(spec) => bulk::start(broker, peer, spec).await,
+        Request::BulkStatus { bulk_id, target } => {
+            bulk::status(broker, &bulk_id, target.as_deref())
+        }
+        Request::BulkLogs {
+            bulk_id,
+            target,
+            query,
+        } => bulk::logs(broker, &bulk_id, target.as_deref(), query).await,
+        Request::BulkCancel { bulk_id, target } => {
+            bulk::cancel(broker, peer, &bulk_id, target.as_deref()).await
+        }
+        Request::BulkConn {
+            op,
+            targets,
+            concurrency,
+        } => bulk_conn::run(broker, peer, op, &targets, concurrency).await,
+        Request::FleetAudit {
+            op,
+            targets,
+            concurrency,
+        } => fleet_audit::run(broker, peer, op, targets, concurrency).await,
+        Request::FleetAuditShow { audit_id } => fleet_audit::show(broker, &audit_id),
+        Request::ClientList => conn_ops::clients(broker),
+        Request::ClientAssign { client, conns } => {
+            conn_ops::set_client(broker, peer, Some(&client), &conns)
+        }
+        Request::ClientRemove { conns } => conn_ops::set_client(broker, peer, None, &conns),
+        Request::File(req) => sftp::file(broker, peer, req).await,
+        Request::ShellOpen(spec) => shells::open(broker, &app.shells, peer, spec).await,
+        Request::ShellSend {
+            shell_id,
+            text,
+            enter,
+        } => shells::send_text(&app.shells, &shell_id, &text, enter),
+        Request::ShellKey { shell_id, key } => shells::key(&app.shells, &shell_id, &key),
+        Request::ShellRead {
+            shell_id,
+            cursor,
+            screen,
+            max_bytes,
+        } => shells::read(&app.shells, &shell_id, cursor, screen, max_bytes),
+        Request::ShellWait {
+            shell_id,
+            pattern,
+            timeout_secs,
+            cursor,
+            screen,
+        } => {
+            shells::wait(
+                &app.shells,
+                &shell_id,
+                &pattern,
+                timeout_secs,
+                cursor,
+                screen,
+            )
+            .await
+        }
+        Request::ShellResize {
+            shell_id,
+            cols,
+            rows,
+        } => shells::resize(&app.shells, &shell_id, cols, rows),
+        Request::ShellSignal { shell_id, signal } => {
+            shells::signal(&app.shells, &shell_id, &signal).await
+        }
+        Request::ShellStatus { shell_id } => shells::status(&app.shells, &shell_id),
+        Request::ShellList => Ok(Response::Shells {
+            shells: app.shells.list(),
+        }),
+        Request::ShellClose { shell_id } => {
+            shells::close(broker, &app.shells, peer, &shell_id).await
+        }
+        Request::ForwardOpen(spec) => forwards::open(broker, &app.forwards, peer, spec).await,
+        Request::ForwardList => Ok(Response::Forwards {
+            forwards: app.forwards.list(),
+        }),
+        Request::ForwardClose { forward_id } => {
+            forwards::close(broker, &app.forwards, peer, &forward_id).await
+        }
+        Request::AttachInput { .. } | Request::AttachResize { .. } | Request::AttachDetach => {
+            Err(Fail::new(
+                ErrorCode::BadRequest,
+                "attach input needs an attached shell (send shell_attach first)",
+            ))
+        }
+        Request::ExecInput { .. } | Request::ExecStop => Err(Fail::new(
+            ErrorCode::BadRequest,
+            "exec input and stop belong to a running exec (send exec first)",
+        )),
+    };
+    Outcome::of(answer)
+}
