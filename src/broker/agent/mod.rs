@@ -50,8 +50,7 @@ pub fn status(broker: &Core) -> Result<Response, Fail> {
         socket: broker.paths().agent_socket().display().to_string(),
         offered: broker
             .db()?
-            .keys()
-            .map_err(Fail::internal)?
+            .keys()?
             .into_iter()
             .filter(|k| {
                 k.agent.offer

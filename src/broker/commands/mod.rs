@@ -54,23 +54,20 @@ pub async fn start(broker: &Arc<Core>, peer: &Peer, spec: RunSpec) -> Result<Res
     let key = resolved.key.clone();
     let id = uuid::Uuid::new_v4().to_string();
     let conn_name = resolved.endpoint.conn_name.clone();
-    broker
-        .db()?
-        .insert_command(
-            &NewCommand {
-                id: id.clone(),
-                session_id: session.as_ref().map(|s| s.id.clone()),
-                target: target.clone(),
-                conn_name,
-                key_name: key.clone(),
-                commands: spec.commands.clone(),
-                options: spec.options.clone(),
-                detached: spec.detach,
-                bulk_id: None,
-            },
-            now_ms(),
-        )
-        .map_err(Fail::internal)?;
+    broker.db()?.insert_command(
+        &NewCommand {
+            id: id.clone(),
+            session_id: session.as_ref().map(|s| s.id.clone()),
+            target: target.clone(),
+            conn_name,
+            key_name: key.clone(),
+            commands: spec.commands.clone(),
+            options: spec.options.clone(),
+            detached: spec.detach,
+            bulk_id: None,
+        },
+        now_ms(),
+    )?;
     let session_id = session.as_ref().map(|s| s.id.clone());
     let deadline = spec
         .options
@@ -188,8 +185,7 @@ pub fn info(c: CommandRow) -> CommandInfo {
 fn row(broker: &Core, id: &str) -> Result<CommandRow, Fail> {
     broker
         .db()?
-        .command(id)
-        .map_err(Fail::internal)?
+        .command(id)?
         .ok_or_else(|| Fail::unknown("command", id, NextStep::ListCommands))
 }
 
@@ -199,7 +195,7 @@ pub fn status(broker: &Core, id: &str) -> Result<Response, Fail> {
     i.total_lines = total_lines(broker, id).unwrap_or(i.total_lines);
     i.events = events(broker, id);
     // Output lost to a storage error: what is recorded, plus what is not recorded yet.
-    let (lost, error) = broker.db()?.output_loss(id).map_err(Fail::internal)?;
+    let (lost, error) = broker.db()?.output_loss(id)?;
     let unrecorded = broker.log_writer().unrecorded_loss(id).unwrap_or_default();
     i.output_lost_bytes = lost + unrecorded.bytes;
     i.storage_error = error.or((!unrecorded.error.is_empty()).then_some(unrecorded.error));
@@ -295,8 +291,7 @@ pub fn list(
     }
     let rows = broker
         .db()?
-        .commands(state, conn, None, limit.unwrap_or(50).min(1000))
-        .map_err(Fail::internal)?;
+        .commands(state, conn, None, limit.unwrap_or(50).min(1000))?;
     Ok(Response::Commands {
         commands: rows.into_iter().map(info).collect(),
     })

@@ -36,13 +36,13 @@ pub fn store(
     };
     {
         let db = broker.db()?;
-        if db.key(name).map_err(Fail::internal)?.is_some() {
+        if db.key(name)?.is_some() {
             return Err(Fail::new(
                 ErrorCode::AlreadyExists,
                 format!("a key named '{name}' already exists"),
             ));
         }
-        db.insert_key(&row).map_err(Fail::internal)?;
+        db.insert_key(&row)?;
     }
     broker.audit(peer, op, Some(name), None, new.fingerprint)?;
     Ok(row)
@@ -54,7 +54,7 @@ pub fn precheck(broker: &Core, name: &str) -> Result<(), Fail> {
     if broker.vault()?.is_none() {
         return Err(broker.no_vault());
     }
-    if broker.db()?.key(name).map_err(Fail::internal)?.is_some() {
+    if broker.db()?.key(name)?.is_some() {
         return Err(Fail::new(
             ErrorCode::AlreadyExists,
             format!("a key named '{name}' already exists"),

@@ -171,9 +171,7 @@ impl Core {
         let v = s
             .set(key, value)
             .map_err(|e| Fail::new(ErrorCode::InvalidArgument, e))?;
-        self.db()?
-            .set_setting(key, &v.to_string())
-            .map_err(Fail::internal)?;
+        self.db()?.set_setting(key, &v.to_string())?;
         if key == "log_max_command_bytes" {
             self.log_cap.store(v, Ordering::Relaxed);
         }
@@ -274,10 +272,7 @@ impl Core {
             client_exe: peer.exe.clone(),
         };
         let key = self.audit_key.lock().ok().and_then(|k| k.clone());
-        let head = self
-            .db()?
-            .audit(&entry, now(), key.as_ref())
-            .map_err(Fail::internal)?;
+        let head = self.db()?.audit(&entry, now(), key.as_ref())?;
         if let Err(e) = crate::broker::core::audit_key::write_head(&self.paths, &head) {
             tracing::warn!(
                 "cannot write the audit head (truncation of the audit log would not show): {e}"
@@ -305,10 +300,7 @@ impl Core {
     pub fn verify_audit(&self) -> Result<ChainCheck, Fail> {
         let key = self.audit_key.lock().ok().and_then(|k| k.clone());
         let head = crate::broker::core::audit_key::read_head(&self.paths);
-        let check = self
-            .db()?
-            .verify_audit(key.as_ref(), head.as_ref())
-            .map_err(Fail::internal)?;
+        let check = self.db()?.verify_audit(key.as_ref(), head.as_ref())?;
         if check.needs_key && check.first_broken.is_none() {
             return Err(Fail::new(
                 ErrorCode::VaultLocked,

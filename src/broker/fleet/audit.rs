@@ -82,8 +82,7 @@ pub async fn run(
     };
     broker
         .db()?
-        .insert_fleet_audit(&bulk_id, op_name, now_ms(), &json)
-        .map_err(Fail::internal)?;
+        .insert_fleet_audit(&bulk_id, op_name, now_ms(), &json)?;
     Ok(Response::FleetAudit(report))
 }
 
@@ -109,8 +108,7 @@ async fn stdout_lines(broker: &Arc<Core>, command_id: &str) -> Result<Vec<String
 pub fn show(broker: &Core, audit_id: &str) -> Result<Response, Fail> {
     let json = broker
         .db()?
-        .fleet_audit(audit_id)
-        .map_err(Fail::internal)?
+        .fleet_audit(audit_id)?
         .ok_or_else(|| Fail::unknown("fleet audit", audit_id, NextStep::AuditId))?;
     let report: FleetAuditReport = serde_json::from_str(&json).map_err(Fail::internal)?;
     Ok(Response::FleetAudit(report))

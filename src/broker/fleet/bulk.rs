@@ -38,7 +38,7 @@ pub type Unknown = Vec<(String, Fail)>;
 /// names that match none. An unknown name fails that target alone: the others go on. Only a
 /// request that names nothing that exists fails as a whole.
 pub fn resolve_targets(broker: &Core, t: &Targets) -> Result<(Vec<ConnRow>, Unknown), Fail> {
-    let all = broker.db()?.conns().map_err(Fail::internal)?;
+    let all = broker.db()?.conns()?;
     let mut out: Vec<ConnRow> = Vec::new();
     let mut unknown: Unknown = Vec::new();
     let mut push = |c: ConnRow| {
@@ -123,8 +123,7 @@ pub async fn start(broker: &Arc<Core>, peer: &Peer, spec: BulkSpec) -> Result<Re
     let mut jobs = Vec::new();
     {
         let db = broker.db()?;
-        db.insert_bulk(&bulk_id, &spec.commands, concurrency, now_ms())
-            .map_err(Fail::internal)?;
+        db.insert_bulk(&bulk_id, &spec.commands, concurrency, now_ms())?;
         for c in &targets {
             let id = uuid::Uuid::new_v4().to_string();
             let cmd = NewCommand {
@@ -138,7 +137,7 @@ pub async fn start(broker: &Arc<Core>, peer: &Peer, spec: BulkSpec) -> Result<Re
                 detached: false,
                 bulk_id: Some(bulk_id.clone()),
             };
-            db.insert_command(&cmd, now_ms()).map_err(Fail::internal)?;
+            db.insert_command(&cmd, now_ms())?;
             jobs.push((id, c.spec.name.clone(), None));
         }
         for (name, fail) in unknown {
@@ -154,7 +153,7 @@ pub async fn start(broker: &Arc<Core>, peer: &Peer, spec: BulkSpec) -> Result<Re
                 detached: false,
                 bulk_id: Some(bulk_id.clone()),
             };
-            db.insert_command(&cmd, now_ms()).map_err(Fail::internal)?;
+            db.insert_command(&cmd, now_ms())?;
             jobs.push((id, name, Some(fail)));
         }
     }
@@ -249,12 +248,11 @@ type RunRows = (Vec<String>, i64, Vec<(CommandRow, Option<ConnRow>)>);
 fn rows(broker: &Core, bulk_id: &str, target: Option<&str>) -> Result<RunRows, Fail> {
     let db = broker.db()?;
     let (commands, created) = db
-        .bulk(bulk_id)
-        .map_err(Fail::internal)?
+        .bulk(bulk_id)?
         .ok_or_else(|| Fail::unknown("bulk run", bulk_id, NextStep::BulkRunId))?;
     let mut out = Vec::new();
-    for c in db.bulk_commands(bulk_id).map_err(Fail::internal)? {
-        let conn = db.conn_by_ref(&c.target).map_err(Fail::internal)?;
+    for c in db.bulk_commands(bulk_id)? {
+        let conn = db.conn_by_ref(&c.target)?;
         if target.is_none_or(|t| matches(&c, conn.as_ref(), t)) {
             out.push((c, conn));
         }

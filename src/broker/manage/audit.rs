@@ -7,7 +7,7 @@ use crate::protocol::{AuditFilter, Response};
 /// `audit`.
 pub fn list(broker: &Core, filter: &AuditFilter) -> Result<Response, Fail> {
     Ok(Response::Audit {
-        records: broker.db()?.audit_records(filter).map_err(Fail::internal)?,
+        records: broker.db()?.audit_records(filter)?,
     })
 }
 

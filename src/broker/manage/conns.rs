@@ -19,8 +19,7 @@ fn invalid(e: String) -> Fail {
 fn info(broker: &Core, c: ConnRow) -> Result<ConnInfo, Fail> {
     let pinned_host_key = broker
         .db()?
-        .pin(&c.spec.host, c.spec.port)
-        .map_err(Fail::internal)?
+        .pin(&c.spec.host, c.spec.port)?
         .map(|p| p.fingerprint);
     Ok(ConnInfo {
         id: c.id,
@@ -58,7 +57,7 @@ pub fn save(broker: &Core, peer: &Peer, mut spec: ConnSpec) -> Result<Response, 
     }
     let db = broker.db()?;
     if let Some(k) = &spec.key
-        && db.key(k).map_err(Fail::internal)?.is_none()
+        && db.key(k)?.is_none()
     {
         return Err(Fail::unknown("key", k, NextStep::AddKey));
     }
@@ -72,11 +71,7 @@ pub fn save(broker: &Core, peer: &Peer, mut spec: ConnSpec) -> Result<Response, 
                 "jump host {hop:?} is named twice, or is the connection itself"
             )));
         }
-        if db
-            .conn_by_ref(hop)
-            .map_err(Fail::internal)?
-            .is_none_or(|c| &c.spec.name != hop)
-        {
+        if db.conn_by_ref(hop)?.is_none_or(|c| &c.spec.name != hop) {
             return Err(Fail::not_found(
                 "connection",
                 hop,
@@ -85,8 +80,7 @@ pub fn save(broker: &Core, peer: &Peer, mut spec: ConnSpec) -> Result<Response, 
         }
     }
     let existing = db
-        .conn_by_ref(&spec.name)
-        .map_err(Fail::internal)?
+        .conn_by_ref(&spec.name)?
         .filter(|c| c.spec.name == spec.name);
     let id = existing
         .as_ref()
@@ -98,23 +92,17 @@ pub fn save(broker: &Core, peer: &Peer, mut spec: ConnSpec) -> Result<Response, 
     let mut carried = None;
     if let Some(old) = &existing
         && (old.spec.host != spec.host || old.spec.port != spec.port)
-        && let Some(pin) = db
-            .pin(&old.spec.host, old.spec.port)
-            .map_err(Fail::internal)?
-        && db
-            .pin(&spec.host, spec.port)
-            .map_err(Fail::internal)?
-            .is_none()
+        && let Some(pin) = db.pin(&old.spec.host, old.spec.port)?
+        && db.pin(&spec.host, spec.port)?.is_none()
     {
         let pin = Pin {
             source: format!("carried from {}:{}", old.spec.host, old.spec.port),
             ..pin
         };
-        db.set_pin(&spec.host, spec.port, &pin, now())
-            .map_err(Fail::internal)?;
+        db.set_pin(&spec.host, spec.port, &pin, now())?;
         carried = Some(pin.fingerprint);
     }
-    let row = db.save_conn(&id, &spec, now()).map_err(Fail::internal)?;
+    let row = db.save_conn(&id, &spec, now())?;
     drop(db);
     if let Some(fp) = carried {
         broker.audit(
@@ -148,7 +136,7 @@ pub fn save(broker: &Core, peer: &Peer, mut spec: ConnSpec) -> Result<Response, 
 
 /// `conn list`.
 pub fn list(broker: &Core) -> Result<Response, Fail> {
-    let rows = broker.db()?.conns().map_err(Fail::internal)?;
+    let rows = broker.db()?.conns()?;
     let conns = rows
         .into_iter()
         .map(|c| info(broker, c))
@@ -164,7 +152,7 @@ pub fn show(broker: &Core, name: &str) -> Result<Response, Fail> {
 /// `conn remove`.
 pub fn remove(broker: &Core, peer: &Peer, name: &str) -> Result<Response, Fail> {
     let c = find_conn(broker, name)?;
-    broker.db()?.delete_conn(&c.id).map_err(Fail::internal)?;
+    broker.db()?.delete_conn(&c.id)?;
     broker.audit(
         peer,
         "conn_remove",
@@ -236,10 +224,7 @@ pub async fn trust(
 ) -> Result<Response, Fail> {
     let r = resolve(broker, target, None)?;
     let ep = &r.endpoint;
-    let old = broker
-        .db()?
-        .pin(&ep.host, ep.port)
-        .map_err(Fail::internal)?;
+    let old = broker.db()?.pin(&ep.host, ep.port)?;
     let pin = match fingerprint {
         Some(fp) => {
             if !valid_fingerprint(&fp) {
@@ -302,10 +287,7 @@ pub async fn trust(
             ),
         ));
     }
-    broker
-        .db()?
-        .set_pin(&ep.host, ep.port, &pin, now())
-        .map_err(Fail::internal)?;
+    broker.db()?.set_pin(&ep.host, ep.port, &pin, now())?;
     let was = old
         .as_ref()
         .map(|p| p.fingerprint.as_str())
@@ -331,7 +313,7 @@ pub async fn trust(
 /// `client list`: every client group with its connections.
 pub fn clients(broker: &Core) -> Result<Response, Fail> {
     let mut groups: std::collections::BTreeMap<String, Vec<String>> = Default::default();
-    for c in broker.db()?.conns().map_err(Fail::internal)? {
+    for c in broker.db()?.conns()? {
         if let Some(client) = c.spec.client {
             groups.entry(client).or_default().push(c.spec.name);
         }
@@ -362,10 +344,7 @@ pub fn set_client(
         .map(|c| find_conn(broker, c))
         .collect::<Result<Vec<_>, _>>()?;
     for row in &rows {
-        broker
-            .db()?
-            .set_conn_client(&row.id, client)
-            .map_err(Fail::internal)?;
+        broker.db()?.set_conn_client(&row.id, client)?;
         let detail = match (client, &row.spec.client) {
             (Some(new), _) => format!("client {new}"),
             (None, Some(old)) => format!("removed from client {old}"),

@@ -13,7 +13,7 @@ use crate::keys::{self, KeyError};
 use crate::protocol::{ErrorCode, KeyInfo, KeyType, NextStep, Response};
 
 fn info(broker: &Core, row: KeyRow) -> Result<KeyInfo, Fail> {
-    let connections = broker.db()?.key_links(&row.name).map_err(Fail::internal)?;
+    let connections = broker.db()?.key_links(&row.name)?;
     Ok(KeyInfo {
         name: row.name,
         algorithm: row.algorithm,
@@ -64,14 +64,13 @@ pub async fn generate(
 fn row(broker: &Core, name: &str) -> Result<KeyRow, Fail> {
     broker
         .db()?
-        .key(name)
-        .map_err(Fail::internal)?
+        .key(name)?
         .ok_or_else(|| Fail::unknown("key", name, NextStep::ListKeys))
 }
 
 /// `key list`.
 pub fn list(broker: &Core) -> Result<Response, Fail> {
-    let rows = broker.db()?.keys().map_err(Fail::internal)?;
+    let rows = broker.db()?.keys()?;
     let keys = rows
         .into_iter()
         .map(|r| info(broker, r))
@@ -87,7 +86,7 @@ pub fn show(broker: &Core, name: &str) -> Result<Response, Fail> {
 /// `key remove`.
 pub fn remove(broker: &Core, peer: &Peer, name: &str, force: bool) -> Result<Response, Fail> {
     let k = row(broker, name)?;
-    let links = broker.db()?.key_links(name).map_err(Fail::internal)?;
+    let links = broker.db()?.key_links(name)?;
     if !links.is_empty() && !force {
         return Err(Fail::then(
             ErrorCode::InvalidArgument,
@@ -95,7 +94,7 @@ pub fn remove(broker: &Core, peer: &Peer, name: &str, force: bool) -> Result<Res
             NextStep::UnlinkOrForce { key: name.into() },
         ));
     }
-    broker.db()?.delete_key(name).map_err(Fail::internal)?;
+    broker.db()?.delete_key(name)?;
     broker.audit(peer, "key_remove", Some(name), None, k.fingerprint)?;
     Ok(Response::Ok {
         message: format!("key '{name}' removed from the vault"),
@@ -111,10 +110,7 @@ pub fn link(broker: &Core, peer: &Peer, key: &str, conn: &str) -> Result<Respons
         ));
     }
     let c = crate::broker::core::login::find_conn(broker, conn)?;
-    broker
-        .db()?
-        .set_conn_key(&c.id, Some(key))
-        .map_err(Fail::internal)?;
+    broker.db()?.set_conn_key(&c.id, Some(key))?;
     let detail = match &c.spec.key {
         Some(old) if old != key => format!("replaces key '{old}'"),
         _ => String::new(),
@@ -134,10 +130,7 @@ pub fn unlink(broker: &Core, peer: &Peer, key: &str, conn: &str) -> Result<Respo
             format!("key '{key}' is not linked to connection '{}'", c.spec.name),
         ));
     }
-    broker
-        .db()?
-        .set_conn_key(&c.id, None)
-        .map_err(Fail::internal)?;
+    broker.db()?.set_conn_key(&c.id, None)?;
     broker.audit(peer, "key_unlink", Some(key), Some(&c.spec.name), "")?;
     Ok(Response::Ok {
         message: format!("key '{key}' unlinked from connection '{}'", c.spec.name),
@@ -172,10 +165,7 @@ pub fn agent_options(
         Some(s) => o.until = Some(now() + s.min(i64::MAX as u64 / 2) as i64),
         None => {}
     }
-    broker
-        .db()?
-        .set_agent_options(name, &o)
-        .map_err(Fail::internal)?;
+    broker.db()?.set_agent_options(name, &o)?;
     broker.audit(
         peer,
         "key_agent",

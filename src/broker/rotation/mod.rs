@@ -64,8 +64,7 @@ fn key_type_parse(s: &str) -> KeyType {
 fn report(broker: &Core, r: &RotationRow) -> Result<RotationReport, Fail> {
     let db = broker.db()?;
     let hosts = db
-        .rotation_hosts(&r.id)
-        .map_err(Fail::internal)?
+        .rotation_hosts(&r.id)?
         .into_iter()
         .map(|h| RotationHost {
             next: next_action(&h.step).map(Into::into),
@@ -102,11 +101,10 @@ pub async fn rotate(
     let (old, links, active) = {
         let db = broker.db()?;
         let old = db
-            .key(name)
-            .map_err(Fail::internal)?
+            .key(name)?
             .ok_or_else(|| Fail::unknown("key", name, NextStep::ListKeys))?;
-        let links = db.key_links(name).map_err(Fail::internal)?;
-        let active = db.active_rotation(name).map_err(Fail::internal)?;
+        let links = db.key_links(name)?;
+        let active = db.active_rotation(name)?;
         (old, links, active)
     };
     if old.retired.is_some() {
@@ -190,12 +188,7 @@ pub async fn rotate(
                 state: "running".into(),
                 retired_as: None,
             };
-            if broker
-                .db()?
-                .key(&r.new_key)
-                .map_err(Fail::internal)?
-                .is_some()
-            {
+            if broker.db()?.key(&r.new_key)?.is_some() {
                 return Err(Fail::new(
                     ErrorCode::AlreadyExists,
                     format!(
@@ -204,10 +197,7 @@ pub async fn rotate(
                     ),
                 ));
             }
-            broker
-                .db()?
-                .insert_rotation(&r, &links, now())
-                .map_err(Fail::internal)?;
+            broker.db()?.insert_rotation(&r, &links, now())?;
             broker.audit(
                 peer,
                 "key_rotate_start",
@@ -224,12 +214,7 @@ pub async fn rotate(
 /// Drives every host as far as it goes, then finishes the rotation if all are clean.
 async fn run(broker: &Arc<Core>, peer: &Peer, r: RotationRow) -> Result<Response, Fail> {
     // Step 1: the new key (again after a crash between recording the rotation and storing it).
-    if broker
-        .db()?
-        .key(&r.new_key)
-        .map_err(Fail::internal)?
-        .is_none()
-    {
+    if broker.db()?.key(&r.new_key)?.is_none() {
         keystore::generate(
             broker,
             peer,
@@ -239,23 +224,14 @@ async fn run(broker: &Arc<Core>, peer: &Peer, r: RotationRow) -> Result<Response
         )
         .await?;
     }
-    broker
-        .db()?
-        .set_rotation_state(&r.id, "running", now())
-        .map_err(Fail::internal)?;
+    broker.db()?.set_rotation_state(&r.id, "running", now())?;
     // Connections linked to the old key since the rotation started join it.
-    let linked = broker
-        .db()?
-        .key_links(&r.key_name)
-        .map_err(Fail::internal)?;
+    let linked = broker.db()?.key_links(&r.key_name)?;
     for c in linked {
-        broker
-            .db()?
-            .add_rotation_host(&r.id, &c, now())
-            .map_err(Fail::internal)?;
+        broker.db()?.add_rotation_host(&r.id, &c, now())?;
     }
     // Hosts move independently, a few at a time; each one's failure stays its own.
-    let hosts = broker.db()?.rotation_hosts(&r.id).map_err(Fail::internal)?;
+    let hosts = broker.db()?.rotation_hosts(&r.id)?;
     let limit = Arc::new(tokio::sync::Semaphore::new(HOSTS_AT_ONCE));
     let mut tasks = tokio::task::JoinSet::new();
     for h in hosts
@@ -264,23 +240,16 @@ async fn run(broker: &Arc<Core>, peer: &Peer, r: RotationRow) -> Result<Response
     {
         // A connection removed, or linked to another key, since the rotation began is no
         // longer the rotation's business.
-        let current = broker
-            .db()?
-            .conn_by_ref(&h.conn)
-            .map_err(Fail::internal)?
-            .map(|c| c.spec.key);
+        let current = broker.db()?.conn_by_ref(&h.conn)?.map(|c| c.spec.key);
         let ours = matches!(&current, Some(Some(k)) if *k == r.key_name || *k == r.new_key);
         if !ours {
-            broker
-                .db()?
-                .set_rotation_step(
-                    &r.id,
-                    &h.conn,
-                    "dropped",
-                    Some("no longer linked to the key"),
-                    now(),
-                )
-                .map_err(Fail::internal)?;
+            broker.db()?.set_rotation_step(
+                &r.id,
+                &h.conn,
+                "dropped",
+                Some("no longer linked to the key"),
+                now(),
+            )?;
             broker.audit(
                 peer,
                 "key_rotate_dropped",
@@ -299,22 +268,15 @@ async fn run(broker: &Arc<Core>, peer: &Peer, r: RotationRow) -> Result<Response
     while let Some(done) = tasks.join_next().await {
         done.map_err(Fail::internal)??;
     }
-    let hosts = broker.db()?.rotation_hosts(&r.id).map_err(Fail::internal)?;
-    let still_linked = !broker
-        .db()?
-        .key_links(&r.key_name)
-        .map_err(Fail::internal)?
-        .is_empty();
+    let hosts = broker.db()?.rotation_hosts(&r.id)?;
+    let still_linked = !broker.db()?.key_links(&r.key_name)?.is_empty();
     let r = if hosts
         .iter()
         .all(|h| h.step == "cleaned" || h.step == "dropped")
         && !still_linked
     {
         let retired_as = format!("{}.retired-{}", r.key_name, crate::db::name_stamp());
-        broker
-            .db()?
-            .finish_rotation(&r, &retired_as, now())
-            .map_err(Fail::internal)?;
+        broker.db()?.finish_rotation(&r, &retired_as, now())?;
         broker.audit(
             peer,
             "key_rotate_done",
@@ -328,10 +290,7 @@ async fn run(broker: &Arc<Core>, peer: &Peer, r: RotationRow) -> Result<Response
             ..r
         }
     } else {
-        broker
-            .db()?
-            .set_rotation_state(&r.id, "partial", now())
-            .map_err(Fail::internal)?;
+        broker.db()?.set_rotation_state(&r.id, "partial", now())?;
         RotationRow {
             state: "partial".into(),
             ..r
@@ -360,8 +319,7 @@ async fn drive_host(
                 tracing::warn!(conn = %conn, step = %step, "rotation step failed: {}", f.message);
                 broker
                     .db()?
-                    .set_rotation_step(&r.id, conn, &step, Some(&f.message), now())
-                    .map_err(Fail::internal)?;
+                    .set_rotation_step(&r.id, conn, &step, Some(&f.message), now())?;
                 let _ = broker.audit(
                     peer,
                     "key_rotate_failed",
@@ -394,8 +352,7 @@ async fn advance(
         "pending" => {
             let public = broker
                 .db()?
-                .key(&r.new_key)
-                .map_err(Fail::internal)?
+                .key(&r.new_key)?
                 .map(|k| k.public_key)
                 .ok_or_else(|| Fail::internal("the new key vanished"))?;
             let n = edit_authorized_keys(broker, peer, conn, Some(&r.key_name), |text| {
@@ -424,8 +381,7 @@ async fn advance(
         "verified" => {
             broker
                 .db()?
-                .switch_rotation_link(&r.id, conn, &r.new_key, now())
-                .map_err(Fail::internal)?;
+                .switch_rotation_link(&r.id, conn, &r.new_key, now())?;
             broker.audit(
                 peer,
                 "key_link",
@@ -438,8 +394,7 @@ async fn advance(
         "switched" => {
             let old_line = broker
                 .db()?
-                .key(&r.key_name)
-                .map_err(Fail::internal)?
+                .key(&r.key_name)?
                 .map(|k| k.public_key)
                 .ok_or_else(|| Fail::internal("the old key vanished"))?;
             let old_blob = authorized_keys::key_of(&old_line)
@@ -533,8 +488,7 @@ pub async fn deploy(
 ) -> Result<Response, Fail> {
     let key = broker
         .db()?
-        .key(name)
-        .map_err(Fail::internal)?
+        .key(name)?
         .ok_or_else(|| Fail::unknown("key", name, NextStep::ListKeys))?;
     if key.retired.is_some() {
         return Err(Fail::new(

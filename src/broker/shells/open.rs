@@ -92,16 +92,14 @@ pub async fn open(
                 bulk_id: None,
             },
             now_ms(),
-        )
-        .map_err(Fail::internal)?;
+        )?;
         let terminal = serde_json::json!({
             "term": spec.term,
             "cols": spec.cols,
             "rows": spec.rows,
             "persistent": persistent,
         });
-        db.mark_shell(&id, &terminal.to_string())
-            .map_err(Fail::internal)?;
+        db.mark_shell(&id, &terminal.to_string())?;
     }
     let cast = broker.paths().recording(&id);
     broker.audit(

@@ -48,8 +48,7 @@ pub fn unseal_key(
 ) -> Result<(std::sync::Arc<russh::keys::PrivateKey>, String), Fail> {
     let row = broker
         .db()?
-        .key(name)
-        .map_err(Fail::internal)?
+        .key(name)?
         .ok_or_else(|| Fail::unknown("key", name, NextStep::ListKeys))?;
     let slot = broker.vault()?;
     let Some(vault) = slot.as_ref() else {
@@ -101,10 +100,7 @@ pub fn pin_if_new(
         fingerprint: seen.fingerprint.clone(),
         source: "first-use".into(),
     };
-    broker
-        .db()?
-        .set_pin(&ep.host, ep.port, &pin, now())
-        .map_err(Fail::internal)?;
+    broker.db()?.set_pin(&ep.host, ep.port, &pin, now())?;
     broker.audit(
         peer,
         "host_key_pin",
@@ -207,10 +203,7 @@ pub async fn login(
     let ep = &r.endpoint;
     // Decrypt before connecting so a locked vault fails fast, without network traffic.
     let (key, _) = unseal_key(broker, key_name)?;
-    let pin = broker
-        .db()?
-        .pin(&ep.host, ep.port)
-        .map_err(Fail::internal)?;
+    let pin = broker.db()?.pin(&ep.host, ep.port)?;
     let (via, hold) = match tunnel_for(broker, peer, r).await? {
         Some((t, h)) => (Some(t), Some(h)),
         None => (None, None),
@@ -242,8 +235,7 @@ pub fn key_fingerprint(broker: &Core, r: &Resolved) -> Result<String, Fail> {
     let key_name = r.key.as_deref().ok_or_else(|| no_key(&r.endpoint))?;
     Ok(broker
         .db()?
-        .key(key_name)
-        .map_err(Fail::internal)?
+        .key(key_name)?
         .ok_or_else(|| Fail::unknown("key", key_name, NextStep::ListKeys))?
         .fingerprint)
 }

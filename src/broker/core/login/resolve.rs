@@ -27,8 +27,7 @@ pub fn resolve(broker: &Core, target: &str, key: Option<&str>) -> Result<Resolve
     if let Some(k) = &r.key
         && broker
             .db()?
-            .key(k)
-            .map_err(Fail::internal)?
+            .key(k)?
             .is_some_and(|row| row.retired.is_some())
     {
         return Err(Fail::then(
@@ -58,11 +57,7 @@ fn resolve_any(broker: &Core, target: &str, key: Option<&str>) -> Result<Resolve
     match parse_address(target) {
         Some(addr) => {
             let a = addr.map_err(|e| Fail::new(ErrorCode::InvalidArgument, e))?;
-            if let Some(c) = broker
-                .db()?
-                .conn_by_address(&a.user, &a.host, a.port)
-                .map_err(Fail::internal)?
-            {
+            if let Some(c) = broker.db()?.conn_by_address(&a.user, &a.host, a.port)? {
                 return Ok(from_row(c));
             }
             // Ad-hoc targets take the broker's settings (defaults: OpenSSH's ServerAliveInterval 30,
@@ -117,7 +112,6 @@ pub fn refreshed(broker: &Core, r: &Resolved) -> Resolved {
 pub fn find_conn(broker: &Core, name: &str) -> Result<ConnRow, Fail> {
     broker
         .db()?
-        .conn_by_ref(name)
-        .map_err(Fail::internal)?
+        .conn_by_ref(name)?
         .ok_or_else(|| Fail::unknown("connection", name, NextStep::ListConns))
 }

@@ -55,10 +55,7 @@ pub async fn run(
         report.error_code = Some(f.code);
         report.next = f.next;
     }
-    let pin = broker
-        .db()?
-        .pin(&ep.host, ep.port)
-        .map_err(Fail::internal)?;
+    let pin = broker.db()?.pin(&ep.host, ep.port)?;
     let started = std::time::Instant::now();
     // Through the jump hosts, as a login would go (a hop that fails is this test's answer).
     let (via, _hop) = match tunnel_for(broker, peer, &r).await {
