@@ -130,8 +130,8 @@ async fn retention(broker: std::sync::Arc<Core>) {
         tick.tick().await;
         let settings = broker.settings();
         let cutoff = crate::db::now_ms()
-            - (settings.get("log_max_age_days") as i64).saturating_mul(86_400_000);
-        let max_total = settings.get("log_max_total_bytes");
+            - (settings.get(crate::settings::Key::LogMaxAgeDays) as i64).saturating_mul(86_400_000);
+        let max_total = settings.get(crate::settings::Key::LogMaxTotalBytes);
         let swept = match broker.db() {
             Ok(mut db) => db.sweep(cutoff, max_total),
             Err(_) => return,

@@ -236,7 +236,7 @@ pub async fn logs(broker: &Arc<Core>, q: LogQuery) -> Result<Response, Fail> {
     let c = row(broker, &q.command_id)?;
     let cap = broker
         .settings()
-        .get("logs_reply_max_bytes")
+        .get(crate::settings::Key::LogsReplyMaxBytes)
         .min(q.max_bytes.unwrap_or(u64::MAX));
     read_logs(broker, move |read| read(&q, c.state, cap))
         .await

@@ -14,7 +14,7 @@ pub async fn run(broker: Arc<Core>) {
         exe: Some("sshkeep broker (auto-lock)".into()),
     };
     loop {
-        let idle_limit = broker.settings().get("auto_lock_idle") as i64;
+        let idle_limit = broker.settings().get(crate::settings::Key::AutoLockIdle) as i64;
         let tick = if idle_limit > 0 {
             (idle_limit as u64 / 4).clamp(1, 15)
         } else {

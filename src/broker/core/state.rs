@@ -61,7 +61,9 @@ impl Core {
                 tracing::warn!("ignoring stored setting: {e}");
             }
         }
-        let log_cap = Arc::new(AtomicU64::new(settings.get("log_max_command_bytes")));
+        let log_cap = Arc::new(AtomicU64::new(
+            settings.get(crate::settings::Key::LogMaxCommandBytes),
+        ));
         let log_writer = LogWriter::start(
             &paths.database(),
             paths.state.join("output-spill.bin"),

@@ -318,7 +318,7 @@ pub async fn logs(
     let (_, _, rows) = rows(broker, bulk_id, target)?;
     let cap = broker
         .settings()
-        .get("logs_reply_max_bytes")
+        .get(crate::settings::Key::LogsReplyMaxBytes)
         .min(q.max_bytes.unwrap_or(u64::MAX));
     let bulk = bulk_id.to_string();
     crate::broker::core::output::read_logs(broker, move |read| {

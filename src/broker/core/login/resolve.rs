@@ -66,15 +66,18 @@ fn resolve_any(broker: &Core, target: &str, key: Option<&str>) -> Result<Resolve
             Ok(Resolved {
                 jump: Vec::new(),
                 key: key.map(Into::into),
-                idle: Duration::from_secs(settings.get("idle_timeout")),
+                idle: Duration::from_secs(settings.get(crate::settings::Key::IdleTimeout)),
                 endpoint: Endpoint {
                     host: a.host,
                     port: a.port,
                     user: a.user,
                     policy: HostKeyPolicy::AcceptNew,
-                    keepalive_interval: settings.get("keepalive_interval").min(u32::MAX as u64)
-                        as u32,
-                    keepalive_max: settings.get("keepalive_max").min(u32::MAX as u64) as u32,
+                    keepalive_interval: settings
+                        .get(crate::settings::Key::KeepaliveInterval)
+                        .min(u32::MAX as u64) as u32,
+                    keepalive_max: settings
+                        .get(crate::settings::Key::KeepaliveMax)
+                        .min(u32::MAX as u64) as u32,
                     conn_name: None,
                 },
             })

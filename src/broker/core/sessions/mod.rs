@@ -51,7 +51,10 @@ impl Sessions {
     ) -> Result<Arc<Session>, Fail> {
         let fingerprint = key_fingerprint(broker, r)?;
         let login = login(broker, peer, r, purpose).await?;
-        let limit = broker.settings().get("channel_limit").min(u32::MAX as u64) as u32;
+        let limit = broker
+            .settings()
+            .get(crate::settings::Key::ChannelLimit)
+            .min(u32::MAX as u64) as u32;
         let session = Session::new(r, fingerprint, limit, login);
         if let Ok(mut m) = broker.sessions().map.lock() {
             m.insert(session.id.clone(), session.clone());

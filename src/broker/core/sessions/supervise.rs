@@ -52,7 +52,9 @@ fn permanent(code: ErrorCode) -> bool {
 }
 
 async fn reconnect(broker: &Arc<Core>, session: &Arc<Session>) {
-    let attempts = broker.settings().get("reconnect_attempts");
+    let attempts = broker
+        .settings()
+        .get(crate::settings::Key::ReconnectAttempts);
     let peer = Peer::default();
     // 1 s doubling to 30 s between attempts.
     let mut pause = Backoff::new(Duration::from_secs(1), Duration::from_secs(30));
