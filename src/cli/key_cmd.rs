@@ -199,6 +199,13 @@ fn print_rotation(ctx: &Ctx, r: &RotationReport) -> Result<()> {
         return output::json(r);
     }
     println!("rotation of key '{}': {}", r.key, r.state);
+    // A plan that carries a rotation id plans the rest of a rotation already under way.
+    if r.state == RotationState::Planned && !r.rotation_id.is_empty() {
+        println!(
+            "rotation {} is already under way: finish it with `sshkeep key rotate {} --resume`",
+            r.rotation_id, r.key
+        );
+    }
     if let Some(f) = &r.new_fingerprint {
         println!(
             "new key {} ({f})",

@@ -181,3 +181,48 @@ impl Db {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rotation() -> RotationRow {
+        RotationRow {
+            id: "r1".into(),
+            key_name: "deploy".into(),
+            new_key: "deploy.next".into(),
+            key_type: "ed25519".into(),
+            state: RotationState::Running,
+            retired_as: None,
+        }
+    }
+
+    #[test]
+    fn steps_and_states_read_back_as_stored() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut db = Db::open(&dir.path().join("db")).expect("open");
+        db.insert_rotation(&rotation(), &["web1".into()], 100)
+            .expect("insert");
+        db.set_rotation_step("r1", "web1", RotationStep::Verified, None, 101)
+            .expect("step");
+        db.set_rotation_state("r1", RotationState::Partial, 101)
+            .expect("state");
+        let hosts = db.rotation_hosts("r1").expect("hosts");
+        assert_eq!(hosts[0].step, RotationStep::Verified);
+        let r = db.active_rotation("deploy").expect("query").expect("row");
+        assert_eq!(r.state, RotationState::Partial);
+    }
+
+    #[test]
+    fn an_unknown_stored_step_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut db = Db::open(&dir.path().join("db")).expect("open");
+        db.insert_rotation(&rotation(), &["web1".into()], 100)
+            .expect("insert");
+        db.raw()
+            .execute("UPDATE rotation_hosts SET step = 'halfway'", [])
+            .expect("edit");
+        let e = db.rotation_hosts("r1").expect_err("unknown step");
+        assert!(e.to_string().contains("\"halfway\""), "{e}");
+    }
+}
