@@ -11,7 +11,8 @@ use super::run_cmd::LogFilterArgs;
 use super::{Ctx, output};
 use crate::client::{BulkLogs, BulkStarted};
 use crate::protocol::{
-    self, BulkConnResult, BulkInfo, BulkSpec, FleetAuditReport, Request, RunOptions, Targets,
+    self, BulkConnResult, BulkInfo, BulkSpec, BulkState, CommandState, FleetAuditReport, Request,
+    RunOptions, TargetError, Targets,
 };
 
 #[derive(Args, Debug, Clone)]
@@ -108,7 +109,7 @@ fn progress(info: &BulkInfo) {
     let failed = info
         .targets
         .iter()
-        .filter(|t| t.state.is_final() && t.state.as_str() != "completed")
+        .filter(|t| t.state.is_final() && t.state != CommandState::Completed)
         .count();
     let width = 30;
     let filled = done * width / total;
@@ -121,7 +122,7 @@ fn progress(info: &BulkInfo) {
 }
 
 fn summary(ctx: &Ctx, info: &BulkInfo) -> Result<u8> {
-    let failed = info.state != "completed";
+    let failed = info.state != BulkState::Completed;
     if ctx.json {
         output::json(info)?;
     } else {
@@ -136,7 +137,7 @@ fn summary(ctx: &Ctx, info: &BulkInfo) -> Result<u8> {
                     t.exit_code
                         .map(|e| e.to_string())
                         .unwrap_or_else(|| "-".into()),
-                    t.error_code.clone().unwrap_or_else(|| "-".into()),
+                    t.error_code.map_or_else(|| "-".into(), TargetError::as_str),
                     t.error
                         .clone()
                         .unwrap_or_default()
@@ -213,7 +214,7 @@ pub async fn run(ctx: &Ctx, cmd: BulkCmd) -> Result<u8> {
                 if live {
                     progress(&info);
                 }
-                if info.state != "running" {
+                if info.state != BulkState::Running {
                     if live {
                         eprintln!();
                     }
@@ -333,7 +334,7 @@ pub async fn run(ctx: &Ctx, cmd: BulkCmd) -> Result<u8> {
 /// Prints an audit. Exits 1 when a target could not be audited or any check failed: a script
 /// running `sshkeep bulk audit security` learns of a failure from the status alone.
 fn audit_report(ctx: &Ctx, r: &FleetAuditReport) -> Result<u8> {
-    let unreachable = r.targets.iter().any(|t| t.state.as_str() != "completed");
+    let unreachable = r.targets.iter().any(|t| t.state != CommandState::Completed);
     let failed = r
         .targets
         .iter()
@@ -347,7 +348,11 @@ fn audit_report(ctx: &Ctx, r: &FleetAuditReport) -> Result<u8> {
     for t in &r.targets {
         println!("== {} ({}:{}) {}", t.name, t.host, t.port, t.state.as_str());
         if let Some(e) = &t.error {
-            println!("   {}: {e}", t.error_code.as_deref().unwrap_or("error"));
+            println!(
+                "   {}: {e}",
+                t.error_code
+                    .map_or_else(|| "error".into(), TargetError::as_str)
+            );
         }
         let rows: Vec<Vec<String>> = t
             .findings

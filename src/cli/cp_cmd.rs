@@ -255,7 +255,7 @@ fn list(ctx: &Ctx, entries: &[RemoteEntry]) -> Result<u8> {
             .map(|e| {
                 vec![
                     format!("{:o}", e.mode),
-                    e.kind.clone(),
+                    e.kind.to_string(),
                     e.size.to_string(),
                     e.name.clone(),
                 ]

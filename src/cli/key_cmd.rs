@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use super::choices::KeyType;
 use super::{Ctx, output, prompt};
 use crate::client::BrokerError;
-use crate::protocol::{ErrorCode, KeyInfo, Request, RotationReport, SecretString};
+use crate::protocol::{ErrorCode, KeyInfo, Request, RotationReport, RotationState, SecretString};
 use anyhow::{Context, Result, bail};
 use clap::Subcommand;
 
@@ -165,7 +165,11 @@ pub async fn run(ctx: &Ctx, cmd: KeyCmd) -> Result<u8> {
                 })
                 .await?;
             print_rotation(ctx, &r)?;
-            return Ok(if r.state == "partial" { 1 } else { 0 });
+            return Ok(if r.state == RotationState::Partial {
+                1
+            } else {
+                0
+            });
         }
         KeyCmd::Deploy { name, conn } => {
             output::done(ctx.json, c.call(&Request::KeyDeploy { name, conn }).await?)?
@@ -195,10 +199,17 @@ fn print_rotation(ctx: &Ctx, r: &RotationReport) -> Result<()> {
         return output::json(r);
     }
     println!("rotation of key '{}': {}", r.key, r.state);
+    // A plan that carries a rotation id plans the rest of a rotation already under way.
+    if r.state == RotationState::Planned && !r.rotation_id.is_empty() {
+        println!(
+            "rotation {} is already under way: finish it with `sshkeep key rotate {} --resume`",
+            r.rotation_id, r.key
+        );
+    }
     if let Some(f) = &r.new_fingerprint {
         println!(
             "new key {} ({f})",
-            if r.state == "done" {
+            if r.state == RotationState::Done {
                 &r.key
             } else {
                 &r.new_key
@@ -214,13 +225,13 @@ fn print_rotation(ctx: &Ctx, r: &RotationReport) -> Result<()> {
         .map(|h| {
             vec![
                 h.conn.clone(),
-                h.step.clone(),
+                h.step.to_string(),
                 h.error.clone().or(h.next.clone()).unwrap_or_default(),
             ]
         })
         .collect();
     output::table(&["CONNECTION", "STEP", "ERROR / NEXT"], &rows);
-    if r.state == "partial" {
+    if r.state == RotationState::Partial {
         println!(
             "hosts that failed still use the old key; fix them and run `sshkeep key rotate {} --resume`",
             r.key

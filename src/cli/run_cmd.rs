@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use super::{Ctx, choices, output};
 use crate::client::Started;
-use crate::protocol::{CommandInfo, LogPage, LogQuery, Request, RunOptions, RunSpec, SecretString};
+use crate::protocol::{
+    CommandInfo, LineStream, LogPage, LogQuery, Request, RunOptions, RunSpec, SecretString,
+};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 
@@ -231,7 +233,7 @@ pub async fn logs(ctx: &Ctx, a: LogsArgs) -> Result<u8> {
             for l in &page.lines {
                 if a.numbers {
                     println!("{:>6} {:<6} {}", l.n, l.stream, l.text);
-                } else if l.stream != "stdout" {
+                } else if l.stream != LineStream::Stdout {
                     // stderr, and the broker's own notes (stream `sshkeep`): standard output
                     // carries only what the command printed on its stdout.
                     eprintln!("{}", l.text);

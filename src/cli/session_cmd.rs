@@ -56,7 +56,7 @@ fn table(sessions: &[SessionInfo]) {
             vec![
                 s.session_id.clone(),
                 s.target.clone(),
-                s.state.clone(),
+                s.state.to_string(),
                 output::time(s.opened),
                 output::time(s.last_used),
                 format!("{}/{}", s.channels_in_use, s.channel_limit),

@@ -72,7 +72,7 @@ pub async fn run(ctx: &Ctx, a: ShellArgs) -> Result<u8> {
                     vec![
                         s.shell_id.clone(),
                         s.target.clone(),
-                        s.state.clone(),
+                        s.state.to_string(),
                         format!("{}x{}", s.cols, s.rows),
                         if s.persistent { "tmux" } else { "-" }.into(),
                         s.clients_attached.to_string(),

@@ -5,7 +5,8 @@ use super::Result;
 use rusqlite::{OptionalExtension, params};
 
 use super::Db;
-use crate::protocol::{CommandState, RunOptions};
+use super::error::stored_word_opt;
+use crate::protocol::{CommandState, RunOptions, TargetError};
 
 /// A command to record.
 #[derive(Clone, Debug)]
@@ -47,7 +48,7 @@ pub struct CommandRow {
     pub remote_pgid: Option<i64>,
     pub spool: Option<String>,
     pub bulk_id: Option<String>,
-    pub error_code: Option<String>,
+    pub error_code: Option<TargetError>,
 }
 
 const COLS: &str = "id, session_id, target, conn_name, key_name, commands, options, detached, state, exit_code, signal, \
@@ -82,7 +83,7 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CommandRow> {
         remote_pgid: r.get(20)?,
         spool: r.get(21)?,
         bulk_id: r.get(22)?,
-        error_code: r.get(23)?,
+        error_code: stored_word_opt(r, 23, "error code", TargetError::parse)?,
     })
 }
 
@@ -248,10 +249,10 @@ impl Db {
     }
 
     /// Records why a command failed, as a code.
-    pub fn command_error_code(&self, id: &str, code: &str) -> Result<()> {
+    pub fn command_error_code(&self, id: &str, code: TargetError) -> Result<()> {
         self.conn.execute(
             "UPDATE commands SET error_code = ?2 WHERE id = ?1",
-            params![id, code],
+            params![id, code.as_str()],
         )?;
         Ok(())
     }

@@ -49,5 +49,52 @@ impl DbError {
     }
 }
 
+/// A stored word that names no known state: the row was written by another version or edited by
+/// hand, and reading it as some default would misreport what happened.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown {what} {word:?} stored in the database")]
+pub struct UnknownWord {
+    pub what: &'static str,
+    pub word: String,
+}
+
+/// Reads column `idx` of a row as a word enum through `parse`; an unknown word is an error naming
+/// it.
+pub(super) fn stored_word<T>(
+    r: &rusqlite::Row<'_>,
+    idx: usize,
+    what: &'static str,
+    parse: fn(&str) -> Option<T>,
+) -> rusqlite::Result<T> {
+    let word: String = r.get(idx)?;
+    parse(&word).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            idx,
+            rusqlite::types::Type::Text,
+            Box::new(UnknownWord { what, word }),
+        )
+    })
+}
+
+/// Like [`stored_word`] for a column that may be NULL.
+pub(super) fn stored_word_opt<T>(
+    r: &rusqlite::Row<'_>,
+    idx: usize,
+    what: &'static str,
+    parse: fn(&str) -> Option<T>,
+) -> rusqlite::Result<Option<T>> {
+    let word: Option<String> = r.get(idx)?;
+    word.map(|word| {
+        parse(&word).ok_or_else(|| {
+            rusqlite::Error::FromSqlConversionFailure(
+                idx,
+                rusqlite::types::Type::Text,
+                Box::new(UnknownWord { what, word }),
+            )
+        })
+    })
+    .transpose()
+}
+
 /// The store's result.
 pub type Result<T, E = DbError> = std::result::Result<T, E>;

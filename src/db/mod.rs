@@ -22,7 +22,7 @@ pub use audit::{AuditEntry, AuditHead, AuditKey, ChainCheck};
 pub use authority::{ApprovalRow, ApprovalState};
 pub use commands::{CommandRow, NewCommand, record_output_loss};
 pub use conns::ConnRow;
-pub use error::{DbError, Result};
+pub use error::{DbError, Result, UnknownWord};
 pub use hostkeys::Pin;
 pub use keys::KeyRow;
 pub use retention::Swept;

@@ -5,6 +5,8 @@ use super::Result;
 use rusqlite::{OptionalExtension, params};
 
 use super::Db;
+use super::error::stored_word;
+use crate::protocol::{RotationState, RotationStep};
 
 /// A stored rotation.
 #[derive(Clone, Debug)]
@@ -13,7 +15,7 @@ pub struct RotationRow {
     pub key_name: String,
     pub new_key: String,
     pub key_type: String,
-    pub state: String,
+    pub state: RotationState,
     pub retired_as: Option<String>,
 }
 
@@ -21,9 +23,7 @@ pub struct RotationRow {
 #[derive(Clone, Debug)]
 pub struct RotationHostRow {
     pub conn: String,
-    /// `pending`, `appended`, `verified`, `switched`, `cleaned`, or `dropped` (the connection was
-    /// unlinked or removed during the rotation).
-    pub step: String,
+    pub step: RotationStep,
     pub error: Option<String>,
 }
 
@@ -34,7 +34,14 @@ impl Db {
         tx.execute(
             "INSERT INTO rotations (id, key_name, new_key, key_type, state, created, updated)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
-            params![r.id, r.key_name, r.new_key, r.key_type, r.state, now],
+            params![
+                r.id,
+                r.key_name,
+                r.new_key,
+                r.key_type,
+                r.state.as_str(),
+                now
+            ],
         )?;
         for h in hosts {
             tx.execute(
@@ -60,7 +67,7 @@ impl Db {
                         key_name: r.get(1)?,
                         new_key: r.get(2)?,
                         key_type: r.get(3)?,
-                        state: r.get(4)?,
+                        state: stored_word(r, 4, "rotation state", RotationState::parse)?,
                         retired_as: r.get(5)?,
                     })
                 },
@@ -77,7 +84,7 @@ impl Db {
             .query_map([id], |r| {
                 Ok(RotationHostRow {
                     conn: r.get(0)?,
-                    step: r.get(1)?,
+                    step: stored_word(r, 1, "rotation step", RotationStep::parse)?,
                     error: r.get(2)?,
                 })
             })?
@@ -99,21 +106,21 @@ impl Db {
         &self,
         id: &str,
         conn: &str,
-        step: &str,
+        step: RotationStep,
         error: Option<&str>,
         now: i64,
     ) -> Result<()> {
         self.conn.execute(
             "UPDATE rotation_hosts SET step = ?3, error = ?4, updated = ?5 WHERE rotation_id = ?1 AND conn = ?2",
-            params![id, conn, step, error, now],
+            params![id, conn, step.as_str(), error, now],
         )?;
         Ok(())
     }
 
-    pub fn set_rotation_state(&self, id: &str, state: &str, now: i64) -> Result<()> {
+    pub fn set_rotation_state(&self, id: &str, state: RotationState, now: i64) -> Result<()> {
         self.conn.execute(
             "UPDATE rotations SET state = ?2, updated = ?3 WHERE id = ?1",
-            params![id, state, now],
+            params![id, state.as_str(), now],
         )?;
         Ok(())
     }
@@ -172,5 +179,50 @@ impl Db {
         )?;
         tx.commit()?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rotation() -> RotationRow {
+        RotationRow {
+            id: "r1".into(),
+            key_name: "deploy".into(),
+            new_key: "deploy.next".into(),
+            key_type: "ed25519".into(),
+            state: RotationState::Running,
+            retired_as: None,
+        }
+    }
+
+    #[test]
+    fn steps_and_states_read_back_as_stored() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut db = Db::open(&dir.path().join("db")).expect("open");
+        db.insert_rotation(&rotation(), &["web1".into()], 100)
+            .expect("insert");
+        db.set_rotation_step("r1", "web1", RotationStep::Verified, None, 101)
+            .expect("step");
+        db.set_rotation_state("r1", RotationState::Partial, 101)
+            .expect("state");
+        let hosts = db.rotation_hosts("r1").expect("hosts");
+        assert_eq!(hosts[0].step, RotationStep::Verified);
+        let r = db.active_rotation("deploy").expect("query").expect("row");
+        assert_eq!(r.state, RotationState::Partial);
+    }
+
+    #[test]
+    fn an_unknown_stored_step_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut db = Db::open(&dir.path().join("db")).expect("open");
+        db.insert_rotation(&rotation(), &["web1".into()], 100)
+            .expect("insert");
+        db.raw()
+            .execute("UPDATE rotation_hosts SET step = 'halfway'", [])
+            .expect("edit");
+        let e = db.rotation_hosts("r1").expect_err("unknown step");
+        assert!(e.to_string().contains("\"halfway\""), "{e}");
     }
 }

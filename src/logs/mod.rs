@@ -9,14 +9,17 @@ mod queue;
 mod reader;
 mod writer;
 
+use crate::protocol::LineStream;
+
 pub use reader::{QueryError, read};
 pub use writer::{LogWriter, STREAM_MARKER, STREAM_STDERR, STREAM_STDOUT};
 
-/// The name a stream number is shown with.
-pub fn stream_name(n: i64) -> &'static str {
+/// The stream a stored stream number stands for; every other number is a marker the broker
+/// wrote, so it reads as sshkeep's own line.
+pub fn stream_name(n: i64) -> LineStream {
     match n {
-        STREAM_STDOUT => "stdout",
-        STREAM_STDERR => "stderr",
-        _ => "sshkeep",
+        STREAM_STDOUT => LineStream::Stdout,
+        STREAM_STDERR => LineStream::Stderr,
+        _ => LineStream::Sshkeep,
     }
 }

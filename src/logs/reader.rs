@@ -89,7 +89,7 @@ pub fn read(
         size += cost;
         lines.push(LogLine {
             n: n as u64,
-            stream: stream_name(s).into(),
+            stream: stream_name(s),
             text,
         });
     }

@@ -528,7 +528,7 @@ mod tests {
         let got: Vec<(String, String)> = page
             .lines
             .iter()
-            .map(|l| (l.stream.clone(), l.text.clone()))
+            .map(|l| (l.stream.to_string(), l.text.clone()))
             .collect();
         let want = [
             ("stdout", "one"),

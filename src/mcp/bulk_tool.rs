@@ -12,8 +12,8 @@ use super::reply::{agent_error, answer, bad_arg, ok, problem_then};
 use super::vocab::Vocab;
 use crate::client::{BulkLogs, BulkStarted};
 use crate::protocol::{
-    BulkConnOp, BulkConnResult, BulkInfo, BulkSpec, FleetAuditOp, FleetAuditReport, Request,
-    RunOptions, Targets,
+    BulkConnOp, BulkConnResult, BulkInfo, BulkSpec, BulkState, CommandState, FleetAuditOp,
+    FleetAuditReport, Request, RunOptions, TargetError, Targets,
 };
 
 fn targets(ids: Option<Vec<String>>, client: Option<String>, all: bool) -> Option<Targets> {
@@ -30,12 +30,13 @@ fn bulk_summary(b: &BulkInfo) -> String {
     let failed: Vec<String> = b
         .targets
         .iter()
-        .filter(|t| t.state.is_final() && t.state.as_str() != "completed")
+        .filter(|t| t.state.is_final() && t.state != CommandState::Completed)
         .map(|t| {
             format!(
                 "{} ({})",
                 t.name,
-                t.error_code.as_deref().unwrap_or(t.state.as_str())
+                t.error_code
+                    .map_or_else(|| t.state.as_str().to_string(), TargetError::as_str)
             )
         })
         .collect();
@@ -70,7 +71,7 @@ pub async fn bulk_exec(a: &Adapter, x: BulkExecArgs) -> CallToolResult {
                     "bulkExecId: {bulk_id} (running on {} targets). Follow with ssh_exec op=status bulkExecId={bulk_id}",
                     targets.len()
                 ),
-                json!({ "bulkExecId": bulk_id, "state": "running", "targets": targets }),
+                json!({ "bulkExecId": bulk_id, "state": BulkState::Running, "targets": targets }),
             )
         },
     )

@@ -196,7 +196,14 @@ async fn logs(a: &Adapter, x: ExecArgs) -> CallToolResult {
             let mut text: String = page
                 .lines
                 .iter()
-                .map(|l| format!("[{} {}] {}\n", l.n, l.stream, r.line(&l.stream, &l.text)))
+                .map(|l| {
+                    format!(
+                        "[{} {}] {}\n",
+                        l.n,
+                        l.stream,
+                        r.line(l.stream.as_str(), &l.text)
+                    )
+                })
                 .collect();
             if let Some(next) = page.next_from_line {
                 text.push_str(&format!(

@@ -7,7 +7,7 @@ use super::Adapter;
 use super::args::{KeyArgs, KeyOp};
 use super::reply::{answer, bad_arg, done, ok};
 use super::vocab::{Vocab, all};
-use crate::protocol::{KeyInfo, KeyType, Request, RotationReport, SecretString};
+use crate::protocol::{KeyInfo, KeyType, Request, RotationReport, RotationState, SecretString};
 
 pub async fn key(a: &Adapter, x: KeyArgs) -> CallToolResult {
     let need_name = || bad_arg("this op needs keyName (see op=list)");
@@ -99,9 +99,18 @@ pub async fn key(a: &Adapter, x: KeyArgs) -> CallToolResult {
                 .filter(|h| h.error.is_some())
                 .map(|h| format!("{}: {}", h.conn, h.error.clone().unwrap_or_default()))
                 .collect();
+            // A plan that carries a rotation id plans the rest of a rotation already under way.
+            let under_way = if r.state == RotationState::Planned && !r.rotation_id.is_empty() {
+                format!(
+                    "; rotation {} is already under way: call op=rotate resume=true to finish it",
+                    r.rotation_id
+                )
+            } else {
+                String::new()
+            };
             ok(
                 format!(
-                    "rotation of {} is {} on {} connection(s){}",
+                    "rotation of {} is {} on {} connection(s){under_way}{}",
                     r.key,
                     r.state,
                     r.hosts.len(),

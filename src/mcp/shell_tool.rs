@@ -155,7 +155,7 @@ pub async fn shell(a: &Adapter, x: ShellArgs) -> CallToolResult {
             let text = page
                 .lines
                 .iter()
-                .map(|l| format!("{}: {}", l.n, r.line(&l.stream, &l.text)))
+                .map(|l| format!("{}: {}", l.n, r.line(l.stream.as_str(), &l.text)))
                 .collect::<Vec<_>>()
                 .join("\n");
             ok(

@@ -107,7 +107,7 @@ impl Vocab for RotationReport {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::{ConnSpec, HostKeyPolicy, RotationHost};
+    use crate::protocol::{ConnSpec, HostKeyPolicy, RotationHost, RotationState, RotationStep};
 
     #[test]
     fn replies_use_the_argument_names() {
@@ -137,14 +137,18 @@ mod tests {
         assert!(v.get("id").is_none() && v.get("user").is_none() && v.get("key").is_none());
 
         let r = RotationReport {
+            rotation_id: String::new(),
             key: "deploy".into(),
+            new_key: String::new(),
+            new_fingerprint: None,
+            state: RotationState::Planned,
+            retired_as: None,
             hosts: vec![RotationHost {
                 conn: "web1".into(),
-                step: "pending".into(),
+                step: RotationStep::Pending,
                 error: None,
                 next: None,
             }],
-            ..Default::default()
         };
         let v = r.to_mcp();
         assert_eq!(v["keyName"], "deploy");

@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::EntryKind;
+
 /// One SFTP operation on a target.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct SftpRequest {
@@ -61,8 +63,7 @@ pub enum SftpAction {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RemoteEntry {
     pub name: String,
-    /// `file`, `dir`, `symlink` or `other`.
-    pub kind: String,
+    pub kind: EntryKind,
     pub size: u64,
     /// Permission bits, e.g. 0o644 (shown in octal by clients).
     pub mode: u32,

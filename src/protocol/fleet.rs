@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{CommandState, ErrorCode, RunOptions, TestReport};
+use super::{BulkState, CommandState, ErrorCode, LineStream, RunOptions, TargetError, TestReport};
 
 /// Which connections a fleet operation covers.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -37,7 +37,7 @@ pub struct BulkTarget {
     pub state: CommandState,
     pub exit_code: Option<i64>,
     /// Why the target failed, as a code (`unreachable`, `host_key_changed`, `auth_failed`, `exit_status`, ...).
-    pub error_code: Option<String>,
+    pub error_code: Option<TargetError>,
     pub error: Option<String>,
 }
 
@@ -46,8 +46,7 @@ pub struct BulkTarget {
 pub struct BulkInfo {
     pub bulk_id: String,
     pub commands: Vec<String>,
-    /// `running` until every target has ended, then `completed` (all succeeded) or `failed`.
-    pub state: String,
+    pub state: BulkState,
     /// Targets per state.
     pub counts: std::collections::BTreeMap<String, u64>,
     pub targets: Vec<BulkTarget>,
@@ -60,7 +59,7 @@ pub struct BulkLogLine {
     /// The target's connection name.
     pub target: String,
     pub n: u64,
-    pub stream: String,
+    pub stream: LineStream,
     pub text: String,
 }
 
@@ -138,7 +137,7 @@ pub struct AuditTarget {
     pub port: u16,
     /// Whether the checks ran (`completed`) or not (`failed`, with the error).
     pub state: CommandState,
-    pub error_code: Option<String>,
+    pub error_code: Option<TargetError>,
     pub error: Option<String>,
     pub findings: Vec<Finding>,
     pub inventory: Vec<InventoryItem>,

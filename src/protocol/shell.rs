@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::ShellState;
+
 /// Open a shell.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct ShellSpec {
@@ -25,8 +27,7 @@ pub struct ShellInfo {
     pub cols: u16,
     pub rows: u16,
     pub term: String,
-    /// `open`, `reconnecting`, `exited` or `closed`.
-    pub state: String,
+    pub state: ShellState,
     /// Runs inside tmux on the server and survives a dropped connection.
     pub persistent: bool,
     /// Why the shell is or is not persistent.
@@ -54,7 +55,7 @@ pub struct ShellOutput {
     pub more: bool,
     /// The screen as a terminal emulator shows it now (rows joined by newlines).
     pub screen: Option<String>,
-    pub state: String,
+    pub state: ShellState,
     /// Whether `wait` found its pattern (absent for `read`).
     pub matched: Option<bool>,
     /// The text the pattern matched.

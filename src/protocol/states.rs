@@ -36,8 +36,9 @@ macro_rules! word_enum {
         }
 
         impl std::fmt::Display for $name {
+            // `pad`, so a width in the format string (a table column) applies to the word.
             fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str(self.as_str())
+                f.pad(self.as_str())
             }
         }
     };
@@ -114,6 +115,8 @@ word_enum! {
 word_enum! {
     /// An interactive shell.
     ShellState {
+        /// Listed while its channel and PTY are still being set up.
+        Opening = "opening",
         Open = "open",
         Reconnecting = "reconnecting",
         /// The shell's program ended.

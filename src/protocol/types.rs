@@ -1,6 +1,6 @@
 //! The data carried by requests and replies.
 
-use super::{ErrorCode, SecretString};
+use super::{ErrorCode, LineStream, RotationState, RotationStep, SecretString, SessionState};
 use serde::{Deserialize, Serialize};
 
 /// What to run, where, and how.
@@ -354,8 +354,7 @@ pub struct SessionInfo {
     pub user: String,
     pub host: String,
     pub port: u16,
-    /// `open`, `reconnecting`, `failed` or `closed`.
-    pub state: String,
+    pub state: SessionState,
     /// Unix seconds.
     pub opened: i64,
     pub last_used: i64,
@@ -417,8 +416,7 @@ pub struct CommandInfo {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct LogLine {
     pub n: u64,
-    /// `stdout`, `stderr` or `sshkeep` (a marker the broker wrote).
-    pub stream: String,
+    pub stream: LineStream,
     pub text: String,
 }
 
@@ -446,15 +444,14 @@ pub struct Setting {
 }
 
 /// A key rotation: where each linked host stands.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RotationReport {
     pub rotation_id: String,
     pub key: String,
     /// The replacement's name while the rotation runs (it takes `key`'s name when done).
     pub new_key: String,
     pub new_fingerprint: Option<String>,
-    /// `planned` (dry run), `running`, `partial` (some hosts failed: resume), `done`.
-    pub state: String,
+    pub state: RotationState,
     /// The old key's name once retired.
     pub retired_as: Option<String>,
     pub hosts: Vec<RotationHost>,
@@ -464,9 +461,7 @@ pub struct RotationReport {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RotationHost {
     pub conn: String,
-    /// `pending`, `appended`, `verified`, `switched`, `cleaned`, or `dropped` (unlinked or
-    /// removed during the rotation).
-    pub step: String,
+    pub step: RotationStep,
     pub error: Option<String>,
     /// What the next run does on this host (dry run and partial rotations).
     pub next: Option<String>,

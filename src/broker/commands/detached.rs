@@ -15,12 +15,12 @@ use crate::broker::core::backoff::Backoff;
 use crate::broker::core::jobs::{Ending, Stop, stopped, until};
 use crate::broker::core::login::resolve;
 use crate::broker::core::remote_script::{self, Lane, Script};
-use crate::broker::core::sessions::{Reuse, Session, SessionState, session_for};
+use crate::broker::core::sessions::{Reuse, Session, session_for};
 use crate::broker::core::{Core, Peer};
 use crate::db::now_ms;
 use crate::logs::{STREAM_STDERR, STREAM_STDOUT};
 use crate::protocol::SecretString;
-use crate::protocol::{CommandState, ErrorCode, RunOptions};
+use crate::protocol::{CommandState, ErrorCode, RunOptions, SessionState};
 
 pub struct Job {
     pub broker: Arc<Core>,

@@ -13,8 +13,8 @@ use crate::broker::fleet::checks::{
 };
 use crate::db::now_ms;
 use crate::protocol::{
-    AuditTarget, BulkSpec, FleetAuditOp, FleetAuditReport, LogQuery, NextStep, Response,
-    StreamFilter, Targets,
+    AuditTarget, BulkSpec, BulkState, FleetAuditOp, FleetAuditReport, LineStream, LogQuery,
+    NextStep, Response, StreamFilter, Targets,
 };
 
 /// Runs the audit and replies when every target is done.
@@ -40,7 +40,7 @@ pub async fn run(
     };
     let info = loop {
         if let Response::Bulk(info) = bulk::status(broker, &bulk_id, None)?
-            && info.state != "running"
+            && info.state != BulkState::Running
         {
             break info;
         }
@@ -97,7 +97,7 @@ async fn stdout_lines(broker: &Arc<Core>, command_id: &str) -> Result<Vec<String
         Ok(page
             .lines
             .into_iter()
-            .filter(|l| l.stream == "stdout")
+            .filter(|l| l.stream == LineStream::Stdout)
             .map(|l| l.text)
             .collect())
     })

@@ -23,8 +23,8 @@ use crate::broker::core::sessions::{Reuse, session_for};
 use crate::broker::core::{Core, Peer};
 use crate::db::{CommandRow, ConnRow, NewCommand, now_ms};
 use crate::protocol::{
-    BulkInfo, BulkLogLine, BulkSpec, BulkTarget, CommandState, ErrorCode, LogQuery, NextStep,
-    Response, Targets,
+    BulkInfo, BulkLogLine, BulkSpec, BulkState, BulkTarget, CommandState, EndingCode, ErrorCode,
+    LogQuery, NextStep, Response, TargetError, Targets,
 };
 
 fn invalid(m: impl Into<String>) -> Fail {
@@ -84,22 +84,16 @@ pub fn resolve_targets(broker: &Core, t: &Targets) -> Result<(Vec<ConnRow>, Unkn
     Ok((out, unknown))
 }
 
-fn error_code(e: &Ending) -> Option<&'static str> {
-    match (e.state, e.exit_code, &e.signal, &e.error) {
-        (CommandState::Completed, ..) | (CommandState::Cancelled, ..) => None,
-        (CommandState::TimedOut, ..) => Some("timed_out"),
-        (_, Some(_), ..) => Some("exit_status"),
-        (_, None, Some(_), _) => Some("signal"),
-        (_, None, None, Some(_)) => Some("connection_lost"),
-        _ => Some("failed"),
-    }
-}
-
-fn code_name(c: ErrorCode) -> String {
-    serde_json::to_value(c)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_else(|| "error".into())
+fn error_code(e: &Ending) -> Option<TargetError> {
+    let code = match (e.state, e.exit_code, &e.signal, &e.error) {
+        (CommandState::Completed, ..) | (CommandState::Cancelled, ..) => return None,
+        (CommandState::TimedOut, ..) => EndingCode::TimedOut,
+        (_, Some(_), ..) => EndingCode::ExitStatus,
+        (_, None, Some(_), _) => EndingCode::Signal,
+        (_, None, None, Some(_)) => EndingCode::ConnectionLost,
+        _ => EndingCode::Failed,
+    };
+    Some(TargetError::Ending(code))
 }
 
 /// `bulk exec`: records the run and its targets, starts it, and replies at once.
@@ -172,7 +166,7 @@ pub async fn start(broker: &Arc<Core>, peer: &Peer, spec: BulkSpec) -> Result<Re
                 let b = broker.clone();
                 async move {
                     if let Ok(db) = b.db() {
-                        let _ = db.command_error_code(&id, &code_name(f.code));
+                        let _ = db.command_error_code(&id, TargetError::Broker(f.code));
                     }
                     attached::not_started(f)
                 }
@@ -220,7 +214,7 @@ pub async fn start(broker: &Arc<Core>, peer: &Peer, spec: BulkSpec) -> Result<Re
                         }
                         Err(f) => {
                             if let Ok(db) = b.db() {
-                                let _ = db.command_error_code(&id, &code_name(f.code));
+                                let _ = db.command_error_code(&id, TargetError::Broker(f.code));
                             }
                             attached::not_started(f)
                         }
@@ -292,16 +286,16 @@ pub fn status(broker: &Core, bulk_id: &str, target: Option<&str>) -> Result<Resp
         })
         .collect();
     let state = if targets.iter().any(|t| !t.state.is_final()) {
-        "running"
+        BulkState::Running
     } else if targets.iter().all(|t| t.state == CommandState::Completed) {
-        "completed"
+        BulkState::Completed
     } else {
-        "failed"
+        BulkState::Failed
     };
     Ok(Response::Bulk(BulkInfo {
         bulk_id: bulk_id.into(),
         commands,
-        state: state.into(),
+        state,
         counts,
         targets,
         created_ms,

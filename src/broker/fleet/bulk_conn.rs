@@ -12,7 +12,7 @@ use crate::broker::core::sessions::{Reuse, session_for};
 use crate::broker::core::{Core, Peer};
 use crate::broker::fleet::bulk::resolve_targets;
 use crate::db::ConnRow;
-use crate::protocol::{BulkConnOp, BulkConnResult, ErrorCode, Response, Targets};
+use crate::protocol::{BulkConnOp, BulkConnResult, ErrorCode, Response, SessionState, Targets};
 
 async fn one(broker: Arc<Core>, peer: Peer, op: BulkConnOp, c: ConnRow) -> BulkConnResult {
     let mut res = BulkConnResult {
@@ -50,7 +50,8 @@ async fn one(broker: Arc<Core>, peer: Peer, op: BulkConnOp, c: ConnRow) -> BulkC
                     .list()
                     .into_iter()
                     .filter(|s| {
-                        s.conn_name.as_deref() == Some(c.spec.name.as_str()) && s.state != "closed"
+                        s.conn_name.as_deref() == Some(c.spec.name.as_str())
+                            && s.state != SessionState::Closed
                     })
                     .map(|s| s.session_id)
                     .collect();

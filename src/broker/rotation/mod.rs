@@ -29,19 +29,20 @@ use crate::broker::core::{Core, Peer};
 use crate::broker::sftp::client::{Sftp, is_dir};
 use crate::broker::sftp::write_atomic;
 use crate::db::{RotationRow, now};
-use crate::protocol::{ErrorCode, KeyType, NextStep, Response, RotationHost, RotationReport};
+use crate::protocol::{
+    ErrorCode, KeyType, NextStep, Response, RotationHost, RotationReport, RotationState,
+    RotationStep,
+};
 
-const STEPS: [&str; 5] = ["pending", "appended", "verified", "switched", "cleaned"];
-
-fn next_action(step: &str) -> Option<&'static str> {
+fn next_action(step: RotationStep) -> Option<&'static str> {
     match step {
-        "pending" => {
+        RotationStep::Pending => {
             Some("add the new public key to authorized_keys (logging in with the old key)")
         }
-        "appended" => Some("log in with the new key to prove it works"),
-        "verified" => Some("switch the connection to the new key"),
-        "switched" => Some("remove the old public key from authorized_keys"),
-        _ => None,
+        RotationStep::Appended => Some("log in with the new key to prove it works"),
+        RotationStep::Verified => Some("switch the connection to the new key"),
+        RotationStep::Switched => Some("remove the old public key from authorized_keys"),
+        RotationStep::Cleaned | RotationStep::Dropped => None,
     }
 }
 
@@ -53,11 +54,16 @@ fn key_type_name(t: KeyType) -> &'static str {
     }
 }
 
-fn key_type_parse(s: &str) -> KeyType {
+/// Reads the key type a rotation stored; an unknown word is an error rather than a guess, so a
+/// rotation never generates a key of a type nobody asked for.
+fn key_type_parse(s: &str) -> Result<KeyType, Fail> {
     match s {
-        "rsa" => KeyType::Rsa,
-        "ecdsa" => KeyType::Ecdsa,
-        _ => KeyType::Ed25519,
+        "ed25519" => Ok(KeyType::Ed25519),
+        "rsa" => Ok(KeyType::Rsa),
+        "ecdsa" => Ok(KeyType::Ecdsa),
+        other => Err(Fail::internal(format!(
+            "the rotation stores an unknown key type {other:?} (known: ed25519, rsa, ecdsa)"
+        ))),
     }
 }
 
@@ -67,13 +73,13 @@ fn report(broker: &Core, r: &RotationRow) -> Result<RotationReport, Fail> {
         .rotation_hosts(&r.id)?
         .into_iter()
         .map(|h| RotationHost {
-            next: next_action(&h.step).map(Into::into),
+            next: next_action(h.step).map(Into::into),
             conn: h.conn,
             step: h.step,
             error: h.error,
         })
         .collect();
-    let new_name = if r.state == "done" {
+    let new_name = if r.state == RotationState::Done {
         &r.key_name
     } else {
         &r.new_key
@@ -83,7 +89,7 @@ fn report(broker: &Core, r: &RotationRow) -> Result<RotationReport, Fail> {
         key: r.key_name.clone(),
         new_key: r.new_key.clone(),
         new_fingerprint: db.key(new_name).ok().flatten().map(|k| k.fingerprint),
-        state: r.state.clone(),
+        state: r.state,
         retired_as: r.retired_as.clone(),
         hosts,
     })
@@ -120,19 +126,19 @@ pub async fn rotate(
                 (
                     r.id.clone(),
                     r.new_key.clone(),
-                    format!("planned ({} in progress: resume it)", r.state),
+                    RotationState::Planned,
                     rep.hosts,
                 )
             }
             None => (
                 String::new(),
                 format!("{name}.next"),
-                "planned".to_string(),
+                RotationState::Planned,
                 links
                     .iter()
                     .map(|c| RotationHost {
                         conn: c.clone(),
-                        step: "pending".into(),
+                        step: RotationStep::Pending,
                         error: None,
                         next: Some(
                             "add the new key, log in with it, switch the link, remove the old key"
@@ -185,7 +191,7 @@ pub async fn rotate(
                 key_name: name.into(),
                 new_key: format!("{name}.next"),
                 key_type: key_type_name(key_type).into(),
-                state: "running".into(),
+                state: RotationState::Running,
                 retired_as: None,
             };
             if broker.db()?.key(&r.new_key)?.is_some() {
@@ -219,12 +225,14 @@ async fn run(broker: &Arc<Core>, peer: &Peer, r: RotationRow) -> Result<Response
             broker,
             peer,
             &r.new_key,
-            key_type_parse(&r.key_type),
+            key_type_parse(&r.key_type)?,
             &format!("sshkeep:{}", r.key_name),
         )
         .await?;
     }
-    broker.db()?.set_rotation_state(&r.id, "running", now())?;
+    broker
+        .db()?
+        .set_rotation_state(&r.id, RotationState::Running, now())?;
     // Connections linked to the old key since the rotation started join it.
     let linked = broker.db()?.key_links(&r.key_name)?;
     for c in linked {
@@ -236,7 +244,7 @@ async fn run(broker: &Arc<Core>, peer: &Peer, r: RotationRow) -> Result<Response
     let mut tasks = tokio::task::JoinSet::new();
     for h in hosts
         .into_iter()
-        .filter(|h| h.step != "cleaned" && h.step != "dropped")
+        .filter(|h| !matches!(h.step, RotationStep::Cleaned | RotationStep::Dropped))
     {
         // A connection removed, or linked to another key, since the rotation began is no
         // longer the rotation's business.
@@ -246,7 +254,7 @@ async fn run(broker: &Arc<Core>, peer: &Peer, r: RotationRow) -> Result<Response
             broker.db()?.set_rotation_step(
                 &r.id,
                 &h.conn,
-                "dropped",
+                RotationStep::Dropped,
                 Some("no longer linked to the key"),
                 now(),
             )?;
@@ -272,7 +280,7 @@ async fn run(broker: &Arc<Core>, peer: &Peer, r: RotationRow) -> Result<Response
     let still_linked = !broker.db()?.key_links(&r.key_name)?.is_empty();
     let r = if hosts
         .iter()
-        .all(|h| h.step == "cleaned" || h.step == "dropped")
+        .all(|h| matches!(h.step, RotationStep::Cleaned | RotationStep::Dropped))
         && !still_linked
     {
         let retired_as = format!("{}.retired-{}", r.key_name, crate::db::name_stamp());
@@ -285,14 +293,16 @@ async fn run(broker: &Arc<Core>, peer: &Peer, r: RotationRow) -> Result<Response
             format!("rotation {}: old key retired as '{retired_as}'", r.id),
         )?;
         RotationRow {
-            state: "done".into(),
+            state: RotationState::Done,
             retired_as: Some(retired_as),
             ..r
         }
     } else {
-        broker.db()?.set_rotation_state(&r.id, "partial", now())?;
+        broker
+            .db()?
+            .set_rotation_state(&r.id, RotationState::Partial, now())?;
         RotationRow {
-            state: "partial".into(),
+            state: RotationState::Partial,
             ..r
         }
     };
@@ -310,16 +320,16 @@ async fn drive_host(
     peer: &Peer,
     r: &RotationRow,
     conn: &str,
-    mut step: String,
+    mut step: RotationStep,
 ) -> Result<(), Fail> {
-    while step != "cleaned" {
-        match advance(broker, peer, r, conn, &step).await {
-            Ok(next) => step = next.to_string(),
+    while step != RotationStep::Cleaned {
+        match advance(broker, peer, r, conn, step).await {
+            Ok(next) => step = next,
             Err(f) => {
                 tracing::warn!(conn = %conn, step = %step, "rotation step failed: {}", f.message);
                 broker
                     .db()?
-                    .set_rotation_step(&r.id, conn, &step, Some(&f.message), now())?;
+                    .set_rotation_step(&r.id, conn, step, Some(&f.message), now())?;
                 let _ = broker.audit(
                     peer,
                     "key_rotate_failed",
@@ -340,16 +350,16 @@ async fn advance(
     peer: &Peer,
     r: &RotationRow,
     conn: &str,
-    step: &str,
-) -> Result<&'static str, Fail> {
-    let record = |s: &str| -> Result<(), Fail> {
+    step: RotationStep,
+) -> Result<RotationStep, Fail> {
+    let record = |s: RotationStep| -> Result<(), Fail> {
         broker
             .db()?
             .set_rotation_step(&r.id, conn, s, None, now())
             .map_err(Fail::internal)
     };
     match step {
-        "pending" => {
+        RotationStep::Pending => {
             let public = broker
                 .db()?
                 .key(&r.new_key)?
@@ -370,15 +380,15 @@ async fn advance(
                     "added to authorized_keys".into()
                 },
             )?;
-            record("appended")?;
-            Ok("appended")
+            record(RotationStep::Appended)?;
+            Ok(RotationStep::Appended)
         }
-        "appended" => {
+        RotationStep::Appended => {
             check_login(broker, peer, conn, &r.new_key).await?;
-            record("verified")?;
-            Ok("verified")
+            record(RotationStep::Verified)?;
+            Ok(RotationStep::Verified)
         }
-        "verified" => {
+        RotationStep::Verified => {
             broker
                 .db()?
                 .switch_rotation_link(&r.id, conn, &r.new_key, now())?;
@@ -389,9 +399,9 @@ async fn advance(
                 Some(conn),
                 format!("rotation {} replaces key '{}'", r.id, r.key_name),
             )?;
-            Ok("switched")
+            Ok(RotationStep::Switched)
         }
-        "switched" => {
+        RotationStep::Switched => {
             let old_line = broker
                 .db()?
                 .key(&r.key_name)?
@@ -412,11 +422,11 @@ async fn advance(
                 Some(conn),
                 format!("{n} line(s) removed from authorized_keys"),
             )?;
-            record("cleaned")?;
-            Ok("cleaned")
+            record(RotationStep::Cleaned)?;
+            Ok(RotationStep::Cleaned)
         }
-        other => Err(Fail::internal(format!(
-            "unknown rotation step {other:?} (known: {STEPS:?})"
+        RotationStep::Cleaned | RotationStep::Dropped => Err(Fail::internal(format!(
+            "rotation step {step} has nothing left to do"
         ))),
     }
 }

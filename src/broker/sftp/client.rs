@@ -10,7 +10,7 @@ use russh_sftp::protocol::{FileAttributes, OpenFlags, Packet, StatusCode};
 use crate::broker::core::fail::Fail;
 use crate::broker::core::sessions::gate::Permit;
 use crate::broker::core::sessions::{Occupancy, Session};
-use crate::protocol::{ErrorCode, RemoteEntry};
+use crate::protocol::{EntryKind, ErrorCode, RemoteEntry};
 
 /// Bytes per read or write request; OpenSSH's sftp-server accepts up to 256 KiB but 32 KiB is
 /// what every server takes.
@@ -201,7 +201,7 @@ impl Sftp {
             stack.push((dir.clone(), true));
             for e in self.list(&dir).await? {
                 let child = join(&dir, &e.name);
-                if e.kind == "dir" {
+                if e.kind == EntryKind::Dir {
                     stack.push((child, false));
                 } else {
                     self.raw
@@ -445,17 +445,17 @@ pub fn is_link(a: &FileAttributes) -> bool {
 /// A directory entry from SFTP attributes.
 pub fn entry(name: String, a: &FileAttributes) -> RemoteEntry {
     let kind = if is_dir(a) {
-        "dir"
+        EntryKind::Dir
     } else if is_link(a) {
-        "symlink"
+        EntryKind::Symlink
     } else if is_file(a) {
-        "file"
+        EntryKind::File
     } else {
-        "other"
+        EntryKind::Other
     };
     RemoteEntry {
         name,
-        kind: kind.into(),
+        kind,
         size: a.size.unwrap_or(0),
         mode: a.permissions.unwrap_or(0) & 0o7777,
         uid: a.uid,

@@ -12,7 +12,7 @@ use crate::broker::core::Core;
 use crate::broker::core::fail::Fail;
 use crate::db::now_ms;
 use crate::logs::STREAM_STDOUT;
-use crate::protocol::{CommandState, ErrorCode};
+use crate::protocol::{CommandState, ErrorCode, ShellState};
 
 enum Ended {
     /// The shell exited (or the tmux session ended).
@@ -76,7 +76,7 @@ pub async fn run(
             }
             break None;
         }
-        shell.facts(|f| f.state = "open");
+        shell.facts(|f| f.state = ShellState::Open);
         shell.bump();
         if let Some(r) = ready.take() {
             if let Ok(db) = broker.db() {
@@ -149,19 +149,19 @@ pub async fn run(
             }
             Ended::Exited(code) => {
                 shell.facts(|f| {
-                    f.state = "exited";
+                    f.state = ShellState::Exited;
                     f.exit_code = code;
                 });
                 break Some(code);
             }
             Ended::Closed => {
-                shell.facts(|f| f.state = "closed");
+                shell.facts(|f| f.state = ShellState::Closed);
                 break Some(None);
             }
             Ended::Lost => {
                 shell.session.mark_lost();
                 shell.facts(|f| {
-                    f.state = "reconnecting";
+                    f.state = ShellState::Reconnecting;
                     f.reconnects += 1;
                 });
                 shell.bump();
@@ -178,13 +178,13 @@ pub async fn run(
         return;
     }
     if exit.is_none() {
-        shell.facts(|f| f.state = "exited");
+        shell.facts(|f| f.state = ShellState::Exited);
     }
     let code = exit.flatten();
     let _ = shell.out(|o| o.raw.send(Out::End(code)));
     shell.bump();
     writer.finish(&shell.log_id).await;
-    let (state, closed) = shell.facts(|f| (f.state, f.state == "closed"));
+    let (state, closed) = shell.facts(|f| (f.state, f.state == ShellState::Closed));
     if let Ok(db) = broker.db() {
         let st = match (code, error.is_some(), closed) {
             (_, _, true) => CommandState::Cancelled,
@@ -201,7 +201,7 @@ pub async fn run(
             now_ms(),
         );
     }
-    tracing::debug!(shell = %shell.id, state, "shell ended");
+    tracing::debug!(shell = %shell.id, state = %state, "shell ended");
 }
 
 /// Whether the shell's tmux session still exists on the server.

@@ -12,7 +12,7 @@ use crate::broker::core::login::resolve;
 use crate::broker::core::sessions::{Reuse, session_for};
 use crate::broker::core::{Core, Peer};
 use crate::db::{NewCommand, now_ms};
-use crate::protocol::{ErrorCode, Response, RunOptions, ShellSpec};
+use crate::protocol::{ErrorCode, Response, RunOptions, ShellSpec, ShellState};
 
 /// Opens a shell.
 pub async fn open(
@@ -128,7 +128,7 @@ pub async fn open(
         spec.term,
         (spec.cols, spec.rows),
         (persistent, persistence),
-        "opening",
+        ShellState::Opening,
     );
     shell.record_to(recording);
     shells.insert(shell.clone());
@@ -230,7 +230,7 @@ async fn adopt(
             true,
             "runs in tmux on the server: re-attached after a reconnect".into(),
         ),
-        "reconnecting",
+        ShellState::Reconnecting,
     );
     shell.record_to(recording);
     shell.facts(|f| f.reconnects = 1);

@@ -11,7 +11,7 @@ use super::recording::{Recording, Typist};
 use crate::broker::core::fail::Fail;
 use crate::broker::core::sessions::Session;
 use crate::db::now_ms;
-use crate::protocol::{ErrorCode, NextStep, ShellInfo, ShellOutput};
+use crate::protocol::{ErrorCode, NextStep, ShellInfo, ShellOutput, ShellState};
 
 /// What the driver task does for the shell.
 pub enum Input {
@@ -25,7 +25,7 @@ pub enum Input {
 pub(super) struct Facts {
     pub(super) cols: u16,
     pub(super) rows: u16,
-    pub(super) state: &'static str,
+    pub(super) state: ShellState,
     pub(super) exit_code: Option<u32>,
     pub(super) reconnects: u32,
     /// The output offset when input was last sent (where `wait` looks from by default).
@@ -59,7 +59,7 @@ impl Shell {
         term: String,
         (cols, rows): (u16, u16),
         (persistent, persistence): (bool, String),
-        state: &'static str,
+        state: ShellState,
     ) -> (Arc<Self>, mpsc::UnboundedReceiver<Input>) {
         let (tx, rx) = mpsc::unbounded_channel();
         let shell = Arc::new(Shell {
@@ -115,7 +115,7 @@ impl Shell {
     }
 
     pub(super) fn is_over(&self) -> bool {
-        self.facts(|f| matches!(f.state, "exited" | "closed"))
+        self.facts(|f| matches!(f.state, ShellState::Exited | ShellState::Closed))
     }
 
     /// What clients see.
@@ -128,7 +128,7 @@ impl Shell {
             cols: f.cols,
             rows: f.rows,
             term: self.term.clone(),
-            state: f.state.into(),
+            state: f.state,
             persistent: self.persistent,
             persistence: self.persistence.clone(),
             exit_code: f.exit_code,
@@ -181,7 +181,7 @@ impl Shell {
             cursor: to,
             more: to < now,
             screen: scr,
-            state: self.facts(|f| f.state).into(),
+            state: self.facts(|f| f.state),
             matched: None,
             matched_text: None,
         }

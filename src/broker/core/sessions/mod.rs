@@ -18,12 +18,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 pub use acquire::{Reuse, session_for};
-pub use session::{Occupancy, Session, SessionState};
+pub use session::{Occupancy, Session};
 
 use crate::broker::core::fail::Fail;
 use crate::broker::core::login::{Resolved, key_fingerprint, login};
 use crate::broker::core::{Core, Peer};
-use crate::protocol::{NextStep, SessionInfo};
+use crate::protocol::{NextStep, SessionInfo, SessionState};
 
 /// All sessions of the broker.
 #[derive(Default)]

@@ -12,28 +12,8 @@ use crate::broker::core::backoff::Backoff;
 use crate::broker::core::fail::Fail;
 use crate::broker::core::login::{LostSlot, Resolved};
 use crate::db::now;
-use crate::protocol::{ErrorCode, SessionInfo};
+use crate::protocol::{ErrorCode, SessionInfo, SessionState};
 use crate::ssh::Verifier;
-
-/// Where a session is in its life.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SessionState {
-    Open,
-    Reconnecting,
-    Failed,
-    Closed,
-}
-
-impl SessionState {
-    pub(super) fn as_str(self) -> &'static str {
-        match self {
-            Self::Open => "open",
-            Self::Reconnecting => "reconnecting",
-            Self::Failed => "failed",
-            Self::Closed => "closed",
-        }
-    }
-}
 
 /// What changes over a session's life, under one lock.
 pub(super) struct Inner {
@@ -321,7 +301,7 @@ impl Session {
             user: ep.user.clone(),
             host: ep.host.clone(),
             port: ep.port,
-            state: i.state.as_str().into(),
+            state: i.state,
             opened: self.opened,
             last_used: i.last_used,
             channels_in_use: open,

@@ -4,12 +4,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{Session, SessionState};
+use super::Session;
 use crate::broker::core::backoff::Backoff;
 use crate::broker::core::login::{login, refreshed};
 use crate::broker::core::{Core, Peer};
 use crate::db::now;
-use crate::protocol::ErrorCode;
+use crate::protocol::{ErrorCode, SessionState};
 
 /// Watches one session: reconnects it when its connection drops, closes it when idle.
 pub(super) async fn supervise(broker: Arc<Core>, session: Arc<Session>) {

@@ -14,7 +14,7 @@ use crate::broker::core::fail::Fail;
 use crate::broker::core::sessions::Session;
 use crate::broker::sftp::client::{Sftp, base_name, is_dir, is_file, join, temp_file_name};
 use crate::broker::sftp::roots::{Roots, local_fail};
-use crate::protocol::{ErrorCode, TransferReport};
+use crate::protocol::{EntryKind, ErrorCode, TransferReport};
 
 /// One remote entry of a download.
 enum RemoteItem {
@@ -69,20 +69,20 @@ pub async fn download(
                         .push(format!("{child}: a name that is not a plain file name"));
                     continue;
                 }
-                match e.kind.as_str() {
-                    "dir" => {
+                match e.kind {
+                    EntryKind::Dir => {
                         items.push(RemoteItem::Dir(child.clone()));
                         stack.push(child);
                     }
-                    "file" => items.push(RemoteItem::File {
+                    EntryKind::File => items.push(RemoteItem::File {
                         rel: child,
                         size: e.size,
                         mode: e.mode,
                     }),
-                    "symlink" => report
+                    EntryKind::Symlink => report
                         .skipped
                         .push(format!("{child}: a symbolic link (not followed)")),
-                    _ => report.skipped.push(format!("{child}: not a regular file")),
+                    EntryKind::Other => report.skipped.push(format!("{child}: not a regular file")),
                 }
             }
         }
