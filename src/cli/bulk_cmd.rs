@@ -339,7 +339,7 @@ fn audit_report(ctx: &Ctx, r: &FleetAuditReport) -> Result<u8> {
         .targets
         .iter()
         .flat_map(|t| &t.findings)
-        .any(|f| f.status == "fail");
+        .any(|f| f.status == crate::protocol::FindingStatus::Fail);
     let code = if unreachable || failed { 1 } else { 0 };
     if ctx.json {
         output::json(r)?;
@@ -360,8 +360,8 @@ fn audit_report(ctx: &Ctx, r: &FleetAuditReport) -> Result<u8> {
             .map(|f| {
                 vec![
                     f.check.clone(),
-                    f.status.clone(),
-                    f.severity.clone(),
+                    f.status.to_string(),
+                    f.severity.to_string(),
                     f.evidence.chars().take(110).collect(),
                 ]
             })

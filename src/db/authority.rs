@@ -4,6 +4,7 @@
 //! layer parses; this module does not interpret them.
 
 use super::Result;
+use crate::authority::Class;
 use rusqlite::{OptionalExtension, params};
 
 use super::Db;
@@ -43,13 +44,40 @@ impl ApprovalState {
     }
 }
 
+/// What an approval request would start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ApprovalKind {
+    Command,
+    Bulk,
+    Shell,
+}
+
+impl ApprovalKind {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Command => "command",
+            Self::Bulk => "bulk",
+            Self::Shell => "shell",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        match s {
+            "command" => Some(Self::Command),
+            "bulk" => Some(Self::Bulk),
+            "shell" => Some(Self::Shell),
+            _ => None,
+        }
+    }
+}
+
 /// A request that waits, or waited, for the user's approval.
 #[derive(Clone, Debug)]
 pub struct ApprovalRow {
     /// The id the client was given (a command id or a bulk run id).
     pub id: String,
-    /// `command`, `bulk` or `shell`.
-    pub kind: String,
+    pub kind: ApprovalKind,
     pub profile: String,
     /// The connection name, or the targets of a bulk run joined by commas.
     pub target: String,
@@ -58,7 +86,7 @@ pub struct ApprovalRow {
     /// The request to run once approved, as JSON.
     pub request: String,
     /// The class that made it wait, and which part got it.
-    pub class: String,
+    pub class: Class,
     pub reason: String,
     pub state: ApprovalState,
     /// Who decided, in words (the terminal and process that approved).
@@ -77,12 +105,12 @@ const APPROVAL_COLUMNS: &str = "id, kind, profile, target, command, request, cla
 fn approval(r: &rusqlite::Row<'_>) -> rusqlite::Result<ApprovalRow> {
     Ok(ApprovalRow {
         id: r.get(0)?,
-        kind: r.get(1)?,
+        kind: super::error::stored_word(r, 1, "approval kind", ApprovalKind::parse)?,
         profile: r.get(2)?,
         target: r.get(3)?,
         command: r.get(4)?,
         request: r.get(5)?,
-        class: r.get(6)?,
+        class: super::error::stored_word(r, 6, "command class", Class::parse)?,
         reason: r.get(7)?,
         state: ApprovalState::parse(&r.get::<_, String>(8)?),
         decided_by: r.get(9)?,
@@ -138,12 +166,12 @@ impl Db {
             &format!("INSERT INTO approvals ({APPROVAL_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"),
             params![
                 a.id,
-                a.kind,
+                a.kind.as_str(),
                 a.profile,
                 a.target,
                 a.command,
                 a.request,
-                a.class,
+                a.class.as_str(),
                 a.reason,
                 a.state.as_str(),
                 a.decided_by,
@@ -278,12 +306,12 @@ mod tests {
     fn pending(id: &str, expires: i64) -> ApprovalRow {
         ApprovalRow {
             id: id.into(),
-            kind: "command".into(),
+            kind: ApprovalKind::Command,
             profile: "agent".into(),
             target: "web1".into(),
             command: "rm -f /tmp/x".into(),
             request: "{}".into(),
-            class: "destructive".into(),
+            class: Class::Destructive,
             reason: "rm -f /tmp/x: destructive (removes files)".into(),
             state: ApprovalState::Pending,
             decided_by: None,

@@ -12,8 +12,8 @@ use super::reply::{agent_error, answer, bad_arg, ok, problem_then};
 use super::vocab::Vocab;
 use crate::client::{BulkLogs, BulkStarted};
 use crate::protocol::{
-    BulkConnOp, BulkConnResult, BulkInfo, BulkSpec, BulkState, CommandState, FleetAuditOp,
-    FleetAuditReport, Request, RunOptions, TargetError, Targets,
+    BulkConnOp, BulkConnResult, BulkInfo, BulkSpec, BulkState, CommandState, FindingStatus,
+    FleetAuditOp, FleetAuditReport, Request, RunOptions, TargetError, Targets,
 };
 
 fn targets(ids: Option<Vec<String>>, client: Option<String>, all: bool) -> Option<Targets> {
@@ -205,10 +205,14 @@ pub async fn bulk_audit(a: &Adapter, x: BulkAuditArgs) -> CallToolResult {
             let bad: Vec<String> = t
                 .findings
                 .iter()
-                .filter(|f| f.status == "fail" || f.status == "warn")
+                .filter(|f| matches!(f.status, FindingStatus::Fail | FindingStatus::Warn))
                 .map(|f| format!("{} {} ({})", f.check, f.status, f.severity))
                 .collect();
-            let skipped = t.findings.iter().filter(|f| f.status == "skipped").count();
+            let skipped = t
+                .findings
+                .iter()
+                .filter(|f| f.status == FindingStatus::Skipped)
+                .count();
             let line = match (&t.error, r.op) {
                 (Some(e), _) => format!("{}: not audited: {e}", t.name),
                 (None, FleetAuditOp::Inventory) => format!(

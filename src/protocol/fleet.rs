@@ -2,7 +2,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{BulkState, CommandState, ErrorCode, LineStream, RunOptions, TargetError, TestReport};
+use super::{
+    BulkState, CommandState, ErrorCode, FindingStatus, LineStream, RunOptions, Severity,
+    TargetError, TestReport,
+};
 
 /// Which connections a fleet operation covers.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -105,9 +108,9 @@ pub enum FleetAuditOp {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Finding {
     pub check: String,
-    /// `pass`, `fail`, `warn`, `info` or `skipped` (with the reason in `evidence`).
-    pub status: String,
-    pub severity: String,
+    /// `skipped` carries the reason in `evidence`.
+    pub status: FindingStatus,
+    pub severity: Severity,
     pub evidence: String,
     /// What to do, for `fail` and `warn`.
     pub fix: Option<String>,

@@ -174,6 +174,28 @@ word_enum! {
     }
 }
 
+word_enum! {
+    /// What one fleet-audit check found.
+    FindingStatus {
+        Pass = "pass",
+        Fail = "fail",
+        Warn = "warn",
+        Info = "info",
+        /// The check did not run or did not report; `evidence` says why.
+        Skipped = "skipped",
+    }
+}
+
+word_enum! {
+    /// How much a failed fleet-audit check matters.
+    Severity {
+        High = "high",
+        Medium = "medium",
+        Low = "low",
+        Info = "info",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,58 +7,58 @@
 //! item as `SSHKEEP-ITEM|id|item` (at most [`MAX_ITEMS`]) and their number as
 //! `SSHKEEP-COUNT|id|n`, so nothing is cut silently. Inventory lines are `SSHKEEP-INV|key|value`.
 
-use crate::protocol::{Finding, InventoryItem};
+use crate::protocol::{Finding, FindingStatus, InventoryItem, Severity};
 
 /// Severity and fix of each security check.
-pub const CHECKS: &[(&str, &str, &str)] = &[
+pub const CHECKS: &[(&str, Severity, &str)] = &[
     (
         "sshd_root_login",
-        "high",
+        Severity::High,
         "set `PermitRootLogin no` (or prohibit-password) in /etc/ssh/sshd_config and reload sshd",
     ),
     (
         "sshd_password_auth",
-        "medium",
+        Severity::Medium,
         "set `PasswordAuthentication no` in /etc/ssh/sshd_config once keys work, then reload sshd",
     ),
     (
         "uid0_accounts",
-        "high",
+        Severity::High,
         "give these accounts their own uid, or remove them: only root should have uid 0",
     ),
     (
         "empty_passwords",
-        "high",
+        Severity::High,
         "lock these accounts (`passwd -l NAME`) or give them a password",
     ),
     (
         "world_writable_path",
-        "high",
+        Severity::High,
         "remove world write permission (`chmod o-w FILE`) from files and directories in PATH",
     ),
     (
         "listening_ports",
-        "info",
+        Severity::Info,
         "close services that need not listen, or firewall them",
     ),
     (
         "security_updates",
-        "medium",
+        Severity::Medium,
         "install the pending security updates (`apt-get upgrade`, `dnf upgrade --security`)",
     ),
     (
         "failed_logins",
-        "low",
+        Severity::Low,
         "many failed logins suggest guessing: check the sources, consider fail2ban and key-only logins",
     ),
     (
         "disk_nearly_full",
-        "medium",
+        Severity::Medium,
         "free space or grow the filesystems at or above 90%",
     ),
     (
         "reboot_required",
-        "low",
+        Severity::Low,
         "reboot to load the updated kernel or libraries",
     ),
 ];
@@ -185,10 +185,7 @@ pub fn parse_findings(lines: &[String]) -> Vec<Finding> {
                 parts.next().unwrap_or_default(),
             );
             let (_, severity, fix) = CHECKS.iter().find(|(c, _, _)| *c == id)?;
-            let status = match status {
-                "pass" | "fail" | "warn" | "info" | "skipped" => status,
-                _ => return None,
-            };
+            let status = FindingStatus::parse(status)?;
             let items: Vec<String> = lines
                 .iter()
                 .filter_map(|l| l.strip_prefix("SSHKEEP-ITEM|"))
@@ -205,10 +202,11 @@ pub fn parse_findings(lines: &[String]) -> Vec<Finding> {
                 .and_then(|(_, n)| n.trim().parse::<u64>().ok());
             Some(Finding {
                 check: id.into(),
-                status: status.into(),
-                severity: (*severity).into(),
+                status,
+                severity: *severity,
                 evidence: evidence.trim().into(),
-                fix: matches!(status, "fail" | "warn").then(|| (*fix).to_string()),
+                fix: matches!(status, FindingStatus::Fail | FindingStatus::Warn)
+                    .then(|| (*fix).to_string()),
                 omitted: count.map(|n| n.saturating_sub(items.len() as u64)),
                 count,
                 items,
@@ -220,8 +218,8 @@ pub fn parse_findings(lines: &[String]) -> Vec<Finding> {
         if !found.iter().any(|f| f.check == *id) {
             found.push(Finding {
                 check: (*id).into(),
-                status: "skipped".into(),
-                severity: (*severity).into(),
+                status: FindingStatus::Skipped,
+                severity: *severity,
                 evidence: "the check did not report (the audit script ended early)".into(),
                 fix: None,
                 count: None,
@@ -303,9 +301,14 @@ mod tests {
             "SSHKEEP-CHECK|bogus|pass|x".into(),
         ];
         let f = parse_findings(&lines);
-        assert_eq!(f.iter().filter(|f| f.status == "pass").count(), 1);
         assert_eq!(
-            f.iter().filter(|f| f.status == "skipped").count(),
+            f.iter().filter(|f| f.status == FindingStatus::Pass).count(),
+            1
+        );
+        assert_eq!(
+            f.iter()
+                .filter(|f| f.status == FindingStatus::Skipped)
+                .count(),
             CHECKS.len() - 1
         );
     }
