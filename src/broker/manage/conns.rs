@@ -75,7 +75,7 @@ pub fn save(broker: &Core, peer: &Peer, mut spec: ConnSpec) -> Result<Response, 
             return Err(Fail::not_found(
                 "connection",
                 hop,
-                "save each jump host as a connection first (`sshkeep conn save`)",
+                "save each jump host as a connection of its own first",
             ));
         }
     }

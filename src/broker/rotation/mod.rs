@@ -524,7 +524,7 @@ pub async fn deploy(
     check_login(broker, peer, conn, name).await?;
     Ok(Response::Ok {
         message: format!(
-            "key '{name}' {} on {conn} and logs in; link it with `sshkeep key link {name} {conn}`",
+            "key '{name}' {} on {conn} and logs in; link it to {conn} to log in with it from now on",
             if n == 0 {
                 "was already installed"
             } else {
