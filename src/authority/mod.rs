@@ -45,18 +45,18 @@ pub fn classify(command: &str, rules: &RuleSet) -> Classification {
         out.add(Class::Opaque, command, "nested too deeply to judge");
         return out;
     }
-    let text = command.to_string();
-    let rules = rules.clone();
-    let judged = std::thread::Builder::new()
-        .name("sshkeep-classify".into())
-        .stack_size(PARSER_STACK_BYTES)
-        .spawn(move || {
-            let mut w = walk::Walker::new(&rules);
-            w.script(&text);
-            w.out
-        })
-        .ok()
-        .and_then(|t| t.join().ok());
+    let judged = std::thread::scope(|scope| {
+        std::thread::Builder::new()
+            .name("sshkeep-classify".into())
+            .stack_size(PARSER_STACK_BYTES)
+            .spawn_scoped(scope, || {
+                let mut w = walk::Walker::new(rules);
+                w.script(command);
+                w.out
+            })
+            .ok()
+            .and_then(|t| t.join().ok())
+    });
     match judged {
         Some(c) => c,
         None => {

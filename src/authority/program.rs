@@ -402,16 +402,7 @@ fn sed_runs_or_writes(script: &str) -> bool {
                 chars.next();
             } else if c == '/' {
                 chars.next();
-                let mut escaped = false;
-                for c in chars.by_ref() {
-                    if escaped {
-                        escaped = false;
-                    } else if c == '\\' {
-                        escaped = true;
-                    } else if c == '/' {
-                        break;
-                    }
-                }
+                skip_past(&mut chars, '/', 1);
             } else {
                 break;
             }
@@ -420,20 +411,8 @@ fn sed_runs_or_writes(script: &str) -> bool {
             Some('w' | 'W' | 'e') => return true,
             Some('s') => {
                 let Some(delim) = chars.next() else { continue };
-                let mut seen = 0;
-                let mut escaped = false;
-                for c in chars.by_ref() {
-                    if escaped {
-                        escaped = false;
-                    } else if c == '\\' {
-                        escaped = true;
-                    } else if c == delim {
-                        seen += 1;
-                        if seen == 2 {
-                            break;
-                        }
-                    }
-                }
+                // Past the pattern and the replacement: what is left are the flags.
+                skip_past(&mut chars, delim, 2);
                 let flags: String = chars.collect();
                 if flags.contains('w') || flags.contains('e') {
                     return true;
@@ -443,6 +422,24 @@ fn sed_runs_or_writes(script: &str) -> bool {
         }
     }
     false
+}
+
+/// Consumes characters up to and including the `count`th unescaped `delim`.
+fn skip_past(chars: &mut impl Iterator<Item = char>, delim: char, count: usize) {
+    let mut seen = 0;
+    let mut escaped = false;
+    for c in chars {
+        if escaped {
+            escaped = false;
+        } else if c == '\\' {
+            escaped = true;
+        } else if c == delim {
+            seen += 1;
+            if seen == count {
+                return;
+            }
+        }
+    }
 }
 
 /// `awk`: programs that call `system`, pipe, or print into files are opaque.

@@ -18,11 +18,24 @@
 //! words as a built-in one replaces it. A program no rule names is opaque.
 
 use std::collections::HashMap;
+use std::sync::LazyLock;
 
 use super::class::Class;
 
 /// The built-in table, compiled in.
 const BUILTIN: &str = include_str!("builtin_rules.txt");
+
+/// The built-in table, read once. The table is checked by a test; a bad line there is
+/// skipped, never fatal.
+static BUILTIN_SET: LazyLock<RuleSet> = LazyLock::new(|| {
+    let mut set = RuleSet::default();
+    for line in BUILTIN.lines() {
+        if let Ok(Some((program, rule))) = parse_line(line) {
+            set.insert(program, rule);
+        }
+    }
+    set
+});
 
 /// One line of the table.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -48,16 +61,9 @@ pub struct RuleSet {
 }
 
 impl RuleSet {
-    /// The built-in table.
+    /// The built-in table (read from its text once per process).
     pub fn builtin() -> RuleSet {
-        let mut set = RuleSet::default();
-        // The built-in table is checked by a test; a bad line there is skipped, never fatal.
-        for line in BUILTIN.lines() {
-            if let Ok(Some((program, rule))) = parse_line(line) {
-                set.insert(program, rule);
-            }
-        }
-        set
+        BUILTIN_SET.clone()
     }
 
     /// The built-in table with a profile's own lines on top.
