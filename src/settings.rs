@@ -103,8 +103,9 @@ impl Key {
         Key::ALL.into_iter().find(|k| k.name() == name)
     }
 
+    /// Its slot in `Settings::values` (`ALL` lists the variants in declaration order).
     fn index(self) -> usize {
-        Key::ALL.iter().position(|k| *k == self).unwrap_or(0)
+        self as usize
     }
 }
 
@@ -183,5 +184,9 @@ mod tests {
         assert!(s.set("channel_limit", "zero").is_err());
         assert!(s.set("channel_limit", "0").is_err());
         assert!(s.set("nope", "1").expect_err("unknown").contains("known:"));
+        for (i, k) in Key::ALL.iter().enumerate() {
+            assert_eq!(k.index(), i, "{k:?}");
+            assert_eq!(Key::parse(k.name()), Some(*k));
+        }
     }
 }
