@@ -20,6 +20,7 @@ mod keyring_backend;
 mod mcp;
 mod mcp_contract;
 mod mcp_fleet;
+mod mcp_redaction;
 mod packaging;
 mod shells;
 mod socket;

@@ -250,17 +250,22 @@ pub fn parse_inventory(lines: &[String]) -> Vec<InventoryItem> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn the_scripts_run_in_sh_and_every_check_reports() {
+    /// The lines a script prints when run by the local `sh`.
+    fn run_sh(script: &str) -> Vec<String> {
         let out = std::process::Command::new("sh")
             .arg("-c")
-            .arg(SECURITY_SCRIPT)
+            .arg(script)
             .output()
             .expect("sh");
-        let lines: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        String::from_utf8_lossy(&out.stdout)
             .lines()
             .map(str::to_string)
-            .collect();
+            .collect()
+    }
+
+    #[test]
+    fn the_scripts_run_in_sh_and_every_check_reports() {
+        let lines = run_sh(SECURITY_SCRIPT);
         let found = parse_findings(&lines);
         assert_eq!(found.len(), CHECKS.len());
         for f in &found {
@@ -270,15 +275,7 @@ mod tests {
                 "{f:?}"
             );
         }
-        let out = std::process::Command::new("sh")
-            .arg("-c")
-            .arg(INVENTORY_SCRIPT)
-            .output()
-            .expect("sh");
-        let lines: Vec<String> = String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .map(str::to_string)
-            .collect();
+        let lines = run_sh(INVENTORY_SCRIPT);
         let inv = parse_inventory(&lines);
         let keys: Vec<&str> = inv.iter().map(|i| i.key.as_str()).collect();
         assert_eq!(
