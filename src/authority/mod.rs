@@ -19,7 +19,7 @@ mod walk;
 mod words;
 
 pub use class::{Class, Classification, Finding};
-pub use profile::{Decision, Profile};
+pub use profile::{BUILTIN, Decision, Profile};
 pub use rules::{RuleError, RuleSet};
 pub use verdict::{Target, Tool, Verdict};
 

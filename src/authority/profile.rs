@@ -167,10 +167,6 @@ pub struct Profile {
     /// Rule lines added to the built-in table (see `authority::rules`).
     #[serde(default)]
     pub rules: Vec<String>,
-    /// Whether an approval may be asked through the MCP client's own prompt. Off by default: a
-    /// client can answer its own prompt.
-    #[serde(default)]
-    pub elicitation: bool,
 }
 
 /// The names of the built-in profiles, in the order they are listed.
@@ -219,7 +215,6 @@ impl Profile {
                 },
                 quota: Quota::default(),
                 rules: vec![],
-                elicitation: false,
             },
             "readonly" => Profile {
                 name: name.into(),
@@ -242,7 +237,6 @@ impl Profile {
                 },
                 quota: Quota::default(),
                 rules: vec![],
-                elicitation: false,
             },
             "unrestricted" => Profile {
                 name: name.into(),
@@ -254,7 +248,6 @@ impl Profile {
                 tools: ToolDecisions::all(Run),
                 quota: Quota::default(),
                 rules: vec![],
-                elicitation: false,
             },
             _ => return None,
         };

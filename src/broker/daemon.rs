@@ -61,6 +61,7 @@ pub async fn run(paths: Paths, opts: RunOptions) -> Result<()> {
     };
     let broker = Core::new(paths.clone(), db, vault)?;
     let app = App::new(broker.clone());
+    app.start_approvals();
     vault_ops::auto_unlock(&broker).await;
     commands::recover(&broker);
     shells::recover(&broker, &app.shells);

@@ -194,7 +194,22 @@ pub async fn run(ctx: &Ctx, cmd: BulkCmd) -> Result<u8> {
                     ..Default::default()
                 },
             };
-            let BulkStarted { bulk_id, targets } = c.call(&Request::BulkExec(spec)).await?;
+            let BulkStarted {
+                bulk_id,
+                targets,
+                approval,
+            } = c.call(&Request::BulkExec(spec)).await?;
+            if let Some(why) = approval {
+                eprintln!("waiting for approval: {why}");
+                if ctx.json {
+                    output::json(
+                        &serde_json::json!({ "bulk_id": bulk_id, "targets": targets, "state": "awaiting_approval" }),
+                    )?;
+                } else {
+                    println!("{bulk_id}");
+                }
+                return Ok(0);
+            }
             if no_wait {
                 if ctx.json {
                     output::json(&serde_json::json!({ "bulk_id": bulk_id, "targets": targets }))?;

@@ -1,6 +1,7 @@
 //! The `sshkeep` command line. Every command but `broker` is a client of the broker.
 
 mod agent_cmd;
+mod approval_cmd;
 mod audit_cmd;
 mod broker_cmd;
 mod bulk_cmd;
@@ -16,6 +17,7 @@ mod forward_cmd;
 mod import_cmd;
 mod key_cmd;
 mod output;
+mod profile_cmd;
 mod prompt;
 mod run_cmd;
 mod session_cmd;
@@ -38,6 +40,10 @@ pub struct Cli {
     /// Print machine-readable JSON instead of tables.
     #[arg(long, global = true)]
     json: bool,
+    /// Work under this profile (what it allows, what waits for approval). Without it the CLI is
+    /// the user's own; `sshkeep mcp` works under `agent` unless told otherwise.
+    #[arg(long, global = true, env = "SSHKEEP_PROFILE")]
+    profile: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -132,6 +138,15 @@ enum Command {
     /// How sshkeep judges a command line for a profile: its class (read-only, safe, destructive,
     /// privileged, opaque), the part that decided it, and what each built-in profile does.
     Classify(classify_cmd::ClassifyArgs),
+    /// Profiles clients work under: list, show, create, set, remove.
+    #[command(subcommand)]
+    Profile(profile_cmd::ProfileCmd),
+    /// Requests waiting for your approval (a client's profile said to ask you).
+    Approvals(approval_cmd::ApprovalsArgs),
+    /// Approve a waiting request and start it (you, at your terminal, with the vault passphrase).
+    Approve(approval_cmd::ApproveArgs),
+    /// Refuse a waiting request; nothing runs.
+    Deny(approval_cmd::DenyArgs),
 }
 
 /// Entry point of the binary: prints errors with their causes and picks the exit code.
@@ -199,6 +214,11 @@ impl Ctx {
 }
 
 async fn run(cli: Cli) -> Result<u8> {
+    let profile = match (&cli.command, cli.profile) {
+        (Command::Mcp { .. }, None) => Some("agent".to_string()),
+        (_, p) => p,
+    };
+    crate::client::work_under(profile);
     let ctx = Ctx {
         paths: Paths::from_env()?,
         json: cli.json,
@@ -233,6 +253,10 @@ async fn run(cli: Cli) -> Result<u8> {
         Command::Completion { shell } => setup_cmd::completion(shell),
         Command::Man => setup_cmd::man(),
         Command::Classify(a) => classify_cmd::run(&ctx, a),
+        Command::Profile(c) => profile_cmd::run(&ctx, c).await,
+        Command::Approvals(a) => approval_cmd::list(&ctx, a).await,
+        Command::Approve(a) => approval_cmd::approve(&ctx, a).await,
+        Command::Deny(a) => approval_cmd::deny(&ctx, a).await,
         Command::Service(c) => setup_cmd::service(&ctx, c).await,
         Command::Mcp { minimal, roots } => crate::mcp::serve(ctx.paths.clone(), minimal, roots)
             .await

@@ -96,13 +96,17 @@ pub async fn run(ctx: &Ctx, a: RunArgs) -> Result<u8> {
         command_id,
         session_id,
         state,
+        approval,
     } = ctx.client().await?.call(&Request::Run(spec)).await?;
     if ctx.json {
         output::json(
-            &serde_json::json!({ "command_id": command_id, "session_id": session_id, "state": state }),
+            &serde_json::json!({ "command_id": command_id, "session_id": session_id, "state": state, "approval": approval }),
         )?;
     } else {
         println!("{command_id}");
+        if let Some(why) = approval {
+            eprintln!("waiting for approval: {why}");
+        }
     }
     Ok(0)
 }

@@ -23,6 +23,15 @@ pub use replies::{
     FromReply, Hello, Started, UnexpectedReply, expect,
 };
 
+/// The profile this process's connections work under, set once at start-up (`None`: the
+/// user's own CLI).
+static PROFILE: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+
+/// Makes every broker connection of this process work under `profile`. The first call wins.
+pub fn work_under(profile: Option<String>) {
+    let _ = PROFILE.set(profile);
+}
+
 /// A connection to the broker, past the hello.
 pub struct Client {
     stream: Stream,
@@ -85,6 +94,7 @@ impl Client {
         let hello = Request::Hello {
             version: PROTOCOL_VERSION,
             client: format!("sshkeep {}", env!("CARGO_PKG_VERSION")),
+            profile: PROFILE.get().cloned().flatten(),
         };
         let _: Hello = c.call(&hello).await?;
         Ok(c)

@@ -4,10 +4,10 @@
 //! of another kind is an [`UnexpectedReply`], said here once for every client.
 
 use crate::protocol::{
-    AuditRecord, BulkConnResult, BulkInfo, BulkLogLine, ClientGroup, CommandInfo, CommandState,
-    ConnInfo, FileChange, FileText, FleetAuditReport, ForwardInfo, KeyInfo, LogPage, OutputStream,
-    RemoteEntry, Response, RotationReport, SessionInfo, Setting, ShellInfo, ShellOutput,
-    StatusInfo, TestReport, TransferReport,
+    ApprovalInfo, AuditRecord, BulkConnResult, BulkInfo, BulkLogLine, ClientGroup, CommandInfo,
+    CommandState, ConnInfo, FileChange, FileText, FleetAuditReport, ForwardInfo, KeyInfo, LogPage,
+    OutputStream, ProfileInfo, RemoteEntry, Response, RotationReport, SessionInfo, Setting,
+    ShellInfo, ShellOutput, StatusInfo, TestReport, TransferReport,
 };
 
 use super::BrokerError;
@@ -91,6 +91,8 @@ pub struct Started {
     pub command_id: String,
     pub session_id: Option<String>,
     pub state: CommandState,
+    /// Why it waits for the user's approval (state `awaiting_approval`).
+    pub approval: Option<String>,
 }
 
 /// `bulk_started`: a bulk run's id and its targets, at once.
@@ -98,6 +100,8 @@ pub struct Started {
 pub struct BulkStarted {
     pub bulk_id: String,
     pub targets: Vec<String>,
+    /// Why the whole run waits for the user's approval.
+    pub approval: Option<String>,
 }
 
 /// `bulk_logs`: a bulk run's output, each line labelled with its target.
@@ -173,13 +177,13 @@ replies! {
     AuditCheck = "audit_verified", Response::AuditVerified { records, first_broken, reason } => AuditCheck { records, first_broken, reason };
     SessionInfo = "session", Response::Session(s) => s;
     Vec<SessionInfo> = "sessions", Response::Sessions { sessions } => sessions;
-    Started = "command_started", Response::CommandStarted { command_id, session_id, state } => Started { command_id, session_id, state };
+    Started = "command_started", Response::CommandStarted { command_id, session_id, state, approval } => Started { command_id, session_id, state, approval };
     CommandInfo = "command", Response::Command(c) => c;
     Vec<CommandInfo> = "commands", Response::Commands { commands } => commands;
     LogPage = "logs", Response::Logs(p) => p;
     Vec<Setting> = "settings", Response::Settings { settings } => settings;
     Vec<ClientGroup> = "clients", Response::Clients { clients } => clients;
-    BulkStarted = "bulk_started", Response::BulkStarted { bulk_id, targets } => BulkStarted { bulk_id, targets };
+    BulkStarted = "bulk_started", Response::BulkStarted { bulk_id, targets, approval } => BulkStarted { bulk_id, targets, approval };
     BulkInfo = "bulk", Response::Bulk(b) => b;
     BulkLogs = "bulk_logs", Response::BulkLogs { bulk_id, lines, truncated } => BulkLogs { bulk_id, lines, truncated };
     Vec<BulkConnResult> = "bulk_conn", Response::BulkConn { results } => results;
@@ -196,6 +200,10 @@ replies! {
     Vec<ForwardInfo> = "forwards", Response::Forwards { forwards } => forwards;
     AgentStatus = "agent_status", Response::AgentStatus { socket, offered } => AgentStatus { socket, offered };
     RotationReport = "rotation", Response::Rotation(r) => r;
+    Vec<ProfileInfo> = "profiles", Response::Profiles { profiles } => profiles;
+    ProfileInfo = "profile", Response::Profile(p) => p;
+    Vec<ApprovalInfo> = "approvals", Response::Approvals { approvals } => approvals;
+    ApprovalInfo = "approval", Response::Approval(a) => a;
 }
 
 impl FromReply for ExecFrame {

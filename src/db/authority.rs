@@ -5,72 +5,10 @@
 
 use super::Result;
 use crate::authority::Class;
+use crate::protocol::{ApprovalKind, ApprovalState};
 use rusqlite::{OptionalExtension, params};
 
 use super::Db;
-
-/// Where an approval request stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ApprovalState {
-    /// Waiting for the user.
-    Pending,
-    /// The user approved it; what it asked for was started.
-    Approved,
-    /// The user refused it; nothing ran.
-    Denied,
-    /// Nobody decided before it expired; nothing ran.
-    Expired,
-}
-
-impl ApprovalState {
-    /// The stored and wire name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::Approved => "approved",
-            Self::Denied => "denied",
-            Self::Expired => "expired",
-        }
-    }
-
-    fn parse(s: &str) -> Self {
-        match s {
-            "approved" => Self::Approved,
-            "denied" => Self::Denied,
-            "expired" => Self::Expired,
-            // An unknown state is never treated as decided.
-            _ => Self::Pending,
-        }
-    }
-}
-
-/// What an approval request would start.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ApprovalKind {
-    Command,
-    Bulk,
-    Shell,
-}
-
-impl ApprovalKind {
-    /// The stored name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Command => "command",
-            Self::Bulk => "bulk",
-            Self::Shell => "shell",
-        }
-    }
-
-    fn parse(s: &str) -> Option<Self> {
-        match s {
-            "command" => Some(Self::Command),
-            "bulk" => Some(Self::Bulk),
-            "shell" => Some(Self::Shell),
-            _ => None,
-        }
-    }
-}
 
 /// A request that waits, or waited, for the user's approval.
 #[derive(Clone, Debug)]
@@ -112,7 +50,8 @@ fn approval(r: &rusqlite::Row<'_>) -> rusqlite::Result<ApprovalRow> {
         request: r.get(5)?,
         class: super::error::stored_word(r, 6, "command class", Class::parse)?,
         reason: r.get(7)?,
-        state: ApprovalState::parse(&r.get::<_, String>(8)?),
+        // An unknown stored state is never treated as decided.
+        state: ApprovalState::parse(&r.get::<_, String>(8)?).unwrap_or(ApprovalState::Pending),
         decided_by: r.get(9)?,
         decided_at: r.get(10)?,
         deny_reason: r.get(11)?,

@@ -19,7 +19,7 @@ use rusqlite::Connection;
 /// The clock rows are stamped with, re-exported where the broker has always found it.
 pub use crate::clock::{now, now_ms};
 pub use audit::{AuditEntry, AuditHead, AuditKey, ChainCheck};
-pub use authority::{ApprovalKind, ApprovalRow, ApprovalState};
+pub use authority::ApprovalRow;
 pub use commands::{CommandRow, NewCommand, record_output_loss};
 pub use conns::ConnRow;
 pub use error::{DbError, Result, UnknownWord};

@@ -65,7 +65,21 @@ pub async fn bulk_exec(a: &Adapter, x: BulkExecArgs) -> CallToolResult {
     };
     answer(
         a.call(Request::BulkExec(spec)).await,
-        |BulkStarted { bulk_id, targets }| {
+        |BulkStarted {
+             bulk_id,
+             targets,
+             approval,
+         }| {
+            if let Some(why) = approval {
+                let (next, _) =
+                    crate::mcp::reply::next_for_agents(&crate::protocol::NextStep::AwaitApproval {
+                        id: bulk_id.clone(),
+                    });
+                return ok(
+                    format!("bulkExecId: {bulk_id} waits for the user's approval: {why}. {next}"),
+                    json!({ "bulkExecId": bulk_id, "state": BulkState::AwaitingApproval, "targets": targets, "reason": why }),
+                );
+            }
             ok(
                 format!(
                     "bulkExecId: {bulk_id} (running on {} targets). Follow with ssh_exec op=status bulkExecId={bulk_id}",

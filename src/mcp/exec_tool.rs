@@ -165,8 +165,25 @@ async fn run(a: &Adapter, x: ExecArgs) -> CallToolResult {
     match a.call::<Started>(Request::Run(spec)).await {
         Ok(Started {
             command_id,
+            approval: Some(why),
+            ..
+        }) => {
+            let (next, _) =
+                crate::mcp::reply::next_for_agents(&crate::protocol::NextStep::AwaitApproval {
+                    id: command_id.clone(),
+                });
+            ok(
+                format!(
+                    "Command ID: {command_id} waits for the user's approval and has not started: {why}. {next}"
+                ),
+                json!({ "commandId": command_id, "state": "awaiting_approval", "reason": why }),
+            )
+        }
+        Ok(Started {
+            command_id,
             session_id,
             state,
+            ..
         }) => ok(
             format!(
                 "Command ID: {command_id} ({}). Poll ssh_exec op=status commandId={command_id}; read output with op=logs",

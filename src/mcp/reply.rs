@@ -221,6 +221,29 @@ pub fn next_for_agents(step: &NextStep) -> (String, Value) {
             "the user creates it with `sshkeep vault init` in a terminal".into(),
             user("sshkeep vault init"),
         ),
+        NextStep::AwaitApproval { id } => {
+            let command = format!("sshkeep approve {id}");
+            (
+                format!(
+                    "nothing runs until the user approves it: ask them to run `{command}` in their \
+                     terminal (you cannot approve it), then poll ssh_exec op=status with this id"
+                ),
+                user(&command),
+            )
+        }
+        NextStep::UserOnly { command } => (
+            format!(
+                "this is the user's to do, in person: tell them to run `{command}` in a terminal"
+            ),
+            user(command),
+        ),
+        NextStep::RunToWait => {
+            let (c, v) = call("ssh_exec", json!({"op": "run", "command": "..."}));
+            (
+                format!("start it with {c}, which returns a commandId that waits for the user's approval"),
+                v,
+            )
+        }
     }
 }
 

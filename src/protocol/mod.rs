@@ -15,6 +15,7 @@
 //!
 //! Bump [`PROTOCOL_VERSION`] by hand on any change that an older peer would misread.
 
+mod authority;
 mod files;
 mod fleet;
 mod forward;
@@ -26,6 +27,7 @@ mod types;
 
 use serde::{Deserialize, Serialize};
 
+pub use authority::*;
 pub use files::*;
 pub use fleet::*;
 pub use forward::*;
@@ -36,7 +38,7 @@ pub use states::*;
 pub use types::*;
 
 /// The version both sides must agree on.
-pub const PROTOCOL_VERSION: u32 = 3;
+pub const PROTOCOL_VERSION: u32 = 4;
 
 /// The largest frame either side accepts (16 MiB): far above any key, far below memory trouble.
 pub const MAX_FRAME: usize = 16 * 1024 * 1024;
@@ -50,6 +52,10 @@ pub enum Request {
     Hello {
         version: u32,
         client: String,
+        /// The profile this connection works under; none is the user's own CLI, which may do
+        /// everything (owner actions still need the user present).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        profile: Option<String>,
     },
     /// Broker and vault status.
     Status,
@@ -289,6 +295,35 @@ pub enum Request {
     ForwardClose {
         forward_id: String,
     },
+    /// Every profile, sshkeep's own first.
+    ProfileList,
+    ProfileShow {
+        name: String,
+    },
+    /// Creates, replaces or removes one of the user's profiles (the user, present, only).
+    ProfileChange {
+        change: ProfileChange,
+        #[serde(default)]
+        presence: Presence,
+    },
+    /// Requests waiting for approval (all recent ones with `all`).
+    Approvals {
+        #[serde(default)]
+        all: bool,
+    },
+    /// Approves (and starts) or denies a waiting request (the user, present, only).
+    /// `for_minutes` also lets the same command run on the same target under the same profile
+    /// without asking for that long.
+    ApprovalDecide {
+        id: String,
+        approve: bool,
+        #[serde(default)]
+        for_minutes: Option<u32>,
+        #[serde(default)]
+        reason: Option<String>,
+        #[serde(default)]
+        presence: Presence,
+    },
     /// Attach this connection to a shell as its terminal; `close_on_detach` ends the shell when
     /// this client goes away.
     ShellAttach {
@@ -385,6 +420,9 @@ pub enum Response {
         command_id: String,
         session_id: Option<String>,
         state: CommandState,
+        /// Why it waits, with state `awaiting_approval`: which part, which class, which rule.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        approval: Option<String>,
     },
     Command(CommandInfo),
     Commands {
@@ -400,6 +438,9 @@ pub enum Response {
     BulkStarted {
         bulk_id: String,
         targets: Vec<String>,
+        /// Why the whole run waits for the user's approval; nothing started yet.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        approval: Option<String>,
     },
     Bulk(BulkInfo),
     BulkLogs {
@@ -442,6 +483,14 @@ pub enum Response {
         offered: Vec<String>,
     },
     Rotation(RotationReport),
+    Profiles {
+        profiles: Vec<ProfileInfo>,
+    },
+    Profile(ProfileInfo),
+    Approvals {
+        approvals: Vec<ApprovalInfo>,
+    },
+    Approval(ApprovalInfo),
     /// `message` is the whole text for people; `next`, when the failure has a next step,
     /// carries it as data (with the problem alone) for clients that word it their own way.
     Error {

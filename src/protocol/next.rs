@@ -54,6 +54,12 @@ pub enum NextStep {
     Unlock,
     /// The user creates the vault.
     VaultInit,
+    /// The request waits for the user's approval (`id`: a command id or a bulk run id).
+    AwaitApproval { id: String },
+    /// Only the user, present at a terminal, may do this (`command` does it).
+    UserOnly { command: String },
+    /// Start it as an asynchronous run, which can wait for the user's approval.
+    RunToWait,
 }
 
 impl NextStep {
@@ -99,6 +105,13 @@ impl NextStep {
             Self::StartRotation { key } => format!("start one with `sshkeep key rotate {key}`"),
             Self::Unlock => "new logins need `sshkeep unlock`".into(),
             Self::VaultInit => "run `sshkeep vault init`".into(),
+            Self::AwaitApproval { id } => format!(
+                "it runs once you approve it with `sshkeep approve {id}` (or refuse it with `sshkeep deny {id}`)"
+            ),
+            Self::UserOnly { command } => format!("run `{command}` yourself in your terminal"),
+            Self::RunToWait => {
+                "start it with `sshkeep run`, which can wait for the user's approval".into()
+            }
         }
     }
 

@@ -45,6 +45,29 @@ macro_rules! word_enum {
 }
 
 word_enum! {
+    /// What a request that waits for the user's approval would start.
+    ApprovalKind {
+        Command = "command",
+        /// A bulk run, asked about once for all its targets.
+        Bulk = "bulk",
+    }
+}
+
+word_enum! {
+    /// Where a request for approval stands.
+    ApprovalState {
+        /// Waiting for the user.
+        Pending = "pending",
+        /// The user approved it; what it asked for was started.
+        Approved = "approved",
+        /// The user refused it; nothing ran.
+        Denied = "denied",
+        /// Nobody decided before it expired (or the broker restarted); nothing ran.
+        Expired = "expired",
+    }
+}
+
+word_enum! {
     /// A bulk run as a whole.
     BulkState {
         /// Some target has not ended.
@@ -53,6 +76,12 @@ word_enum! {
         Completed = "completed",
         /// Every target ended and at least one did not succeed.
         Failed = "failed",
+        /// Held until the user approves the whole run; no target has started.
+        AwaitingApproval = "awaiting_approval",
+        /// The user refused the run; nothing ran.
+        Denied = "denied",
+        /// Nobody approved the run in time; nothing ran.
+        Expired = "expired",
     }
 }
 

@@ -1,6 +1,9 @@
 //! The data carried by requests and replies.
 
-use super::{ErrorCode, LineStream, RotationState, RotationStep, SecretString, SessionState};
+use super::{
+    ApprovalInfo, ErrorCode, LineStream, ProfileInfo, RotationState, RotationStep, SecretString,
+    SessionState,
+};
 use serde::{Deserialize, Serialize};
 
 /// What to run, where, and how.
@@ -49,6 +52,12 @@ pub enum CommandState {
     TimedOut,
     /// The broker stopped while an attached command ran.
     Interrupted,
+    /// Held until the user approves it; nothing has started.
+    AwaitingApproval,
+    /// The user refused it; nothing ran.
+    Denied,
+    /// Nobody approved it in time (or the broker restarted); nothing ran.
+    Expired,
 }
 
 impl CommandState {
@@ -62,6 +71,9 @@ impl CommandState {
             Self::Cancelled => "cancelled",
             Self::TimedOut => "timed_out",
             Self::Interrupted => "interrupted",
+            Self::AwaitingApproval => "awaiting_approval",
+            Self::Denied => "denied",
+            Self::Expired => "expired",
         }
     }
 
@@ -75,6 +87,9 @@ impl CommandState {
             Self::Cancelled,
             Self::TimedOut,
             Self::Interrupted,
+            Self::AwaitingApproval,
+            Self::Denied,
+            Self::Expired,
         ]
         .into_iter()
         .find(|st| st.as_str() == s)
@@ -82,7 +97,7 @@ impl CommandState {
 
     /// Whether the command has ended.
     pub fn is_final(self) -> bool {
-        !matches!(self, Self::Queued | Self::Running)
+        !matches!(self, Self::Queued | Self::Running | Self::AwaitingApproval)
     }
 }
 
@@ -223,6 +238,9 @@ pub struct StatusInfo {
     pub socket: String,
     /// The settings in force.
     pub settings: Vec<Setting>,
+    /// The profile this client works under (none: the user's own CLI).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<ProfileInfo>,
 }
 
 /// A client (customer) group.
@@ -410,6 +428,9 @@ pub struct CommandInfo {
     /// command's own stdout or stderr.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub events: Vec<String>,
+    /// For a command that waited for the user: why, and how it was decided.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<Box<ApprovalInfo>>,
 }
 
 /// One stored output line.

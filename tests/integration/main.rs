@@ -2,6 +2,7 @@
 
 mod fixture;
 
+mod approvals;
 mod audit_log;
 mod authority;
 mod commands;

@@ -18,6 +18,9 @@ pub struct Mcp {
 impl Mcp {
     pub fn start(home: &Home, extra_env: &[(&str, &str)]) -> Self {
         let mut cmd = home.command(&["mcp"]);
+        // The adapter's flows as the user sets them up for a trusted agent; the `agent`
+        // profile (the default) is tested on its own.
+        cmd.env("SSHKEEP_PROFILE", "unrestricted");
         for (k, v) in extra_env {
             cmd.env(k, v);
         }
@@ -30,6 +33,9 @@ impl Mcp {
         all.extend_from_slice(args);
         let mut cmd = home.command(&all);
         cmd.current_dir(cwd);
+        if !args.contains(&"--profile") {
+            cmd.env("SSHKEEP_PROFILE", "unrestricted");
+        }
         Self::spawn(cmd)
     }
 
@@ -532,6 +538,7 @@ pub fn run_sdk_script(home: &Home, script: &str, args: &[&std::ffi::OsStr]) -> O
         .env("SSHKEEP_HOME", home.sshkeep_home())
         .env("HOME", home.user_home())
         .env("SSHKEEP_PASSPHRASE_FILE", &home.passphrase_file)
+        .env("SSHKEEP_PROFILE", "unrestricted")
         .output()
         .expect("python");
     let stdout = String::from_utf8_lossy(&out.stdout);

@@ -35,6 +35,11 @@ fn invalid(m: impl Into<String>) -> Fail {
 
 /// `run`: records the command and starts it; replies at once.
 pub async fn start(broker: &Arc<Core>, peer: &Peer, spec: RunSpec) -> Result<Response, Fail> {
+    start_as(broker, peer, spec, None).await
+}
+
+/// Checks what a run asks for, before it is started or held for approval.
+pub fn check(spec: &RunSpec) -> Result<(), Fail> {
     if spec.commands.is_empty() || spec.commands.iter().any(|c| c.trim().is_empty()) {
         return Err(invalid("command is empty: give the command to run"));
     }
@@ -50,9 +55,20 @@ pub async fn start(broker: &Arc<Core>, peer: &Peer, spec: RunSpec) -> Result<Res
             "pty and detach do not go together: a detached command has no terminal",
         ));
     }
+    Ok(())
+}
+
+/// `run` under a given command id (one the user approved), or a new one.
+pub async fn start_as(
+    broker: &Arc<Core>,
+    peer: &Peer,
+    spec: RunSpec,
+    id: Option<String>,
+) -> Result<Response, Fail> {
+    check(&spec)?;
     let (session, resolved, target) = place(broker, &spec)?;
     let key = resolved.key.clone();
-    let id = uuid::Uuid::new_v4().to_string();
+    let id = id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let conn_name = resolved.endpoint.conn_name.clone();
     broker.db()?.insert_command(
         &NewCommand {
@@ -122,6 +138,7 @@ pub async fn start(broker: &Arc<Core>, peer: &Peer, spec: RunSpec) -> Result<Res
         command_id: id,
         session_id,
         state: CommandState::Queued,
+        approval: None,
     })
 }
 
@@ -179,6 +196,7 @@ pub fn info(c: CommandRow) -> CommandInfo {
         total_lines,
         bulk_id: c.bulk_id,
         events: Vec::new(),
+        approval: None,
     }
 }
 

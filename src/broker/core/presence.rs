@@ -18,10 +18,12 @@
 //! the secret is the real bar, and a passphrase file that a same-user process can read gives it
 //! away.
 
-use sshkeep_vault::{Backend, SecretString, Vault, VaultError};
+use std::sync::Arc;
 
-use crate::broker::core::Peer;
+use sshkeep_vault::{Backend, SecretString, VaultError};
+
 use crate::broker::core::fail::Fail;
+use crate::broker::core::{Core, Peer};
 use crate::protocol::ErrorCode;
 
 /// What `/proc/PID/stat` says of a process's terminal.
@@ -78,8 +80,8 @@ fn describe(peer: &Peer, how: &str) -> String {
 /// passphrase check takes about a second, a desktop prompt as long as the user takes.
 /// Returns who decided, in words, for the audit record.
 pub fn require(
+    core: &Core,
     peer: &Peer,
-    vault: Option<&Vault>,
     passphrase: Option<&SecretString>,
     what: &str,
 ) -> Result<String, Fail> {
@@ -87,13 +89,14 @@ pub fn require(
         .pid
         .ok_or_else(|| not_present("the client process is unknown"))?;
     in_foreground_of_a_terminal(pid).map_err(not_present)?;
-    let vault = vault.ok_or_else(|| {
+    let no_vault = || {
         Fail::new(
             ErrorCode::VaultMissing,
             "there is no vault yet: run `sshkeep vault init`",
         )
-    })?;
-    let how = match vault.backend() {
+    };
+    let backend = core.vault()?.as_ref().ok_or_else(no_vault)?.backend();
+    let how = match backend {
         Backend::Passphrase => {
             let pass = passphrase.ok_or_else(|| {
                 Fail::new(
@@ -101,10 +104,12 @@ pub fn require(
                     "this needs you present: type the vault passphrase at your terminal",
                 )
             })?;
+            let vault = core.vault()?;
+            let vault = vault.as_ref().ok_or_else(no_vault)?;
             vault.verify_passphrase(pass).map_err(|e| match e {
                 VaultError::WrongPassphrase => Fail::new(
                     ErrorCode::WrongPassphrase,
-                    "wrong vault passphrase: nothing was approved",
+                    "wrong vault passphrase: nothing was done",
                 ),
                 other => Fail::from(other),
             })?;
@@ -115,7 +120,7 @@ pub fn require(
             Ok(false) => {
                 return Err(Fail::new(
                     ErrorCode::PermissionDenied,
-                    "the desktop confirmation was declined: nothing was approved",
+                    "the desktop confirmation was declined: nothing was done",
                 ));
             }
             Err(why) => {
@@ -126,6 +131,22 @@ pub fn require(
         },
     };
     Ok(describe(peer, how))
+}
+
+/// [`require`] off the async runtime.
+pub async fn present(
+    core: &Arc<Core>,
+    peer: &Peer,
+    passphrase: Option<crate::protocol::SecretString>,
+    what: String,
+) -> Result<String, Fail> {
+    let (core, peer) = (core.clone(), peer.clone());
+    tokio::task::spawn_blocking(move || {
+        let pass = passphrase.map(SecretString::from);
+        require(&core, &peer, pass.as_ref(), &what)
+    })
+    .await
+    .map_err(|e| Fail::new(ErrorCode::Internal, format!("presence check failed: {e}")))?
 }
 
 fn not_present(why: &str) -> Fail {

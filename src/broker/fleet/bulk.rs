@@ -98,6 +98,11 @@ fn error_code(e: &Ending) -> Option<TargetError> {
 
 /// `bulk exec`: records the run and its targets, starts it, and replies at once.
 pub async fn start(broker: &Arc<Core>, peer: &Peer, spec: BulkSpec) -> Result<Response, Fail> {
+    start_as(broker, peer, spec, None).await
+}
+
+/// Checks what a bulk run asks for, before it is started or held for approval.
+pub fn check(spec: &BulkSpec) -> Result<(), Fail> {
     if spec.commands.is_empty() || spec.commands.iter().any(|c| c.trim().is_empty()) {
         return Err(invalid("commands is empty: give at least one command"));
     }
@@ -108,12 +113,23 @@ pub async fn start(broker: &Arc<Core>, peer: &Peer, spec: BulkSpec) -> Result<Re
     }
     wrap::check_commands(&spec.commands).map_err(invalid)?;
     wrap::prelude(&spec.options).map_err(invalid)?;
-    let concurrency = spec.concurrency.unwrap_or(10);
-    if !(1..=256).contains(&concurrency) {
+    if !(1..=256).contains(&spec.concurrency.unwrap_or(10)) {
         return Err(invalid("concurrency must be between 1 and 256"));
     }
+    Ok(())
+}
+
+/// A bulk run under a given id (one the user approved), or a new one.
+pub async fn start_as(
+    broker: &Arc<Core>,
+    peer: &Peer,
+    spec: BulkSpec,
+    bulk_id: Option<String>,
+) -> Result<Response, Fail> {
+    check(&spec)?;
+    let concurrency = spec.concurrency.unwrap_or(10);
     let (targets, unknown) = resolve_targets(broker, &spec.targets)?;
-    let bulk_id = uuid::Uuid::new_v4().to_string();
+    let bulk_id = bulk_id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let mut jobs = Vec::new();
     {
         let db = broker.db()?;
@@ -228,6 +244,7 @@ pub async fn start(broker: &Arc<Core>, peer: &Peer, spec: BulkSpec) -> Result<Re
     Ok(Response::BulkStarted {
         bulk_id,
         targets: names,
+        approval: None,
     })
 }
 

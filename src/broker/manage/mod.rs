@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod conns;
 pub mod keys;
+pub mod profiles;
 pub mod sessions;
 pub mod settings;
 pub mod vault;

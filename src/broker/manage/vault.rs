@@ -161,6 +161,7 @@ pub fn status(broker: &Core) -> Result<Response, Fail> {
         settings: broker.settings().describe(),
         state_dir: broker.paths().state.display().to_string(),
         socket: broker.paths().socket().display().to_string(),
+        profile: None,
     }))
 }
 

@@ -1,18 +1,24 @@
-//! The one door every request comes through: the hello first, then admission, then the route
-//! to the feature that answers it. Admission is where a client's authority over a request is
-//! decided; today the broker's own user is admitted to everything (the socket already refused
-//! every other user).
+//! The one door every request comes through: the hello first (which names the profile the
+//! client works under), then admission ([`super::admission`]: what the profile allows), then
+//! the route to the feature that answers it. The socket already refused every other user.
+
+use std::sync::Arc;
 
 use interprocess::local_socket::tokio::Stream;
 
+use super::admission::{Admitted, admit};
 use super::{App, routes};
+use crate::authority::Profile;
 use crate::broker::core::Peer;
 use crate::broker::core::fail::Fail;
+use crate::broker::manage::profiles;
 use crate::protocol::{ErrorCode, PROTOCOL_VERSION, Request, Response};
 
 /// Who is on the other end of one connection, and how far its conversation has got.
 pub struct Caller {
     pub peer: Peer,
+    /// The profile the client works under, read once at its hello; `None` is the user's own CLI.
+    pub profile: Option<Arc<Profile>>,
     /// A hello with the right protocol version was answered.
     greeted: bool,
 }
@@ -22,6 +28,7 @@ impl Caller {
     pub fn new(peer: Peer) -> Self {
         Self {
             peer,
+            profile: None,
             greeted: false,
         }
     }
@@ -47,18 +54,27 @@ impl Outcome {
 /// Handles one request of `caller`'s connection.
 pub async fn handle(app: &App, caller: &mut Caller, req: Request, stream: &Stream) -> Outcome {
     if !caller.greeted {
-        return Outcome::Reply(Box::new(greet(caller, req)));
+        return Outcome::Reply(Box::new(greet(app, caller, req)));
     }
-    if let Err(f) = admit(caller, &req) {
-        return Outcome::Reply(Box::new(f.into_response()));
+    match admit(app, caller, req).await {
+        Ok(Admitted::Route(req)) => routes::route(app, caller, req, stream).await,
+        Ok(Admitted::Answer(r)) => Outcome::Reply(r),
+        Err(f) => Outcome::Reply(Box::new(f.into_response())),
     }
-    routes::route(app, &caller.peer, req, stream).await
 }
 
 /// The first request must be a hello in this broker's protocol version.
-fn greet(caller: &mut Caller, req: Request) -> Response {
+fn greet(app: &App, caller: &mut Caller, req: Request) -> Response {
     match req {
-        Request::Hello { version, .. } if version == PROTOCOL_VERSION => {
+        Request::Hello {
+            version, profile, ..
+        } if version == PROTOCOL_VERSION => {
+            if let Some(name) = profile {
+                match profiles::lookup(&app.core, &name) {
+                    Ok(p) => caller.profile = Some(Arc::new(p)),
+                    Err(f) => return f.into_response(),
+                }
+            }
             caller.greeted = true;
             Response::Hello {
                 version: PROTOCOL_VERSION,
@@ -74,83 +90,5 @@ fn greet(caller: &mut Caller, req: Request) -> Response {
             ),
         ),
         _ => Response::error(ErrorCode::BadRequest, "the first request must be a hello"),
-    }
-}
-
-/// Whether `caller` may make `req`. Every request is named, grouped by what it touches, so a
-/// new request cannot slip past without a decision. Today all are admitted.
-fn admit(_caller: &Caller, req: &Request) -> Result<(), Fail> {
-    match req {
-        // The conversation itself.
-        Request::Hello { .. }
-        | Request::Status
-        | Request::Shutdown
-        | Request::ExecInput { .. }
-        | Request::ExecStop
-        | Request::AttachInput { .. }
-        | Request::AttachResize { .. }
-        | Request::AttachDetach => Ok(()),
-        // The vault and its keys.
-        Request::VaultInit { .. }
-        | Request::Unlock { .. }
-        | Request::Lock
-        | Request::KeyAdd { .. }
-        | Request::KeyGenerate { .. }
-        | Request::KeyList
-        | Request::KeyShow { .. }
-        | Request::KeyRemove { .. }
-        | Request::KeyLink { .. }
-        | Request::KeyUnlink { .. }
-        | Request::KeyAgent { .. }
-        | Request::AgentStatus
-        | Request::KeyRotate { .. }
-        | Request::KeyDeploy { .. } => Ok(()),
-        // Saved connections, host keys, client groups, settings and the audit log.
-        Request::ConnSave(_)
-        | Request::ConnList
-        | Request::ConnShow { .. }
-        | Request::ConnRemove { .. }
-        | Request::ConnTest { .. }
-        | Request::ConnTrust { .. }
-        | Request::ClientList
-        | Request::ClientAssign { .. }
-        | Request::ClientRemove { .. }
-        | Request::Settings
-        | Request::SettingSet { .. }
-        | Request::AuditList(_)
-        | Request::AuditVerify => Ok(()),
-        // Work on servers: sessions, commands, fleets, files, shells, forwards.
-        Request::SessionOpen { .. }
-        | Request::SessionList
-        | Request::SessionClose { .. }
-        | Request::Exec { .. }
-        | Request::Run(_)
-        | Request::CommandStatus { .. }
-        | Request::CommandLogs(_)
-        | Request::CommandCancel { .. }
-        | Request::CommandList { .. }
-        | Request::BulkExec(_)
-        | Request::BulkStatus { .. }
-        | Request::BulkLogs { .. }
-        | Request::BulkCancel { .. }
-        | Request::BulkConn { .. }
-        | Request::FleetAudit { .. }
-        | Request::FleetAuditShow { .. }
-        | Request::Sftp(_)
-        | Request::File(_)
-        | Request::ShellOpen(_)
-        | Request::ShellSend { .. }
-        | Request::ShellKey { .. }
-        | Request::ShellRead { .. }
-        | Request::ShellWait { .. }
-        | Request::ShellResize { .. }
-        | Request::ShellSignal { .. }
-        | Request::ShellStatus { .. }
-        | Request::ShellList
-        | Request::ShellClose { .. }
-        | Request::ShellAttach { .. }
-        | Request::ForwardOpen(_)
-        | Request::ForwardList
-        | Request::ForwardClose { .. } => Ok(()),
     }
 }

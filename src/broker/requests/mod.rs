@@ -2,6 +2,8 @@
 //! request comes through (hello, admission), and the routes to the features. Nothing below this
 //! layer imports it.
 
+mod admission;
+mod approvals;
 pub mod connection;
 mod door;
 mod routes;
@@ -18,6 +20,8 @@ pub struct App {
     pub core: Arc<Core>,
     pub shells: Arc<Shells>,
     pub forwards: Arc<Forwards>,
+    /// Requests held for the user's approval.
+    pub waiting: approvals::Holds,
 }
 
 impl App {
@@ -27,6 +31,13 @@ impl App {
             core,
             shells: Arc::default(),
             forwards: Arc::default(),
+            waiting: approvals::Holds::default(),
         })
+    }
+
+    /// At broker start: requests an earlier broker held expire; then they are swept while it runs.
+    pub fn start_approvals(self: &Arc<Self>) {
+        approvals::expire_after_restart(&self.core);
+        tokio::spawn(approvals::sweeper(self.clone()));
     }
 }

@@ -4,21 +4,21 @@
 
 use interprocess::local_socket::tokio::Stream;
 
-use super::door::Outcome;
-use super::{App, streaming};
+use super::door::{Caller, Outcome};
+use super::{App, approvals, streaming};
 use crate::broker::commands::{self, exec};
-use crate::broker::core::Peer;
 use crate::broker::core::fail::Fail;
 use crate::broker::fleet::{audit as fleet_audit, bulk, bulk_conn};
 use crate::broker::manage::{
-    audit, conns as conn_ops, keys as key_ops, sessions, settings, vault as vault_ops,
+    audit, conns as conn_ops, keys as key_ops, profiles, sessions, settings, vault as vault_ops,
 };
 use crate::broker::{agent, forwards, rotation, sftp, shells};
-use crate::protocol::{ErrorCode, Request, Response};
+use crate::protocol::{ApprovalKind, ApprovalState, ErrorCode, Request, Response};
 
 /// Routes an admitted request to the feature that answers it.
-pub async fn route(app: &App, peer: &Peer, req: Request, stream: &Stream) -> Outcome {
+pub async fn route(app: &App, caller: &Caller, req: Request, stream: &Stream) -> Outcome {
     let broker = &app.core;
+    let peer = &caller.peer;
     let answer = match req {
         // Requests that write frames of their own while they run.
         Request::Exec {
@@ -47,7 +47,13 @@ pub async fn route(app: &App, peer: &Peer, req: Request, stream: &Stream) -> Out
         Request::Shutdown => return streaming::shutdown(broker, stream).await,
         // Requests with one reply.
         Request::Hello { .. } => Err(Fail::new(ErrorCode::BadRequest, "hello was already sent")),
-        Request::Status => vault_ops::status(broker),
+        Request::Status => vault_ops::status(broker).map(|r| match r {
+            Response::Status(mut info) => {
+                info.profile = caller.profile.as_deref().map(profiles::info);
+                Response::Status(info)
+            }
+            other => other,
+        }),
         Request::VaultInit {
             backend,
             passphrase,
@@ -101,26 +107,47 @@ pub async fn route(app: &App, peer: &Peer, req: Request, stream: &Stream) -> Out
         Request::SessionList => Ok(sessions::session_list(broker)),
         Request::SessionClose { session_id } => sessions::session_close(broker, &session_id).await,
         Request::Run(spec) => commands::start(broker, peer, spec).await,
-        Request::CommandStatus { command_id } => commands::status(broker, &command_id),
-        Request::CommandLogs(q) => commands::logs(broker, q).await,
-        Request::CommandCancel { command_id } => commands::cancel(broker, peer, &command_id).await,
+        Request::CommandStatus { command_id } => match unstarted(app, &command_id) {
+            Some(a) => Ok(approvals::command_status(a)),
+            None => commands::status(broker, &command_id),
+        },
+        Request::CommandLogs(q) => match unstarted(app, &q.command_id) {
+            Some(a) => Err(Fail::new(
+                ErrorCode::InvalidArgument,
+                format!(
+                    "command {} never started ({}): it has no output",
+                    a.id, a.state
+                ),
+            )),
+            None => commands::logs(broker, q).await,
+        },
+        Request::CommandCancel { command_id } => match unstarted(app, &command_id) {
+            Some(a) if a.state == ApprovalState::Pending => {
+                approvals::withdraw(app, peer, &command_id)
+            }
+            _ => commands::cancel(broker, peer, &command_id).await,
+        },
         Request::CommandList { state, conn, limit } => {
             commands::list(broker, state.as_deref(), conn.as_deref(), limit)
         }
         Request::Settings => Ok(settings::settings(broker)),
         Request::SettingSet { key, value } => settings::set_setting(broker, peer, &key, &value),
         Request::BulkExec(spec) => bulk::start(broker, peer, spec).await,
-        Request::BulkStatus { bulk_id, target } => {
-            bulk::status(broker, &bulk_id, target.as_deref())
-        }
+        Request::BulkStatus { bulk_id, target } => match unstarted(app, &bulk_id) {
+            Some(a) => Ok(approvals::bulk_status(a)),
+            None => bulk::status(broker, &bulk_id, target.as_deref()),
+        },
         Request::BulkLogs {
             bulk_id,
             target,
             query,
         } => bulk::logs(broker, &bulk_id, target.as_deref(), query).await,
-        Request::BulkCancel { bulk_id, target } => {
-            bulk::cancel(broker, peer, &bulk_id, target.as_deref()).await
-        }
+        Request::BulkCancel { bulk_id, target } => match unstarted(app, &bulk_id) {
+            Some(a) if a.state == ApprovalState::Pending => {
+                approvals::withdraw(app, peer, &bulk_id)
+            }
+            _ => bulk::cancel(broker, peer, &bulk_id, target.as_deref()).await,
+        },
         Request::BulkConn {
             op,
             targets,
@@ -190,6 +217,19 @@ pub async fn route(app: &App, peer: &Peer, req: Request, stream: &Stream) -> Out
         Request::ForwardClose { forward_id } => {
             forwards::close(broker, &app.forwards, peer, &forward_id).await
         }
+        Request::ProfileList => profiles::list(broker),
+        Request::ProfileShow { name } => profiles::show(broker, &name),
+        Request::ProfileChange { change, presence } => {
+            profiles::change(broker, peer, change, presence).await
+        }
+        Request::Approvals { all } => approvals::list(app, all),
+        Request::ApprovalDecide {
+            id,
+            approve,
+            for_minutes,
+            reason,
+            presence,
+        } => approvals::decide(app, peer, &id, approve, for_minutes, reason, presence).await,
         Request::AttachInput { .. } | Request::AttachResize { .. } | Request::AttachDetach => {
             Err(Fail::new(
                 ErrorCode::BadRequest,
@@ -202,4 +242,14 @@ pub async fn route(app: &App, peer: &Peer, req: Request, stream: &Stream) -> Out
         )),
     };
     Outcome::of(answer)
+}
+
+/// The approval of a command or bulk run that has not started (it waits, or it never will).
+fn unstarted(app: &App, id: &str) -> Option<crate::db::ApprovalRow> {
+    let a = approvals::find(&app.core, id)?;
+    let started = match a.kind {
+        ApprovalKind::Command => app.core.db().ok()?.command(id).ok()?.is_some(),
+        ApprovalKind::Bulk => app.core.db().ok()?.bulk(id).ok()?.is_some(),
+    };
+    (!started).then_some(a)
 }

@@ -1,0 +1,568 @@
+//! Admission of a request from a client that works under a profile: every request is named, so
+//! a new one cannot slip past without a decision. Reads of sshkeep's own state pass; owner
+//! actions are refused (they are the user's, in person); everything that touches a server is
+//! checked against the profile's reach and its tool decisions; commands are classified by
+//! parsing them (`authority::classify`) and run, wait for the user's approval, or are refused.
+//! The user's own CLI (no profile) is admitted to everything; owner actions still check that
+//! the user is present where they are carried out.
+
+use super::App;
+use super::approvals::{self, Ask, Held};
+use super::door::Caller;
+use crate::authority::verdict::{check_command, check_quota, check_tool};
+use crate::authority::{Profile, Target, Tool, Verdict};
+use crate::broker::commands;
+use crate::broker::core::fail::Fail;
+use crate::broker::core::login::find_conn;
+use crate::broker::fleet::bulk;
+use crate::clock::now_ms;
+use crate::protocol::{
+    ApprovalKind, CommandState, ErrorCode, FileAction, NextStep, Request, Response, SftpAction,
+    Targets,
+};
+
+/// What admission made of a request.
+pub enum Admitted {
+    /// It goes on to its route.
+    Route(Request),
+    /// It was answered here (held for the user's approval).
+    Answer(Box<Response>),
+}
+
+/// A connection a request touches, as a profile sees it: its name and its client groups.
+struct Place {
+    conn: String,
+    groups: Vec<String>,
+}
+
+impl Place {
+    fn target(&self) -> Target<'_> {
+        Target {
+            conn: &self.conn,
+            groups: &self.groups,
+        }
+    }
+}
+
+fn targets(places: &[Place]) -> Vec<Target<'_>> {
+    places.iter().map(Place::target).collect()
+}
+
+/// A saved connection by name or id (its name and group), or a target given as `user@host`.
+fn place(app: &App, target: &str) -> Place {
+    match find_conn(&app.core, target) {
+        Ok(row) => Place {
+            conn: row.spec.name,
+            groups: row.spec.client.into_iter().collect(),
+        },
+        Err(_) => Place {
+            conn: target.to_string(),
+            groups: Vec::new(),
+        },
+    }
+}
+
+/// Whether `caller` may make `req`, and what becomes of it.
+pub async fn admit(app: &App, caller: &Caller, req: Request) -> Result<Admitted, Fail> {
+    let Some(profile) = caller.profile.as_deref() else {
+        return Ok(Admitted::Route(req));
+    };
+    let pass = |req| Ok(Admitted::Route(req));
+    let verdict = match &req {
+        // The conversation, and reads of sshkeep's own state.
+        Request::Hello { .. }
+        | Request::Status
+        | Request::ExecInput { .. }
+        | Request::ExecStop
+        | Request::AttachInput { .. }
+        | Request::AttachResize { .. }
+        | Request::AttachDetach
+        | Request::KeyList
+        | Request::KeyShow { .. }
+        | Request::AgentStatus
+        | Request::ConnList
+        | Request::ConnShow { .. }
+        | Request::ClientList
+        | Request::Settings
+        | Request::AuditList(_)
+        | Request::AuditVerify
+        | Request::SessionList
+        | Request::CommandList { .. }
+        | Request::ShellList
+        | Request::ForwardList
+        | Request::FleetAuditShow { .. }
+        | Request::ProfileList
+        | Request::ProfileShow { .. }
+        | Request::Approvals { .. }
+        // Locking only takes power away.
+        | Request::Lock => return pass(req),
+        // Owner actions: never a profile's.
+        Request::Shutdown => return Err(owner(profile, "stopping the broker", "sshkeep broker stop")),
+        Request::VaultInit { .. } => return Err(owner(profile, "creating the vault", "sshkeep vault init")),
+        Request::Unlock { .. } => return Err(owner(profile, "unlocking the vault", "sshkeep unlock")),
+        Request::KeyRemove { name, .. } => {
+            return Err(owner(profile, "removing a key", &format!("sshkeep key remove {name}")));
+        }
+        Request::KeyRotate { dry_run: true, .. } => return pass(req),
+        Request::KeyRotate { name, .. } => {
+            return Err(owner(profile, "rotating a key", &format!("sshkeep key rotate {name}")));
+        }
+        Request::KeyAgent { name, .. } => {
+            return Err(owner(profile, "offering a key on the agent socket", &format!("sshkeep key agent {name}")));
+        }
+        Request::ConnRemove { name } => {
+            return Err(owner(profile, "removing a saved connection", &format!("sshkeep conn remove {name}")));
+        }
+        Request::ConnTrust {
+            name,
+            replace: true,
+            ..
+        } => {
+            return Err(owner(profile, "replacing a pinned host key", &format!("sshkeep conn trust {name}")));
+        }
+        Request::ClientAssign { client, .. } => {
+            return Err(owner(profile, "changing client groups", &format!("sshkeep client assign {client} CONN...")));
+        }
+        Request::ClientRemove { .. } => {
+            return Err(owner(profile, "changing client groups", "sshkeep client remove CONN..."));
+        }
+        Request::SettingSet { key, .. } => {
+            return Err(owner(profile, "changing settings", &format!("sshkeep config set {key} VALUE")));
+        }
+        Request::ProfileChange { .. } => {
+            return Err(owner(profile, "changing profiles", "sshkeep profile set NAME ..."));
+        }
+        Request::ApprovalDecide { id, .. } => {
+            return Err(owner(profile, "approving or denying requests", &format!("sshkeep approve {id}")));
+        }
+        // Sshkeep's own records.
+        Request::ConnTrust { name, .. } => tool(app, profile, Tool::ConnEdit, &[name])?,
+        Request::ConnSave(spec) => {
+            let exists = find_conn(&app.core, &spec.name).is_ok();
+            if exists {
+                return Err(owner(profile, "changing a saved connection", &format!("sshkeep conn save {} ...", spec.name)));
+            }
+            key_in_reach(app, profile, spec.key.as_deref())?;
+            let v = check_tool(profile, Tool::ConnEdit, &[]);
+            if v == Verdict::Run {
+                return land_in_scope(app, profile, req);
+            }
+            v
+        }
+        Request::KeyAdd { .. } | Request::KeyGenerate { .. } => tool(app, profile, Tool::KeyOps, &[])?,
+        Request::KeyLink { key, conn } | Request::KeyUnlink { key, conn } | Request::KeyDeploy { name: key, conn } => {
+            key_in_reach(app, profile, Some(key))?;
+            tool(app, profile, Tool::KeyOps, &[conn])?
+        }
+        // Work on servers.
+        Request::ConnTest { target, key } | Request::SessionOpen { target, key } => {
+            key_in_reach(app, profile, key.as_deref())?;
+            reach(app, profile, &[target])?
+        }
+        Request::SessionClose { session_id } => match session_conn(app, session_id) {
+            Some(conn) => reach(app, profile, &[&conn])?,
+            None => Verdict::Run,
+        },
+        Request::CommandStatus { command_id }
+        | Request::CommandCancel { command_id }
+        | Request::CommandLogs(crate::protocol::LogQuery { command_id, .. }) => {
+            match command_conn(app, command_id) {
+                Some(conn) => reach(app, profile, &[&conn])?,
+                None => Verdict::Run,
+            }
+        }
+        Request::BulkStatus { bulk_id, .. }
+        | Request::BulkLogs { bulk_id, .. }
+        | Request::BulkCancel { bulk_id, .. } => {
+            let conns = bulk_conns(app, bulk_id);
+            let refs: Vec<&String> = conns.iter().collect();
+            reach(app, profile, &refs)?
+        }
+        Request::BulkConn { targets: t, .. } | Request::FleetAudit { targets: t, .. } => {
+            let places = fleet(app, t)?;
+            crate::authority::verdict::check_scope(profile, &targets(&places))
+        }
+        Request::Sftp(r) => {
+            key_in_reach(app, profile, r.key.as_deref())?;
+            let t = match r.action {
+                SftpAction::Upload { .. } => Some(Tool::Upload),
+                SftpAction::Download { .. } => Some(Tool::Download),
+                SftpAction::List { .. } | SftpAction::Stat { .. } => None,
+                _ => Some(Tool::FilesWrite),
+            };
+            match t {
+                Some(t) => tool(app, profile, t, &[&r.target])?,
+                None => reach(app, profile, &[&r.target])?,
+            }
+        }
+        Request::File(r) => {
+            key_in_reach(app, profile, r.key.as_deref())?;
+            match r.action {
+                FileAction::Read { .. } => reach(app, profile, &[&r.target])?,
+                _ => tool(app, profile, Tool::FilesWrite, &[&r.target])?,
+            }
+        }
+        Request::ShellOpen(spec) => {
+            key_in_reach(app, profile, spec.key.as_deref())?;
+            tool(app, profile, Tool::Shells, &[&spec.target])?
+        }
+        Request::ShellKey { shell_id, .. }
+        | Request::ShellSignal { shell_id, .. }
+        | Request::ShellAttach { shell_id, .. } => {
+            let conn = shell_conn(app, shell_id);
+            tool(app, profile, Tool::ShellKeys, &conn.iter().collect::<Vec<_>>())?
+        }
+        Request::ShellRead { shell_id, .. }
+        | Request::ShellWait { shell_id, .. }
+        | Request::ShellResize { shell_id, .. }
+        | Request::ShellStatus { shell_id }
+        | Request::ShellClose { shell_id } => match shell_conn(app, shell_id) {
+            Some(conn) => reach(app, profile, &[&conn])?,
+            None => Verdict::Run,
+        },
+        Request::ShellSend {
+            shell_id,
+            text,
+            enter,
+        } => {
+            let conn = shell_conn(app, shell_id);
+            let conns: Vec<&String> = conn.iter().collect();
+            // Text typed without Enter, or with control characters, is keystrokes: what it
+            // becomes depends on what is already on the line, which no parser sees.
+            if !enter || text.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+                tool(app, profile, Tool::ShellKeys, &conns)?
+            } else {
+                let places: Vec<Place> = conns.iter().map(|c| place(app, c)).collect();
+                let (_, v) = check_command(profile, &targets(&places), text);
+                quota(app, profile, 1)?.stricter(v)
+            }
+        }
+        Request::ForwardOpen(spec) => {
+            key_in_reach(app, profile, spec.key.as_deref())?;
+            tool(app, profile, Tool::Forwards, &[&spec.target])?
+        }
+        Request::ForwardClose { .. } => tool(app, profile, Tool::Forwards, &[])?,
+        Request::Exec { target, key, command, .. } => {
+            key_in_reach(app, profile, key.as_deref())?;
+            let places = [place(app, target)];
+            let (_, v) = check_command(profile, &targets(&places), command);
+            quota(app, profile, 1)?.stricter(v)
+        }
+        Request::Run(spec) => {
+            key_in_reach(app, profile, spec.key.as_deref())?;
+            let conn = match (&spec.session_id, &spec.target) {
+                (Some(s), _) => session_conn(app, s).unwrap_or_else(|| s.clone()),
+                (None, Some(t)) => t.clone(),
+                (None, None) => return pass(req),
+            };
+            let places = [place(app, &conn)];
+            let text = spec.commands.join("\n");
+            let (c, v) = check_command(profile, &targets(&places), &text);
+            let v = quota(app, profile, 1)?.stricter(v);
+            if let Verdict::Ask { reason } = &v {
+                if granted(app, profile, &places[0].conn, &text) {
+                    Verdict::Run
+                } else {
+                    let Request::Run(spec) = req else { unreachable!() };
+                    commands::check(&spec)?;
+                    let ask = Ask {
+                        profile,
+                        kind: ApprovalKind::Command,
+                        target: places[0].conn.clone(),
+                        command: text,
+                        class: c.class(),
+                        reason: reason.clone(),
+                    };
+                    let why = ask.reason.clone();
+                    let id = approvals::hold(app, &caller.peer, ask, Held::Run(spec))?;
+                    let next = NextStep::AwaitApproval { id: id.clone() }.cli();
+                    return Ok(Admitted::Answer(Box::new(Response::CommandStarted {
+                        command_id: id,
+                        session_id: None,
+                        state: CommandState::AwaitingApproval,
+                        approval: Some(format!("{why}; {next}")),
+                    })));
+                }
+            } else {
+                v
+            }
+        }
+        Request::BulkExec(spec) => {
+            let places = fleet(app, &spec.targets)?;
+            let text = spec.commands.join("\n");
+            let (c, v) = check_command(profile, &targets(&places), &text);
+            let v = check_tool(profile, Tool::Bulk, &[])
+                .stricter(quota(app, profile, places.len() as u32)?)
+                .stricter(v);
+            let names: Vec<&str> = places.iter().map(|p| p.conn.as_str()).collect();
+            let joined = names.join(",");
+            if let Verdict::Ask { reason } = &v {
+                if granted(app, profile, &joined, &text) {
+                    Verdict::Run
+                } else {
+                    let Request::BulkExec(spec) = req else { unreachable!() };
+                    bulk::check(&spec)?;
+                    let ask = Ask {
+                        profile,
+                        kind: ApprovalKind::Bulk,
+                        target: joined,
+                        command: text,
+                        class: c.class(),
+                        reason: reason.clone(),
+                    };
+                    let why = ask.reason.clone();
+                    let targets: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+                    let id = approvals::hold(app, &caller.peer, ask, Held::Bulk(spec))?;
+                    let next = NextStep::AwaitApproval { id: id.clone() }.cli();
+                    return Ok(Admitted::Answer(Box::new(Response::BulkStarted {
+                        bulk_id: id,
+                        targets,
+                        approval: Some(format!("{why}; {next}")),
+                    })));
+                }
+            } else {
+                v
+            }
+        }
+    };
+    match verdict {
+        Verdict::Run => {
+            if counts_toward_quota(&req) {
+                let n = match &req {
+                    Request::BulkExec(spec) => fleet(app, &spec.targets)?.len(),
+                    _ => 1,
+                };
+                if let Ok(db) = app.core.db() {
+                    for _ in 0..n {
+                        let _ = db.record_profile_use(&profile.name, now_ms());
+                    }
+                }
+            }
+            pass(req)
+        }
+        Verdict::Ask { reason } => {
+            // Only runs can wait; anything else that needs the user is refused with a way on.
+            let step = if matches!(
+                req,
+                Request::Exec { .. } | Request::ShellSend { enter: true, .. }
+            ) {
+                NextStep::RunToWait
+            } else {
+                NextStep::UserOnly {
+                    command: "sshkeep ... (the same operation, from your own terminal)".into(),
+                }
+            };
+            Err(refused(
+                app,
+                caller,
+                profile,
+                &format!("{reason}; it needs the user's approval, which only a run can wait for"),
+                Some(step),
+            ))
+        }
+        Verdict::Refuse { reason } => Err(refused(app, caller, profile, &reason, None)),
+    }
+}
+
+/// Requests that start commands on servers, which a quota counts.
+fn counts_toward_quota(req: &Request) -> bool {
+    matches!(
+        req,
+        Request::Run(_)
+            | Request::Exec { .. }
+            | Request::BulkExec(_)
+            | Request::ShellSend { enter: true, .. }
+    )
+}
+
+fn owner(profile: &Profile, what: &str, command: &str) -> Fail {
+    Fail::then(
+        ErrorCode::PermissionDenied,
+        format!(
+            "{what} is the user's own to do, in person: a client working under profile '{}' never does it",
+            profile.name
+        ),
+        NextStep::UserOnly {
+            command: command.into(),
+        },
+    )
+}
+
+fn refused(
+    app: &App,
+    caller: &Caller,
+    profile: &Profile,
+    reason: &str,
+    step: Option<NextStep>,
+) -> Fail {
+    let _ = app.core.audit(
+        &caller.peer,
+        "authority_refuse",
+        None,
+        None,
+        format!("profile {}: {reason}", profile.name),
+    );
+    let problem = format!("refused: {reason}");
+    match step {
+        Some(step) => Fail::then(ErrorCode::PermissionDenied, problem, step),
+        None => Fail::new(ErrorCode::PermissionDenied, problem),
+    }
+}
+
+/// The verdict on reaching `conns`.
+fn reach(app: &App, profile: &Profile, conns: &[&String]) -> Result<Verdict, Fail> {
+    let places: Vec<Place> = conns.iter().map(|c| place(app, c)).collect();
+    Ok(crate::authority::verdict::check_scope(
+        profile,
+        &targets(&places),
+    ))
+}
+
+/// The verdict on using `tool` on `conns`.
+fn tool(app: &App, profile: &Profile, tool: Tool, conns: &[&String]) -> Result<Verdict, Fail> {
+    let places: Vec<Place> = conns.iter().map(|c| place(app, c)).collect();
+    Ok(check_tool(profile, tool, &targets(&places)))
+}
+
+/// The verdict on starting `n` more commands.
+fn quota(app: &App, profile: &Profile, n: u32) -> Result<Verdict, Fail> {
+    if profile.quota.per_hour.is_none() && profile.quota.per_day.is_none() {
+        return Ok(Verdict::Run);
+    }
+    let db = app.core.db()?;
+    let now = now_ms();
+    let hour = db.profile_uses_since(&profile.name, now - 3_600_000)? as u32;
+    let day = db.profile_uses_since(&profile.name, now - 86_400_000)? as u32;
+    // `n` commands pass only if the last of them would.
+    Ok(check_quota(
+        profile,
+        hour + n.saturating_sub(1),
+        day + n.saturating_sub(1),
+    ))
+}
+
+/// Whether the user granted this exact command on this target to this profile for a while.
+fn granted(app: &App, profile: &Profile, target: &str, command: &str) -> bool {
+    app.core
+        .db()
+        .ok()
+        .and_then(|db| {
+            db.grant_for(&profile.name, target, command, crate::clock::now())
+                .ok()
+                .flatten()
+        })
+        .is_some()
+}
+
+/// A key named in a request of a profile that reaches only some connections must be linked only
+/// to connections it reaches: otherwise saving a new connection (which lands in scope) with
+/// another group's key would carry that key's reach with it.
+fn key_in_reach(app: &App, profile: &Profile, key: Option<&str>) -> Result<(), Fail> {
+    let Some(key) = key else { return Ok(()) };
+    if profile.conns.is_empty() && profile.clients.is_empty() {
+        return Ok(());
+    }
+    let links = app.core.db()?.key_links(key)?;
+    for conn in links {
+        let p = place(app, &conn);
+        if !profile.reaches(&p.conn, &p.groups) {
+            return Err(Fail::new(
+                ErrorCode::PermissionDenied,
+                format!(
+                    "refused: key '{key}' is linked to connection '{conn}', which profile '{}' does not reach",
+                    profile.name
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A new connection saved under a profile that reaches only some connections lands in its
+/// reach: in its first client group, or (a profile scoped by names) among its names.
+fn land_in_scope(app: &App, profile: &Profile, req: Request) -> Result<Admitted, Fail> {
+    let Request::ConnSave(mut spec) = req else {
+        return Ok(Admitted::Route(req));
+    };
+    if let Some(first) = profile.clients.first() {
+        match &spec.client {
+            None => spec.client = Some(first.clone()),
+            Some(c) if profile.clients.contains(c) => {}
+            Some(c) => {
+                return Err(Fail::new(
+                    ErrorCode::PermissionDenied,
+                    format!(
+                        "refused: client group '{c}' is outside what profile '{}' reaches ({})",
+                        profile.name,
+                        profile.clients.join(", ")
+                    ),
+                ));
+            }
+        }
+    } else if !profile.conns.is_empty() && !profile.conns.contains(&spec.name) {
+        let mut p = profile.clone();
+        p.conns.push(spec.name.clone());
+        let text = serde_json::to_string(&p).unwrap_or_default();
+        app.core
+            .db()?
+            .put_profile(&p.name, &text, crate::clock::now())?;
+    }
+    Ok(Admitted::Route(Request::ConnSave(spec)))
+}
+
+/// The targets of a fleet request, as places (unknown names included, so they are judged too).
+fn fleet(app: &App, t: &Targets) -> Result<Vec<Place>, Fail> {
+    let (rows, unknown) = bulk::resolve_targets(&app.core, t)?;
+    let mut places: Vec<Place> = rows
+        .into_iter()
+        .map(|r| Place {
+            conn: r.spec.name,
+            groups: r.spec.client.into_iter().collect(),
+        })
+        .collect();
+    places.extend(unknown.into_iter().map(|(name, _)| Place {
+        conn: name,
+        groups: Vec::new(),
+    }));
+    Ok(places)
+}
+
+fn session_conn(app: &App, id: &str) -> Option<String> {
+    let s = app.core.sessions().get(id).ok()?;
+    Some(
+        s.resolved
+            .endpoint
+            .conn_name
+            .clone()
+            .unwrap_or_else(|| s.label.clone()),
+    )
+}
+
+fn command_conn(app: &App, id: &str) -> Option<String> {
+    if let Some(c) = app.core.db().ok()?.command(id).ok()? {
+        return Some(c.conn_name.unwrap_or(c.target));
+    }
+    approvals::find(&app.core, id).map(|a| a.target)
+}
+
+fn bulk_conns(app: &App, id: &str) -> Vec<String> {
+    let rows = app
+        .core
+        .db()
+        .ok()
+        .and_then(|db| db.bulk_commands(id).ok())
+        .unwrap_or_default();
+    if !rows.is_empty() {
+        return rows
+            .into_iter()
+            .map(|c| c.conn_name.unwrap_or(c.target))
+            .collect();
+    }
+    approvals::find(&app.core, id)
+        .map(|a| a.target.split(',').map(String::from).collect())
+        .unwrap_or_default()
+}
+
+fn shell_conn(app: &App, id: &str) -> Option<String> {
+    app.shells.get(id).ok().map(|s| s.target.clone())
+}
