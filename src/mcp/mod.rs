@@ -173,9 +173,16 @@ impl Adapter {
                         format!("vault LOCKED ({b}): the user runs `sshkeep unlock`")
                     }
                 };
+                let profile = match &s.profile {
+                    Some(p) => format!(
+                        "; you work under profile '{}': {} (its full limits are in `profile.body`)",
+                        p.name, p.description
+                    ),
+                    None => String::new(),
+                };
                 ok(
                     format!(
-                        "sshkeep {} up {}s; {vault}; {} sessions open, {} commands running",
+                        "sshkeep {} up {}s; {vault}; {} sessions open, {} commands running{profile}",
                         s.broker_version, s.uptime_secs, s.sessions_open, s.commands_running
                     ),
                     json!(s),

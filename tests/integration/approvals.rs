@@ -188,3 +188,14 @@ fn readonly_refuses_outright_and_a_scoped_profile_with_a_quota_stays_in_its_lane
         "the third is stopped: {t}"
     );
 }
+
+#[test]
+fn the_official_python_mcp_sdk_sees_a_removal_wait_under_the_agent_profile() {
+    let sshd = Sshd::start();
+    let home = Home::with_vault();
+    home.connect_to(&sshd, "k", "srv");
+    let Some(seen) = crate::mcp::run_sdk_script(&home, "approval.py", &["srv".as_ref()]) else {
+        return;
+    };
+    assert_eq!(seen["approval"], "held");
+}

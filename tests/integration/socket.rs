@@ -62,7 +62,7 @@ fn malformed_and_oversized_frames_get_errors_and_the_broker_survives() {
             .unwrap_or_default()
             .contains("sshkeep broker stop")
     );
-    s.write_all(&frame(br#"{"type":"hello","version":3,"client":"t"}"#))
+    s.write_all(&frame(br#"{"type":"hello","version":4,"client":"t"}"#))
         .expect("write");
     assert_eq!(read_reply(&mut s)["type"], "hello");
     s.write_all(&frame(br#"{"type":"key_show","name":42}"#))

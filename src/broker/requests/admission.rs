@@ -138,8 +138,10 @@ pub async fn admit(app: &App, caller: &Caller, req: Request) -> Result<Admitted,
         // Sshkeep's own records.
         Request::ConnTrust { name, .. } => tool(app, profile, Tool::ConnEdit, &[name])?,
         Request::ConnSave(spec) => {
-            let exists = find_conn(&app.core, &spec.name).is_ok();
-            if exists {
+            // A profile that reaches only some connections could otherwise point one in its
+            // reach at another host; one that reaches all gains nothing by it.
+            let scoped = !(profile.conns.is_empty() && profile.clients.is_empty());
+            if scoped && find_conn(&app.core, &spec.name).is_ok() {
                 return Err(owner(profile, "changing a saved connection", &format!("sshkeep conn save {} ...", spec.name)));
             }
             key_in_reach(app, profile, spec.key.as_deref())?;
