@@ -112,6 +112,30 @@ fn the_agent_profile_runs_reads_and_holds_every_way_of_removing_a_file() {
         detail.contains("the user at") && detail.contains("passphrase"),
         "{audit}"
     );
+
+    // A shell: a line sent with Enter is judged like a command; keystrokes need a profile that
+    // allows them (the agent profile does not), and a removal typed into a shell cannot wait,
+    // so the agent is told to start it as a run.
+    let open = m.ok(
+        "ssh_shell",
+        json!({"op": "open", "connectionId": "srv", "persist": false}),
+    );
+    let shell = open["shellId"].as_str().expect("shellId").to_string();
+    let (e, t, _) = m.call(
+        "ssh_shell",
+        json!({"op": "send", "shellId": shell, "text": "rm -f /tmp/x", "enter": false}),
+    );
+    assert!(e && t.contains("raw keystrokes"), "{t}");
+    let (e, t, _) = m.call(
+        "ssh_shell",
+        json!({"op": "send", "shellId": shell, "text": format!("rm -f {f}"), "enter": true}),
+    );
+    assert!(e && t.contains("ssh_exec"), "{t}");
+    m.ok(
+        "ssh_shell",
+        json!({"op": "send", "shellId": shell, "text": "ls /tmp", "enter": true}),
+    );
+    m.ok("ssh_shell", json!({"op": "close", "shellId": shell}));
 }
 
 #[test]
@@ -187,6 +211,22 @@ fn readonly_refuses_outright_and_a_scoped_profile_with_a_quota_stays_in_its_lane
         e && t.contains("2 commands an hour"),
         "the third is stopped: {t}"
     );
+
+    // A key linked to a connection out of reach does not come into reach by saving a new
+    // connection with it, and client groups are the user's to change.
+    home.run(&["key", "generate", "k2"]).ok();
+    home.run(&["key", "link", "k2", "other"]).ok();
+    let (e, t, _) = ops.call(
+        "ssh_conn",
+        json!({"op": "save", "name": "sneaky", "host": "127.0.0.1", "port": sshd.port,
+               "username": "nobody", "keyName": "k2"}),
+    );
+    assert!(e && t.contains("linked to connection 'other'"), "{t}");
+    let (e, t, _) = ops.call(
+        "ssh_client",
+        json!({"op": "assign", "client": "acme", "connectionId": "other"}),
+    );
+    assert!(e && t.contains("user's own"), "{t}");
 }
 
 #[test]
