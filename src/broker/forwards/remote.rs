@@ -117,12 +117,16 @@ fn given_port(l: &Listening, fwd: &Forward) -> u16 {
 pub(super) async fn open(broker: &Arc<Core>, peer: &Peer, fwd: &Arc<Forward>) -> Result<(), Fail> {
     let first = listen(broker, peer, fwd, None).await.map_err(|(f, _)| f)?;
     fwd.set_open(given_port(&first, fwd));
-    reopen(broker, peer, fwd, Some(first));
+    start(broker, peer, fwd, Some(first));
     Ok(())
 }
 
-/// Starts the supervising task (at broker start: with nothing listening yet).
-pub(super) fn reopen(broker: &Arc<Core>, peer: &Peer, fwd: &Arc<Forward>, first: Option<Listening>) {
+/// At broker start: supervises a stored forward, which asks the server to listen again.
+pub(super) fn reopen(broker: &Arc<Core>, peer: &Peer, fwd: &Arc<Forward>) {
+    start(broker, peer, fwd, None);
+}
+
+fn start(broker: &Arc<Core>, peer: &Peer, fwd: &Arc<Forward>, first: Option<Listening>) {
     let task = tokio::spawn(supervise(
         broker.clone(),
         peer.clone(),

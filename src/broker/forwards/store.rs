@@ -67,7 +67,7 @@ pub fn restore(broker: &Arc<Core>, forwards: &Forwards) {
         }
         match fwd.spec.kind {
             ForwardKind::Local | ForwardKind::Dynamic => listen::reopen(broker, &fwd),
-            ForwardKind::Remote => remote::reopen(broker, &peer, &fwd, None),
+            ForwardKind::Remote => remote::reopen(broker, &peer, &fwd),
         }
         tracing::info!(forward = %fwd.id, "reopening {}", describe(&fwd.info()));
         forwards.insert(fwd);
