@@ -77,10 +77,16 @@ mod tests {
         let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
         link.listen("localhost", 4000, tx.clone());
         assert!(link.route("localhost", 4000).is_some());
-        assert!(link.route("127.0.0.1", 4000).is_some(), "one forward on the port");
+        assert!(
+            link.route("127.0.0.1", 4000).is_some(),
+            "one forward on the port"
+        );
         assert!(link.route("localhost", 4001).is_none());
         link.listen("::1", 4000, tx);
-        assert!(link.route("127.0.0.1", 4000).is_none(), "ambiguous: refused");
+        assert!(
+            link.route("127.0.0.1", 4000).is_none(),
+            "ambiguous: refused"
+        );
         link.unlisten("localhost", 4000);
         link.unlisten("::1", 4000);
         assert!(link.route("localhost", 4000).is_none());

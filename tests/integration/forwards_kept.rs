@@ -47,7 +47,13 @@ fn remote_forward_reaches_back_and_comes_back_after_a_drop() {
     let echo = echo_server();
 
     let f = home
-        .run(&["forward", "srv", "-R", &format!("0:127.0.0.1:{echo}"), "--json"])
+        .run(&[
+            "forward",
+            "srv",
+            "-R",
+            &format!("0:127.0.0.1:{echo}"),
+            "--json",
+        ])
         .ok()
         .json();
     let id = f["forward_id"].as_str().expect("id").to_string();
@@ -94,7 +100,13 @@ fn forwards_listen_again_after_the_broker_restarts() {
     let echo = echo_server();
 
     let l = home
-        .run(&["forward", "srv", "-L", &format!("0:127.0.0.1:{echo}"), "--json"])
+        .run(&[
+            "forward",
+            "srv",
+            "-L",
+            &format!("0:127.0.0.1:{echo}"),
+            "--json",
+        ])
         .ok()
         .json();
     let (lid, lport) = (
@@ -102,7 +114,13 @@ fn forwards_listen_again_after_the_broker_restarts() {
         l["bind_port"].as_u64().expect("port") as u16,
     );
     let r = home
-        .run(&["forward", "srv", "-R", &format!("0:127.0.0.1:{echo}"), "--json"])
+        .run(&[
+            "forward",
+            "srv",
+            "-R",
+            &format!("0:127.0.0.1:{echo}"),
+            "--json",
+        ])
         .ok()
         .json();
     let (rid, rport) = (
@@ -114,7 +132,9 @@ fn forwards_listen_again_after_the_broker_restarts() {
     let old_pid = home.broker_pid();
     home.run(&["broker", "stop"]).ok();
     wait_for(30, "the -L port to be released", || {
-        TcpStream::connect(("127.0.0.1", lport)).is_err().then_some(())
+        TcpStream::connect(("127.0.0.1", lport))
+            .is_err()
+            .then_some(())
     });
 
     // Any command starts the broker again; it reopens both on the same ports.
@@ -147,7 +167,13 @@ fn a_stored_forward_whose_port_is_taken_says_why_and_takes_it_once_free() {
     home.connect_to(&sshd, "k", "srv");
     let echo = echo_server();
     let l = home
-        .run(&["forward", "srv", "-L", &format!("0:127.0.0.1:{echo}"), "--json"])
+        .run(&[
+            "forward",
+            "srv",
+            "-L",
+            &format!("0:127.0.0.1:{echo}"),
+            "--json",
+        ])
         .ok()
         .json();
     let id = l["forward_id"].as_str().expect("id").to_string();
@@ -162,7 +188,10 @@ fn a_stored_forward_whose_port_is_taken_says_why_and_takes_it_once_free() {
         listed(&home, &id).filter(|f| f["state"] == "retrying" && f["error"].is_string())
     });
     assert!(
-        f["error"].as_str().unwrap_or_default().contains(&port.to_string()),
+        f["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains(&port.to_string()),
         "{f}"
     );
     drop(squatter);

@@ -223,8 +223,8 @@ fn check(mut spec: ForwardSpec) -> Result<ForwardSpec, Fail> {
         }
         spec.bind_address = bind.to_string();
     }
-    let has_dest = !spec.host.as_deref().unwrap_or_default().is_empty()
-        && spec.host_port.unwrap_or(0) != 0;
+    let has_dest =
+        !spec.host.as_deref().unwrap_or_default().is_empty() && spec.host_port.unwrap_or(0) != 0;
     match spec.kind {
         ForwardKind::Local if !has_dest => Err(invalid(
             "a local forward needs the destination host and port: -L [bind:]port:host:hostport",
@@ -245,11 +245,7 @@ pub async fn open(
 ) -> Result<Response, Fail> {
     let spec = check(spec)?;
     let r = resolve(broker, &spec.target, spec.key.as_deref())?;
-    let fwd = Forward::new(
-        uuid::Uuid::new_v4().to_string(),
-        spec,
-        crate::db::now_ms(),
-    );
+    let fwd = Forward::new(uuid::Uuid::new_v4().to_string(), spec, crate::db::now_ms());
     match fwd.spec.kind {
         ForwardKind::Local | ForwardKind::Dynamic => listen::open(broker, peer, &fwd).await?,
         ForwardKind::Remote => remote::open(broker, peer, &fwd).await?,

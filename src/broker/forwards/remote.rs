@@ -61,9 +61,9 @@ async fn listen(
     fwd: &Forward,
     held: Option<Held>,
 ) -> Result<Listening, (Fail, Option<Held>)> {
-    let held = match held.filter(|(s, _)| {
-        matches!(s.state(), SessionState::Open | SessionState::Reconnecting)
-    }) {
+    let held = match held
+        .filter(|(s, _)| matches!(s.state(), SessionState::Open | SessionState::Reconnecting))
+    {
         Some(h) => h,
         None => {
             let r = resolve(broker, &fwd.spec.target, fwd.spec.key.as_deref())
@@ -232,8 +232,11 @@ async fn carry_back(fwd: Arc<Forward>, ch: Forwarded) {
     let mut remote = ch.channel.into_stream();
     let host = fwd.spec.host.clone().unwrap_or_default();
     let port = fwd.spec.host_port.unwrap_or(0);
-    let ended = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect((host.as_str(), port)))
-        .await
+    let ended = match tokio::time::timeout(
+        CONNECT_TIMEOUT,
+        TcpStream::connect((host.as_str(), port)),
+    )
+    .await
     {
         Ok(Ok(mut tcp)) => {
             let _ = tcp.set_nodelay(true);
