@@ -200,3 +200,48 @@ fn a_stored_forward_whose_port_is_taken_says_why_and_takes_it_once_free() {
         echoes(port, b"finally\n").then_some(())
     });
 }
+
+#[test]
+fn a_stored_remote_forward_waits_for_the_vault_and_listens_once_unlocked() {
+    let sshd = Sshd::start();
+    let mut home = Home::with_vault();
+    home.connect_to(&sshd, "k", "srv");
+    let echo = echo_server();
+    let r = home
+        .run(&[
+            "forward",
+            "srv",
+            "-R",
+            &format!("0:127.0.0.1:{echo}"),
+            "--json",
+        ])
+        .ok()
+        .json();
+    let id = r["forward_id"].as_str().expect("id").to_string();
+    let port = r["bind_port"].as_u64().expect("port") as u16;
+    home.run(&["broker", "stop"]).ok();
+
+    // The next broker starts with the vault locked: the forward cannot log in, and says so.
+    home.use_passphrase_file = false;
+    let f = wait_for(30, "the forward to say the vault is locked", || {
+        listed(&home, &id).filter(|f| {
+            f["state"] == "retrying" && f["error"].as_str().is_some_and(|e| e.contains("locked"))
+        })
+    });
+    assert_eq!(f["bind_port"].as_u64(), Some(u64::from(port)), "{f}");
+
+    let unlocked = home
+        .command(&["unlock"])
+        .env("SSHKEEP_PASSPHRASE_FILE", &home.passphrase_file)
+        .output()
+        .expect("unlock");
+    assert!(unlocked.status.success(), "{unlocked:?}");
+    wait_open(
+        &home,
+        &id,
+        "the forward to listen once the vault is unlocked",
+    );
+    wait_for(30, "traffic through the server's port", || {
+        echoes(port, b"unlocked\n").then_some(())
+    });
+}

@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 
-use super::{Forward, socks};
+use super::{Forward, retry_delay, socks};
 use crate::broker::core::backoff::Backoff;
 use crate::broker::core::fail::Fail;
 use crate::broker::core::login::resolve;
@@ -96,13 +96,15 @@ async fn check_login(broker: Arc<Core>, peer: Peer, weak: Weak<Forward>, port: u
                 f.set_open(port);
                 return;
             }
-            Err(e) => f.set_retrying(format!(
-                "listening on {}:{port}, but the login to {} fails: {}",
-                f.spec.bind_address, f.spec.target, e.message
-            )),
+            Err(e) => {
+                f.set_retrying(format!(
+                    "listening on {}:{port}, but the login to {} fails: {}",
+                    f.spec.bind_address, f.spec.target, e.message
+                ));
+                drop(f);
+                tokio::time::sleep(retry_delay(&e, &mut retry)).await;
+            }
         }
-        drop(f);
-        retry.wait().await;
     }
 }
 

@@ -21,8 +21,11 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use std::time::Duration;
+
 use tokio::sync::watch;
 
+use crate::broker::core::backoff::Backoff;
 use crate::broker::core::fail::Fail;
 use crate::broker::core::login::resolve;
 use crate::broker::core::{Core, Peer};
@@ -184,6 +187,27 @@ impl Forwards {
         if let Ok(mut m) = self.map.lock() {
             m.insert(f.id.clone(), f);
         }
+    }
+}
+
+/// How long to wait before trying a failed forward again: the backoff's next delay, or five
+/// minutes after a failure only the user can mend (a changed host key, a refused key), so a
+/// forward left open does not fill the audit log with refusals, yet recovers once it is mended.
+fn retry_delay(f: &Fail, retry: &mut Backoff) -> Duration {
+    let needs_user = matches!(
+        f.code,
+        ErrorCode::HostKeyChanged
+            | ErrorCode::HostKeyUnknown
+            | ErrorCode::AuthFailed
+            | ErrorCode::NoKey
+            | ErrorCode::NotFound
+            | ErrorCode::InvalidKey
+    );
+    let next = retry.next_delay();
+    if needs_user {
+        Duration::from_secs(300)
+    } else {
+        next
     }
 }
 

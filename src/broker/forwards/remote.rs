@@ -14,7 +14,7 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::sync::watch;
 
-use super::Forward;
+use super::{Forward, retry_delay};
 use crate::broker::core::backoff::Backoff;
 use crate::broker::core::fail::Fail;
 use crate::broker::core::login::{LostSlot, resolve};
@@ -168,9 +168,10 @@ async fn supervise(
                     }
                     Err((f, keep)) => {
                         held = keep;
+                        let pause = retry_delay(&f, &mut retry);
                         fwd.set_retrying(f.message);
                         tokio::select! {
-                            _ = retry.wait() => {}
+                            _ = tokio::time::sleep(pause) => {}
                             _ = stop.changed() => return,
                         }
                         continue;
