@@ -12,7 +12,7 @@ use super::core::{Core, auto_lock, listener};
 use super::manage::vault as vault_ops;
 use super::requests::App;
 use super::requests::connection as client_conn;
-use super::{agent, commands, shells};
+use super::{agent, commands, forwards, shells};
 use crate::db::Db;
 use crate::paths::Paths;
 
@@ -65,6 +65,8 @@ pub async fn run(paths: Paths, opts: RunOptions) -> Result<()> {
     vault_ops::auto_unlock(&broker).await;
     commands::recover(&broker);
     shells::recover(&broker, &app.shells);
+    // Forwards outlive the broker: the ones open when the last one stopped listen again.
+    forwards::restore(&broker, &app.forwards);
     tokio::spawn(retention(broker.clone()));
     tokio::spawn(auto_lock::run(broker.clone()));
 

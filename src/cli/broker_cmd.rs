@@ -24,7 +24,8 @@ pub struct BrokerArgs {
 
 #[derive(Subcommand, Debug)]
 pub enum BrokerAction {
-    /// Stop the running broker (open sessions are closed).
+    /// Stop the running broker (open sessions are closed; port forwards are kept and opened
+    /// again by the next broker: `forward close` forgets one).
     Stop,
 }
 

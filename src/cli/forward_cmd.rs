@@ -1,11 +1,12 @@
-//! `sshkeep forward CONN -L [bind:]port:host:hostport | -D [bind:]port`, `forward list`,
-//! `forward close ID`: port forwards held by the broker (they outlive this command).
+//! `sshkeep forward CONN -L [bind:]port:host:hostport | -D [bind:]port | -R [bind:]port:host:hostport`,
+//! `forward list`, `forward close ID`: port forwards held by the broker (they outlive this
+//! command and the broker: a restarted broker opens them again).
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 
 use super::{Ctx, output};
-use crate::protocol::{ForwardInfo, ForwardKind, ForwardSpec, Request};
+use crate::protocol::{ForwardInfo, ForwardKind, ForwardSpec, ForwardState, Request};
 
 #[derive(Args, Debug)]
 #[command(args_conflicts_with_subcommands = true)]
@@ -15,15 +16,20 @@ pub struct ForwardArgs {
     /// A saved connection or user@host[:port].
     target: Option<String>,
     /// Local forward, as `ssh -L`: [bind_address:]port:host:hostport.
-    #[arg(short = 'L', value_name = "SPEC", conflicts_with = "dynamic")]
+    #[arg(short = 'L', value_name = "SPEC", conflicts_with_all = ["dynamic", "remote"])]
     local: Option<String>,
     /// SOCKS5 proxy, as `ssh -D`: [bind_address:]port.
-    #[arg(short = 'D', value_name = "SPEC")]
+    #[arg(short = 'D', value_name = "SPEC", conflicts_with = "remote")]
     dynamic: Option<String>,
+    /// Remote forward, as `ssh -R`: the server listens on [bind_address:]port (its localhost by
+    /// default; port 0 lets it pick) and connections go to host:hostport as reached from here.
+    #[arg(short = 'R', value_name = "SPEC")]
+    remote: Option<String>,
     /// Log in with this key instead of the linked one.
     #[arg(long)]
     key: Option<String>,
-    /// Allow a bind address other machines can reach (0.0.0.0, a LAN address).
+    /// Allow a bind address other machines can reach (0.0.0.0, a LAN address; for -R on the
+    /// server, which its sshd must allow with GatewayPorts).
     #[arg(long)]
     allow_public: bool,
 }
@@ -39,6 +45,28 @@ enum ForwardAction {
 /// Splits `[bind:]f1:f2...` into the bind address (default 127.0.0.1) and `fields` fields;
 /// any part may be a bracketed IPv6 address, as with ssh.
 fn split_bind(spec: &str, fields: usize) -> Result<(String, Vec<String>)> {
+    let (bind, f) = split_raw(spec, fields)?;
+    let bind = match bind.as_deref() {
+        None | Some("" | "localhost") => "127.0.0.1".to_string(),
+        Some("*") => "0.0.0.0".to_string(),
+        Some(b) => b.to_string(),
+    };
+    Ok((bind, f))
+}
+
+/// The same for `-R`, where the address is the server's and is passed as `ssh -R` passes it:
+/// `localhost` by default, the empty string (every address) for `*` or an empty one.
+fn split_remote_bind(spec: &str) -> Result<(String, Vec<String>)> {
+    let (bind, f) = split_raw(spec, 3)?;
+    let bind = match bind.as_deref() {
+        None => "localhost".to_string(),
+        Some("" | "*") => String::new(),
+        Some(b) => b.to_string(),
+    };
+    Ok((bind, f))
+}
+
+fn split_raw(spec: &str, fields: usize) -> Result<(Option<String>, Vec<String>)> {
     let mut parts = Vec::new();
     let mut rest = spec;
     loop {
@@ -61,19 +89,14 @@ fn split_bind(spec: &str, fields: usize) -> Result<(String, Vec<String>)> {
             None => bail!("{spec:?}: expected `:` after {part:?}"),
         }
     }
-    let (bind, fields_given) = if parts.len() == fields + 1 {
-        (parts.remove(0), parts)
+    if parts.len() == fields + 1 {
+        let bind = parts.remove(0);
+        Ok((Some(bind), parts))
     } else if parts.len() == fields {
-        ("127.0.0.1".to_string(), parts)
+        Ok((None, parts))
     } else {
         bail!("{spec:?} does not have the form the option takes");
-    };
-    let bind = match bind.as_str() {
-        "" | "localhost" => "127.0.0.1".to_string(),
-        "*" => "0.0.0.0".to_string(),
-        b => b.to_string(),
-    };
-    Ok((bind, fields_given))
+    }
 }
 
 fn port(s: &str) -> Result<u16> {
@@ -92,9 +115,9 @@ pub async fn run(ctx: &Ctx, a: ForwardArgs) -> Result<u8> {
             let f: ForwardInfo = c.call(&Request::ForwardClose { forward_id }).await?;
             return one(ctx, &f);
         }
-        (None, None) => bail!("give a connection and -L or -D, or `forward list`"),
-        (None, Some(target)) => match (a.local, a.dynamic) {
-            (Some(l), None) => {
+        (None, None) => bail!("give a connection and -L, -D or -R, or `forward list`"),
+        (None, Some(target)) => match (a.local, a.dynamic, a.remote) {
+            (Some(l), None, None) => {
                 let (bind, f) = split_bind(&l, 3)?;
                 ForwardSpec {
                     target,
@@ -107,7 +130,7 @@ pub async fn run(ctx: &Ctx, a: ForwardArgs) -> Result<u8> {
                     allow_public: a.allow_public,
                 }
             }
-            (None, Some(d)) => {
+            (None, Some(d), None) => {
                 let (bind, f) = split_bind(&d, 1)?;
                 ForwardSpec {
                     target,
@@ -120,7 +143,22 @@ pub async fn run(ctx: &Ctx, a: ForwardArgs) -> Result<u8> {
                     allow_public: a.allow_public,
                 }
             }
-            _ => bail!("give -L [bind:]port:host:hostport or -D [bind:]port"),
+            (None, None, Some(r)) => {
+                let (bind, f) = split_remote_bind(&r)?;
+                ForwardSpec {
+                    target,
+                    key: a.key,
+                    kind: ForwardKind::Remote,
+                    bind_address: bind,
+                    bind_port: port(&f[0])?,
+                    host: Some(f[1].clone()),
+                    host_port: Some(port(&f[2])?),
+                    allow_public: a.allow_public,
+                }
+            }
+            _ => bail!(
+                "give -L [bind:]port:host:hostport, -D [bind:]port or -R [bind:]port:host:hostport"
+            ),
         },
     };
     let f: ForwardInfo = c.call(&Request::ForwardOpen(spec)).await?;
@@ -148,16 +186,30 @@ fn list(ctx: &Ctx, forwards: &[ForwardInfo]) -> Result<u8> {
                 f.forward_id.clone(),
                 describe(f),
                 format!("{} now, {} in all", f.active, f.total),
+                state(f),
             ]
         })
         .collect();
-    output::table(&["FORWARD", "WHAT", "CONNECTIONS"], &rows);
+    output::table(&["FORWARD", "WHAT", "CONNECTIONS", "STATE"], &rows);
     Ok(0)
+}
+
+fn state(f: &ForwardInfo) -> String {
+    let word = match f.state {
+        ForwardState::Open => "open",
+        ForwardState::Retrying => "retrying",
+    };
+    match &f.error {
+        Some(e) => format!("{word}: {e}"),
+        None => word.to_string(),
+    }
 }
 
 fn describe(f: &ForwardInfo) -> String {
     let bind = if f.bind_address.contains(':') {
         format!("[{}]:{}", f.bind_address, f.bind_port)
+    } else if f.bind_address.is_empty() {
+        format!("*:{}", f.bind_port)
     } else {
         format!("{}:{}", f.bind_address, f.bind_port)
     };
@@ -169,6 +221,12 @@ fn describe(f: &ForwardInfo) -> String {
             f.target
         ),
         ForwardKind::Dynamic => format!("-D {bind} (SOCKS5) via {}", f.target),
+        ForwardKind::Remote => format!(
+            "-R {bind} on {} -> {}:{} from here",
+            f.target,
+            f.host.as_deref().unwrap_or_default(),
+            f.host_port.unwrap_or(0)
+        ),
     }
 }
 
@@ -194,5 +252,11 @@ mod tests {
         let (b, _) = split_bind("*:1080", 1).expect("parse");
         assert_eq!(b, "0.0.0.0");
         assert!(split_bind("1:2", 3).is_err());
+        let (b, f) = split_remote_bind("0:127.0.0.1:7000").expect("parse");
+        assert_eq!((b.as_str(), f[0].as_str()), ("localhost", "0"));
+        let (b, _) = split_remote_bind("*:8080:localhost:80").expect("parse");
+        assert_eq!(b, "");
+        let (b, _) = split_remote_bind("[::1]:8080:localhost:80").expect("parse");
+        assert_eq!(b, "::1");
     }
 }

@@ -6,6 +6,7 @@ mod authority;
 mod commands;
 mod conns;
 mod error;
+mod forwards;
 mod hostkeys;
 mod keys;
 mod retention;
@@ -23,6 +24,7 @@ pub use authority::ApprovalRow;
 pub use commands::{CommandRow, NewCommand, record_output_loss};
 pub use conns::ConnRow;
 pub use error::{DbError, Result, UnknownWord};
+pub use forwards::ForwardRow;
 pub use hostkeys::Pin;
 pub use keys::KeyRow;
 pub use retention::Swept;
@@ -231,6 +233,21 @@ CREATE TABLE profile_uses (
     at_ms   INTEGER NOT NULL
 );
 CREATE INDEX profile_uses_at ON profile_uses(profile, at_ms);
+"#,
+    r#"
+-- Port forwards the broker holds, opened again when it starts; removed by `forward close`.
+CREATE TABLE forwards (
+    id           TEXT PRIMARY KEY,
+    target       TEXT NOT NULL,     -- as given: a connection name or user@host[:port]
+    key_name     TEXT,              -- the key asked for, if not the linked one
+    kind         TEXT NOT NULL,     -- local, dynamic, remote
+    bind_address TEXT NOT NULL,
+    bind_port    INTEGER NOT NULL,  -- the port bound (or given by the server), never 0 once open
+    host         TEXT,
+    host_port    INTEGER,
+    allow_public INTEGER NOT NULL,
+    created_ms   INTEGER NOT NULL
+);
 "#,
 ];
 

@@ -9,6 +9,7 @@ use russh::keys::{HashAlg, PrivateKey, PrivateKeyWithHashAlg};
 
 use super::SshError;
 use super::hostkey::{HostKeyRules, HostKeyStatus, SeenHostKey, Verifier};
+use super::link::Link;
 use crate::db::Pin;
 use crate::protocol::{ErrorCode, HostKeyPolicy, NextStep};
 
@@ -49,8 +50,8 @@ impl Endpoint {
 /// The progress of a connection attempt, kept even when a step fails (for `conn test`).
 pub struct Login {
     pub handle: Option<Handle<Verifier>>,
-    /// Filled with the reason when the connection ends.
-    pub lost: Arc<Mutex<Option<String>>>,
+    /// Says why the connection ended, and routes channels the server opens.
+    pub link: Arc<Link>,
     pub connect_ms: Option<f64>,
     pub seen: Option<SeenHostKey>,
     pub login_ms: Option<f64>,
@@ -72,10 +73,9 @@ pub async fn connect(
     known_hosts: Option<PathBuf>,
     via: Option<Tunnel>,
 ) -> (Login, Result<(), SshError>) {
-    let lost = Arc::new(Mutex::new(None));
     let mut login = Login {
         handle: None,
-        lost: lost.clone(),
+        link: Arc::default(),
         connect_ms: None,
         seen: None,
         login_ms: None,
@@ -127,7 +127,7 @@ async fn handshake<S>(
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let lost = login.lost.clone();
+    let link = login.link.clone();
     let config = Arc::new(russh::client::Config {
         keepalive_interval: Some(Duration::from_secs(u64::from(ep.keepalive_interval.max(1)))),
         keepalive_max: ep.keepalive_max.max(1) as usize,
@@ -144,7 +144,7 @@ where
             known_hosts,
         },
         seen: seen.clone(),
-        lost,
+        link,
     };
     let result = tokio::time::timeout(
         HANDSHAKE_TIMEOUT,

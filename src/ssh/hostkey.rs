@@ -4,12 +4,16 @@
 //! without a pin, `~/.ssh/known_hosts` is consulted (read only; a mismatch there is refused too);
 //! a key found nowhere is accepted only under the `accept-new` policy and pinned after a
 //! successful login.
+//!
+//! The same handler reports the connection's end and hands `forwarded-tcpip` channels (remote
+//! forwards) to the forward that asked for them, through the connection's [`Link`].
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use russh::keys::{HashAlg, PublicKey, PublicKeyOrCertificate};
 
+use super::link::{Forwarded, Link};
 use crate::db::Pin;
 use crate::protocol::HostKeyPolicy;
 
@@ -63,8 +67,8 @@ pub struct HostKeyRules {
 pub struct Verifier {
     pub rules: HostKeyRules,
     pub seen: Arc<Mutex<Option<SeenHostKey>>>,
-    /// Why the connection ended, once it has.
-    pub lost: Arc<Mutex<Option<String>>>,
+    /// Why the connection ended, once it has, and where forwarded channels go.
+    pub link: Arc<Link>,
 }
 
 impl Verifier {
@@ -148,8 +152,42 @@ impl russh::client::Handler for Verifier {
             }
             russh::client::DisconnectReason::Error(e) => format!("connection lost: {e}"),
         };
-        if let Ok(mut slot) = self.lost.lock() {
-            *slot = Some(why);
+        self.link.set_lost(why);
+        Ok(())
+    }
+
+    async fn server_channel_open_forwarded_tcpip(
+        &mut self,
+        channel: russh::Channel<russh::client::Msg>,
+        connected_address: &str,
+        connected_port: u32,
+        originator_address: &str,
+        originator_port: u32,
+        reply: russh::client::ChannelOpenHandle,
+        _session: &mut russh::client::Session,
+    ) -> Result<(), Self::Error> {
+        let Some(to) = self
+            .link
+            .route(connected_address, connected_port)
+            .filter(|to| !to.is_closed())
+        else {
+            tracing::info!(
+                "refused a forwarded connection to {connected_address}:{connected_port}: no remote forward listens there"
+            );
+            reply
+                .reject(russh::ChannelOpenFailure::AdministrativelyProhibited)
+                .await;
+            return Ok(());
+        };
+        reply.accept().await;
+        let fwd = Forwarded {
+            channel,
+            originator: format!("{originator_address}:{originator_port}"),
+        };
+        if let Err(back) = to.send(fwd) {
+            // The forward closed in between: a dropped stream closes the channel (a dropped
+            // Channel would not, and would hold the slot).
+            drop(back.0.channel.into_stream());
         }
         Ok(())
     }

@@ -4,7 +4,9 @@
 mod connect;
 mod error;
 mod hostkey;
+mod link;
 
 pub use connect::{Endpoint, Login, Tunnel, connect, login};
 pub use error::SshError;
 pub use hostkey::{HostKeyStatus, SeenHostKey, Verifier};
+pub use link::{Forwarded, Link};

@@ -8,11 +8,11 @@ use std::process::Command;
 use crate::fixture::{Home, Sshd};
 
 /// A TCP echo server on loopback; returns its port.
-fn echo_server() -> u16 {
+pub fn echo_server() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = l.local_addr().expect("addr").port();
     std::thread::spawn(move || {
-        for s in l.incoming().take(8).flatten() {
+        for s in l.incoming().take(64).flatten() {
             std::thread::spawn(move || {
                 let mut r = s.try_clone().expect("clone");
                 let mut w = s;

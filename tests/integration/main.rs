@@ -11,6 +11,7 @@ mod files;
 mod first_hour;
 mod fleet;
 mod forwards;
+mod forwards_kept;
 mod hardening;
 mod hardening_at_rest;
 mod hardening_memory;

@@ -145,8 +145,8 @@ pub fn audit_refusal(
     Ok(())
 }
 
-/// The reason slot filled when a connection ends.
-pub type LostSlot = Arc<std::sync::Mutex<Option<String>>>;
+/// A connection's link back from its handler: why it ended, and the channels its server opens.
+pub type LostSlot = Arc<ssh::Link>;
 
 /// A way to `r` through its last jump host: a `direct-tcpip` channel on the hop's session (the
 /// hop reached the same way, through the hops before it), and the hold that keeps the hop's
@@ -227,7 +227,7 @@ pub async fn login(
     if let Some(seen) = &login.seen {
         pin_if_new(broker, peer, ep, seen)?;
     }
-    Ok((handle, login.lost, hold))
+    Ok((handle, login.link, hold))
 }
 
 /// The fingerprint of the key `r` logs in with.

@@ -219,16 +219,32 @@ impl Session {
         }
     }
 
+    /// Like [`Session::wait_open`], with the link of the same connection (where channels its
+    /// server opens are routed).
+    pub async fn wait_open_link(&self) -> Result<(Arc<Handle<Verifier>>, LostSlot), Fail> {
+        loop {
+            let handle = self.wait_open().await?;
+            let (now, link) = self.with(|i| (i.handle.clone(), i.lost.clone()));
+            if let (Some(now), Some(link)) = (now, link)
+                && Arc::ptr_eq(&now, &handle)
+            {
+                return Ok((handle, link));
+            }
+        }
+    }
+
+    /// A receiver that sees every change of state (lost, reconnected, closed).
+    pub fn watch(&self) -> watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+
     /// The connection dropped: go to `reconnecting` (the supervisor takes it from there).
     pub fn mark_lost(&self) {
         let changed = self.with(|i| {
             if i.state != SessionState::Open {
                 return false;
             }
-            let why = i
-                .lost
-                .as_ref()
-                .and_then(|l| l.lock().ok().and_then(|g| g.clone()));
+            let why = i.lost.as_ref().and_then(|l| l.lost());
             i.state = SessionState::Reconnecting;
             i.reason = Some(why.unwrap_or_else(|| "the connection dropped".into()));
             i.handle = None;
