@@ -232,6 +232,10 @@ CREATE TABLE profile_uses (
 );
 CREATE INDEX profile_uses_at ON profile_uses(profile, at_ms);
 "#,
+    r#"
+-- OpenSSH's ConnectTimeout: seconds for the TCP connect and the SSH handshake (NULL: sshkeep's).
+ALTER TABLE connections ADD COLUMN connect_timeout INTEGER;
+"#,
 ];
 
 impl Db {
