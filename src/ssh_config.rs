@@ -189,9 +189,10 @@ impl Config {
     /// Whether `alias` is a host this configuration names: a concrete alias, or one a pattern
     /// other than a bare `*` matches (`Host *` alone would make every typo a host).
     pub fn names(&self, alias: &str) -> bool {
-        self.lines.iter().filter(|l| l.keyword == "host").any(|l| {
-            l.args.iter().any(|p| p != "*") && host_matches(&l.args, alias)
-        })
+        self.lines
+            .iter()
+            .filter(|l| l.keyword == "host")
+            .any(|l| l.args.iter().any(|p| p != "*") && host_matches(&l.args, alias))
     }
 
     /// Where a keyword was set last (for messages).

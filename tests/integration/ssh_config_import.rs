@@ -174,7 +174,9 @@ fn an_alias_that_is_not_saved_works_ad_hoc_and_says_how_to_save_it() {
         "nothing was saved"
     );
 
-    // A ProxyJump to another alias: the second login comes through the first.
+    // A ProxyJump to another alias: the second login comes through the first (a fresh broker,
+    // so web's open session, the same login, is not simply reused).
+    home.stop_broker();
     let before = tunnels(&sshd);
     let r = home.run(&["exec", "inner", "--", "echo", "through"]).ok();
     assert_eq!(r.stdout, "through\n");
