@@ -1,5 +1,5 @@
 //! Reading OpenSSH's client configuration (`~/.ssh/config`) the way `ssh` does, for
-//! `sshkeep conn import`.
+//! `sshkeep conn import` and for targets named by a `Host` alias that is not saved.
 //!
 //! The rules followed are OpenSSH's: keywords are case-insensitive and take their arguments after
 //! spaces or one `=`; `Host` patterns use `*` and `?` with `!` negating, matched without regard to
@@ -186,6 +186,15 @@ impl Config {
         o
     }
 
+    /// Whether `alias` is a host this configuration names: a concrete alias, or one a pattern
+    /// other than a bare `*` matches (`Host *` alone would make every typo a host).
+    pub fn names(&self, alias: &str) -> bool {
+        self.lines
+            .iter()
+            .filter(|l| l.keyword == "host")
+            .any(|l| l.args.iter().any(|p| p != "*") && host_matches(&l.args, alias))
+    }
+
     /// Where a keyword was set last (for messages).
     pub fn location_of(&self, keyword: &str) -> Option<String> {
         self.lines
@@ -309,6 +318,21 @@ fn expand_include(arg: &str, ssh_dir: &Path) -> Vec<PathBuf> {
         .collect();
     found.sort();
     found
+}
+
+/// The local user's name, which `ssh` logs in as when no `User` is set.
+pub fn local_user() -> Option<String> {
+    std::env::var("USER")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .or_else(|| {
+            std::process::Command::new("id")
+                .arg("-un")
+                .output()
+                .ok()
+                .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+                .filter(|u| !u.is_empty())
+        })
 }
 
 /// `~/` in a path from the config, expanded against `home`.

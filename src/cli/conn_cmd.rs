@@ -43,6 +43,10 @@ pub enum ConnCmd {
         /// ProxyJump): `--jump bastion` or `--jump outer,inner`.
         #[arg(long, value_delimiter = ',', value_name = "CONN,...")]
         jump: Vec<String>,
+        /// Seconds for the TCP connect and for the SSH handshake, each (OpenSSH's
+        /// ConnectTimeout; default 15 and 30).
+        #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u32).range(1..))]
+        connect_timeout: Option<u32>,
     },
     /// List saved connections.
     List,
@@ -91,9 +95,11 @@ pub async fn run(ctx: &Ctx, cmd: ConnCmd) -> Result<u8> {
             idle_timeout,
             authorized_keys,
             jump,
+            connect_timeout,
         } => {
             let spec = ConnSpec {
                 jump,
+                connect_timeout,
                 authorized_keys,
                 name,
                 host,
@@ -189,6 +195,9 @@ fn show(c: &ConnInfo) {
         s.keepalive_interval, s.keepalive_max
     );
     println!("idle timeout     {}s", s.idle_timeout);
+    if let Some(t) = s.connect_timeout {
+        println!("connect timeout  {t}s");
+    }
     if !s.jump.is_empty() {
         println!("jump through     {}", s.jump.join(" -> "));
     }

@@ -13,7 +13,7 @@ use crate::client::{BrokerError, Client, Done};
 use crate::protocol::{
     ConnInfo, ConnSpec, ErrorCode, HostKeyPolicy, KeyInfo, Request, SecretString,
 };
-use crate::ssh_config::{Config, HostOptions, expand_home, wildcard};
+use crate::ssh_config::{Config, HostOptions, expand_home, local_user, wildcard};
 
 #[derive(clap::Args, Debug)]
 pub struct ImportArgs {
@@ -198,10 +198,6 @@ async fn import_one(
         }
         _ => HostKeyPolicy::AcceptNew,
     };
-    if let Some(t) = o.connect_timeout {
-        row.notes
-            .push(format!("ConnectTimeout {t} not carried over"));
-    }
     if o.server_alive_interval == Some(0) {
         row.notes.push(
             "ServerAliveInterval 0 (off) not carried over: sshkeep keeps keepalives on".into(),
@@ -264,6 +260,7 @@ async fn import_one(
         idle_timeout: 600,
         authorized_keys: ".ssh/authorized_keys".into(),
         jump,
+        connect_timeout: o.connect_timeout.filter(|t| *t > 0),
     };
     let _: ConnInfo = c.call(&Request::ConnSave(spec)).await?;
     if let Some(fp) = pin {
@@ -303,20 +300,6 @@ fn valid_name(s: &str) -> bool {
         && s.len() <= 64
         && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
-}
-
-fn local_user() -> Option<String> {
-    std::env::var("USER")
-        .ok()
-        .filter(|u| !u.is_empty())
-        .or_else(|| {
-            std::process::Command::new("id")
-                .arg("-un")
-                .output()
-                .ok()
-                .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-                .filter(|u| !u.is_empty())
-        })
 }
 
 /// Imports IdentityFiles into the vault, each once, asking for a passphrase at most once.

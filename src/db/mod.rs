@@ -249,6 +249,10 @@ CREATE TABLE forwards (
     created_ms   INTEGER NOT NULL
 );
 "#,
+    r#"
+-- OpenSSH's ConnectTimeout: seconds for the TCP connect and the SSH handshake (NULL: sshkeep's).
+ALTER TABLE connections ADD COLUMN connect_timeout INTEGER;
+"#,
 ];
 
 impl Db {

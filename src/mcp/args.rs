@@ -62,6 +62,10 @@ pub struct ConnArgs {
     pub idle_timeout: Option<u32>,
     /// The server's authorized_keys path (default .ssh/authorized_keys).
     pub authorized_keys: Option<String>,
+    /// Saved connections to hop through, first hop first (ProxyJump).
+    pub jump: Option<Vec<String>>,
+    /// Seconds to connect and to handshake (ConnectTimeout).
+    pub connect_timeout: Option<u32>,
 }
 
 /// `ssh_key` operations; what each does is said in [`super::catalog`].

@@ -99,7 +99,7 @@ pub const TOOLS: &[Entry] = &[
     },
     Entry {
         tool: "ssh_conn",
-        description: "Saved SSH connections, named by id or name. op: list | test | save (name, host, port, username, client, keyName, hostKeyPolicy) | show | remove | trust (fingerprint).",
+        description: "Saved SSH connections, named by id or name. op: list | test | save (name, host, port, username, client, keyName, hostKeyPolicy, jump) | show | remove | trust (fingerprint).",
         ops: &[
             ("list", "list saved connections"),
             (
@@ -108,7 +108,7 @@ pub const TOOLS: &[Entry] = &[
             ),
             (
                 "save",
-                "save or update a connection: name, host, port, username, client, keyName, hostKeyPolicy",
+                "save or update a connection: name, host, port, username, client, keyName, hostKeyPolicy, jump (bastions)",
             ),
             ("show", "one connection's details and pinned host key"),
             ("remove", "delete a saved connection"),

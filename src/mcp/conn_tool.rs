@@ -89,7 +89,8 @@ pub async fn conn(a: &Adapter, x: ConnArgs) -> CallToolResult {
                 },
             };
             Request::ConnSave(ConnSpec {
-                jump: Vec::new(),
+                jump: x.jump.unwrap_or_default(),
+                connect_timeout: x.connect_timeout,
                 name,
                 host,
                 port: x.port.unwrap_or(22),

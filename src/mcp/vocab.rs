@@ -126,6 +126,7 @@ mod tests {
                 idle_timeout: 600,
                 authorized_keys: ".ssh/authorized_keys".into(),
                 jump: Vec::new(),
+                connect_timeout: None,
             },
             pinned_host_key: None,
             created: 0,

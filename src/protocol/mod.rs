@@ -400,7 +400,8 @@ pub enum Response {
         exit_code: Option<u32>,
         signal: Option<String>,
         /// The broker's word on how it ended (an interrupt and what became of the process
-        /// group), for the client's own stderr; never part of the command's output.
+        /// group) or how the target was reached (a `~/.ssh/config` alias that is not saved), for
+        /// the client's own stderr; never part of the command's output.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         note: Option<String>,
     },

@@ -196,6 +196,10 @@ pub struct ConnSpec {
     /// own login with its own host key, the next one tunnelled through it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub jump: Vec<String>,
+    /// Seconds allowed for the TCP connect and for the SSH handshake, each (OpenSSH's
+    /// ConnectTimeout); sshkeep's defaults (15 s and 30 s) when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect_timeout: Option<u32>,
 }
 
 /// OpenSSH's default `AuthorizedKeysFile`.

@@ -25,11 +25,24 @@ pub struct Endpoint {
     pub policy: HostKeyPolicy,
     pub keepalive_interval: u32,
     pub keepalive_max: u32,
+    /// Seconds for the TCP connect and for the handshake, each (ConnectTimeout).
+    pub connect_timeout: Option<u32>,
     /// The saved connection's name, if any (used in messages and `conn trust` hints).
     pub conn_name: Option<String>,
 }
 
 impl Endpoint {
+    /// How long the TCP connect and the SSH handshake may take.
+    fn timeouts(&self) -> (Duration, Duration) {
+        match self.connect_timeout {
+            Some(s) => {
+                let d = Duration::from_secs(u64::from(s.max(1)));
+                (d, d)
+            }
+            None => (TCP_TIMEOUT, HANDSHAKE_TIMEOUT),
+        }
+    }
+
     fn label(&self) -> String {
         match &self.conn_name {
             Some(n) => format!(
@@ -86,7 +99,8 @@ pub async fn connect(
         return handshake(ep, pin, known_hosts, tunnel, login).await;
     }
     let addr = (ep.host.as_str(), ep.port);
-    let tcp = match tokio::time::timeout(TCP_TIMEOUT, tokio::net::TcpStream::connect(addr)).await {
+    let (tcp_timeout, _) = ep.timeouts();
+    let tcp = match tokio::time::timeout(tcp_timeout, tokio::net::TcpStream::connect(addr)).await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
             let msg = format!(
@@ -106,7 +120,7 @@ pub async fn connect(
             let msg = format!(
                 "cannot reach {}: no answer within {}s",
                 ep.label(),
-                TCP_TIMEOUT.as_secs()
+                tcp_timeout.as_secs()
             );
             return (login, Err(SshError::new(ErrorCode::Unreachable, msg)));
         }
@@ -146,8 +160,9 @@ where
         seen: seen.clone(),
         link,
     };
+    let (_, handshake_timeout) = ep.timeouts();
     let result = tokio::time::timeout(
-        HANDSHAKE_TIMEOUT,
+        handshake_timeout,
         russh::client::connect_stream(config, stream, verifier),
     )
     .await;
@@ -165,7 +180,7 @@ where
             let msg = format!(
                 "SSH handshake with {} timed out after {}s",
                 ep.label(),
-                HANDSHAKE_TIMEOUT.as_secs()
+                handshake_timeout.as_secs()
             );
             (login, Err(SshError::new(ErrorCode::Unreachable, msg)))
         }

@@ -149,3 +149,62 @@ fn twenty_targets_behind_one_bastion_use_one_bastion_login() {
         "every target through the bastion ({tunnels})"
     );
 }
+
+#[test]
+fn a_fleet_behind_a_bastion_heals_around_the_targets_limits_with_one_bastion_login() {
+    let gate = Sshd::start_with(SshdOptions {
+        max_sessions: Some(1),
+        max_startups: Some("1".into()),
+        extra: vec!["LogLevel DEBUG1".into()],
+    });
+    let home = Home::with_vault();
+    home.connect_to(&gate, "k", "gate");
+    let public = home.run(&["key", "pub", "k"]).ok().stdout;
+    // Behind the bastion: a server that drops concurrent handshakes beyond one, and one that
+    // allows a single session per login; each saved several times, so they are hit at once.
+    let one_startup = Sshd::start_with(SshdOptions {
+        max_startups: Some("1".into()),
+        ..Default::default()
+    });
+    let one_session = Sshd::start_with(SshdOptions {
+        max_sessions: Some(1),
+        ..Default::default()
+    });
+    let mut names = Vec::new();
+    for (sshd, prefix, n) in [(&one_startup, "startups", 4), (&one_session, "sessions", 3)] {
+        sshd.authorize(&public);
+        for i in 0..n {
+            let name = format!("{prefix}-{i}");
+            home.save_conn(sshd, &name, "k", &["--jump", "gate"]);
+            names.push(name);
+        }
+    }
+    let r = home.run(&[
+        "bulk",
+        "exec",
+        "--conn",
+        &names.join(","),
+        "--concurrency",
+        "8",
+        "--json",
+        "--",
+        "sleep 0.3; echo ok",
+    ]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let info = r.json();
+    let targets = info["targets"].as_array().expect("targets");
+    assert_eq!(targets.len(), names.len());
+    assert!(targets.iter().all(|t| t["state"] == "completed"), "{info}");
+    let logins = gate
+        .log()
+        .lines()
+        .filter(|l| l.contains("Accepted publickey"))
+        .count();
+    assert_eq!(logins, 1, "one bastion login for the whole run");
+    // The limits did bite: the queue healed around them rather than never meeting them.
+    assert!(
+        one_startup.log().contains("past MaxStartups"),
+        "{}",
+        one_startup.log()
+    );
+}

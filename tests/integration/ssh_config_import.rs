@@ -45,7 +45,7 @@ fn an_ssh_config_is_imported_with_keys_pins_and_a_report() {
              Host web\n  HostName 127.0.0.1\n\
              Host inner\n  HostName 127.0.0.1\n  ProxyJump web\n\
              Host behind\n  HostName 10.9.9.9\n  ProxyJump gateway.example\n\
-             Host *\n  User {user}\n  Port {port}\n  IdentityFile ~/.ssh/id_test\n  ServerAliveInterval 15\n  ForwardAgent yes\n",
+             Host *\n  User {user}\n  Port {port}\n  IdentityFile ~/.ssh/id_test\n  ServerAliveInterval 15\n  ConnectTimeout 7\n  ForwardAgent yes\n",
             user = sshd.user,
             port = sshd.port
         ),
@@ -119,6 +119,7 @@ fn an_ssh_config_is_imported_with_keys_pins_and_a_report() {
     assert_eq!(shown["jump"], serde_json::json!(["web"]), "{shown}");
     let show = home.run(&["conn", "show", "web", "--json"]).ok().json();
     assert_eq!(show["keepalive_interval"], 15, "{show}");
+    assert_eq!(show["connect_timeout"], 7, "{show}");
     assert!(show["pinned_host_key"].as_str().is_some(), "{show}");
 
     // Importing again leaves saved connections alone unless asked.
@@ -127,4 +128,75 @@ fn an_ssh_config_is_imported_with_keys_pins_and_a_report() {
     let human = home.run(&["conn", "import", "web", "--replace"]);
     assert_eq!(human.code, 0, "{} {}", human.stdout, human.stderr);
     assert!(human.stdout.contains("replaced"), "{}", human.stdout);
+}
+
+#[test]
+fn an_alias_that_is_not_saved_works_ad_hoc_and_says_how_to_save_it() {
+    let sshd = Sshd::start_with(SshdOptions {
+        extra: vec!["LogLevel DEBUG1".into()],
+        ..Default::default()
+    });
+    let home = Home::with_vault();
+    home.run(&["key", "generate", "k"]).ok();
+    let public = home.run(&["key", "pub", "k"]).ok().stdout;
+    sshd.authorize(&public);
+    // Only the public half is next to the config: the private file is never read at login.
+    let ssh = home.user_home().join(".ssh");
+    std::fs::create_dir_all(&ssh).expect("mkdir");
+    std::fs::write(ssh.join("id_k.pub"), &public).expect("pub");
+    let host = |alias: &str, more: &str| {
+        format!(
+            "Host {alias}\n  HostName 127.0.0.1\n  Port {}\n  User {}\n{more}",
+            sshd.port, sshd.user
+        )
+    };
+    std::fs::write(
+        ssh.join("config"),
+        [
+            host("web", "  IdentityFile ~/.ssh/id_k\n"),
+            host("inner", "  IdentityFile ~/.ssh/id_k\n  ProxyJump web\n"),
+            host("nokey", "  IdentityFile ~/.ssh/id_elsewhere\n"),
+            "Host legacy\n  ProxyCommand nc %h %p\n".to_string(),
+        ]
+        .concat(),
+    )
+    .expect("config");
+
+    let r = home.run(&["exec", "web", "--", "echo", "hello"]).ok();
+    assert_eq!(r.stdout, "hello\n");
+    assert!(r.stderr.contains("sshkeep conn import web"), "{}", r.stderr);
+    assert!(
+        home.run(&["conn", "list", "--json"])
+            .ok()
+            .json()
+            .as_array()
+            .is_some_and(Vec::is_empty),
+        "nothing was saved"
+    );
+
+    // A ProxyJump to another alias: the second login comes through the first (a fresh broker,
+    // so web's open session, the same login, is not simply reused).
+    home.stop_broker();
+    let before = tunnels(&sshd);
+    let r = home.run(&["exec", "inner", "--", "echo", "through"]).ok();
+    assert_eq!(r.stdout, "through\n");
+    assert!(tunnels(&sshd) > before, "inner was reached through web");
+
+    let r = home.run(&["exec", "nokey", "--", "true"]).fails();
+    assert!(
+        r.stderr.contains("id_elsewhere") && r.stderr.contains("sshkeep conn import nokey"),
+        "{}",
+        r.stderr
+    );
+    let r = home.run(&["exec", "legacy", "--", "true"]).fails();
+    assert!(r.stderr.contains("ProxyCommand"), "{}", r.stderr);
+    let r = home.run(&["exec", "nowhere", "--", "true"]).fails();
+    assert!(r.stderr.contains("nowhere"), "{}", r.stderr);
+}
+
+fn tunnels(sshd: &Sshd) -> usize {
+    sshd.log()
+        .lines()
+        .filter(|l| l.contains("server_request_direct_tcpip"))
+        .count()
 }

@@ -328,7 +328,11 @@ pub async fn run(
             status,
             exit_code,
             signal: signal.as_ref().map(signal_name),
-            note: None,
+            note: r.via.as_ref().map(|alias| {
+                format!(
+                    "{alias} is not a saved connection: it was reached through ~/.ssh/config; `sshkeep conn import {alias}` saves it"
+                )
+            }),
         },
     )
     .await;

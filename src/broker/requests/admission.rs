@@ -145,7 +145,9 @@ pub async fn admit(app: &App, caller: &Caller, req: Request) -> Result<Admitted,
                 return Err(owner(profile, "changing a saved connection", &format!("sshkeep conn save {} ...", spec.name)));
             }
             key_in_reach(app, profile, spec.key.as_deref())?;
-            let v = check_tool(profile, Tool::ConnEdit, &[]);
+            // Jump hosts carry their own keys: a new connection may hop only through ones in reach.
+            let hops: Vec<&String> = spec.jump.iter().collect();
+            let v = reach(app, profile, &hops)?.stricter(check_tool(profile, Tool::ConnEdit, &[]));
             if v == Verdict::Run {
                 return land_in_scope(app, profile, req);
             }

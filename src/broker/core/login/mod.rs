@@ -1,5 +1,7 @@
-//! Turning a target (a saved connection or `user@host[:port]`) into an authenticated SSH login.
+//! Turning a target (a saved connection, `user@host[:port]` or a `~/.ssh/config` alias) into an
+//! authenticated SSH login.
 
+mod alias;
 mod resolve;
 pub mod test;
 

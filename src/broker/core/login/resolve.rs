@@ -1,5 +1,6 @@
-//! Turning a target (a saved connection or `user@host[:port]`) into what a login needs: the
-//! endpoint, the key, the idle timeout and the jump hosts.
+//! Turning a target (a saved connection, `user@host[:port]`, or a `Host` alias of
+//! `~/.ssh/config`) into what a login needs: the endpoint, the key, the idle timeout and the jump
+//! hosts.
 
 use std::time::Duration;
 
@@ -16,8 +17,10 @@ pub struct Resolved {
     pub endpoint: Endpoint,
     pub key: Option<String>,
     pub idle: Duration,
-    /// Saved connections to hop through, first hop first.
+    /// Saved connections (or aliases, or `user@host[:port]`) to hop through, first hop first.
     pub jump: Vec<String>,
+    /// The `~/.ssh/config` alias this target was found as, when it is no saved connection.
+    pub via: Option<String>,
 }
 
 /// Resolves `target`; `key` overrides the linked key. A retired key is refused here, before a
@@ -42,6 +45,7 @@ pub fn resolve(broker: &Core, target: &str, key: Option<&str>) -> Result<Resolve
 fn resolve_any(broker: &Core, target: &str, key: Option<&str>) -> Result<Resolved, Fail> {
     let from_row = |c: ConnRow| Resolved {
         jump: c.spec.jump.clone(),
+        via: None,
         key: key.map(Into::into).or(c.spec.key.clone()),
         idle: Duration::from_secs(u64::from(c.spec.idle_timeout)),
         endpoint: Endpoint {
@@ -51,6 +55,7 @@ fn resolve_any(broker: &Core, target: &str, key: Option<&str>) -> Result<Resolve
             policy: c.spec.host_key_policy,
             keepalive_interval: c.spec.keepalive_interval,
             keepalive_max: c.spec.keepalive_max,
+            connect_timeout: c.spec.connect_timeout,
             conn_name: Some(c.spec.name),
         },
     };
@@ -65,6 +70,7 @@ fn resolve_any(broker: &Core, target: &str, key: Option<&str>) -> Result<Resolve
             let settings = broker.settings();
             Ok(Resolved {
                 jump: Vec::new(),
+                via: None,
                 key: key.map(Into::into),
                 idle: Duration::from_secs(settings.get(crate::settings::Key::IdleTimeout)),
                 endpoint: Endpoint {
@@ -78,6 +84,7 @@ fn resolve_any(broker: &Core, target: &str, key: Option<&str>) -> Result<Resolve
                     keepalive_max: settings
                         .get(crate::settings::Key::KeepaliveMax)
                         .min(u32::MAX as u64) as u32,
+                    connect_timeout: None,
                     conn_name: None,
                 },
             })
@@ -85,7 +92,14 @@ fn resolve_any(broker: &Core, target: &str, key: Option<&str>) -> Result<Resolve
         None => {
             validate_name("connection", target)
                 .map_err(|e| Fail::new(ErrorCode::InvalidArgument, e))?;
-            Ok(from_row(find_conn(broker, target)?))
+            if let Some(c) = broker.db()?.conn_by_ref(target)? {
+                return Ok(from_row(c));
+            }
+            // Not saved: a Host of ~/.ssh/config works ad hoc, as `ssh ALIAS` does.
+            match super::alias::from_ssh_config(broker, target, key)? {
+                Some(r) => Ok(r),
+                None => Err(Fail::unknown("connection", target, NextStep::ListConns)),
+            }
         }
     }
 }
