@@ -8,6 +8,7 @@ pub mod cli;
 pub mod client;
 pub mod clock;
 pub mod db;
+pub mod forward_spec;
 pub mod frame;
 pub mod keys;
 pub mod logs;

@@ -56,7 +56,7 @@ pub enum ConnCmd {
     Remove { name: String },
     /// Check reachability, host key, login and round-trip time.
     Test {
-        /// A saved connection or user@host[:port]; or give --host and --user.
+        /// A saved connection, user@host[:port] or a Host of ~/.ssh/config; or give --host and --user.
         target: Option<String>,
         #[arg(long, conflicts_with = "target", requires = "user")]
         host: Option<String>,

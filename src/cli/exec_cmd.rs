@@ -19,7 +19,7 @@ use crate::system::{RawMode, terminal_size};
 
 #[derive(Args, Debug)]
 pub struct ExecArgs {
-    /// A saved connection or user@host[:port].
+    /// A saved connection, user@host[:port], or a Host of ~/.ssh/config.
     target: String,
     /// Log in with this key instead of the linked one.
     #[arg(long)]

@@ -13,7 +13,7 @@ use clap::Args;
 
 #[derive(Args, Debug)]
 pub struct RunArgs {
-    /// A saved connection, user@host[:port], or a session id.
+    /// A saved connection, user@host[:port], a Host of ~/.ssh/config, or a session id.
     target: String,
     /// Run on the server independently of the SSH connection: survives reconnects and broker restarts.
     #[arg(long)]

@@ -11,7 +11,7 @@ use crate::protocol::{Request, SessionInfo};
 pub enum SessionCmd {
     /// Open a persistent session (prints its id).
     Open {
-        /// A saved connection or user@host[:port].
+        /// A saved connection, user@host[:port], or a Host of ~/.ssh/config.
         target: String,
         #[arg(long)]
         key: Option<String>,

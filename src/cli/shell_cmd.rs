@@ -16,7 +16,7 @@ use crate::system::{RawMode, terminal_size};
 
 #[derive(Args, Debug)]
 pub struct ShellArgs {
-    /// A saved connection or user@host[:port] to open a shell on.
+    /// A saved connection, user@host[:port] or a Host of ~/.ssh/config to open a shell on.
     target: Option<String>,
     /// Log in with this key instead of the linked one.
     #[arg(long)]

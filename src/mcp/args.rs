@@ -31,6 +31,9 @@ pub enum ConnOp {
     Show,
     Remove,
     Trust,
+    Forward,
+    Forwards,
+    Unforward,
 }
 
 /// `ssh_conn`.
@@ -62,10 +65,17 @@ pub struct ConnArgs {
     pub idle_timeout: Option<u32>,
     /// The server's authorized_keys path (default .ssh/authorized_keys).
     pub authorized_keys: Option<String>,
-    /// Saved connections to hop through, first hop first (ProxyJump).
+    /// Bastions, first hop first.
     pub jump: Option<Vec<String>>,
-    /// Seconds to connect and to handshake (ConnectTimeout).
+    /// Seconds (ConnectTimeout).
     pub connect_timeout: Option<u32>,
+    /// [bind:]port:host:hostport
+    pub local: Option<String>,
+    /// [bind:]port:host:hostport
+    pub remote: Option<String>,
+    /// [bind:]port
+    pub dynamic: Option<String>,
+    pub forward_id: Option<String>,
 }
 
 /// `ssh_key` operations; what each does is said in [`super::catalog`].

@@ -99,7 +99,7 @@ pub const TOOLS: &[Entry] = &[
     },
     Entry {
         tool: "ssh_conn",
-        description: "Saved SSH connections, named by id or name. op: list | test | save (name, host, port, username, client, keyName, hostKeyPolicy, jump) | show | remove | trust (fingerprint).",
+        description: "Saved SSH connections, named by id or name. op: list | test | save (name, host, port, username, client, keyName, hostKeyPolicy, jump) | show | remove | trust (fingerprint) | forward (local/remote/dynamic: ssh -L/-R/-D text) | forwards | unforward.",
         ops: &[
             ("list", "list saved connections"),
             (
@@ -116,6 +116,9 @@ pub const TOOLS: &[Entry] = &[
                 "trust",
                 "pin a host key by fingerprint after it changed or for strict connections",
             ),
+            ("forward", "hold a port forward (loopback binds)"),
+            ("forwards", "list port forwards"),
+            ("unforward", "close a port forward"),
         ],
         core: true,
         hints: CHANGES_SSHKEEP,

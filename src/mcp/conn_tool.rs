@@ -8,7 +8,10 @@ use super::args::{ClientArgs, ClientOp, ConnArgs, ConnOp};
 use super::reply::{agent_error, answer, bad_arg, done, fail, from_error, ok, problem_then};
 use super::vocab::{Vocab, all};
 use crate::client::Done;
-use crate::protocol::{ClientGroup, ConnInfo, ConnSpec, HostKeyPolicy, Request, TestReport};
+use crate::forward_spec;
+use crate::protocol::{
+    ClientGroup, ConnInfo, ConnSpec, ForwardInfo, ForwardKind, HostKeyPolicy, Request, TestReport,
+};
 
 pub async fn conn(a: &Adapter, x: ConnArgs) -> CallToolResult {
     let req = match x.op {
@@ -56,6 +59,33 @@ pub async fn conn(a: &Adapter, x: ConnArgs) -> CallToolResult {
                 name,
                 fingerprint: Some(fingerprint),
                 replace: false,
+            }
+        }
+        ConnOp::Forwards => Request::ForwardList,
+        ConnOp::Unforward => {
+            let Some(forward_id) = x.forward_id else {
+                return bad_arg("op=unforward needs forwardId (see op=forwards)");
+            };
+            Request::ForwardClose { forward_id }
+        }
+        ConnOp::Forward => {
+            let Some(target) = x.connection_id else {
+                return bad_arg("op=forward needs connectionId");
+            };
+            let (kind, text) = match (x.local, x.remote, x.dynamic) {
+                (Some(l), None, None) => (ForwardKind::Local, l),
+                (None, Some(r), None) => (ForwardKind::Remote, r),
+                (None, None, Some(d)) => (ForwardKind::Dynamic, d),
+                _ => {
+                    return bad_arg(
+                        "op=forward needs exactly one of local (as ssh -L), remote (-R) or dynamic (-D)",
+                    );
+                }
+            };
+            // Binding where other machines can reach is the user's decision (`--allow-public`).
+            match forward_spec::parse(kind, &text, target, x.key_name, false) {
+                Ok(spec) => Request::ForwardOpen(spec),
+                Err(e) => return bad_arg(e),
             }
         }
         ConnOp::Test => {
@@ -154,6 +184,33 @@ pub async fn conn(a: &Adapter, x: ConnArgs) -> CallToolResult {
             ok(summary, v)
         }),
         ConnOp::Remove | ConnOp::Trust => answer(a.call::<Done>(req).await, done),
+        ConnOp::Forward | ConnOp::Unforward => answer(a.call::<ForwardInfo>(req).await, |f| {
+            let closed = x.op == ConnOp::Unforward;
+            ok(
+                format!(
+                    "{} {}: {}",
+                    if closed { "closed" } else { "forward" },
+                    f.forward_id,
+                    forward_spec::describe(&f)
+                ),
+                f.to_mcp(),
+            )
+        }),
+        ConnOp::Forwards => answer(a.call::<Vec<ForwardInfo>>(req).await, |fs| {
+            let summary = fs
+                .iter()
+                .map(|f| format!("{} {}", f.forward_id, forward_spec::describe(f)))
+                .collect::<Vec<_>>()
+                .join("; ");
+            ok(
+                if summary.is_empty() {
+                    "no port forwards".into()
+                } else {
+                    summary
+                },
+                json!({ "forwards": all(&fs) }),
+            )
+        }),
     }
 }
 

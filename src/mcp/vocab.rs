@@ -8,8 +8,8 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::protocol::{
-    BulkConnResult, BulkInfo, CommandInfo, ConnInfo, KeyInfo, RotationReport, SessionInfo,
-    TestReport,
+    BulkConnResult, BulkInfo, CommandInfo, ConnInfo, ForwardInfo, KeyInfo, RotationReport,
+    SessionInfo, TestReport,
 };
 
 /// A protocol type as an MCP reply shows it.
@@ -68,6 +68,10 @@ impl Vocab for ConnInfo {
         ("user", "username"),
         ("key", "keyName"),
     ];
+}
+
+impl Vocab for ForwardInfo {
+    const RENAMES: &'static [(&'static str, &'static str)] = &[("target", "connectionId")];
 }
 
 impl Vocab for TestReport {

@@ -6,6 +6,8 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
+use serde_json::json;
+
 use crate::fixture::{Home, Sshd, wait_for};
 use crate::forwards::echo_server;
 
@@ -244,4 +246,77 @@ fn a_stored_remote_forward_waits_for_the_vault_and_listens_once_unlocked() {
     wait_for(30, "traffic through the server's port", || {
         echoes(port, b"unlocked\n").then_some(())
     });
+}
+
+#[test]
+fn an_agent_forwards_through_mcp_in_ssh_words_and_only_on_loopback() {
+    let sshd = Sshd::start();
+    let home = Home::with_vault();
+    home.connect_to(&sshd, "k", "srv");
+    let echo = echo_server();
+    let mut m = crate::mcp::Mcp::start(&home, &[]);
+
+    let local = m.ok(
+        "ssh_conn",
+        json!({"op": "forward", "connectionId": "srv", "local": format!("0:127.0.0.1:{echo}")}),
+    );
+    assert_eq!(local["connectionId"], "srv", "{local}");
+    assert_eq!(local["kind"], "local", "{local}");
+    let local_port = local["bindPort"].as_u64().expect("bindPort") as u16;
+    assert!(echoes(local_port, b"through -L"), "{local}");
+
+    let remote = m.ok(
+        "ssh_conn",
+        json!({"op": "forward", "connectionId": "srv", "remote": format!("0:127.0.0.1:{echo}")}),
+    );
+    let remote_port = remote["bindPort"].as_u64().expect("bindPort") as u16;
+    assert!(remote_port != 0, "the server's port is reported: {remote}");
+    assert!(echoes(remote_port, b"through -R"), "{remote}");
+
+    let listed = m.ok("ssh_conn", json!({"op": "forwards"}));
+    let forwards = listed["forwards"].as_array().expect("forwards");
+    assert_eq!(forwards.len(), 2, "{listed}");
+    assert!(
+        forwards.iter().all(|f| f["connectionId"] == "srv"),
+        "{listed}"
+    );
+
+    // Listening where other machines reach is the user's call; malformed text says the form.
+    let (e, t, _) = m.call(
+        "ssh_conn",
+        json!({"op": "forward", "connectionId": "srv", "local": "0.0.0.0:0:127.0.0.1:22"}),
+    );
+    assert!(e && t.contains("loopback"), "{t}");
+    let (e, t, _) = m.call(
+        "ssh_conn",
+        json!({"op": "forward", "connectionId": "srv", "local": "1:2", "dynamic": "0"}),
+    );
+    assert!(e && t.contains("exactly one"), "{t}");
+    let (e, t, _) = m.call(
+        "ssh_conn",
+        json!({"op": "forward", "connectionId": "srv", "local": "80:x:http"}),
+    );
+    assert!(e && t.contains("not a port number"), "{t}");
+
+    for f in [&local, &remote] {
+        let id = f["forwardId"].as_str().expect("forwardId");
+        m.ok("ssh_conn", json!({"op": "unforward", "forwardId": id}));
+    }
+    assert!(!echoes(local_port, b"closed"));
+    let listed = m.ok("ssh_conn", json!({"op": "forwards"}));
+    assert_eq!(
+        listed["forwards"].as_array().map(Vec::len),
+        Some(0),
+        "{listed}"
+    );
+    drop(m);
+
+    // The agent profile does not open forwards on its own.
+    let dir = home.user_home();
+    let mut agent = crate::mcp::Mcp::start_in(&home, &dir, &["--profile", "agent"]);
+    let (e, t, _) = agent.call(
+        "ssh_conn",
+        json!({"op": "forward", "connectionId": "srv", "dynamic": "0"}),
+    );
+    assert!(e && t.contains("port forwards"), "{t}");
 }
