@@ -57,6 +57,12 @@ pub fn time(secs: i64) -> String {
     humantime::format_rfc3339_seconds(t).to_string()
 }
 
+/// Unix milliseconds as RFC 3339 (UTC) to the millisecond.
+pub fn time_ms(ms: i64) -> String {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
+    humantime::format_rfc3339_millis(t).to_string()
+}
+
 /// `-` for nothing.
 pub fn opt(s: &Option<String>) -> String {
     s.clone().unwrap_or_else(|| "-".into())

@@ -207,6 +207,7 @@ impl LogFilterArgs {
             from_line: self.from_line,
             to_line: self.to_line,
             max_bytes: None,
+            timestamps: false,
         }
     }
 }
@@ -222,11 +223,17 @@ pub struct LogsArgs {
     /// Prefix each line with its number and stream.
     #[arg(long, short = 'n')]
     numbers: bool,
+    /// Export as plain text: every line on standard output, in order, as `TIME STREAM TEXT`
+    /// (TIME when its first byte arrived, UTC to the millisecond; `-` for lines stored before
+    /// sshkeep kept times).
+    #[arg(long, short = 't', conflicts_with = "numbers")]
+    timestamps: bool,
 }
 
 pub async fn logs(ctx: &Ctx, a: LogsArgs) -> Result<u8> {
     let mut c = ctx.client().await?;
     let mut q = a.filter.query(a.command_id);
+    q.timestamps = a.timestamps;
     let mut all = Vec::new();
     loop {
         let page: LogPage = c.call(&Request::CommandLogs(q.clone())).await?;
@@ -235,7 +242,10 @@ pub async fn logs(ctx: &Ctx, a: LogsArgs) -> Result<u8> {
             all.extend(page.lines);
         } else {
             for l in &page.lines {
-                if a.numbers {
+                if a.timestamps {
+                    let at = l.at_ms.map(output::time_ms).unwrap_or_else(|| "-".into());
+                    println!("{at} {:<7} {}", l.stream, l.text);
+                } else if a.numbers {
                     println!("{:>6} {:<6} {}", l.n, l.stream, l.text);
                 } else if l.stream != LineStream::Stdout {
                     // stderr, and the broker's own notes (stream `sshkeep`): standard output

@@ -253,6 +253,10 @@ CREATE TABLE forwards (
 -- OpenSSH's ConnectTimeout: seconds for the TCP connect and the SSH handshake (NULL: sshkeep's).
 ALTER TABLE connections ADD COLUMN connect_timeout INTEGER;
 "#,
+    r#"
+-- When each output line's first byte arrived (Unix milliseconds; NULL for older lines).
+ALTER TABLE log_lines ADD COLUMN at_ms INTEGER;
+"#,
 ];
 
 impl Db {

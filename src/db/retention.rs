@@ -94,7 +94,10 @@ mod tests {
             )
             .expect("bytes");
         db.raw()
-            .execute("INSERT INTO log_lines VALUES (?1, 1, 1, 'line')", [id])
+            .execute(
+                "INSERT INTO log_lines (command_id, n, stream, text) VALUES (?1, 1, 1, 'line')",
+                [id],
+            )
             .expect("line");
     }
 

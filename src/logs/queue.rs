@@ -34,10 +34,13 @@ pub enum Event {
         cmd: Arc<str>,
         stream: i64,
         bytes: Vec<u8>,
+        /// When the bytes arrived (Unix milliseconds).
+        at_ms: i64,
     },
     Marker {
         cmd: Arc<str>,
         text: String,
+        at_ms: i64,
     },
     /// Store partial lines as lines, commit, forget the command, then acknowledge.
     Finish {
@@ -110,8 +113,14 @@ impl Spill {
     /// last whole record and the spill is marked broken.
     fn put(&mut self, ev: Event) -> Result<(), (Event, std::io::Error)> {
         let rec = match &ev {
-            Event::Data { cmd, stream, bytes } => record(0, cmd, *stream as u64, bytes),
-            Event::Marker { cmd, text } => record(1, cmd, 0, text.as_bytes()),
+            // The number holds the arrival time above the stream's byte.
+            Event::Data {
+                cmd,
+                stream,
+                bytes,
+                at_ms,
+            } => record(0, cmd, ((*at_ms as u64) << 8) | *stream as u64, bytes),
+            Event::Marker { cmd, text, at_ms } => record(1, cmd, *at_ms as u64, text.as_bytes()),
             Event::Finish { cmd, .. } => record(2, cmd, self.next_ack, &[]),
             Event::Reset { cmd, .. } => record(3, cmd, self.next_ack, &[]),
         };
@@ -154,12 +163,14 @@ impl Spill {
         Ok(match head[0] {
             0 => Event::Data {
                 cmd,
-                stream: num as i64,
+                stream: (num & 0xff) as i64,
                 bytes: payload,
+                at_ms: (num >> 8) as i64,
             },
             1 => Event::Marker {
                 cmd,
                 text: String::from_utf8_lossy(&payload).into_owned(),
+                at_ms: num as i64,
             },
             3 => Event::Reset {
                 cmd,
@@ -173,7 +184,8 @@ impl Spill {
     }
 }
 
-/// One spill record: kind, command id, a number (stream or acknowledgement), payload.
+/// One spill record: kind, command id, a number (arrival time and stream, arrival time, or
+/// acknowledgement), payload.
 fn record(kind: u8, cmd: &str, num: u64, payload: &[u8]) -> Vec<u8> {
     let mut rec = Vec::with_capacity(payload.len() + cmd.len() + 19);
     rec.push(kind);
@@ -414,6 +426,7 @@ mod tests {
                 cmd: cmd.clone(),
                 stream: 1,
                 bytes: b,
+                at_ms: 1_764_000_000_000 + i64::from(i),
             });
         }
         let (tx, mut rx) = oneshot::channel();
@@ -429,7 +442,18 @@ mod tests {
         while seen.len() < 21 {
             for ev in q.take(4).expect("events") {
                 match ev {
-                    Event::Data { bytes, .. } => seen.push(bytes[0]),
+                    Event::Data {
+                        bytes,
+                        stream,
+                        at_ms,
+                        ..
+                    } => {
+                        assert_eq!(
+                            (stream, at_ms),
+                            (1, 1_764_000_000_000 + i64::from(bytes[0]))
+                        );
+                        seen.push(bytes[0]);
+                    }
                     Event::Finish { ack, .. } => {
                         seen.push(255);
                         ack.expect("ack kept across the spill")
@@ -448,6 +472,7 @@ mod tests {
         q.push(Event::Marker {
             cmd,
             text: "m".into(),
+            at_ms: 0,
         });
         let _ = q.take(10);
         assert!(!dir.path().join("spill").exists());

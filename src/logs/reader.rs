@@ -56,7 +56,7 @@ pub fn read(
     let cap = cap.max(1024) as usize;
 
     let sql = format!(
-        "SELECT n, stream, text FROM log_lines WHERE command_id = ?1 AND n BETWEEN ?2 AND ?3
+        "SELECT n, stream, text, at_ms FROM log_lines WHERE command_id = ?1 AND n BETWEEN ?2 AND ?3
            AND (?4 = 0 OR stream = ?4) ORDER BY n {}",
         if backwards { "DESC" } else { "ASC" }
     );
@@ -73,6 +73,7 @@ pub fn read(
         let n: i64 = r.get(0)?;
         let s: i64 = r.get(1)?;
         let text: String = r.get(2)?;
+        let at_ms: Option<i64> = if q.timestamps { r.get(3)? } else { None };
         if let Some(re) = &re
             && !re.is_match(&text)
         {
@@ -91,6 +92,7 @@ pub fn read(
             n: n as u64,
             stream: stream_name(s),
             text,
+            at_ms,
         });
     }
     if backwards {

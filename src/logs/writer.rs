@@ -74,6 +74,7 @@ impl LogWriter {
             cmd: cmd.clone(),
             stream,
             bytes,
+            at_ms: crate::clock::now_ms(),
         });
     }
 
@@ -82,6 +83,7 @@ impl LogWriter {
         self.queue.push(Event::Marker {
             cmd: cmd.clone(),
             text: text.into(),
+            at_ms: crate::clock::now_ms(),
         });
     }
 
@@ -111,6 +113,8 @@ impl LogWriter {
 struct CmdState {
     next_n: i64,
     partial: [Vec<u8>; 2],
+    /// When each partial line's first byte arrived.
+    partial_at: [i64; 2],
     bytes: [i64; 2],
     lines: [i64; 2],
     stored: i64,
@@ -147,11 +151,12 @@ fn insert(
     st: &mut CmdState,
     stream: i64,
     text: &str,
+    at_ms: i64,
 ) -> rusqlite::Result<()> {
     conn.prepare_cached(
-        "INSERT INTO log_lines (command_id, n, stream, text) VALUES (?1, ?2, ?3, ?4)",
+        "INSERT INTO log_lines (command_id, n, stream, text, at_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
     )?
-    .execute(params![cmd, st.next_n, stream, text])?;
+    .execute(params![cmd, st.next_n, stream, text, at_ms])?;
     st.next_n += 1;
     st.dirty = true;
     Ok(())
@@ -165,6 +170,7 @@ fn line(
     stream: i64,
     raw: &[u8],
     cap: u64,
+    at_ms: i64,
 ) -> rusqlite::Result<()> {
     let i = (stream - 1) as usize;
     st.bytes[i] += raw.len() as i64;
@@ -178,12 +184,12 @@ fn line(
         let text = format!(
             "[sshkeep] output past {cap} bytes is not kept (setting log_max_command_bytes); byte and line counts go on"
         );
-        return insert(conn, cmd, st, STREAM_MARKER, &text);
+        return insert(conn, cmd, st, STREAM_MARKER, &text, at_ms);
     }
     st.stored += raw.len() as i64;
     let body = raw.strip_suffix(b"\n").unwrap_or(raw);
     let body = body.strip_suffix(b"\r").unwrap_or(body);
-    insert(conn, cmd, st, stream, &String::from_utf8_lossy(body))
+    insert(conn, cmd, st, stream, &String::from_utf8_lossy(body), at_ms)
 }
 
 fn data(
@@ -193,21 +199,47 @@ fn data(
     stream: i64,
     bytes: &[u8],
     cap: u64,
+    at_ms: i64,
 ) -> rusqlite::Result<()> {
     let i = (stream - 1) as usize;
     let mut buf = std::mem::take(&mut st.partial[i]);
+    // A line is stamped with the arrival of its first byte: a partial line's with its own.
+    let mut first_at = if buf.is_empty() {
+        at_ms
+    } else {
+        st.partial_at[i]
+    };
     buf.extend_from_slice(bytes);
     let mut start = 0;
     while let Some(pos) = buf[start..].iter().position(|b| *b == b'\n') {
-        line(conn, cmd, st, stream, &buf[start..start + pos + 1], cap)?;
+        line(
+            conn,
+            cmd,
+            st,
+            stream,
+            &buf[start..start + pos + 1],
+            cap,
+            first_at,
+        )?;
         start += pos + 1;
+        first_at = at_ms;
     }
     while buf.len() - start > MAX_LINE {
-        line(conn, cmd, st, stream, &buf[start..start + MAX_LINE], cap)?;
+        line(
+            conn,
+            cmd,
+            st,
+            stream,
+            &buf[start..start + MAX_LINE],
+            cap,
+            first_at,
+        )?;
         start += MAX_LINE;
+        first_at = at_ms;
     }
     buf.drain(..start);
     st.partial[i] = buf;
+    st.partial_at[i] = first_at;
     Ok(())
 }
 
@@ -246,13 +278,21 @@ fn apply(
             continue;
         };
         match ev {
-            Event::Data { stream, bytes, .. } => data(&tx, &cmd, st, *stream, bytes, cap)?,
-            Event::Marker { text, .. } => insert(&tx, &cmd, st, STREAM_MARKER, text)?,
+            Event::Data {
+                stream,
+                bytes,
+                at_ms,
+                ..
+            } => data(&tx, &cmd, st, *stream, bytes, cap, *at_ms)?,
+            Event::Marker { text, at_ms, .. } => {
+                insert(&tx, &cmd, st, STREAM_MARKER, text, *at_ms)?
+            }
             Event::Finish { .. } => {
                 for stream in [STREAM_STDOUT, STREAM_STDERR] {
                     let rest = std::mem::take(&mut st.partial[(stream - 1) as usize]);
                     if !rest.is_empty() {
-                        line(&tx, &cmd, st, stream, &rest, cap)?;
+                        let at = st.partial_at[(stream - 1) as usize];
+                        line(&tx, &cmd, st, stream, &rest, cap, at)?;
                     }
                 }
                 save_counts(&tx, &cmd, st)?;
@@ -337,9 +377,17 @@ fn insert_losses(
             "[sshkeep] {} bytes of output were lost: they could not be stored ({})",
             l.bytes, l.error
         );
+        let at = crate::clock::now_ms();
         match states.get_mut(cmd) {
-            Some(st) => insert(&tx, cmd, st, STREAM_MARKER, &text)?,
-            None => insert(&tx, cmd, &mut load(&tx, cmd, cap)?, STREAM_MARKER, &text)?,
+            Some(st) => insert(&tx, cmd, st, STREAM_MARKER, &text, at)?,
+            None => insert(
+                &tx,
+                cmd,
+                &mut load(&tx, cmd, cap)?,
+                STREAM_MARKER,
+                &text,
+                at,
+            )?,
         }
         crate::db::record_output_loss(&tx, cmd, l.bytes, &l.error)?;
     }

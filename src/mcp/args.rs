@@ -214,6 +214,7 @@ impl LogArgs {
             from_line: self.from_line,
             to_line: self.to_line,
             max_bytes: Some(self.max_bytes.unwrap_or(DEFAULT_LOG_BYTES)),
+            timestamps: false,
         }
     }
 }

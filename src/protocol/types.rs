@@ -128,6 +128,9 @@ pub struct LogQuery {
     pub to_line: Option<u64>,
     /// Reply size cap in bytes (the broker also has its own ceiling).
     pub max_bytes: Option<u64>,
+    /// Each line with the time it arrived.
+    #[serde(default)]
+    pub timestamps: bool,
 }
 
 /// Key algorithms `key generate` can make.
@@ -443,6 +446,10 @@ pub struct LogLine {
     pub n: u64,
     pub stream: LineStream,
     pub text: String,
+    /// When the line's first byte arrived (Unix milliseconds), when the query asked for it and
+    /// it is known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at_ms: Option<i64>,
 }
 
 /// A page of output.

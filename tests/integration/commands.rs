@@ -463,3 +463,63 @@ fn login_script_noise_before_the_command_does_not_hide_the_process_group() {
     );
     assert!(texts.contains(&"started"));
 }
+
+#[test]
+fn logs_export_as_plain_text_with_the_time_each_line_arrived() {
+    let sshd = Sshd::start();
+    let home = Home::with_vault();
+    home.connect_to(&sshd, "k", "srv");
+    let before = now_ms();
+    let id = home.start(&[
+        "srv",
+        "--",
+        "echo first; sleep 1.5; echo second >&2; printf 'no newline'",
+    ]);
+    home.wait_done(&id, 60);
+    let after = now_ms();
+    let out = home.run(&["logs", &id, "--timestamps"]).ok();
+    let lines: Vec<(i64, &str, &str)> = out
+        .stdout
+        .lines()
+        .map(|l| {
+            let mut parts = l.splitn(3, ' ');
+            let at = parts.next().expect("time");
+            let at = humantime::parse_rfc3339(at).expect("RFC 3339 time");
+            let at = at
+                .duration_since(std::time::UNIX_EPOCH)
+                .expect("after 1970")
+                .as_millis() as i64;
+            let stream = parts.next().expect("stream");
+            let text = parts.next().unwrap_or_default().trim_start();
+            (at, stream, text)
+        })
+        .collect();
+    let streams: Vec<(&str, &str)> = lines.iter().map(|l| (l.1, l.2)).collect();
+    assert_eq!(
+        streams,
+        [
+            ("stdout", "first"),
+            ("stderr", "second"),
+            ("stdout", "no newline")
+        ],
+        "every stream, in order, on stdout: {}",
+        out.stdout
+    );
+    // Times are the arrivals: within the run, in order, and the sleep lies between the two.
+    assert!(
+        lines
+            .iter()
+            .all(|l| l.0 >= before - 1000 && l.0 <= after + 1000),
+        "{}",
+        out.stdout
+    );
+    assert!(lines[1].0 - lines[0].0 >= 1400, "{}", out.stdout);
+    assert!(lines[2].0 >= lines[1].0, "{}", out.stdout);
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as i64
+}
