@@ -186,13 +186,16 @@ impl Config {
         o
     }
 
-    /// Whether `alias` is a host this configuration names: a concrete alias, or one a pattern
-    /// other than a bare `*` matches (`Host *` alone would make every typo a host).
+    /// Whether `alias` is a host this configuration names: a `Host` line that applies to it
+    /// through a positive pattern other than a bare `*` (`Host *` or `Host * !bastion` would
+    /// make every typo a host).
     pub fn names(&self, alias: &str) -> bool {
-        self.lines
-            .iter()
-            .filter(|l| l.keyword == "host")
-            .any(|l| l.args.iter().any(|p| p != "*") && host_matches(&l.args, alias))
+        self.lines.iter().filter(|l| l.keyword == "host").any(|l| {
+            host_matches(&l.args, alias)
+                && l.args
+                    .iter()
+                    .any(|p| p != "*" && !p.starts_with('!') && wildcard(p, alias))
+        })
     }
 
     /// Where a keyword was set last (for messages).
@@ -320,19 +323,23 @@ fn expand_include(arg: &str, ssh_dir: &Path) -> Vec<PathBuf> {
     found
 }
 
-/// The local user's name, which `ssh` logs in as when no `User` is set.
+/// The local user's name, which `ssh` logs in as when no `User` is set (found once).
 pub fn local_user() -> Option<String> {
-    std::env::var("USER")
-        .ok()
-        .filter(|u| !u.is_empty())
-        .or_else(|| {
-            std::process::Command::new("id")
-                .arg("-un")
-                .output()
-                .ok()
-                .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-                .filter(|u| !u.is_empty())
-        })
+    static USER: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    USER.get_or_init(|| {
+        std::env::var("USER")
+            .ok()
+            .filter(|u| !u.is_empty())
+            .or_else(|| {
+                std::process::Command::new("id")
+                    .arg("-un")
+                    .output()
+                    .ok()
+                    .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+                    .filter(|u| !u.is_empty())
+            })
+    })
+    .clone()
 }
 
 /// `~/` in a path from the config, expanded against `home`.
@@ -399,6 +406,24 @@ mod tests {
         let b = c.options_for("bastion");
         assert_eq!(b.user.as_deref(), Some("jump"));
         assert_eq!(b.host_name.as_deref(), Some("bastion.example.com"));
+    }
+
+    #[test]
+    fn only_a_pattern_more_specific_than_star_names_a_host() {
+        let (_d, c) = config(&[(
+            "config",
+            "Host * !bastion
+  User u
+Host *.internal
+  User i
+Host web
+  User w
+",
+        )]);
+        assert!(c.names("web"));
+        assert!(c.names("db.internal"));
+        assert!(!c.names("typo"), "Host * !bastion names no host");
+        assert!(!c.names("bastion"));
     }
 
     #[test]

@@ -543,6 +543,22 @@ pub enum ErrorCode {
     Internal,
 }
 
+impl ErrorCode {
+    /// Failures that trying again cannot mend, only the user: the server's key changed or is not
+    /// trusted, the login is refused, the key or the connection is gone.
+    pub fn needs_user(self) -> bool {
+        matches!(
+            self,
+            ErrorCode::HostKeyChanged
+                | ErrorCode::HostKeyUnknown
+                | ErrorCode::AuthFailed
+                | ErrorCode::NoKey
+                | ErrorCode::NotFound
+                | ErrorCode::InvalidKey
+        )
+    }
+}
+
 impl Response {
     /// An error reply.
     pub fn error(code: ErrorCode, message: impl Into<String>) -> Self {

@@ -84,6 +84,12 @@ fn the_agent_profile_runs_reads_and_holds_every_way_of_removing_a_file() {
     assert!(e && t.contains("user's own"), "{t}");
     let (e, t, _) = m.call("ssh_conn", json!({"op": "remove", "connectionId": "srv"}));
     assert!(e, "{t}");
+    // Re-pointing a saved connection would carry the user's own later work elsewhere.
+    let (e, t, _) = m.call(
+        "ssh_conn",
+        json!({"op": "save", "name": "srv", "host": "127.0.0.2", "username": "x"}),
+    );
+    assert!(e && t.contains("user's own"), "{t}");
 
     // The user's CLI without a terminal (an agent's shell tool) cannot approve.
     let r = home.run(&["approve", &held[0]]).fails();
@@ -199,6 +205,12 @@ fn readonly_refuses_outright_and_a_scoped_profile_with_a_quota_stays_in_its_lane
         json!({"op": "run", "connectionId": "other", "command": "true"}),
     );
     assert!(e && t.contains("other"), "out of reach: {t}");
+    // The same server by its address is the same saved connection, judged as such.
+    let (e, t, _) = ops.call(
+        "ssh_exec",
+        json!({"op": "run", "connectionId": format!("nobody@127.0.0.1:{}", sshd.port), "command": "true"}),
+    );
+    assert!(e && t.contains("other"), "out of reach by address: {t}");
     for _ in 0..2 {
         let r = run(&mut ops, "rm -f /tmp/sshkeep-nothing-here");
         assert_ne!(r["state"], "awaiting_approval", "{r}");

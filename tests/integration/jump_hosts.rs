@@ -12,6 +12,14 @@ fn bastion() -> Sshd {
     })
 }
 
+/// Logins the server accepted.
+fn logins(sshd: &Sshd) -> usize {
+    sshd.log()
+        .lines()
+        .filter(|l| l.contains("Accepted publickey"))
+        .count()
+}
+
 fn save_behind(home: &Home, target: &Sshd, name: &str, jump: &str) {
     let port = target.port.to_string();
     home.run(&[
@@ -133,11 +141,7 @@ fn twenty_targets_behind_one_bastion_use_one_bastion_login() {
         "ok",
     ]);
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
-    let logins = gate
-        .log()
-        .lines()
-        .filter(|l| l.contains("Accepted publickey"))
-        .count();
+    let logins = logins(&gate);
     assert_eq!(logins, 1, "one bastion login for the whole fleet");
     let tunnels = gate
         .log()
@@ -195,11 +199,7 @@ fn a_fleet_behind_a_bastion_heals_around_the_targets_limits_with_one_bastion_log
     let targets = info["targets"].as_array().expect("targets");
     assert_eq!(targets.len(), names.len());
     assert!(targets.iter().all(|t| t["state"] == "completed"), "{info}");
-    let logins = gate
-        .log()
-        .lines()
-        .filter(|l| l.contains("Accepted publickey"))
-        .count();
+    let logins = logins(&gate);
     assert_eq!(logins, 1, "one bastion login for the whole run");
     // The limits did bite: the queue healed around them rather than never meeting them.
     assert!(

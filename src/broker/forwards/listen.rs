@@ -158,7 +158,10 @@ async fn carry(
             from.ip().to_string(),
             u32::from(from.port()),
         )
-        .await;
+        .await
+        // into_stream closes the channel when dropped, on every way out of here (a dropped
+        // Channel would hold a MaxSessions slot).
+        .map(|c| c.into_stream());
     if spec.kind == ForwardKind::Dynamic {
         // SOCKS5 reply: succeeded (0) or general failure (1), bound address unspecified.
         let code = if opened.is_ok() { 0 } else { 1 };
@@ -166,10 +169,8 @@ async fn carry(
             .await
             .map_err(|e| e.to_string())?;
     }
-    let channel = opened.map_err(|e| format!("{} refused {host}:{port}: {e}", session.label))?;
+    let mut remote = opened.map_err(|e| format!("{} refused {host}:{port}: {e}", session.label))?;
     session.touch();
-    // into_stream closes the channel when dropped (a dropped Channel would hold a MaxSessions slot).
-    let mut remote = channel.into_stream();
     tokio::io::copy_bidirectional(&mut tcp, &mut remote)
         .await
         .map(|_| ())

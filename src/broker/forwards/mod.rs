@@ -194,17 +194,8 @@ impl Forwards {
 /// minutes after a failure only the user can mend (a changed host key, a refused key), so a
 /// forward left open does not fill the audit log with refusals, yet recovers once it is mended.
 fn retry_delay(f: &Fail, retry: &mut Backoff) -> Duration {
-    let needs_user = matches!(
-        f.code,
-        ErrorCode::HostKeyChanged
-            | ErrorCode::HostKeyUnknown
-            | ErrorCode::AuthFailed
-            | ErrorCode::NoKey
-            | ErrorCode::NotFound
-            | ErrorCode::InvalidKey
-    );
     let next = retry.next_delay();
-    if needs_user {
+    if f.code.needs_user() {
         Duration::from_secs(300)
     } else {
         next

@@ -45,8 +45,14 @@ impl Listening {
     }
 
     /// Asks the server to stop listening and refuses channels for the port from now on.
-    async fn cancel(self, address: &str) {
+    /// Channels the handler queued meanwhile are closed, not dropped (a dropped Channel would
+    /// hold a MaxSessions slot).
+    async fn cancel(mut self, address: &str) {
         self.link.unlisten(address, self.port);
+        self.incoming.close();
+        while let Ok(f) = self.incoming.try_recv() {
+            drop(f.channel.into_stream());
+        }
         if !self.handle.is_closed() {
             let _ = self.handle.cancel_tcpip_forward(address, self.port).await;
         }

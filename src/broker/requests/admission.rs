@@ -48,15 +48,28 @@ fn targets(places: &[Place]) -> Vec<Target<'_>> {
     places.iter().map(Place::target).collect()
 }
 
-/// A saved connection by name or id (its name and group), or a target given as `user@host`.
+/// The saved connection a target names, as the broker will resolve it: by name or id, or a
+/// `user@host[:port]` that is a saved connection's address (it logs in with that connection's
+/// key, so it is judged as that connection). Anything else (an address of no saved connection,
+/// a `~/.ssh/config` alias) is no saved connection: it is named so that no profile's list of
+/// connection names can match it, and only a profile that reaches everything reaches it.
 fn place(app: &App, target: &str) -> Place {
-    match find_conn(&app.core, target) {
-        Ok(row) => Place {
+    let saved = match crate::target::parse_address(target) {
+        Some(Ok(a)) => app
+            .core
+            .db()
+            .ok()
+            .and_then(|db| db.conn_by_address(&a.user, &a.host, a.port).ok().flatten()),
+        Some(Err(_)) => None,
+        None => find_conn(&app.core, target).ok(),
+    };
+    match saved {
+        Some(row) => Place {
             conn: row.spec.name,
             groups: row.spec.client.into_iter().collect(),
         },
-        Err(_) => Place {
-            conn: target.to_string(),
+        None => Place {
+            conn: format!("{target} (not a saved connection)"),
             groups: Vec::new(),
         },
     }
@@ -138,10 +151,10 @@ pub async fn admit(app: &App, caller: &Caller, req: Request) -> Result<Admitted,
         // Sshkeep's own records.
         Request::ConnTrust { name, .. } => tool(app, profile, Tool::ConnEdit, &[name])?,
         Request::ConnSave(spec) => {
-            // A profile that reaches only some connections could otherwise point one in its
-            // reach at another host; one that reaches all gains nothing by it.
-            let scoped = !(profile.conns.is_empty() && profile.clients.is_empty());
-            if scoped && find_conn(&app.core, &spec.name).is_ok() {
+            // Changing a saved connection is the user's: pointed at another host it would carry
+            // the user's own later commands, uploads and approvals there, and its client group
+            // decides which profiles reach it. A profile may only add connections.
+            if find_conn(&app.core, &spec.name).is_ok() {
                 return Err(owner(profile, "changing a saved connection", &format!("sshkeep conn save {} ...", spec.name)));
             }
             key_in_reach(app, profile, spec.key.as_deref())?;
@@ -149,7 +162,7 @@ pub async fn admit(app: &App, caller: &Caller, req: Request) -> Result<Admitted,
             let hops: Vec<&String> = spec.jump.iter().collect();
             let v = reach(app, profile, &hops)?.stricter(check_tool(profile, Tool::ConnEdit, &[]));
             if v == Verdict::Run {
-                return land_in_scope(app, profile, req);
+                return land_in_scope(app, caller, profile, req);
             }
             v
         }
@@ -241,11 +254,18 @@ pub async fn admit(app: &App, caller: &Caller, req: Request) -> Result<Admitted,
                 quota(app, profile, 1)?.stricter(v)
             }
         }
+        Request::ForwardOpen(spec) if spec.kind == crate::protocol::ForwardKind::Remote => {
+            // The server would reach this machine and its network: the user's to open.
+            return Err(owner(profile, "opening a port on a server that reaches this machine (-R)", &format!("sshkeep forward {} -R ...", spec.target)));
+        }
         Request::ForwardOpen(spec) => {
             key_in_reach(app, profile, spec.key.as_deref())?;
             tool(app, profile, Tool::Forwards, &[&spec.target])?
         }
-        Request::ForwardClose { .. } => tool(app, profile, Tool::Forwards, &[])?,
+        Request::ForwardClose { forward_id } => {
+            let target = app.forwards.list().into_iter().find(|f| &f.forward_id == forward_id).map(|f| f.target);
+            tool(app, profile, Tool::Forwards, &target.iter().collect::<Vec<_>>())?
+        }
         Request::Exec { target, key, command, .. } => {
             key_in_reach(app, profile, key.as_deref())?;
             let places = [place(app, target)];
@@ -483,8 +503,14 @@ fn key_in_reach(app: &App, profile: &Profile, key: Option<&str>) -> Result<(), F
 }
 
 /// A new connection saved under a profile that reaches only some connections lands in its
-/// reach: in its first client group, or (a profile scoped by names) among its names.
-fn land_in_scope(app: &App, profile: &Profile, req: Request) -> Result<Admitted, Fail> {
+/// reach: in its first client group, or (a profile scoped by names) among its names, added to
+/// the stored profile as it is now once the connection is saved.
+fn land_in_scope(
+    app: &App,
+    caller: &Caller,
+    profile: &Profile,
+    req: Request,
+) -> Result<Admitted, Fail> {
     let Request::ConnSave(mut spec) = req else {
         return Ok(Admitted::Route(req));
     };
@@ -504,12 +530,17 @@ fn land_in_scope(app: &App, profile: &Profile, req: Request) -> Result<Admitted,
             }
         }
     } else if !profile.conns.is_empty() && !profile.conns.contains(&spec.name) {
-        let mut p = profile.clone();
-        p.conns.push(spec.name.clone());
-        let text = serde_json::to_string(&p).unwrap_or_default();
-        app.core
-            .db()?
-            .put_profile(&p.name, &text, crate::clock::now())?;
+        let name = spec.name.clone();
+        let saved = crate::broker::manage::conns::save(&app.core, &caller.peer, spec)?;
+        let mut p = crate::broker::manage::profiles::lookup(&app.core, &profile.name)?;
+        if !p.conns.contains(&name) {
+            p.conns.push(name);
+            let text = serde_json::to_string(&p).unwrap_or_default();
+            app.core
+                .db()?
+                .put_profile(&p.name, &text, crate::clock::now())?;
+        }
+        return Ok(Admitted::Answer(Box::new(saved)));
     }
     Ok(Admitted::Route(Request::ConnSave(spec)))
 }

@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::App;
+use super::door::Caller;
 use crate::authority::{Class, Profile};
 use crate::broker::commands;
 use crate::broker::core::fail::Fail;
@@ -218,7 +219,13 @@ pub async fn decide(
         ));
     }
     if approve && !app.waiting.has(id) {
-        let _ = app.core.db()?.expire_approvals(i64::MAX);
+        let _ = app.core.db()?.decide_approval(
+            id,
+            ApprovalState::Expired,
+            "sshkeep (the broker that held it stopped)",
+            None,
+            now(),
+        );
         return Err(Fail::new(
             ErrorCode::InvalidArgument,
             format!(
@@ -389,16 +396,35 @@ pub fn bulk_status(a: ApprovalRow) -> Response {
     })
 }
 
-/// A client withdraws its own waiting request (`cancel` on its id): it ends denied.
-pub fn withdraw(app: &App, peer: &Peer, id: &str) -> Result<Response, Fail> {
+/// A waiting request is withdrawn (`cancel` on its id) by a client of the profile that asked,
+/// or by the user's own CLI: it ends denied.
+pub fn withdraw(app: &App, caller: &Caller, id: &str) -> Result<Response, Fail> {
+    let peer = &caller.peer;
+    if let (Some(p), Some(row)) = (&caller.profile, find(&app.core, id))
+        && p.name != row.profile
+    {
+        return Err(Fail::new(
+            ErrorCode::PermissionDenied,
+            format!(
+                "refused: request {id} was made under profile '{}', not '{}'",
+                row.profile, p.name
+            ),
+        ));
+    }
     let by = format!("the client that asked ({})", requester(peer));
-    app.core.db()?.decide_approval(
+    let withdrawn = app.core.db()?.decide_approval(
         id,
         ApprovalState::Denied,
         &by,
         Some("withdrawn before anyone decided"),
         now(),
     )?;
+    if !withdrawn {
+        return Err(Fail::new(
+            ErrorCode::InvalidArgument,
+            format!("request {id} was decided meanwhile; nothing was withdrawn"),
+        ));
+    }
     app.waiting.take(id);
     app.core
         .audit(peer, "approval_withdraw", None, None, id.to_string())?;

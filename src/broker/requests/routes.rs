@@ -123,7 +123,7 @@ pub async fn route(app: &App, caller: &Caller, req: Request, stream: &Stream) ->
         },
         Request::CommandCancel { command_id } => match unstarted(app, &command_id) {
             Some(a) if a.state == ApprovalState::Pending => {
-                approvals::withdraw(app, peer, &command_id)
+                approvals::withdraw(app, caller, &command_id)
             }
             _ => commands::cancel(broker, peer, &command_id).await,
         },
@@ -144,7 +144,7 @@ pub async fn route(app: &App, caller: &Caller, req: Request, stream: &Stream) ->
         } => bulk::logs(broker, &bulk_id, target.as_deref(), query).await,
         Request::BulkCancel { bulk_id, target } => match unstarted(app, &bulk_id) {
             Some(a) if a.state == ApprovalState::Pending => {
-                approvals::withdraw(app, peer, &bulk_id)
+                approvals::withdraw(app, caller, &bulk_id)
             }
             _ => bulk::cancel(broker, peer, &bulk_id, target.as_deref()).await,
         },

@@ -9,7 +9,7 @@ use crate::broker::core::backoff::Backoff;
 use crate::broker::core::login::{login, refreshed};
 use crate::broker::core::{Core, Peer};
 use crate::db::now;
-use crate::protocol::{ErrorCode, SessionState};
+use crate::protocol::SessionState;
 
 /// Watches one session: reconnects it when its connection drops, closes it when idle.
 pub(super) async fn supervise(broker: Arc<Core>, session: Arc<Session>) {
@@ -35,20 +35,6 @@ pub(super) async fn supervise(broker: Arc<Core>, session: Arc<Session>) {
             SessionState::Reconnecting => reconnect(&broker, &session).await,
         }
     }
-}
-
-/// Failures no retry can mend: the server's key changed or is untrusted, the login is refused,
-/// the key or connection is gone.
-fn permanent(code: ErrorCode) -> bool {
-    matches!(
-        code,
-        ErrorCode::HostKeyChanged
-            | ErrorCode::HostKeyUnknown
-            | ErrorCode::AuthFailed
-            | ErrorCode::NoKey
-            | ErrorCode::NotFound
-            | ErrorCode::InvalidKey
-    )
 }
 
 async fn reconnect(broker: &Arc<Core>, session: &Arc<Session>) {
@@ -81,7 +67,7 @@ async fn reconnect(broker: &Arc<Core>, session: &Arc<Session>) {
                 session.bump();
                 return;
             }
-            Err(f) if permanent(f.code) => {
+            Err(f) if f.code.needs_user() => {
                 // Retrying cannot help (and must not hammer a server whose key changed).
                 tracing::warn!(session = %session.id, "reconnect refused: {}", f.message);
                 session.with(|i| {
