@@ -11,6 +11,7 @@ mod hostkeys;
 mod keys;
 mod retention;
 mod rotations;
+mod tokens;
 
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
@@ -29,6 +30,7 @@ pub use hostkeys::Pin;
 pub use keys::KeyRow;
 pub use retention::Swept;
 pub use rotations::{RotationHostRow, RotationRow};
+pub use tokens::McpTokenRow;
 
 /// The database handle. Calls are short and synchronous; the broker serialises them with a mutex.
 pub struct Db {
@@ -252,6 +254,16 @@ CREATE TABLE forwards (
     r#"
 -- OpenSSH's ConnectTimeout: seconds for the TCP connect and the SSH handshake (NULL: sshkeep's).
 ALTER TABLE connections ADD COLUMN connect_timeout INTEGER;
+"#,
+    r#"
+-- Bearer tokens for `sshkeep mcp --http`: the SHA-256 of each, never its text.
+CREATE TABLE mcp_tokens (
+    name      TEXT PRIMARY KEY,
+    hash      BLOB NOT NULL,
+    profile   TEXT NOT NULL,
+    created   INTEGER NOT NULL,
+    last_used INTEGER
+);
 "#,
 ];
 
