@@ -141,7 +141,8 @@ fn http_sessions_work_under_their_tokens_profiles_behind_loopback_origin_and_tok
     // The official SDK: tools listed and echo run under `unrestricted`, rm refused under
     // `readonly`.
     if let Some(python) = python_with_mcp() {
-        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/mcp/streamable_http.py");
+        let script =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/mcp/streamable_http.py");
         let out = std::process::Command::new(python)
             .arg(script)
             .args([adapter.url.as_str(), "srv"])
