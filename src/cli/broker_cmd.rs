@@ -42,7 +42,8 @@ pub async fn run(ctx: &Ctx, a: BrokerArgs) -> Result<u8> {
             Ok(0)
         }
         Some(BrokerAction::Stop) => {
-            let Some(mut c) = Client::connect_existing(&ctx.paths).await? else {
+            let Some(mut c) = Client::connect_existing(&ctx.paths, ctx.profile.as_deref()).await?
+            else {
                 println!("no broker is running");
                 return Ok(0);
             };

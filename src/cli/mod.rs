@@ -16,6 +16,7 @@ mod file_cmd;
 mod forward_cmd;
 mod import_cmd;
 mod key_cmd;
+mod mcp_cmd;
 mod output;
 mod profile_cmd;
 mod prompt;
@@ -94,18 +95,9 @@ enum Command {
     Cancel { command_id: String },
     /// List commands.
     Ps(run_cmd::PsArgs),
-    /// Serve the Model Context Protocol on stdio for AI agents (a client of the broker).
-    Mcp {
-        /// List only the search tool and the core tools (or set SSHKEEP_MCP_MINIMAL=1).
-        #[arg(long, env = "SSHKEEP_MCP_MINIMAL", value_parser = clap::builder::FalseyValueParser::new())]
-        minimal: bool,
-        /// A local directory ssh_sftp may read and write (repeatable; default: the working
-        /// directory, unless that is `/` or the home directory or above it: then none). sshkeep's
-        /// state, its passphrase file and ~/.ssh are never open to transfers. Also
-        /// SSHKEEP_MCP_ROOTS, colon-separated.
-        #[arg(long = "root", env = "SSHKEEP_MCP_ROOTS", value_delimiter = ':')]
-        roots: Vec<std::path::PathBuf>,
-    },
+    /// Serve the Model Context Protocol for AI agents (a client of the broker): on stdio, or
+    /// over HTTP with `--http ADDRESS:PORT` and bearer tokens (`sshkeep mcp token`).
+    Mcp(mcp_cmd::McpArgs),
     /// An interactive shell on a server (raw terminal, resize, exit status), or --attach to
     /// one the broker holds, --list, --close.
     Shell(shell_cmd::ShellArgs),
@@ -157,7 +149,7 @@ pub fn main() -> ExitCode {
         crate::system::close_inherited_fds();
     }
     init_tracing(is_broker);
-    if !is_broker && !matches!(cli.command, Command::Mcp { .. }) {
+    if !is_broker && !matches!(cli.command, Command::Mcp(_)) {
         crate::system::default_sigpipe();
     }
     let mut builder = tokio::runtime::Builder::new_multi_thread();
@@ -205,23 +197,21 @@ fn init_tracing(is_broker: bool) {
 pub struct Ctx {
     pub paths: Paths,
     pub json: bool,
+    /// The profile the CLI's connections work under (`None`: the user's own).
+    pub profile: Option<String>,
 }
 
 impl Ctx {
     async fn client(&self) -> Result<Client> {
-        Client::connect(&self.paths).await
+        Client::connect(&self.paths, self.profile.as_deref()).await
     }
 }
 
 async fn run(cli: Cli) -> Result<u8> {
-    let profile = match (&cli.command, cli.profile) {
-        (Command::Mcp { .. }, None) => Some("agent".to_string()),
-        (_, p) => p,
-    };
-    crate::client::work_under(profile);
     let ctx = Ctx {
         paths: Paths::from_env()?,
         json: cli.json,
+        profile: cli.profile,
     };
     match cli.command {
         Command::Broker(a) => broker_cmd::run(&ctx, a).await,
@@ -258,8 +248,9 @@ async fn run(cli: Cli) -> Result<u8> {
         Command::Approve(a) => approval_cmd::approve(&ctx, a).await,
         Command::Deny(a) => approval_cmd::deny(&ctx, a).await,
         Command::Service(c) => setup_cmd::service(&ctx, c).await,
-        Command::Mcp { minimal, roots } => crate::mcp::serve(ctx.paths.clone(), minimal, roots)
-            .await
-            .map(|_| 0),
+        Command::Mcp(a) => {
+            let profile = ctx.profile.clone();
+            mcp_cmd::run(&ctx, a, profile).await
+        }
     }
 }

@@ -20,17 +20,8 @@ use crate::paths::Paths;
 use crate::protocol::{ErrorCode, ErrorNext, PROTOCOL_VERSION, Request, Response};
 pub use replies::{
     AgentStatus, AttachFrame, AuditCheck, BulkLogs, BulkStarted, Done, Entries, ExecFrame,
-    FromReply, Hello, Started, UnexpectedReply, expect,
+    FromReply, Hello, McpTokenCreated, McpTokenValid, Started, UnexpectedReply, expect,
 };
-
-/// The profile this process's connections work under, set once at start-up (`None`: the
-/// user's own CLI).
-static PROFILE: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
-
-/// Makes every broker connection of this process work under `profile`. The first call wins.
-pub fn work_under(profile: Option<String>) {
-    let _ = PROFILE.set(profile);
-}
 
 /// A connection to the broker, past the hello.
 pub struct Client {
@@ -53,10 +44,11 @@ async fn dial(paths: &Paths) -> std::io::Result<Stream> {
 }
 
 impl Client {
-    /// Connects to the running broker, or returns `None` when none is running.
-    pub async fn connect_existing(paths: &Paths) -> Result<Option<Self>> {
+    /// Connects to the running broker, or returns `None` when none is running. The connection
+    /// works under `profile` (`None`: the user's own CLI), named in its hello.
+    pub async fn connect_existing(paths: &Paths, profile: Option<&str>) -> Result<Option<Self>> {
         match dial(paths).await {
-            Ok(s) => Ok(Some(Self::greet(s).await?)),
+            Ok(s) => Ok(Some(Self::greet(s, profile).await?)),
             Err(e)
                 if matches!(
                     e.kind(),
@@ -74,27 +66,30 @@ impl Client {
         }
     }
 
-    /// Connects, starting a broker in the background first when none is running.
-    pub async fn connect(paths: &Paths) -> Result<Self> {
-        if let Some(c) = Self::connect_existing(paths).await? {
+    /// Connects, starting a broker in the background first when none is running; see
+    /// [`Client::connect_existing`] for `profile`.
+    pub async fn connect(paths: &Paths, profile: Option<&str>) -> Result<Self> {
+        if let Some(c) = Self::connect_existing(paths, profile).await? {
             return Ok(c);
         }
         let p = paths.clone();
         tokio::task::spawn_blocking(move || start_broker(&p)).await??;
-        Self::connect_existing(paths).await?.ok_or_else(|| {
-            anyhow!(
-                "the broker started but its socket {} does not answer",
-                paths.socket().display()
-            )
-        })
+        Self::connect_existing(paths, profile)
+            .await?
+            .ok_or_else(|| {
+                anyhow!(
+                    "the broker started but its socket {} does not answer",
+                    paths.socket().display()
+                )
+            })
     }
 
-    async fn greet(stream: Stream) -> Result<Self> {
+    async fn greet(stream: Stream, profile: Option<&str>) -> Result<Self> {
         let mut c = Self { stream };
         let hello = Request::Hello {
             version: PROTOCOL_VERSION,
             client: format!("sshkeep {}", env!("CARGO_PKG_VERSION")),
-            profile: PROFILE.get().cloned().flatten(),
+            profile: profile.map(str::to_string),
         };
         let _: Hello = c.call(&hello).await?;
         Ok(c)

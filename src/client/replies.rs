@@ -6,8 +6,8 @@
 use crate::protocol::{
     ApprovalInfo, AuditRecord, BulkConnResult, BulkInfo, BulkLogLine, ClientGroup, CommandInfo,
     CommandState, ConnInfo, FileChange, FileText, FleetAuditReport, ForwardInfo, KeyInfo, LogPage,
-    OutputStream, ProfileInfo, RemoteEntry, Response, RotationReport, SessionInfo, Setting,
-    ShellInfo, ShellOutput, StatusInfo, TestReport, TransferReport,
+    McpTokenInfo, OutputStream, ProfileInfo, RemoteEntry, Response, RotationReport, SecretString,
+    SessionInfo, Setting, ShellInfo, ShellOutput, StatusInfo, TestReport, TransferReport,
 };
 
 use super::BrokerError;
@@ -126,6 +126,19 @@ pub struct AgentStatus {
     pub offered: Vec<String>,
 }
 
+/// `mcp_token_created`: a new token and its text, to show the user once.
+pub struct McpTokenCreated {
+    pub info: McpTokenInfo,
+    pub token: SecretString,
+}
+
+/// `mcp_token_valid`: the token a request carried, and the profile it works under.
+#[derive(Clone, Debug)]
+pub struct McpTokenValid {
+    pub name: String,
+    pub profile: String,
+}
+
 /// A frame of a running `exec`, up to its end.
 #[derive(Clone, Debug)]
 pub enum ExecFrame {
@@ -204,6 +217,9 @@ replies! {
     ProfileInfo = "profile", Response::Profile(p) => p;
     Vec<ApprovalInfo> = "approvals", Response::Approvals { approvals } => approvals;
     ApprovalInfo = "approval", Response::Approval(a) => a;
+    McpTokenCreated = "mcp_token_created", Response::McpTokenCreated { info, token } => McpTokenCreated { info, token };
+    Vec<McpTokenInfo> = "mcp_tokens", Response::McpTokens { tokens } => tokens;
+    McpTokenValid = "mcp_token_valid", Response::McpTokenValid { name, profile } => McpTokenValid { name, profile };
 }
 
 impl FromReply for ExecFrame {

@@ -11,6 +11,7 @@ mod hostkeys;
 mod keys;
 mod retention;
 mod rotations;
+mod tokens;
 
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
@@ -29,6 +30,7 @@ pub use hostkeys::Pin;
 pub use keys::KeyRow;
 pub use retention::Swept;
 pub use rotations::{RotationHostRow, RotationRow};
+pub use tokens::McpTokenRow;
 
 /// The database handle. Calls are short and synchronous; the broker serialises them with a mutex.
 pub struct Db {
@@ -256,6 +258,16 @@ ALTER TABLE connections ADD COLUMN connect_timeout INTEGER;
     r#"
 -- When each output line's first byte arrived (Unix milliseconds; NULL for older lines).
 ALTER TABLE log_lines ADD COLUMN at_ms INTEGER;
+"#,
+    r#"
+-- Bearer tokens for `sshkeep mcp --http`: the SHA-256 of each, never its text.
+CREATE TABLE mcp_tokens (
+    name      TEXT PRIMARY KEY,
+    hash      BLOB NOT NULL,
+    profile   TEXT NOT NULL,
+    created   INTEGER NOT NULL,
+    last_used INTEGER
+);
 "#,
 ];
 

@@ -12,6 +12,7 @@ mod conn_tool;
 mod exec_tool;
 mod files_tool;
 mod framing;
+mod http;
 mod key_tool;
 mod params;
 mod reply;
@@ -36,6 +37,8 @@ use args::{
 use params::Parameters;
 use reply::{from_error, ok};
 
+pub use http::serve_http;
+
 /// The adapter's state: where the broker is, whether to list only the core tools, and the local
 /// directories file transfers may use.
 #[derive(Clone)]
@@ -46,6 +49,9 @@ pub struct Adapter {
     roots: Vec<std::path::PathBuf>,
     /// Values the user marked secret, redacted from output an agent reads.
     marked: Vec<String>,
+    /// The profile every broker connection of this adapter works under, named in its hello
+    /// (stdio: `agent` unless told otherwise; HTTP: the session's token's).
+    profile: Option<String>,
     tool_router: ToolRouter<Self>,
 }
 
@@ -59,7 +65,10 @@ impl Adapter {
     /// One request to the broker on a connection of its own (starting the broker if needed),
     /// and its reply's payload.
     async fn call<R: FromReply>(&self, req: Request) -> Result<R> {
-        Client::connect(&self.paths).await?.call(&req).await
+        Client::connect(&self.paths, self.profile.as_deref())
+            .await?
+            .call(&req)
+            .await
     }
 
     /// The allowed local roots, for the broker to enforce.
@@ -103,8 +112,15 @@ impl Adapter {
             paths,
             minimal,
             roots,
+            profile: None,
             tool_router,
         }
+    }
+
+    /// The same adapter, working under `profile`.
+    pub fn under(mut self, profile: Option<String>) -> Self {
+        self.profile = profile;
+        self
     }
 
     #[tool]
@@ -366,10 +382,8 @@ fn default_roots() -> Result<Vec<std::path::PathBuf>> {
     Ok(vec![cwd])
 }
 
-/// Serves MCP on stdin/stdout until the client goes away. `roots` are the local directories
-/// `ssh_sftp` may read and write (default: the working directory, unless it is `/` or the
-/// home directory or above it: then none).
-pub async fn serve(paths: Paths, minimal: bool, roots: Vec<std::path::PathBuf>) -> Result<()> {
+/// The roots asked for (or the default ones), made absolute.
+fn absolute_roots(roots: Vec<std::path::PathBuf>) -> Result<Vec<std::path::PathBuf>> {
     let roots = if roots.is_empty() {
         default_roots()?
     } else {
@@ -379,8 +393,21 @@ pub async fn serve(paths: Paths, minimal: bool, roots: Vec<std::path::PathBuf>) 
     for r in roots {
         absolute.push(std::path::absolute(&r)?);
     }
+    Ok(absolute)
+}
+
+/// Serves MCP on stdin/stdout until the client goes away. `roots` are the local directories
+/// `ssh_sftp` may read and write (default: the working directory, unless it is `/` or the
+/// home directory or above it: then none).
+pub async fn serve(
+    paths: Paths,
+    minimal: bool,
+    roots: Vec<std::path::PathBuf>,
+    profile: Option<String>,
+) -> Result<()> {
     let (transport, pump) = framing::stdio();
-    let service = Adapter::new(paths, minimal, absolute)
+    let service = Adapter::new(paths, minimal, absolute_roots(roots)?)
+        .under(profile)
         .serve(transport)
         .await?;
     service.waiting().await?;

@@ -23,6 +23,7 @@ mod next;
 mod secret;
 mod shell;
 mod states;
+mod tokens;
 mod types;
 
 use serde::{Deserialize, Serialize};
@@ -35,6 +36,7 @@ pub use next::*;
 pub use secret::SecretString;
 pub use shell::*;
 pub use states::*;
+pub use tokens::*;
 pub use types::*;
 
 /// The version both sides must agree on.
@@ -365,6 +367,27 @@ pub enum Request {
         name: String,
         conn: String,
     },
+    /// A new bearer token for `sshkeep mcp --http` whose sessions work under `profile` (the
+    /// user, present, only). The reply carries its text, which the broker does not keep.
+    McpTokenCreate {
+        name: String,
+        profile: String,
+        #[serde(default)]
+        presence: Presence,
+    },
+    /// The tokens: names, profiles and dates.
+    McpTokenList,
+    /// Revokes a token (the user, present, only).
+    McpTokenRevoke {
+        name: String,
+        #[serde(default)]
+        presence: Presence,
+    },
+    /// The HTTP adapter asks which profile a token it was given works under (an empty token
+    /// is a request that carried none, refused and audited all the same).
+    McpTokenCheck {
+        token: SecretString,
+    },
 }
 
 /// A broker reply.
@@ -492,6 +515,19 @@ pub enum Response {
         approvals: Vec<ApprovalInfo>,
     },
     Approval(ApprovalInfo),
+    /// A new token: its text, shown to the user once.
+    McpTokenCreated {
+        info: McpTokenInfo,
+        token: SecretString,
+    },
+    McpTokens {
+        tokens: Vec<McpTokenInfo>,
+    },
+    /// A token checked: the profile its request works under.
+    McpTokenValid {
+        name: String,
+        profile: String,
+    },
     /// `message` is the whole text for people; `next`, when the failure has a next step,
     /// carries it as data (with the problem alone) for clients that word it their own way.
     Error {

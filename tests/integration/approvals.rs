@@ -14,7 +14,7 @@ fn agent(home: &Home, profile: &str) -> Mcp {
 }
 
 /// `sshkeep ARGS` at a terminal, with the vault passphrase typed when asked.
-fn at_terminal(home: &Home, args: &str) -> (bool, String) {
+pub fn at_terminal(home: &Home, args: &str) -> (bool, String) {
     let mut child = home.in_terminal(args);
     let pass = std::fs::read_to_string(&home.passphrase_file).expect("passphrase");
     let mut stdin = child.stdin.take().expect("stdin");

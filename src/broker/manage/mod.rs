@@ -7,4 +7,5 @@ pub mod keys;
 pub mod profiles;
 pub mod sessions;
 pub mod settings;
+pub mod tokens;
 pub mod vault;

@@ -107,6 +107,9 @@ pub async fn admit(app: &App, caller: &Caller, req: Request) -> Result<Admitted,
         | Request::ProfileList
         | Request::ProfileShow { .. }
         | Request::Approvals { .. }
+        | Request::McpTokenList
+        // Which profile a token works under: it grants this connection nothing.
+        | Request::McpTokenCheck { .. }
         // Locking only takes power away.
         | Request::Lock => return pass(req),
         // Owner actions: never a profile's.
@@ -144,6 +147,12 @@ pub async fn admit(app: &App, caller: &Caller, req: Request) -> Result<Admitted,
         }
         Request::ProfileChange { .. } => {
             return Err(owner(profile, "changing profiles", "sshkeep profile set NAME ..."));
+        }
+        Request::McpTokenCreate { name, .. } => {
+            return Err(owner(profile, "creating MCP tokens", &format!("sshkeep mcp token create {name} --profile P")));
+        }
+        Request::McpTokenRevoke { name, .. } => {
+            return Err(owner(profile, "revoking MCP tokens", &format!("sshkeep mcp token revoke {name}")));
         }
         Request::ApprovalDecide { id, .. } => {
             return Err(owner(profile, "approving or denying requests", &format!("sshkeep approve {id}")));

@@ -10,7 +10,8 @@ use crate::broker::commands::{self, exec};
 use crate::broker::core::fail::Fail;
 use crate::broker::fleet::{audit as fleet_audit, bulk, bulk_conn};
 use crate::broker::manage::{
-    audit, conns as conn_ops, keys as key_ops, profiles, sessions, settings, vault as vault_ops,
+    audit, conns as conn_ops, keys as key_ops, profiles, sessions, settings, tokens,
+    vault as vault_ops,
 };
 use crate::broker::{agent, forwards, rotation, sftp, shells};
 use crate::protocol::{ApprovalKind, ApprovalState, ErrorCode, Request, Response};
@@ -223,6 +224,16 @@ pub async fn route(app: &App, caller: &Caller, req: Request, stream: &Stream) ->
             profiles::change(broker, peer, change, presence).await
         }
         Request::Approvals { all } => approvals::list(app, all),
+        Request::McpTokenCreate {
+            name,
+            profile,
+            presence,
+        } => tokens::create(broker, peer, name, profile, presence).await,
+        Request::McpTokenList => tokens::list(broker),
+        Request::McpTokenRevoke { name, presence } => {
+            tokens::revoke(broker, peer, name, presence).await
+        }
+        Request::McpTokenCheck { token } => tokens::check(broker, peer, token),
         Request::ApprovalDecide {
             id,
             approve,
