@@ -4,11 +4,11 @@ use rmcp::model::CallToolResult;
 use serde_json::json;
 
 use super::Adapter;
-use super::progress::{OnCancel, Tick, Watch, Watched, call_watched};
 use super::args::{
     AuditToolOp, BulkAuditArgs, BulkConnArgs, BulkConnToolOp, BulkExecArgs, ExecArgs, ExecOp,
 };
 use super::exec_tool::parse_stream;
+use super::progress::{OnCancel, Tick, Watch, Watched, call_watched};
 use super::reply::{agent_error, answer, bad_arg, ok, problem_then};
 use super::vocab::Vocab;
 use crate::client::{BulkLogs, BulkStarted};

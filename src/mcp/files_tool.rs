@@ -4,8 +4,8 @@ use rmcp::model::CallToolResult;
 use serde_json::json;
 
 use super::Adapter;
-use super::progress::{OnCancel, Tick, Watch, Watched, bytes, call_watched};
 use super::args::{FileArgs, FileOp, SftpArgs, SftpOp};
+use super::progress::{OnCancel, Tick, Watch, Watched, bytes, call_watched};
 use super::reply::{answer, bad_arg, ok};
 use crate::client::{Done, Entries};
 use crate::protocol::{
@@ -147,11 +147,7 @@ pub async fn sftp(a: &Adapter, x: SftpArgs, w: &mut Watch) -> CallToolResult {
 
 /// A transfer, reporting bytes as they go and stopped in the broker when the call is
 /// cancelled (the reply then is the broker's `cancelled` error).
-async fn transfer(
-    a: &Adapter,
-    req: &Request,
-    w: &mut Watch,
-) -> anyhow::Result<TransferReport> {
+async fn transfer(a: &Adapter, req: &Request, w: &mut Watch) -> anyhow::Result<TransferReport> {
     let r = call_watched(a, req, w, OnCancel::Stop, |tick| match tick {
         Tick::Frame(done, total) => Some((
             done as f64,

@@ -224,7 +224,7 @@ impl Adapter {
     async fn ssh_exec(
         &self,
         Parameters(a): Parameters<ExecArgs>,
-   
+
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, ErrorData> {
         Ok(match a {
@@ -270,7 +270,7 @@ impl Adapter {
     async fn ssh_bulk_audit(
         &self,
         Parameters(a): Parameters<BulkAuditArgs>,
-   
+
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, ErrorData> {
         Ok(match a {
@@ -283,7 +283,7 @@ impl Adapter {
     async fn ssh_shell(
         &self,
         Parameters(a): Parameters<ShellArgs>,
-   
+
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, ErrorData> {
         Ok(match a {
@@ -296,7 +296,7 @@ impl Adapter {
     async fn ssh_sftp(
         &self,
         Parameters(a): Parameters<SftpArgs>,
-   
+
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, ErrorData> {
         Ok(match a {

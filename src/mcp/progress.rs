@@ -107,7 +107,9 @@ pub async fn call_watched<R: FromReply>(
     let stream = client.stream();
     let (mut rx, mut tx) = (stream, stream);
     if let Err(e) = write_frame(&mut tx, req).await {
-        return Watched::Reply(Err(anyhow::Error::new(e).context("cannot send to the broker")));
+        return Watched::Reply(Err(
+            anyhow::Error::new(e).context("cannot send to the broker")
+        ));
     }
     let started = Instant::now();
     let mut stopping = false;

@@ -128,7 +128,12 @@ pub async fn list(a: &Adapter, cursor: Option<&str>) -> Result<ListResourcesResu
         .collect();
     all.sort_by(|x, y| y.0.cmp(&x.0));
     let more = all.len() > from + PAGE;
-    let page: Vec<Resource> = all.into_iter().skip(from).take(PAGE).map(|(_, r)| r).collect();
+    let page: Vec<Resource> = all
+        .into_iter()
+        .skip(from)
+        .take(PAGE)
+        .map(|(_, r)| r)
+        .collect();
     let mut result = ListResourcesResult::with_all_items(page);
     if more {
         result.next_cursor = Some((from + PAGE).to_string());
@@ -160,7 +165,9 @@ pub async fn read(a: &Adapter, uri: &str) -> Result<ReadResourceResult, ErrorDat
             ));
         }
     };
-    Ok(ReadResourceResult::new(vec![ResourceContents::text(text, uri)]))
+    Ok(ReadResourceResult::new(vec![ResourceContents::text(
+        text, uri,
+    )]))
 }
 
 async fn log_text(a: &Adapter, id: &str) -> Result<String, ErrorData> {

@@ -4,8 +4,8 @@ use rmcp::model::CallToolResult;
 use serde_json::json;
 
 use super::Adapter;
-use super::progress::{OnCancel, Tick, Watch, Watched, call_watched};
 use super::args::{ShellArgs, ShellOp};
+use super::progress::{OnCancel, Tick, Watch, Watched, call_watched};
 use super::reply::{answer, bad_arg, ok};
 use crate::protocol::{LogPage, Request, ShellInfo, ShellOutput, ShellSpec};
 

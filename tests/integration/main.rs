@@ -22,6 +22,7 @@ mod keyring_backend;
 mod mcp;
 mod mcp_contract;
 mod mcp_fleet;
+mod mcp_progress;
 mod mcp_redaction;
 mod packaging;
 mod shells;

@@ -22,10 +22,10 @@ use std::sync::atomic::Ordering;
 pub use download::download;
 pub use upload::upload;
 
+use super::Feedback;
 use super::client::{CHUNK, Sftp, WINDOW};
 use super::remote_hash::remote_sha256;
 use crate::broker::core::fail::Fail;
-use super::Feedback;
 use crate::broker::core::sessions::Session;
 use crate::protocol::{ErrorCode, TransferReport};
 
