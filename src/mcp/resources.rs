@@ -126,7 +126,7 @@ pub async fn list(a: &Adapter, cursor: Option<&str>) -> Result<ListResourcesResu
             (c.created_ms, r)
         }))
         .collect();
-    all.sort_by(|x, y| y.0.cmp(&x.0));
+    all.sort_by_key(|(created, _)| std::cmp::Reverse(*created));
     let more = all.len() > from + PAGE;
     let page: Vec<Resource> = all
         .into_iter()
