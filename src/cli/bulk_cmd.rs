@@ -287,6 +287,7 @@ pub async fn run(ctx: &Ctx, cmd: BulkCmd) -> Result<u8> {
                     op: op.into(),
                     targets: targets.into(),
                     concurrency: Some(concurrency),
+                    progress: false,
                 },
             };
             let report: FleetAuditReport = c.call(&req).await?;

@@ -127,6 +127,7 @@ pub enum ExecOp {
     List,
     Close,
     Cancel,
+    Wait,
 }
 
 /// A command, or several run in order that stop at the first failure.
@@ -157,7 +158,7 @@ pub struct ExecArgs {
     pub command: Option<CommandArg>,
     /// Survive dropped connections and broker restarts.
     pub detach: Option<bool>,
-    /// Seconds before it is killed.
+    /// Seconds: run kills after; wait gives up after (default 30).
     pub timeout: Option<u64>,
     pub cwd: Option<String>,
     pub env: Option<BTreeMap<String, String>>,

@@ -8,6 +8,7 @@ use super::args::{
     AuditToolOp, BulkAuditArgs, BulkConnArgs, BulkConnToolOp, BulkExecArgs, ExecArgs, ExecOp,
 };
 use super::exec_tool::parse_stream;
+use super::progress::{OnCancel, Tick, Watch, Watched, call_watched};
 use super::reply::{agent_error, answer, bad_arg, ok, problem_then};
 use super::vocab::Vocab;
 use crate::client::{BulkLogs, BulkStarted};
@@ -191,7 +192,7 @@ pub async fn exec_on_bulk(a: &Adapter, bulk_id: String, x: ExecArgs) -> CallTool
     )
 }
 
-pub async fn bulk_audit(a: &Adapter, x: BulkAuditArgs) -> CallToolResult {
+pub async fn bulk_audit(a: &Adapter, x: BulkAuditArgs, w: &mut Watch) -> CallToolResult {
     let req = match x.op {
         AuditToolOp::Show => match x.audit_id {
             Some(audit_id) => Request::FleetAuditShow { audit_id },
@@ -210,10 +211,26 @@ pub async fn bulk_audit(a: &Adapter, x: BulkAuditArgs) -> CallToolResult {
                 op,
                 targets: t,
                 concurrency: x.concurrency,
+                progress: true,
             }
         }
     };
-    answer(a.call::<FleetAuditReport>(req).await, |r| {
+    let reply = call_watched(a, &req, w, OnCancel::Abandon, |tick| match tick {
+        Tick::Frame(done, total) => Some((
+            done as f64,
+            Some(total as f64),
+            format!("{done} of {total} hosts"),
+        )),
+        Tick::Waited(_) => None,
+    })
+    .await;
+    let Watched::Reply(reply) = reply else {
+        return ok(
+            "stopped waiting for the audit (cancelled); it finishes in sshkeep and is stored: ssh_bulk_audit op=show needs its auditId, which this call did not get",
+            json!({ "cancelled": true }),
+        );
+    };
+    answer(reply, |r: FleetAuditReport| {
         let mut lines = vec![format!("auditId: {}", r.audit_id)];
         for t in &r.targets {
             let bad: Vec<String> = t

@@ -152,7 +152,7 @@ pub const TOOLS: &[Entry] = &[
     },
     Entry {
         tool: "ssh_exec",
-        description: "Sessions and non-blocking commands. op: open (connectionId -> sessionId) | run (sessionId or connectionId, command -> commandId at once; detach, timeout, cwd, env, stdin, pty) | status (commandId) | logs (commandId; stream, grep, head, tail, fromLine, toLine) | list | close (sessionId) | cancel (commandId). Replies are capped and say where to go on.",
+        description: "Sessions and non-blocking commands. op: open (connectionId -> sessionId) | run (sessionId or connectionId, command -> commandId at once; detach, timeout, cwd, env, stdin, pty) | status (commandId) | logs (commandId; stream, grep, head, tail, fromLine, toLine) | list | close (sessionId) | cancel (commandId) | wait (commandId, timeout: until it ends). Replies are capped and say where to go on.",
         ops: &[
             (
                 "open",
@@ -175,6 +175,10 @@ pub const TOOLS: &[Entry] = &[
             (
                 "cancel",
                 "stop a command and kill its process tree on the server",
+            ),
+            (
+                "wait",
+                "block until a command ends or timeout seconds pass, with progress; cancelling the wait leaves the command running",
             ),
         ],
         core: true,

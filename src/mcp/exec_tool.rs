@@ -3,8 +3,11 @@
 use rmcp::model::CallToolResult;
 use serde_json::json;
 
+use std::time::Duration;
+
 use super::Adapter;
 use super::args::{CommandArg, ExecArgs, ExecOp, StreamInfoArgs};
+use super::progress::Watch;
 use super::reply::{bad_arg, from_error, ok};
 use super::vocab::{Vocab, all};
 use crate::client::{Done, Started};
@@ -24,7 +27,7 @@ pub fn parse_stream(stream: Option<&str>) -> Result<StreamFilter, CallToolResult
     }
 }
 
-pub async fn exec(a: &Adapter, x: ExecArgs) -> CallToolResult {
+pub async fn exec(a: &Adapter, x: ExecArgs, w: &mut Watch) -> CallToolResult {
     if let Some(bulk_id) = x.bulk_exec_id.clone() {
         return super::bulk_tool::exec_on_bulk(a, bulk_id, x).await;
     }
@@ -53,27 +56,11 @@ pub async fn exec(a: &Adapter, x: ExecArgs) -> CallToolResult {
                 .call::<CommandInfo>(Request::CommandStatus { command_id: id })
                 .await
             {
-                Ok(c) => {
-                    let exit = c
-                        .exit_code
-                        .map(|e| format!(", exit code {e}"))
-                        .unwrap_or_default();
-                    let summary = format!(
-                        "Command {} is {}{exit}; {} stdout and {} stderr lines so far{}",
-                        c.command_id,
-                        c.state.as_str(),
-                        c.stdout.lines,
-                        c.stderr.lines,
-                        c.error
-                            .as_ref()
-                            .map(|e| format!(". {e}"))
-                            .unwrap_or_default()
-                    );
-                    ok(summary, c.to_mcp())
-                }
+                Ok(c) => ok(status_summary(&c), c.to_mcp()),
                 Err(e) => from_error(e),
             }
         }
+        ExecOp::Wait => wait(a, x, w).await,
         ExecOp::Logs => logs(a, x).await,
         ExecOp::List => {
             let sessions = match a.call::<Vec<SessionInfo>>(Request::SessionList).await {
@@ -128,6 +115,92 @@ pub async fn exec(a: &Adapter, x: ExecArgs) -> CallToolResult {
                     c.to_mcp(),
                 ),
                 Err(e) => from_error(e),
+            }
+        }
+    }
+}
+
+/// A command's state in a sentence.
+fn status_summary(c: &CommandInfo) -> String {
+    let exit = c
+        .exit_code
+        .map(|e| format!(", exit code {e}"))
+        .unwrap_or_default();
+    format!(
+        "Command {} is {}{exit}; {} stdout and {} stderr lines so far{}",
+        c.command_id,
+        c.state.as_str(),
+        c.stdout.lines,
+        c.stderr.lines,
+        c.error
+            .as_ref()
+            .map(|e| format!(". {e}"))
+            .unwrap_or_default()
+    )
+}
+
+/// How often a wait asks the broker about the command.
+const WAIT_POLL: Duration = Duration::from_millis(250);
+
+/// `op=wait`: polls the command until it ends, `timeout` seconds pass (default 30, at most
+/// 600) or the client cancels the call; reports progress (seconds waited) meanwhile. Neither a
+/// timeout nor a cancellation touches the command.
+async fn wait(a: &Adapter, x: ExecArgs, w: &mut Watch) -> CallToolResult {
+    let Some(id) = x.command_id else {
+        return bad_arg("op=wait needs commandId (from op=run)");
+    };
+    let limit = Duration::from_secs(x.timeout.unwrap_or(30).min(600));
+    let started = tokio::time::Instant::now();
+    loop {
+        let c = match a
+            .call::<CommandInfo>(Request::CommandStatus {
+                command_id: id.clone(),
+            })
+            .await
+        {
+            Ok(c) => c,
+            Err(e) => return from_error(e),
+        };
+        let waited = started.elapsed();
+        let mut facts = c.to_mcp();
+        facts["waitedMs"] = json!(waited.as_millis() as u64);
+        if c.state.is_final() {
+            return ok(status_summary(&c), facts);
+        }
+        if waited >= limit {
+            facts["timedOut"] = json!(true);
+            return ok(
+                format!(
+                    "{}; still {} after waiting {}s: wait again, or read op=logs commandId={id}",
+                    status_summary(&c),
+                    c.state.as_str(),
+                    waited.as_secs()
+                ),
+                facts,
+            );
+        }
+        w.report(
+            waited.as_secs_f64(),
+            Some(limit.as_secs_f64()),
+            format!(
+                "{} for {}s, {} lines so far",
+                c.state.as_str(),
+                waited.as_secs(),
+                c.total_lines
+            ),
+        )
+        .await;
+        tokio::select! {
+            () = tokio::time::sleep(WAIT_POLL) => {}
+            () = w.cancelled() => {
+                facts["cancelled"] = json!(true);
+                return ok(
+                    format!(
+                        "stopped waiting (cancelled); command {id} is still {} and keeps running: op=status, op=logs or op=cancel commandId={id}",
+                        c.state.as_str()
+                    ),
+                    facts,
+                );
             }
         }
     }

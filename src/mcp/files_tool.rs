@@ -5,6 +5,7 @@ use serde_json::json;
 
 use super::Adapter;
 use super::args::{FileArgs, FileOp, SftpArgs, SftpOp};
+use super::progress::{OnCancel, Tick, Watch, Watched, bytes, call_watched};
 use super::reply::{answer, bad_arg, ok};
 use crate::client::{Done, Entries};
 use crate::protocol::{
@@ -12,7 +13,7 @@ use crate::protocol::{
     SftpRequest, TransferReport,
 };
 
-pub async fn sftp(a: &Adapter, x: SftpArgs) -> CallToolResult {
+pub async fn sftp(a: &Adapter, x: SftpArgs, w: &mut Watch) -> CallToolResult {
     let remote = x.remote_path.clone().or(x.path.clone());
     let need_remote = || {
         remote.clone().ok_or_else(|| {
@@ -97,10 +98,11 @@ pub async fn sftp(a: &Adapter, x: SftpArgs) -> CallToolResult {
         key: None,
         action,
         local_roots: Some(a.roots()),
-        progress: false,
+        // Always for a transfer: the same frames carry the stop when the call is cancelled.
+        progress: matches!(kind, Sftp::Transfer),
     });
     match kind {
-        Sftp::Transfer => answer(a.call::<TransferReport>(req).await, |t| {
+        Sftp::Transfer => answer(transfer(a, &req, w).await, |t| {
             ok(
                 format!(
                     "{} file(s), {} dir(s), {} bytes in {} ms{}{}",
@@ -140,6 +142,25 @@ pub async fn sftp(a: &Adapter, x: SftpArgs) -> CallToolResult {
         Sftp::Done => answer(a.call::<Done>(req).await, |Done { message }| {
             ok(message.clone(), json!({ "message": message }))
         }),
+    }
+}
+
+/// A transfer, reporting bytes as they go and stopped in the broker when the call is
+/// cancelled (the reply then is the broker's `cancelled` error).
+async fn transfer(a: &Adapter, req: &Request, w: &mut Watch) -> anyhow::Result<TransferReport> {
+    let r = call_watched(a, req, w, OnCancel::Stop, |tick| match tick {
+        Tick::Frame(done, total) => Some((
+            done as f64,
+            (total > 0).then_some(total as f64),
+            format!("{} of {}", bytes(done), bytes(total)),
+        )),
+        Tick::Waited(_) => None,
+    })
+    .await;
+    match r {
+        Watched::Reply(r) => r,
+        // A transfer is never abandoned: the broker is asked to stop and answers.
+        Watched::Abandoned => Err(anyhow::anyhow!("the transfer was cancelled")),
     }
 }
 

@@ -15,14 +15,20 @@ mod framing;
 mod http;
 mod key_tool;
 mod params;
+mod progress;
 mod reply;
+mod resources;
 mod schema;
 mod shell_tool;
 mod vocab;
 
 use anyhow::Result;
 use rmcp::handler::server::router::tool::ToolRouter;
-use rmcp::model::{CallToolResult, ListToolsResult, PaginatedRequestParams};
+use rmcp::model::{
+    CallToolResult, Implementation, ListResourceTemplatesResult, ListResourcesResult,
+    ListToolsResult, PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse,
+    ServerCapabilities, ServerConfig,
+};
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler, ServiceExt, tool, tool_handler, tool_router};
 use serde_json::json;
@@ -234,9 +240,11 @@ impl Adapter {
     async fn ssh_exec(
         &self,
         Parameters(a): Parameters<ExecArgs>,
+
+        ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, ErrorData> {
         Ok(match a {
-            Ok(a) => exec_tool::exec(self, a).await,
+            Ok(a) => exec_tool::exec(self, a, &mut progress::Watch::new(&ctx)).await,
             Err(refused) => refused,
         })
     }
@@ -278,9 +286,11 @@ impl Adapter {
     async fn ssh_bulk_audit(
         &self,
         Parameters(a): Parameters<BulkAuditArgs>,
+
+        ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, ErrorData> {
         Ok(match a {
-            Ok(a) => bulk_tool::bulk_audit(self, a).await,
+            Ok(a) => bulk_tool::bulk_audit(self, a, &mut progress::Watch::new(&ctx)).await,
             Err(refused) => refused,
         })
     }
@@ -289,9 +299,11 @@ impl Adapter {
     async fn ssh_shell(
         &self,
         Parameters(a): Parameters<ShellArgs>,
+
+        ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, ErrorData> {
         Ok(match a {
-            Ok(a) => shell_tool::shell(self, a).await,
+            Ok(a) => shell_tool::shell(self, a, &mut progress::Watch::new(&ctx)).await,
             Err(refused) => refused,
         })
     }
@@ -300,9 +312,11 @@ impl Adapter {
     async fn ssh_sftp(
         &self,
         Parameters(a): Parameters<SftpArgs>,
+
+        ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, ErrorData> {
         Ok(match a {
-            Ok(a) => files_tool::sftp(self, a).await,
+            Ok(a) => files_tool::sftp(self, a, &mut progress::Watch::new(&ctx)).await,
             Err(refused) => refused,
         })
     }
@@ -330,12 +344,43 @@ impl Adapter {
     }
 }
 
-#[tool_handler(
-    router = self.tool_router,
-    name = "sshkeep",
-    instructions = "SSH through sshkeep: keys stay in sshkeep's encrypted vault and host keys are checked. Find connections with ssh_conn op=list, open a session with ssh_exec op=open, start commands with op=run (returns at once), poll op=status, read output with op=logs (tail, grep), close the session when done. Long work: run with detach=true."
-)]
+#[tool_handler(router = self.tool_router)]
 impl ServerHandler for Adapter {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_resources()
+                .build(),
+        )
+        .with_server_info(Implementation::new("sshkeep", env!("CARGO_PKG_VERSION")))
+        .with_instructions(INSTRUCTIONS.to_string())
+    }
+
+    async fn list_resources(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, ErrorData> {
+        resources::list(self, request.as_ref().and_then(|r| r.cursor.as_deref())).await
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, ErrorData> {
+        Ok(resources::templates())
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        resources::read(self, &request.uri).await.map(Into::into)
+    }
+
     async fn list_tools(
         &self,
         _request: Option<PaginatedRequestParams>,
@@ -358,6 +403,9 @@ impl ServerHandler for Adapter {
         })
     }
 }
+
+/// What the adapter tells an agent when it connects.
+const INSTRUCTIONS: &str = "SSH through sshkeep: keys stay in sshkeep's encrypted vault and host keys are checked. Find connections with ssh_conn op=list, open a session with ssh_exec op=open, start commands with op=run (returns at once), poll op=status, read output with op=logs (tail, grep), close the session when done. Long work: run with detach=true.";
 
 /// Why a file transfer has no local directory to use.
 const NO_ROOTS: &str = "no local directory is open to file transfers: the adapter was started in `/`, the home directory or above it, which is too broad to allow by default; the user starts `sshkeep mcp --root DIR` (or sets SSHKEEP_MCP_ROOTS) for the directories an agent may use";

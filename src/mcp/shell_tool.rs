@@ -5,6 +5,7 @@ use serde_json::json;
 
 use super::Adapter;
 use super::args::{ShellArgs, ShellOp};
+use super::progress::{OnCancel, Tick, Watch, Watched, call_watched};
 use super::reply::{answer, bad_arg, ok};
 use crate::protocol::{LogPage, Request, ShellInfo, ShellOutput, ShellSpec};
 
@@ -35,6 +36,30 @@ fn summary(o: &ShellOutput) -> String {
     s
 }
 
+/// A read, or a wait that reports the seconds it has waited and, when the call is cancelled,
+/// hangs up (the broker's wait ends at its own timeout; the shell is untouched).
+async fn output(a: &Adapter, req: Request, w: &mut Watch) -> anyhow::Result<ShellOutput> {
+    let limit = match &req {
+        Request::ShellWait { timeout_secs, .. } => *timeout_secs as f64,
+        _ => return a.call::<ShellOutput>(req).await,
+    };
+    let r = call_watched(a, &req, w, OnCancel::Abandon, |tick| match tick {
+        Tick::Waited(t) => Some((
+            t.as_secs_f64(),
+            Some(limit),
+            format!("waiting for the pattern for {}s", t.as_secs()),
+        )),
+        Tick::Frame(..) => None,
+    })
+    .await;
+    match r {
+        Watched::Reply(r) => r,
+        Watched::Abandoned => Err(anyhow::anyhow!(
+            "stopped waiting (cancelled); the shell is untouched"
+        )),
+    }
+}
+
 /// Which reply a shell op gets.
 enum Reply {
     Shell,
@@ -43,7 +68,7 @@ enum Reply {
     Log,
 }
 
-pub async fn shell(a: &Adapter, x: ShellArgs) -> CallToolResult {
+pub async fn shell(a: &Adapter, x: ShellArgs, w: &mut Watch) -> CallToolResult {
     let (req, reply) = match (x.op, x.shell_id.clone()) {
         (ShellOp::Open, _) => match x.connection_id.clone() {
             Some(target) => (
@@ -139,7 +164,7 @@ pub async fn shell(a: &Adapter, x: ShellArgs) -> CallToolResult {
                 json!({ "shells": shells }),
             )
         }),
-        Reply::Output => answer(a.call::<ShellOutput>(req).await, |mut o| {
+        Reply::Output => answer(output(a, req, w).await, |mut o| {
             let marked = &a.marked;
             o.text = crate::authority::redact::redact(&o.text, marked);
             o.screen = o

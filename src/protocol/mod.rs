@@ -9,6 +9,11 @@
 //!   input, when `stdin` was set) and [`Request::ExecStop`] (ctrl-c: the command's process group
 //!   is killed and the `Exit` says so). A client that hangs up stops the command the same way;
 //! - [`Request::Sftp`] with `progress`: any number of [`Response::Progress`] frames before the reply;
+//!   meanwhile the client may send [`Request::SftpStop`] (the transfer stops, the file in flight
+//!   is removed, and the reply is an error with [`ErrorCode::Cancelled`]). A client that hangs up
+//!   does not stop it;
+//! - [`Request::FleetAudit`] with `progress`: [`Response::Progress`] frames (targets done of all)
+//!   before the reply;
 //! - [`Request::ShellAttach`]: the connection becomes a terminal. The broker sends
 //!   [`Response::Output`] frames (and a final [`Response::Exit`] or [`Response::Detached`]); the
 //!   client sends [`Request::AttachInput`], [`Request::AttachResize`] and [`Request::AttachDetach`].
@@ -40,7 +45,7 @@ pub use tokens::*;
 pub use types::*;
 
 /// The version both sides must agree on.
-pub const PROTOCOL_VERSION: u32 = 4;
+pub const PROTOCOL_VERSION: u32 = 5;
 
 /// The largest frame either side accepts (16 MiB): far above any key, far below memory trouble.
 pub const MAX_FRAME: usize = 16 * 1024 * 1024;
@@ -155,6 +160,9 @@ pub enum Request {
     },
     /// Stop the running [`Request::Exec`] (the user pressed ctrl-c): its process group is killed.
     ExecStop,
+    /// Stop the running [`Request::Sftp`] transfer (sent with `progress`): nothing half-written
+    /// is left in place.
+    SftpStop,
     /// Audit records, newest last.
     AuditList(AuditFilter),
     /// Check the audit hash chain.
@@ -236,6 +244,9 @@ pub enum Request {
         op: FleetAuditOp,
         targets: Targets,
         concurrency: Option<u32>,
+        /// Send [`Response::Progress`] frames (targets done, targets in all) while it runs.
+        #[serde(default)]
+        progress: bool,
     },
     /// A stored fleet audit, by its id.
     FleetAuditShow {
@@ -476,7 +487,7 @@ pub enum Response {
         results: Vec<BulkConnResult>,
     },
     FleetAudit(FleetAuditReport),
-    /// Transfer progress: bytes done of the total.
+    /// Progress: bytes done of the total (a transfer), or targets done of all (a fleet audit).
     Progress {
         done: u64,
         total: u64,
@@ -576,6 +587,8 @@ pub enum ErrorCode {
     OutsideRoots,
     /// An edit whose expected matches were not found: nothing was changed.
     Mismatch,
+    /// The client stopped the request before it finished.
+    Cancelled,
     Internal,
 }
 

@@ -23,6 +23,7 @@ mod mcp;
 mod mcp_contract;
 mod mcp_fleet;
 mod mcp_http;
+mod mcp_progress;
 mod mcp_redaction;
 mod packaging;
 mod shells;

@@ -68,6 +68,15 @@ impl Mcp {
         self.stdin.flush().expect("flush");
     }
 
+    /// The next message the adapter writes (a reply or a notification).
+    pub fn next_message(&mut self) -> Value {
+        let mut line = String::new();
+        let n = self.stdout.read_line(&mut line).expect("read");
+        assert!(n > 0, "the adapter closed stdout");
+        serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("stdout carries only JSON-RPC ({e}): {line}"))
+    }
+
     pub fn request(&mut self, method: &str, params: Value) -> Value {
         let id = self.next;
         self.next += 1;

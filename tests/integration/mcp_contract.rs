@@ -250,8 +250,21 @@ fn the_tool_list_is_small_and_minimal_mode_strands_no_one() {
     assert_eq!(exec["inputSchema"]["properties"]["tail"]["type"], "integer");
     assert_eq!(
         exec["inputSchema"]["properties"]["op"]["enum"],
-        json!(["open", "run", "status", "logs", "list", "close", "cancel"])
+        json!([
+            "open", "run", "status", "logs", "list", "close", "cancel", "wait"
+        ])
     );
+    // A search finds an op and gives the very schema the list gives.
+    let s = m.ok("ssh_tool_search", json!({"query": "wait for a command"}));
+    let hit = &s["results"][0];
+    assert_eq!(hit["tool"], "ssh_exec", "{s}");
+    assert!(
+        hit["matchingOps"]
+            .as_array()
+            .is_some_and(|o| o.contains(&json!("wait"))),
+        "{s}"
+    );
+    assert_eq!(hit["inputSchema"], exec["inputSchema"], "{s}");
     drop(m);
 
     let mut m = Mcp::start(&home, &[("SSHKEEP_MCP_MINIMAL", "1")]);

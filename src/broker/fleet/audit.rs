@@ -5,6 +5,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::mpsc::UnboundedSender;
+
 use crate::broker::core::fail::Fail;
 use crate::broker::core::{Core, Peer};
 use crate::broker::fleet::bulk;
@@ -17,13 +19,15 @@ use crate::protocol::{
     NextStep, Response, StreamFilter, Targets,
 };
 
-/// Runs the audit and replies when every target is done.
+/// Runs the audit and replies when every target is done; `progress` hears (targets done,
+/// targets in all) whenever that changes.
 pub async fn run(
     broker: &Arc<Core>,
     peer: &Peer,
     op: FleetAuditOp,
     targets: Targets,
     concurrency: Option<u32>,
+    progress: Option<UnboundedSender<(u64, u64)>>,
 ) -> Result<Response, Fail> {
     let script = match op {
         FleetAuditOp::Security => SECURITY_SCRIPT,
@@ -38,11 +42,20 @@ pub async fn run(
     let Response::BulkStarted { bulk_id, .. } = bulk::start(broker, peer, spec).await? else {
         return Err(Fail::internal("bulk start gave no id"));
     };
+    let mut reported = None;
     let info = loop {
-        if let Response::Bulk(info) = bulk::status(broker, &bulk_id, None)?
-            && info.state != BulkState::Running
-        {
-            break info;
+        if let Response::Bulk(info) = bulk::status(broker, &bulk_id, None)? {
+            let done = info.targets.iter().filter(|t| t.state.is_final()).count();
+            let now = Some((done as u64, info.targets.len() as u64));
+            if let (Some(tx), Some(p)) = (&progress, now)
+                && reported != now
+            {
+                reported = now;
+                let _ = tx.send(p);
+            }
+            if info.state != BulkState::Running {
+                break info;
+            }
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     };

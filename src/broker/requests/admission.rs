@@ -87,6 +87,7 @@ pub async fn admit(app: &App, caller: &Caller, req: Request) -> Result<Admitted,
         | Request::Status
         | Request::ExecInput { .. }
         | Request::ExecStop
+        | Request::SftpStop
         | Request::AttachInput { .. }
         | Request::AttachResize { .. }
         | Request::AttachDetach

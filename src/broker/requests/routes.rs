@@ -39,6 +39,12 @@ pub async fn route(app: &App, caller: &Caller, req: Request, stream: &Stream) ->
             return streaming::exec(broker, peer, spec, stream).await;
         }
         Request::Sftp(req) => return streaming::sftp(broker, peer, req, stream).await,
+        Request::FleetAudit {
+            op,
+            targets,
+            concurrency,
+            progress: true,
+        } => return streaming::fleet_audit(broker, peer, op, targets, concurrency, stream).await,
         Request::ShellAttach {
             shell_id,
             close_on_detach,
@@ -158,7 +164,8 @@ pub async fn route(app: &App, caller: &Caller, req: Request, stream: &Stream) ->
             op,
             targets,
             concurrency,
-        } => fleet_audit::run(broker, peer, op, targets, concurrency).await,
+            progress: false,
+        } => fleet_audit::run(broker, peer, op, targets, concurrency, None).await,
         Request::FleetAuditShow { audit_id } => fleet_audit::show(broker, &audit_id),
         Request::ClientList => conn_ops::clients(broker),
         Request::ClientAssign { client, conns } => {
@@ -250,6 +257,10 @@ pub async fn route(app: &App, caller: &Caller, req: Request, stream: &Stream) ->
         Request::ExecInput { .. } | Request::ExecStop => Err(Fail::new(
             ErrorCode::BadRequest,
             "exec input and stop belong to a running exec (send exec first)",
+        )),
+        Request::SftpStop => Err(Fail::new(
+            ErrorCode::BadRequest,
+            "sftp stop belongs to a running transfer sent with progress",
         )),
     };
     Outcome::of(answer)

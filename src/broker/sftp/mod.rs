@@ -10,6 +10,7 @@ mod transfer;
 
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 use tokio::sync::mpsc::UnboundedSender;
 
@@ -24,12 +25,20 @@ use crate::broker::core::sessions::{Reuse, session_for};
 use crate::broker::core::{Core, Peer};
 use crate::protocol::{Response, SftpAction, SftpRequest};
 
-/// Runs one SFTP request; `progress` receives (bytes done, total) during transfers.
+/// What a transfer tells its client, and hears from it.
+pub struct Feedback {
+    /// (bytes done, bytes in all), after every chunk.
+    pub progress: UnboundedSender<(u64, u64)>,
+    /// Set by the client to stop the transfer at the next chunk.
+    pub stop: Arc<AtomicBool>,
+}
+
+/// Runs one SFTP request; with `feedback`, a transfer reports its bytes and may be stopped.
 pub async fn run(
     broker: &Arc<Core>,
     peer: &Peer,
     req: SftpRequest,
-    progress: Option<UnboundedSender<(u64, u64)>>,
+    feedback: Option<Feedback>,
 ) -> Result<Response, Fail> {
     let roots = Roots::new(req.local_roots, roots::protected(broker.paths()))?;
     for p in remote_paths(&req.action) {
@@ -41,7 +50,7 @@ pub async fn run(
     let conn = session.resolved.endpoint.conn_name.clone();
     let conn = conn.as_deref();
     let sftp = Sftp::open(&session).await?;
-    let mut progress = Progress::new(progress);
+    let mut progress = Progress::new(feedback);
     let reply = match req.action {
         SftpAction::Upload {
             local,

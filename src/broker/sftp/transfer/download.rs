@@ -153,6 +153,7 @@ pub async fn download(
                     local_root.join(rel)
                 };
                 let target = roots.check_write(&target)?;
+                progress.check()?;
                 let copied = download_file(sftp, &source, &target, *mode, progress).await?;
                 let check = verify.then_some((sftp, session, source.as_str()));
                 all_verified &= count_file(&mut report, check, items.len() == 1, copied).await?;
@@ -216,7 +217,7 @@ async fn download_file(
                 .await
                 .map_err(|e| local_fail("write", &temp, e))?;
             total += chunk.len() as u64;
-            progress.add(chunk.len() as u64);
+            progress.add(chunk.len() as u64)?;
         }
         file.flush()
             .await

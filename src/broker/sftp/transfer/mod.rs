@@ -17,16 +17,17 @@ use std::time::Instant;
 use russh_sftp::client::error::Error as SftpError;
 use russh_sftp::protocol::StatusCode;
 use sha2::{Digest, Sha256};
-use tokio::sync::mpsc::UnboundedSender;
+use std::sync::atomic::Ordering;
 
 pub use download::download;
 pub use upload::upload;
 
+use super::Feedback;
 use super::client::{CHUNK, Sftp, WINDOW};
 use super::remote_hash::remote_sha256;
 use crate::broker::core::fail::Fail;
 use crate::broker::core::sessions::Session;
-use crate::protocol::TransferReport;
+use crate::protocol::{ErrorCode, TransferReport};
 
 /// How to copy.
 #[derive(Clone, Copy)]
@@ -37,26 +38,43 @@ pub struct Opts {
     pub verify: bool,
 }
 
-/// Counts bytes and tells the client.
+/// Counts bytes, tells the client, and hears whether it wants the transfer stopped.
 pub struct Progress {
-    tx: Option<UnboundedSender<(u64, u64)>>,
+    feedback: Option<Feedback>,
     done: u64,
     total: u64,
 }
 
 impl Progress {
-    pub fn new(tx: Option<UnboundedSender<(u64, u64)>>) -> Self {
+    pub fn new(feedback: Option<Feedback>) -> Self {
         Self {
-            tx,
+            feedback,
             done: 0,
             total: 0,
         }
     }
 
-    fn add(&mut self, n: u64) {
+    /// Counts `n` bytes more; fails once the client asked to stop, so the transfer ends through
+    /// its error path and removes the file it was writing.
+    fn add(&mut self, n: u64) -> Result<(), Fail> {
         self.done += n;
-        if let Some(tx) = &self.tx {
-            let _ = tx.send((self.done, self.total));
+        if let Some(f) = &self.feedback {
+            let _ = f.progress.send((self.done, self.total));
+        }
+        self.check()
+    }
+
+    /// Fails once the client asked to stop.
+    fn check(&self) -> Result<(), Fail> {
+        match &self.feedback {
+            Some(f) if f.stop.load(Ordering::Relaxed) => Err(Fail::new(
+                ErrorCode::Cancelled,
+                format!(
+                    "the transfer was stopped after {} of {} bytes; the file in flight was removed",
+                    self.done, self.total
+                ),
+            )),
+            _ => Ok(()),
         }
     }
 }

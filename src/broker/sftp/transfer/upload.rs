@@ -115,6 +115,7 @@ pub async fn upload(
                 } else {
                     join(&remote_root, rel)
                 };
+                progress.check()?;
                 let copied = upload_file(sftp, path, &target, *mode, progress).await?;
                 let check = verify.then_some((sftp, session, target.as_str()));
                 all_verified &= count_file(&mut report, check, items.len() == 1, copied).await?;
@@ -257,7 +258,7 @@ async fn stream_up(
             task.await
                 .map_err(Fail::internal)?
                 .map_err(|e| sftp.fail("write", remote, e))?;
-            progress.add(n);
+            progress.add(n)?;
         }
     }
     Ok((off, hex(hasher)))
