@@ -225,7 +225,7 @@ fn huge_timeouts_and_settings_are_refused_and_leave_no_ghost_command() {
 }
 
 #[test]
-fn an_agent_cannot_re_point_a_connection_to_another_spelling_of_its_host_for_a_new_pin() {
+fn re_pointing_a_connection_to_another_spelling_of_its_host_keeps_its_pin() {
     let mut sshd = Sshd::start();
     let attacker = Sshd::start();
     let home = Home::with_vault();
@@ -264,12 +264,21 @@ fn an_agent_cannot_re_point_a_connection_to_another_spelling_of_its_host_for_a_n
     moves.push(("loc", "LOCALHOST".into(), sshd.port));
     // Another server altogether, on another port: the connection keeps its pin.
     moves.push(("srv", "127.0.0.1".into(), attacker.port));
+    // An agent may not re-point a saved connection at all, under any profile.
+    let (e, t, _) = a.call(
+        "ssh_conn",
+        json!({"op": "save", "name": "srv", "host": "127.1", "port": sshd.port, "username": sshd.user, "keyName": "k"}),
+    );
+    assert!(e && t.contains("user's own"), "{t}");
+    // The user may; another spelling of the same address keeps the pin, so a man in the
+    // middle still meets the old key.
     for (conn, host, port) in moves {
-        let (e, t, _) = a.call(
-            "ssh_conn",
-            json!({"op": "save", "name": conn, "host": host, "port": port, "username": sshd.user, "keyName": "k"}),
-        );
-        assert!(!e, "{t}");
+        let port_text = port.to_string();
+        home.run(&[
+            "conn", "save", conn, "--host", &host, "--port", &port_text, "--user", &sshd.user,
+            "--key", "k",
+        ])
+        .ok();
         a.call("ssh_conn", json!({"op": "test", "connectionId": conn}));
         let shown = home.run(&["conn", "show", conn, "--json"]).ok().json();
         assert_eq!(

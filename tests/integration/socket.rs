@@ -62,8 +62,11 @@ fn malformed_and_oversized_frames_get_errors_and_the_broker_survives() {
             .unwrap_or_default()
             .contains("sshkeep broker stop")
     );
-    s.write_all(&frame(br#"{"type":"hello","version":4,"client":"t"}"#))
-        .expect("write");
+    let hello = format!(
+        r#"{{"type":"hello","version":{},"client":"t"}}"#,
+        sshkeep::protocol::PROTOCOL_VERSION
+    );
+    s.write_all(&frame(hello.as_bytes())).expect("write");
     assert_eq!(read_reply(&mut s)["type"], "hello");
     s.write_all(&frame(br#"{"type":"key_show","name":42}"#))
         .expect("write");
