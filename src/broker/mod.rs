@@ -16,7 +16,7 @@
 //!   one runner for sshkeep's own scripts, the socket listener, presence.
 //! - Below the broker: `db`, `ssh`, `logs`, `protocol` and the other crate modules.
 
-mod agent;
+pub(crate) mod agent;
 mod commands;
 mod core;
 mod daemon;

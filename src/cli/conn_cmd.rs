@@ -47,6 +47,10 @@ pub enum ConnCmd {
         /// ConnectTimeout; default 15 and 30).
         #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u32).range(1..))]
         connect_timeout: Option<u32>,
+        /// Forward sshkeep's agent to the server (OpenSSH's ForwardAgent): commands there see
+        /// SSH_AUTH_SOCK with only the keys marked `sshkeep key agent NAME --forward`.
+        #[arg(long)]
+        forward_agent: bool,
     },
     /// List saved connections.
     List,
@@ -96,10 +100,12 @@ pub async fn run(ctx: &Ctx, cmd: ConnCmd) -> Result<u8> {
             authorized_keys,
             jump,
             connect_timeout,
+            forward_agent,
         } => {
             let spec = ConnSpec {
                 jump,
                 connect_timeout,
+                forward_agent,
                 authorized_keys,
                 name,
                 host,
@@ -200,6 +206,9 @@ fn show(c: &ConnInfo) {
     }
     if !s.jump.is_empty() {
         println!("jump through     {}", s.jump.join(" -> "));
+    }
+    if s.forward_agent {
+        println!("forward agent    yes (keys marked --forward)");
     }
 }
 

@@ -12,12 +12,21 @@ use clap::Subcommand;
 
 #[derive(Subcommand, Debug)]
 pub enum KeyCmd {
-    /// Import a private key (OpenSSH or PEM) into the vault.
+    /// Import a private key (OpenSSH or PEM) into the vault, or record a key that stays in
+    /// another ssh-agent (--from-agent).
     Add {
         name: String,
         /// The key file.
-        #[arg(long, conflicts_with = "stdin", required_unless_present = "stdin")]
+        #[arg(long, conflicts_with_all = ["stdin", "from_agent"], required_unless_present_any = ["stdin", "from_agent"])]
         file: Option<PathBuf>,
+        /// Record a key held by another ssh-agent (FIDO/sk keys, Secretive, 1Password,
+        /// gpg-agent...): only its public half and the socket are stored, and logins sign
+        /// through that agent. The socket defaults to $SSH_AUTH_SOCK.
+        #[arg(long, value_name = "SSH_AUTH_SOCK", num_args = 0..=1, default_missing_value = "", conflicts_with = "stdin")]
+        from_agent: Option<String>,
+        /// With --from-agent: which of the agent's keys (SHA256:...), when it holds several.
+        #[arg(long, requires = "from_agent")]
+        fingerprint: Option<String>,
         /// Read the key from standard input.
         #[arg(long)]
         stdin: bool,
@@ -81,6 +90,16 @@ pub enum KeyCmd {
         /// Offer it for this long from now (e.g. 8h); 0 for no limit.
         #[arg(long)]
         lifetime: Option<humantime::Duration>,
+        /// Serve the key on agents forwarded to servers (connections saved with --forward-agent).
+        #[arg(long, conflicts_with = "no_forward")]
+        forward: bool,
+        #[arg(long)]
+        no_forward: bool,
+        /// Sign only for sessions bound to these hosts (like `ssh-add -h`): saved connections,
+        /// host[:port] or SHA256: host key fingerprints, and FROM>TO for a hop beyond a host.
+        /// An empty value removes the constraint.
+        #[arg(long, value_name = "HOST[,HOST]")]
+        only_to: Option<String>,
     },
 }
 
@@ -92,7 +111,29 @@ pub async fn run(ctx: &Ctx, cmd: KeyCmd) -> Result<u8> {
             file,
             stdin,
             passphrase_file,
+            from_agent,
+            fingerprint,
         } => {
+            if let Some(sock) = from_agent {
+                let socket = match sock.is_empty() {
+                    false => sock,
+                    true => std::env::var("SSH_AUTH_SOCK")
+                        .ok()
+                        .filter(|s| !s.is_empty())
+                        .context("SSH_AUTH_SOCK is not set: give the agent's socket after --from-agent")?,
+                };
+                let socket = std::path::absolute(&socket)
+                    .with_context(|| format!("cannot use the socket path {socket}"))?
+                    .display()
+                    .to_string();
+                let req = Request::KeyAddFromAgent {
+                    name,
+                    socket,
+                    fingerprint,
+                };
+                print_key(ctx, &c.call(&req).await?)?;
+                return Ok(0);
+            }
             let text = read_key(file.as_ref(), stdin)?;
             let mut passphrase = passphrase_file
                 .as_deref()
@@ -181,12 +222,22 @@ pub async fn run(ctx: &Ctx, cmd: KeyCmd) -> Result<u8> {
             confirm,
             no_confirm,
             lifetime,
+            forward,
+            no_forward,
+            only_to,
         } => {
             let req = Request::KeyAgent {
                 name,
                 offer: (offer || no_offer).then_some(offer),
                 confirm: (confirm || no_confirm).then_some(confirm),
                 lifetime_secs: lifetime.map(|d| d.as_secs()),
+                forward: (forward || no_forward).then_some(forward),
+                only_to: only_to.map(|l| {
+                    l.split(',')
+                        .map(|h| h.trim().to_string())
+                        .filter(|h| !h.is_empty())
+                        .collect()
+                }),
             };
             print_key(ctx, &c.call(&req).await?)?
         }
@@ -333,5 +384,14 @@ fn show(k: &KeyInfo) {
             .map(|u| format!(", until {}", output::time(u)))
             .unwrap_or_default()
     );
+    if k.agent.forward {
+        println!("forwarded    yes (on connections saved with --forward-agent)");
+    }
+    if !k.agent.only_to.is_empty() {
+        println!("only to      {}", k.agent.only_to.join(", "));
+    }
+    if let Some(s) = &k.held_by {
+        println!("held by      the ssh-agent at {s} (not in the vault)");
+    }
     println!("public key   {}", k.public_key);
 }

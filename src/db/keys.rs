@@ -17,6 +17,8 @@ pub struct KeyRow {
     /// Unix seconds when a rotation retired it (never used to log in again).
     pub retired: Option<i64>,
     pub agent: AgentOptions,
+    /// The socket of the ssh-agent that holds the private key, for a key that stays there.
+    pub held_by: Option<String>,
 }
 
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<KeyRow> {
@@ -33,17 +35,25 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<KeyRow> {
             offer: r.get(8)?,
             confirm: r.get(9)?,
             until: r.get(10)?,
+            forward: r.get(12)?,
+            only_to: r
+                .get::<_, String>(13)?
+                .split(',')
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect(),
         },
+        held_by: r.get(11)?,
     })
 }
 
-const COLS: &str = "name, algorithm, fingerprint, comment, public_key, sealed, created, retired, agent_offer, agent_confirm, agent_until";
+const COLS: &str = "name, algorithm, fingerprint, comment, public_key, sealed, created, retired, agent_offer, agent_confirm, agent_until, held_by, agent_forward, agent_only_to";
 
 impl Db {
     /// Inserts a key; fails if the name exists.
     pub fn insert_key(&self, k: &KeyRow) -> Result<()> {
         self.conn.execute(
-            "INSERT INTO keys (name, algorithm, fingerprint, comment, public_key, sealed, created) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            "INSERT INTO keys (name, algorithm, fingerprint, comment, public_key, sealed, created, held_by) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             params![
                 k.name,
                 k.algorithm,
@@ -51,7 +61,8 @@ impl Db {
                 k.comment,
                 k.public_key,
                 k.sealed,
-                k.created
+                k.created,
+                k.held_by
             ],
         )?;
         Ok(())
@@ -102,8 +113,8 @@ impl Db {
     /// Sets a key's agent options.
     pub fn set_agent_options(&self, name: &str, o: &AgentOptions) -> Result<bool> {
         Ok(self.conn.execute(
-            "UPDATE keys SET agent_offer = ?2, agent_confirm = ?3, agent_until = ?4 WHERE name = ?1",
-            params![name, o.offer, o.confirm, o.until],
+            "UPDATE keys SET agent_offer = ?2, agent_confirm = ?3, agent_until = ?4, agent_forward = ?5, agent_only_to = ?6 WHERE name = ?1",
+            params![name, o.offer, o.confirm, o.until, o.forward, o.only_to.join(",")],
         )? > 0)
     }
 }

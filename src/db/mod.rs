@@ -269,6 +269,14 @@ CREATE TABLE mcp_tokens (
     last_used INTEGER
 );
 "#,
+    r#"
+-- A key that stays in another ssh-agent: that agent's socket (`sealed` is then empty: the vault
+-- never holds it). Which keys the agent socket may forward, and to which hosts it signs.
+ALTER TABLE keys ADD COLUMN held_by TEXT;
+ALTER TABLE keys ADD COLUMN agent_forward INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE keys ADD COLUMN agent_only_to TEXT NOT NULL DEFAULT '';  -- comma-separated hosts
+ALTER TABLE connections ADD COLUMN forward_agent INTEGER NOT NULL DEFAULT 0;
+"#,
 ];
 
 impl Db {

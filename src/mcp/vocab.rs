@@ -131,6 +131,7 @@ mod tests {
                 authorized_keys: ".ssh/authorized_keys".into(),
                 jump: Vec::new(),
                 connect_timeout: None,
+                forward_agent: false,
             },
             pinned_host_key: None,
             created: 0,

@@ -361,6 +361,21 @@ pub enum Request {
         offer: Option<bool>,
         confirm: Option<bool>,
         lifetime_secs: Option<u64>,
+        /// Served on agents forwarded to servers.
+        #[serde(default)]
+        forward: Option<bool>,
+        /// Destination constraints (connection names, `host[:port]`, `SHA256:` fingerprints,
+        /// or `FROM>TO` hops); an empty list clears them.
+        #[serde(default)]
+        only_to: Option<Vec<String>>,
+    },
+    /// Record a key that stays in another ssh-agent: its public half (the one with
+    /// `fingerprint`, or the agent's only key) and the agent's socket.
+    KeyAddFromAgent {
+        name: String,
+        socket: String,
+        #[serde(default)]
+        fingerprint: Option<String>,
     },
     /// The ssh-agent socket's path and the keys it offers.
     AgentStatus,

@@ -203,6 +203,10 @@ pub struct ConnSpec {
     /// ConnectTimeout); sshkeep's defaults (15 s and 30 s) when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connect_timeout: Option<u32>,
+    /// Forward sshkeep's agent to the server (OpenSSH's ForwardAgent): only keys marked
+    /// `key agent NAME --forward` are served on it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub forward_agent: bool,
 }
 
 /// OpenSSH's default `AuthorizedKeysFile`.
@@ -296,6 +300,9 @@ pub struct KeyInfo {
     pub retired: Option<i64>,
     #[serde(default)]
     pub agent: AgentOptions,
+    /// For a key that stays in another ssh-agent: that agent's socket.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_by: Option<String>,
 }
 
 /// How the ssh-agent socket treats a key.
@@ -307,6 +314,15 @@ pub struct AgentOptions {
     pub confirm: bool,
     /// Unix seconds after which it is no longer offered.
     pub until: Option<i64>,
+    /// Served on the agent that sshkeep forwards to servers (connections saved with
+    /// `--forward-agent`).
+    #[serde(default)]
+    pub forward: bool,
+    /// Destination constraints: when set, signatures only for sessions bound
+    /// (session-bind@openssh.com) to these hosts' keys, reached directly from here or through
+    /// a listed `FROM>TO` hop.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub only_to: Vec<String>,
 }
 
 /// A saved connection.

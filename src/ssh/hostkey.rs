@@ -156,6 +156,27 @@ impl russh::client::Handler for Verifier {
         Ok(())
     }
 
+    async fn server_channel_open_agent_forward(
+        &mut self,
+        channel: russh::Channel<russh::client::Msg>,
+        reply: russh::client::ChannelOpenHandle,
+        _session: &mut russh::client::Session,
+    ) -> Result<(), Self::Error> {
+        // Only a connection that forwards the agent serves it: a server cannot ask for it.
+        let Some(to) = self.link.agent_route().filter(|to| !to.is_closed()) else {
+            tracing::info!("refused an agent channel: the agent is not forwarded on this connection");
+            reply
+                .reject(russh::ChannelOpenFailure::AdministrativelyProhibited)
+                .await;
+            return Ok(());
+        };
+        reply.accept().await;
+        if let Err(back) = to.send(channel) {
+            drop(back.0.into_stream());
+        }
+        Ok(())
+    }
+
     async fn server_channel_open_forwarded_tcpip(
         &mut self,
         channel: russh::Channel<russh::client::Msg>,

@@ -23,6 +23,9 @@ pub struct Link {
     lost: Mutex<Option<String>>,
     /// (listen address as requested, port the server listens on) -> the forward's queue.
     routes: Mutex<HashMap<(String, u32), UnboundedSender<Forwarded>>>,
+    /// Where agent channels the server opens go (`auth-agent@openssh.com`), when the agent is
+    /// forwarded on this connection; refused otherwise.
+    agent: Mutex<Option<UnboundedSender<Channel<Msg>>>>,
 }
 
 impl Link {
@@ -42,6 +45,23 @@ impl Link {
         if let Ok(mut m) = self.routes.lock() {
             m.insert((address.to_string(), port), to);
         }
+    }
+
+    /// Agent channels the server opens go to `to` from now on, and sessions on this connection
+    /// ask for agent forwarding.
+    pub fn forward_agent(&self, to: UnboundedSender<Channel<Msg>>) {
+        if let Ok(mut a) = self.agent.lock() {
+            *a = Some(to);
+        }
+    }
+
+    /// Whether this connection forwards the agent.
+    pub fn forwards_agent(&self) -> bool {
+        self.agent.lock().is_ok_and(|a| a.is_some())
+    }
+
+    pub(super) fn agent_route(&self) -> Option<UnboundedSender<Channel<Msg>>> {
+        self.agent.lock().ok()?.clone()
     }
 
     /// Channels for `address:port` are refused from now on.

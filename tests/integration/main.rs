@@ -2,6 +2,7 @@
 
 mod fixture;
 
+mod agent_keys;
 mod approvals;
 mod audit_log;
 mod authority;

@@ -4,7 +4,13 @@
 //! for the moment of signing and audited with the client's pid and executable; keys marked
 //! `confirm` need a yes from the user first (no prompt possible: refused, loudly). Adding,
 //! removing and locking through the socket are refused.
+//!
+//! The same conversation is served on agent channels that servers open back on sessions saved
+//! with `--forward-agent` (only keys marked `--forward`), and keys with destination constraints
+//! sign only for sessions bound to the hosts they allow (`constraint`). Keys that stay in
+//! another ssh-agent are signed for by that agent.
 
+mod constraint;
 mod wire;
 
 use std::path::PathBuf;
@@ -13,8 +19,9 @@ use std::sync::Arc;
 use interprocess::local_socket::tokio::Stream;
 use russh::keys::ssh_encoding::Encode;
 use russh::keys::{HashAlg, PrivateKey, PublicKey};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
+use self::constraint::Bind;
 use self::wire::AgentRequest;
 use crate::broker::core::confirm;
 use crate::broker::core::fail::Fail;
@@ -44,6 +51,11 @@ pub async fn serve(broker: Arc<Core>, path: PathBuf) {
     }
 }
 
+/// Checks that each destination-constraint entry names a host key sshkeep knows.
+pub fn check_only_to(broker: &Core, hosts: &[String]) -> Result<(), Fail> {
+    constraint::hops(broker, hosts).map(|_| ())
+}
+
 /// `agent status`: the socket and the keys offered on it now.
 pub fn status(broker: &Core) -> Result<Response, Fail> {
     Ok(Response::AgentStatus {
@@ -52,19 +64,80 @@ pub fn status(broker: &Core) -> Result<Response, Fail> {
             .db()?
             .keys()?
             .into_iter()
-            .filter(|k| {
-                k.agent.offer
-                    && k.retired.is_none()
-                    && k.agent.until.is_none_or(|u| u > crate::db::now())
-            })
+            .filter(|k| live(&k.agent, k.retired) && k.agent.offer)
             .map(|k| k.name)
             .collect(),
     })
 }
 
+/// Who talks on one agent connection, and the sessions its clients bound to it.
+struct Client {
+    peer: Peer,
+    /// Set on an agent channel a server opened back (sshkeep forwarded its agent there).
+    hop: Option<Hop>,
+    binds: Vec<Bind>,
+    /// A session-bind failed: constrained keys sign nothing on this connection any more.
+    bind_failed: bool,
+}
+
+/// The server an agent channel was forwarded to.
+#[derive(Clone)]
+pub struct Hop {
+    pub conn: Option<String>,
+    /// `user@host:port`.
+    pub label: String,
+    /// The server's host key (SHA256 fingerprint), as verified at login.
+    pub host_key: String,
+}
+
 async fn connection(broker: Arc<Core>, stream: Stream, peer: Peer) {
-    let mut rx = &stream;
-    let mut tx = &stream;
+    let client = Client {
+        peer,
+        hop: None,
+        binds: Vec::new(),
+        bind_failed: false,
+    };
+    converse(broker, &stream, &stream, client).await;
+}
+
+/// Serves agent channels the server of one session opens (the session was saved with
+/// `--forward-agent`), until the session ends.
+pub fn forward_to(
+    broker: &Arc<Core>,
+    peer: &Peer,
+    link: &crate::ssh::Link,
+    hop: Hop,
+) {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    link.forward_agent(tx);
+    let (broker, peer) = (broker.clone(), peer.clone());
+    tokio::spawn(async move {
+        while let Some(channel) = rx.recv().await {
+            let client = Client {
+                peer: peer.clone(),
+                hop: Some(hop.clone()),
+                // sshkeep knows the first hop first hand: the server it logged in to.
+                binds: vec![Bind {
+                    host_key: hop.host_key.clone(),
+                    session_id: Vec::new(),
+                    forwarding: true,
+                }],
+                bind_failed: false,
+            };
+            let broker = broker.clone();
+            tokio::spawn(async move {
+                let (rx, tx) = tokio::io::split(channel.into_stream());
+                converse(broker, rx, tx, client).await;
+            });
+        }
+    });
+}
+
+async fn converse<R, W>(broker: Arc<Core>, mut rx: R, mut tx: W, mut client: Client)
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
     loop {
         let mut len = [0u8; 4];
         if rx.read_exact(&mut len).await.is_err() {
@@ -72,18 +145,23 @@ async fn connection(broker: Arc<Core>, stream: Stream, peer: Peer) {
         }
         let len = u32::from_be_bytes(len) as usize;
         if len == 0 || len > wire::MAX_MESSAGE {
-            tracing::warn!(pid = ?peer.pid, len, "agent client sent an oversized message; closing");
+            tracing::warn!(pid = ?client.peer.pid, len, "agent client sent an oversized message; closing");
             return;
         }
         let mut body = vec![0u8; len];
         if rx.read_exact(&mut body).await.is_err() {
             return;
         }
-        let reply = answer(&broker, &peer, &body).await;
+        let reply = answer(&broker, &mut client, &body).await;
         if tx.write_all(&reply).await.is_err() {
             return;
         }
     }
+}
+
+/// Whether a key's agent options are in force now.
+fn live(o: &crate::protocol::AgentOptions, retired: Option<i64>) -> bool {
+    retired.is_none() && o.until.is_none_or(|u| u > crate::db::now())
 }
 
 /// One offered key.
@@ -91,36 +169,39 @@ struct Offered {
     name: String,
     blob: Vec<u8>,
     confirm: bool,
+    only_to: Vec<String>,
+    held_by: Option<(String, PublicKey)>,
 }
 
-/// The keys offered now (not retired, within their lifetime).
-fn offered(broker: &Core) -> Vec<Offered> {
+/// The keys offered now (not retired, within their lifetime): on the socket those marked
+/// `offer`, on a forwarded channel those marked `forward`.
+fn offered(broker: &Core, forwarded: bool) -> Vec<Offered> {
     let Ok(db) = broker.db() else {
         return Vec::new();
     };
-    let now = crate::db::now();
     db.keys()
         .unwrap_or_default()
         .into_iter()
-        .filter(|k| k.agent.offer && k.retired.is_none() && k.agent.until.is_none_or(|u| u > now))
+        .filter(|k| live(&k.agent, k.retired))
+        .filter(|k| if forwarded { k.agent.forward } else { k.agent.offer })
         .filter_map(|k| {
-            let blob = PublicKey::from_openssh(&k.public_key)
-                .ok()?
-                .to_bytes()
-                .ok()?;
+            let public = PublicKey::from_openssh(&k.public_key).ok()?;
+            let blob = public.to_bytes().ok()?;
             Some(Offered {
                 name: k.name,
                 blob,
                 confirm: k.agent.confirm,
+                only_to: k.agent.only_to,
+                held_by: k.held_by.map(|s| (s, public)),
             })
         })
         .collect()
 }
 
-async fn answer(broker: &Arc<Core>, peer: &Peer, body: &[u8]) -> Vec<u8> {
+async fn answer(broker: &Arc<Core>, client: &mut Client, body: &[u8]) -> Vec<u8> {
     match wire::parse(body) {
         Some(AgentRequest::Identities) => {
-            let keys: Vec<_> = offered(broker)
+            let keys: Vec<_> = offered(broker, client.hop.is_some())
                 .into_iter()
                 .map(|k| (k.blob, format!("sshkeep:{}", k.name)))
                 .collect();
@@ -130,35 +211,114 @@ async fn answer(broker: &Arc<Core>, peer: &Peer, body: &[u8]) -> Vec<u8> {
             key_blob,
             data,
             flags,
-        }) => match sign(broker, peer, &key_blob, &data, flags).await {
+        }) => match sign(broker, client, &key_blob, &data, flags).await {
             Ok(sig) => wire::signature(&sig),
             Err(()) => wire::failure(),
         },
+        Some(AgentRequest::Extension { name, body }) if name == b"session-bind@openssh.com" => {
+            bind(client, &body)
+        }
         Some(AgentRequest::Refused(what)) => {
+            let peer = &client.peer;
             tracing::warn!(pid = ?peer.pid, exe = ?peer.exe, "agent socket: {what} is refused");
             let _ = broker.audit(
                 peer,
                 "agent_refused",
                 None,
-                None,
+                client.hop.as_ref().and_then(|h| h.conn.as_deref()),
                 format!("{what} through the agent socket is refused: keys are managed with `sshkeep key`"),
             );
             wire::failure()
         }
-        Some(AgentRequest::Unsupported(_)) | None => wire::failure(),
+        Some(AgentRequest::Extension { .. } | AgentRequest::Unsupported(_)) | None => {
+            wire::failure()
+        }
     }
+}
+
+/// `session-bind@openssh.com`: records the session a client binds, once its host key's
+/// signature verifies.
+fn bind(client: &mut Client, body: &[u8]) -> Vec<u8> {
+    let bound = constraint::session_bind(body).and_then(|b| {
+        match client.binds.iter().find(|o| o.session_id == b.session_id) {
+            Some(o) if *o == b => Ok(None),
+            Some(_) => Err("the session was bound before to another host key"),
+            None if client.binds.len() >= constraint::MAX_BINDS => Err("too many bound sessions"),
+            None => Ok(Some(b)),
+        }
+    });
+    match bound {
+        Ok(Some(b)) => {
+            tracing::debug!(host_key = %b.host_key, forwarding = b.forwarding, "agent session bound");
+            client.binds.push(b);
+            wire::success()
+        }
+        Ok(None) => wire::success(),
+        Err(why) => {
+            tracing::warn!(pid = ?client.peer.pid, "agent session-bind refused: {why}");
+            client.bind_failed = true;
+            wire::failure()
+        }
+    }
+}
+
+/// The audit's words for where a signature went.
+fn route(client: &Client) -> String {
+    let mut s = match &client.hop {
+        Some(h) => format!(" for a client on {} (forwarded agent)", h.label),
+        None => String::new(),
+    };
+    let hosts: Vec<&str> = client
+        .binds
+        .iter()
+        .filter(|b| !b.session_id.is_empty())
+        .map(|b| b.host_key.as_str())
+        .collect();
+    if !hosts.is_empty() {
+        s.push_str(&format!(", bound to host key {}", hosts.join(" -> ")));
+    }
+    s
 }
 
 async fn sign(
     broker: &Arc<Core>,
-    peer: &Peer,
+    client: &Client,
     blob: &[u8],
     data: &[u8],
     flags: u32,
 ) -> Result<Vec<u8>, ()> {
-    let Some(key) = offered(broker).into_iter().find(|k| k.blob == blob) else {
+    let peer = &client.peer;
+    let conn = client.hop.as_ref().and_then(|h| h.conn.as_deref());
+    let Some(key) = offered(broker, client.hop.is_some())
+        .into_iter()
+        .find(|k| k.blob == blob)
+    else {
         return Err(());
     };
+    let refuse = |why: String| {
+        tracing::warn!(key = %key.name, pid = ?peer.pid, "agent refused a signature: {why}");
+        let _ = broker.audit(
+            peer,
+            "agent_sign_refused",
+            Some(&key.name),
+            conn,
+            format!("{why}{}", route(client)),
+        );
+    };
+    if !key.only_to.is_empty() {
+        let verdict = if client.bind_failed {
+            Err("a session-bind on this connection failed".to_string())
+        } else {
+            match constraint::hops(broker, &key.only_to) {
+                Ok(hops) => constraint::permitted(&hops, &client.binds, blob, data),
+                Err(f) => Err(f.message),
+            }
+        };
+        if let Err(why) = verdict {
+            refuse(format!("destination constraint: {why}"));
+            return Err(());
+        }
+    }
     if key.confirm {
         let (name, p) = (key.name.clone(), peer.clone());
         let verdict = tokio::task::spawn_blocking(move || confirm::ask(&name, &p))
@@ -167,55 +327,50 @@ async fn sign(
         match verdict {
             Ok(true) => {}
             Ok(false) => {
-                let _ = broker.audit(
-                    peer,
-                    "agent_sign_refused",
-                    Some(&key.name),
-                    None,
-                    "the user declined",
-                );
+                refuse("the user declined".into());
                 return Err(());
             }
             Err(why) => {
                 tracing::error!(key = %key.name, pid = ?peer.pid, "refused a signature that needs confirmation: {why}");
-                let _ = broker.audit(
-                    peer,
-                    "agent_sign_refused",
-                    Some(&key.name),
-                    None,
-                    format!("confirmation needed and no prompt could be shown: {why}"),
-                );
+                refuse(format!(
+                    "confirmation needed and no prompt could be shown: {why}"
+                ));
                 return Err(());
             }
         }
     }
-    let private = match unseal_key(broker, &key.name) {
-        Ok((k, _)) => k,
-        Err(f) => {
-            tracing::warn!(key = %key.name, "agent cannot sign: {}", f.message);
-            let _ = broker.audit(peer, "agent_sign_refused", Some(&key.name), None, f.message);
-            return Err(());
-        }
-    };
-    let hash = if flags & wire::RSA_SHA2_512 != 0 {
-        Some(HashAlg::Sha512)
-    } else if flags & wire::RSA_SHA2_256 != 0 {
-        Some(HashAlg::Sha256)
+    let sig = if let Some((socket, public)) = &key.held_by {
+        broker.key_used();
+        crate::ssh::other_agent::sign(socket, public, data, flags)
+            .await
+            .map_err(|e| e.to_string())
     } else {
-        None
+        let private = match unseal_key(broker, &key.name) {
+            Ok((k, _)) => k,
+            Err(f) => {
+                refuse(f.message);
+                return Err(());
+            }
+        };
+        let hash = if flags & wire::RSA_SHA2_512 != 0 {
+            Some(HashAlg::Sha512)
+        } else if flags & wire::RSA_SHA2_256 != 0 {
+            Some(HashAlg::Sha256)
+        } else {
+            None
+        };
+        let sig = sign_with(&private, hash, data);
+        drop(private);
+        crate::system::wipe::secrets_touched();
+        sig
     };
-    let sig = sign_with(&private, hash, data);
-    drop(private);
-    crate::system::wipe::secrets_touched();
-    let sig = sig.map_err(|e| {
-        tracing::warn!(key = %key.name, "agent signature failed: {e}");
-    })?;
+    let sig = sig.map_err(|e| refuse(format!("the signature failed: {e}")))?;
     let _ = broker.audit(
         peer,
         "agent_sign",
         Some(&key.name),
-        None,
-        format!("{} bytes signed", data.len()),
+        conn,
+        format!("{} bytes signed{}", data.len(), route(client)),
     );
     Ok(sig)
 }

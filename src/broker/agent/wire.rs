@@ -1,9 +1,10 @@
 //! The ssh-agent protocol's messages (draft-miller-ssh-agent), as pure functions: a request in,
-//! a reply out. Only listing identities and signing are served; every other request, adding
-//! keys above all, gets `SSH_AGENT_FAILURE`.
+//! a reply out. Only listing identities, signing and binding sessions (session-bind@openssh.com)
+//! are served; every other request, adding keys above all, gets `SSH_AGENT_FAILURE`.
 
 /// Message numbers.
 pub const FAILURE: u8 = 5;
+pub const SUCCESS: u8 = 6;
 pub const REQUEST_IDENTITIES: u8 = 11;
 pub const IDENTITIES_ANSWER: u8 = 12;
 pub const SIGN_REQUEST: u8 = 13;
@@ -36,7 +37,9 @@ pub enum AgentRequest {
     },
     /// Adding, removing, locking: refused.
     Refused(&'static str),
-    /// Extensions (session-bind@openssh.com, ...) and unknown messages.
+    /// An extension: its name and the rest of the message.
+    Extension { name: Vec<u8>, body: Vec<u8> },
+    /// Unknown messages.
     Unsupported(u8),
 }
 
@@ -78,7 +81,13 @@ pub fn parse(msg: &[u8]) -> Option<AgentRequest> {
         }
         REMOVE_IDENTITY | REMOVE_ALL => AgentRequest::Refused("removing keys"),
         LOCK | UNLOCK => AgentRequest::Refused("locking the agent"),
-        EXTENSION => AgentRequest::Unsupported(EXTENSION),
+        EXTENSION => match string(&mut rest) {
+            Some(name) => AgentRequest::Extension {
+                name: name.to_vec(),
+                body: rest.to_vec(),
+            },
+            None => AgentRequest::Unsupported(EXTENSION),
+        },
         other => AgentRequest::Unsupported(other),
     })
 }
@@ -111,6 +120,11 @@ pub fn signature(sig: &[u8]) -> Vec<u8> {
     let mut b = vec![SIGN_RESPONSE];
     put_string(&mut b, sig);
     frame(&b)
+}
+
+/// `SSH_AGENT_SUCCESS`.
+pub fn success() -> Vec<u8> {
+    frame(&[SUCCESS])
 }
 
 /// `SSH_AGENT_FAILURE`.

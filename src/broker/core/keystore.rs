@@ -33,6 +33,7 @@ pub fn store(
         created: now(),
         retired: None,
         agent: Default::default(),
+        held_by: None,
     };
     {
         let db = broker.db()?;

@@ -24,6 +24,7 @@ fn info(broker: &Core, row: KeyRow) -> Result<KeyInfo, Fail> {
         created: row.created,
         retired: row.retired,
         agent: row.agent,
+        held_by: row.held_by,
     })
 }
 
@@ -47,6 +48,86 @@ pub fn add(
         KeyError::Invalid(why) => Fail::new(ErrorCode::InvalidKey, format!("cannot import key '{name}': {}", KeyError::Invalid(why))),
     })?;
     let row = keystore::store(broker, peer, name, new, "key_add")?;
+    Ok(Response::Key(info(broker, row)?))
+}
+
+/// `key add --from-agent`: records the public half of a key that stays in the ssh-agent at
+/// `socket` (the one with `fingerprint`, or its only key). Nothing is sealed: there is nothing
+/// secret to seal.
+pub async fn add_from_agent(
+    broker: &Core,
+    peer: &Peer,
+    name: &str,
+    socket: &str,
+    fingerprint: Option<&str>,
+) -> Result<Response, Fail> {
+    keystore::precheck(broker, name)?;
+    if !std::path::Path::new(socket).is_absolute() {
+        return Err(Fail::new(
+            ErrorCode::InvalidArgument,
+            format!("the agent socket must be an absolute path, not {socket:?}"),
+        ));
+    }
+    if socket == broker.paths().agent_socket().to_string_lossy() {
+        return Err(Fail::new(
+            ErrorCode::InvalidArgument,
+            "that is sshkeep's own agent socket: its keys are in the vault already",
+        ));
+    }
+    let held = crate::ssh::other_agent::identities(socket)
+        .await
+        .map_err(|e| Fail::new(ErrorCode::NoKey, e.to_string()))?;
+    let fp = |k: &russh::keys::PublicKey| k.fingerprint(russh::keys::HashAlg::Sha256).to_string();
+    let listed = || held.iter().map(fp).collect::<Vec<_>>().join(", ");
+    let public = match fingerprint {
+        Some(want) => held.iter().find(|k| fp(k) == want).ok_or_else(|| {
+            Fail::new(
+                ErrorCode::NoKey,
+                format!("the ssh-agent at {socket} holds no key {want} (it holds: {})", listed()),
+            )
+        })?,
+        None => match held.as_slice() {
+            [one] => one,
+            [] => {
+                return Err(Fail::new(
+                    ErrorCode::NoKey,
+                    format!("the ssh-agent at {socket} holds no keys; add one there first (ssh-add)"),
+                ));
+            }
+            _ => {
+                return Err(Fail::new(
+                    ErrorCode::InvalidArgument,
+                    format!(
+                        "the ssh-agent at {socket} holds several keys: choose one with --fingerprint ({})",
+                        listed()
+                    ),
+                ));
+            }
+        },
+    };
+    let public_line = public
+        .to_openssh()
+        .map_err(|e| Fail::new(ErrorCode::InvalidKey, e.to_string()))?;
+    let row = KeyRow {
+        name: name.into(),
+        algorithm: public.algorithm().to_string(),
+        fingerprint: fp(public),
+        comment: public.comment().to_string(),
+        public_key: public_line,
+        sealed: Vec::new(),
+        created: now(),
+        retired: None,
+        agent: Default::default(),
+        held_by: Some(socket.to_string()),
+    };
+    broker.db()?.insert_key(&row)?;
+    broker.audit(
+        peer,
+        "key_add",
+        Some(name),
+        None,
+        format!("{} held by the ssh-agent at {socket}", row.fingerprint),
+    )?;
     Ok(Response::Key(info(broker, row)?))
 }
 
@@ -145,6 +226,8 @@ pub fn agent_options(
     offer: Option<bool>,
     confirm: Option<bool>,
     lifetime_secs: Option<u64>,
+    forward: Option<bool>,
+    only_to: Option<Vec<String>>,
 ) -> Result<Response, Fail> {
     let k = row(broker, name)?;
     if k.retired.is_some() && offer == Some(true) {
@@ -160,6 +243,19 @@ pub fn agent_options(
     if let Some(v) = confirm {
         o.confirm = v;
     }
+    if let Some(v) = forward {
+        o.forward = v;
+    }
+    if let Some(hosts) = only_to {
+        let hosts: Vec<String> = hosts
+            .iter()
+            .map(|h| h.trim().to_string())
+            .filter(|h| !h.is_empty())
+            .collect();
+        // Each name must stand for a host key now, so a typo is not a key that signs nothing.
+        crate::broker::agent::check_only_to(broker, &hosts)?;
+        o.only_to = hosts;
+    }
     match lifetime_secs {
         Some(0) => o.until = None,
         Some(s) => o.until = Some(now() + s.min(i64::MAX as u64 / 2) as i64),
@@ -172,8 +268,12 @@ pub fn agent_options(
         Some(name),
         None,
         format!(
-            "offer {} confirm {} until {:?}",
-            o.offer, o.confirm, o.until
+            "offer {} confirm {} until {:?} forward {} only-to [{}]",
+            o.offer,
+            o.confirm,
+            o.until,
+            o.forward,
+            o.only_to.join(",")
         ),
     )?;
     show(broker, name)

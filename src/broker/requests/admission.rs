@@ -127,6 +127,10 @@ pub async fn admit(app: &App, caller: &Caller, req: Request) -> Result<Admitted,
         Request::KeyAgent { name, .. } => {
             return Err(owner(profile, "offering a key on the agent socket", &format!("sshkeep key agent {name}")));
         }
+        // The broker would connect to a socket the caller names and sign logins through it.
+        Request::KeyAddFromAgent { name, .. } => {
+            return Err(owner(profile, "recording a key held by another ssh-agent", &format!("sshkeep key add {name} --from-agent")));
+        }
         Request::ConnRemove { name } => {
             return Err(owner(profile, "removing a saved connection", &format!("sshkeep conn remove {name}")));
         }
@@ -166,6 +170,10 @@ pub async fn admit(app: &App, caller: &Caller, req: Request) -> Result<Admitted,
             // decides which profiles reach it. A profile may only add connections.
             if find_conn(&app.core, &spec.name).is_ok() {
                 return Err(owner(profile, "changing a saved connection", &format!("sshkeep conn save {} ...", spec.name)));
+            }
+            // A forwarded agent lets the server sign with the user's keys: the user's choice.
+            if spec.forward_agent {
+                return Err(owner(profile, "forwarding the agent to a server", &format!("sshkeep conn save {} ... --forward-agent", spec.name)));
             }
             key_in_reach(app, profile, spec.key.as_deref())?;
             // Jump hosts carry their own keys: a new connection may hop only through ones in reach.

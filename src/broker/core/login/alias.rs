@@ -94,6 +94,7 @@ pub fn from_ssh_config(
     let settings = broker.settings();
     let setting = |k: Key| settings.get(k).min(u64::from(u32::MAX)) as u32;
     Ok(Some(Resolved {
+        forward_agent: false,
         jump,
         key: Some(key),
         idle: Duration::from_secs(settings.get(Key::IdleTimeout)),

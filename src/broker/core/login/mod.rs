@@ -52,6 +52,12 @@ pub fn unseal_key(
         .db()?
         .key(name)?
         .ok_or_else(|| Fail::unknown("key", name, NextStep::ListKeys))?;
+    if let Some(socket) = &row.held_by {
+        return Err(Fail::new(
+            ErrorCode::InvalidArgument,
+            format!("key '{name}' stays in the ssh-agent at {socket}: sshkeep holds only its public half"),
+        ));
+    }
     let slot = broker.vault()?;
     let Some(vault) = slot.as_ref() else {
         drop(slot);
@@ -85,6 +91,28 @@ pub fn unseal_key(
         )
     })?;
     Ok((key, row.fingerprint))
+}
+
+/// What a login with key `name` signs with: the key unsealed from the vault, or, for a key that
+/// stays in another ssh-agent, that agent's socket and the public half.
+pub fn credential(broker: &Core, name: &str) -> Result<ssh::Credential, Fail> {
+    let row = broker
+        .db()?
+        .key(name)?
+        .ok_or_else(|| Fail::unknown("key", name, NextStep::ListKeys))?;
+    match row.held_by {
+        Some(socket) if row.retired.is_none() => {
+            let public = russh::keys::PublicKey::from_openssh(&row.public_key).map_err(|_| {
+                Fail::new(
+                    ErrorCode::InvalidKey,
+                    format!("key '{name}' has a damaged public half"),
+                )
+            })?;
+            broker.key_used();
+            Ok(ssh::Credential::Agent { socket, public })
+        }
+        _ => Ok(ssh::Credential::Vault(unseal_key(broker, name)?.0)),
+    }
 }
 
 /// Pins a key seen under `accept-new` after a successful login.
@@ -204,7 +232,7 @@ pub async fn login(
     let key_name = r.key.as_deref().ok_or_else(|| no_key(&r.endpoint))?;
     let ep = &r.endpoint;
     // Decrypt before connecting so a locked vault fails fast, without network traffic.
-    let (key, _) = unseal_key(broker, key_name)?;
+    let key = credential(broker, key_name)?;
     let pin = broker.db()?.pin(&ep.host, ep.port)?;
     let (via, hold) = match tunnel_for(broker, peer, r).await? {
         Some((t, h)) => (Some(t), Some(h)),
@@ -225,9 +253,23 @@ pub async fn login(
         ep.conn_name.as_deref(),
         format!("login {}@{}:{} for {purpose}", ep.user, ep.host, ep.port),
     )?;
-    ssh::login(ep, &mut handle, key, key_name).await?;
+    ssh::login_with(ep, &mut handle, key, key_name).await?;
     if let Some(seen) = &login.seen {
         pin_if_new(broker, peer, ep, seen)?;
+    }
+    if let (true, Some(seen)) = (r.forward_agent, &login.seen) {
+        // The one place the core reaches into a feature: the forwarded agent is served by the
+        // agent socket's code, with only the keys marked for forwarding.
+        crate::broker::agent::forward_to(
+            broker,
+            peer,
+            &login.link,
+            crate::broker::agent::Hop {
+                conn: ep.conn_name.clone(),
+                label: format!("{}@{}:{}", ep.user, ep.host, ep.port),
+                host_key: seen.fingerprint.clone(),
+            },
+        );
     }
     Ok((handle, login.link, hold))
 }

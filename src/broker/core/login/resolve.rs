@@ -21,6 +21,8 @@ pub struct Resolved {
     pub jump: Vec<String>,
     /// The `~/.ssh/config` alias this target was found as, when it is no saved connection.
     pub via: Option<String>,
+    /// The saved connection forwards the agent (`conn save --forward-agent`).
+    pub forward_agent: bool,
 }
 
 /// Resolves `target`; `key` overrides the linked key. A retired key is refused here, before a
@@ -44,6 +46,7 @@ pub fn resolve(broker: &Core, target: &str, key: Option<&str>) -> Result<Resolve
 
 fn resolve_any(broker: &Core, target: &str, key: Option<&str>) -> Result<Resolved, Fail> {
     let from_row = |c: ConnRow| Resolved {
+        forward_agent: c.spec.forward_agent,
         jump: c.spec.jump.clone(),
         via: None,
         key: key.map(Into::into).or(c.spec.key.clone()),
@@ -69,6 +72,7 @@ fn resolve_any(broker: &Core, target: &str, key: Option<&str>) -> Result<Resolve
             // ServerAliveCountMax 3, and a ControlPersist-like 10 minutes).
             let settings = broker.settings();
             Ok(Resolved {
+                forward_agent: false,
                 jump: Vec::new(),
                 via: None,
                 key: key.map(Into::into),

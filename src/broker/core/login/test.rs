@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::{audit_refusal, known_hosts, pin_if_new, resolve, tunnel_for, unseal_key};
+use super::{audit_refusal, credential, known_hosts, pin_if_new, resolve, tunnel_for};
 use crate::broker::core::fail::Fail;
 use crate::broker::core::{Core, Peer};
 use crate::protocol::{ErrorCode, HostKeyReport, NextStep, TestReport};
@@ -34,7 +34,7 @@ pub async fn run(
         next: None,
     };
     // A locked vault or missing key still lets the test check reachability and the host key.
-    let key = match r.key.as_deref().map(|k| unseal_key(broker, k)).transpose() {
+    let key = match r.key.as_deref().map(|k| credential(broker, k)).transpose() {
         Ok(k) => k,
         Err(f) => {
             report.error = Some(f.message);
@@ -82,7 +82,7 @@ pub async fn run(
         report.next = e.next;
         return Ok(report);
     }
-    let (Some(mut handle), Some((key, _))) = (login.handle, key) else {
+    let (Some(mut handle), Some(key)) = (login.handle, key) else {
         return Ok(report);
     };
     let key_name = r.key.clone().unwrap_or_default();
@@ -93,7 +93,7 @@ pub async fn run(
         ep.conn_name.as_deref(),
         format!("login {}@{}:{} for conn test", ep.user, ep.host, ep.port),
     )?;
-    match ssh::login(ep, &mut handle, key, &key_name).await {
+    match ssh::login_with(ep, &mut handle, key, &key_name).await {
         Ok(()) => {
             report.authenticated = true;
             report.login_ms = Some((started.elapsed().as_secs_f64() * 100_000.0).round() / 100.0);

@@ -269,6 +269,11 @@ impl Session {
             let handle = self.wait_open().await?;
             match handle.channel_open_session().await {
                 Ok(ch) => {
+                    // OpenSSH's ForwardAgent: asked on each session channel, as ssh does.
+                    let forwards = self.with(|i| i.lost.as_ref().is_some_and(|l| l.forwards_agent()));
+                    if forwards && let Err(e) = ch.agent_forward(false).await {
+                        tracing::warn!(session = %self.id, "agent forwarding was not requested: {e}");
+                    }
                     permit.opened();
                     self.touch();
                     return Ok((ch, permit));
@@ -335,5 +340,8 @@ impl Session {
             && a.host == b.host
             && a.port == b.port
             && self.key_fingerprint == fingerprint
+            // A session that forwards the agent serves only its own connection.
+            && self.resolved.forward_agent == r.forward_agent
+            && (!r.forward_agent || a.conn_name == b.conn_name)
     }
 }

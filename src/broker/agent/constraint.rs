@@ -1,0 +1,295 @@
+//! Destination constraints, as OpenSSH's `ssh-add -h` makes them (PROTOCOL.agent,
+//! `restrict-destination-v00@openssh.com`): a constrained key signs only a user
+//! authentication for a session that its client bound to the agent connection with
+//! `session-bind@openssh.com`, and only when every hop recorded there (the host forwarded to,
+//! then the host logged in to) is one the key allows.
+//!
+//! sshkeep is stricter than OpenSSH in one way: a constrained key is never used on a
+//! connection that bound no session (OpenSSH takes that for local use), so a socket reached by
+//! a client that does not bind, or by a stolen socket, signs nothing with it.
+
+use russh::keys::ssh_encoding::Decode;
+use russh::keys::ssh_key::Signature;
+use russh::keys::{HashAlg, PublicKey};
+
+use crate::broker::core::Core;
+use crate::broker::core::fail::Fail;
+use crate::protocol::ErrorCode;
+
+/// At most this many bound sessions per agent connection (OpenSSH's limit).
+pub const MAX_BINDS: usize = 16;
+
+/// One `session-bind@openssh.com`: a host key (by fingerprint) proven by its signature over
+/// the session identifier.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Bind {
+    pub host_key: String,
+    /// Empty for the hop sshkeep itself forwards its agent to (it knows the host key first hand).
+    pub session_id: Vec<u8>,
+    pub forwarding: bool,
+}
+
+fn take<'a>(buf: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
+    if buf.len() < n {
+        return None;
+    }
+    let (a, b) = buf.split_at(n);
+    *buf = b;
+    Some(a)
+}
+
+fn string<'a>(buf: &mut &'a [u8]) -> Option<&'a [u8]> {
+    let n = take(buf, 4)?;
+    let n = u32::from_be_bytes([n[0], n[1], n[2], n[3]]) as usize;
+    take(buf, n)
+}
+
+fn fingerprint(key: &PublicKey) -> String {
+    key.fingerprint(HashAlg::Sha256).to_string()
+}
+
+/// Parses and checks the body of a `session-bind@openssh.com` extension (after its name): the
+/// host key's signature over the session identifier must verify.
+pub fn session_bind(mut body: &[u8]) -> Result<Bind, &'static str> {
+    let key = string(&mut body).ok_or("truncated")?;
+    let sid = string(&mut body).ok_or("truncated")?;
+    let sig = string(&mut body).ok_or("truncated")?;
+    let fwd = take(&mut body, 1).ok_or("truncated")?[0] != 0;
+    if !body.is_empty() {
+        return Err("trailing data");
+    }
+    let key = PublicKey::from_bytes(key).map_err(|_| "not a host key")?;
+    let sig = Signature::decode(&mut &sig[..]).map_err(|_| "not a signature")?;
+    russh::keys::signature::Verifier::verify(&key, sid, &sig)
+        .map_err(|_| "the host key's signature does not verify")?;
+    Ok(Bind {
+        host_key: fingerprint(&key),
+        session_id: sid.to_vec(),
+        forwarding: fwd,
+    })
+}
+
+/// What a user-authentication request to be signed names.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Userauth {
+    pub session_id: Vec<u8>,
+    pub user: String,
+    pub key_blob: Vec<u8>,
+    /// For `publickey-hostbound-v00@openssh.com`: the host key the client saw (fingerprint).
+    pub host_key: Option<String>,
+}
+
+/// Parses data to be signed as an SSH user-authentication request (RFC 4252 section 7), the
+/// only thing a constrained key signs.
+pub fn userauth(mut data: &[u8]) -> Option<Userauth> {
+    let session_id = string(&mut data)?.to_vec();
+    if take(&mut data, 1)? != [50] {
+        return None;
+    }
+    let user = String::from_utf8(string(&mut data)?.to_vec()).ok()?;
+    if string(&mut data)? != b"ssh-connection" {
+        return None;
+    }
+    let method = string(&mut data)?;
+    let hostbound = match method {
+        b"publickey" => false,
+        b"publickey-hostbound-v00@openssh.com" => true,
+        _ => return None,
+    };
+    if take(&mut data, 1)? != [1] {
+        return None;
+    }
+    let _alg = string(&mut data)?;
+    let key_blob = string(&mut data)?.to_vec();
+    let host_key = if hostbound {
+        Some(fingerprint(&PublicKey::from_bytes(string(&mut data)?).ok()?))
+    } else {
+        None
+    };
+    data.is_empty().then_some(Userauth {
+        session_id,
+        user,
+        key_blob,
+        host_key,
+    })
+}
+
+/// One allowed hop: to a host key, directly from here (`from` none) or from a host key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Hop {
+    pub from: Option<Vec<String>>,
+    pub to: Vec<String>,
+}
+
+/// The host keys (fingerprints) one name stands for: a `SHA256:` fingerprint as given, a saved
+/// connection's pinned key, or the pinned key of `host[:port]`.
+pub fn host_keys(broker: &Core, name: &str) -> Result<Vec<String>, Fail> {
+    if name.starts_with("SHA256:") {
+        return Ok(vec![name.to_string()]);
+    }
+    let (host, port) = match crate::broker::core::login::find_conn(broker, name) {
+        Ok(c) => (c.spec.host, c.spec.port),
+        Err(_) => match name.rsplit_once(':') {
+            Some((h, p)) if p.parse::<u16>().is_ok() => (h.to_string(), p.parse().unwrap_or(22)),
+            _ => (name.to_string(), 22),
+        },
+    };
+    match broker.db()?.pin(&host, port)? {
+        Some(pin) => Ok(vec![pin.fingerprint]),
+        None => Err(Fail::new(
+            ErrorCode::InvalidArgument,
+            format!(
+                "no host key is pinned for '{name}' ({host}:{port}): log in once (or `sshkeep conn trust`), or give its SHA256: fingerprint"
+            ),
+        )),
+    }
+}
+
+/// The hops a key's `only_to` entries allow (`TO` or `FROM>TO`).
+pub fn hops(broker: &Core, only_to: &[String]) -> Result<Vec<Hop>, Fail> {
+    only_to
+        .iter()
+        .map(|e| match e.split_once('>') {
+            Some((from, to)) => Ok(Hop {
+                from: Some(host_keys(broker, from.trim())?),
+                to: host_keys(broker, to.trim())?,
+            }),
+            None => Ok(Hop {
+                from: None,
+                to: host_keys(broker, e.trim())?,
+            }),
+        })
+        .collect()
+}
+
+fn allowed(hops: &[Hop], from: Option<&str>, to: &str) -> bool {
+    hops.iter().any(|h| {
+        h.to.iter().any(|t| t == to)
+            && match (&h.from, from) {
+                (None, None) => true,
+                (Some(f), Some(from)) => f.iter().any(|f| f == from),
+                _ => false,
+            }
+    })
+}
+
+/// Whether a constrained key (`key_blob`, allowed `hops`) may sign `data` on a connection whose
+/// bound sessions are `binds`; the reason when not.
+pub fn permitted(hops: &[Hop], binds: &[Bind], key_blob: &[u8], data: &[u8]) -> Result<(), String> {
+    let Some(last) = binds.last() else {
+        return Err("the client bound no session to this agent connection (session-bind@openssh.com), and the key is destination-constrained".into());
+    };
+    let Some(req) = userauth(data) else {
+        return Err("a destination-constrained key signs only user authentications".into());
+    };
+    if req.key_blob != key_blob {
+        return Err("the authentication names another key".into());
+    }
+    if last.forwarding {
+        return Err("the last bound session is a forwarding hop, not a login".into());
+    }
+    if !last.session_id.is_empty() && req.session_id != last.session_id {
+        return Err("the authentication is for another session than the one bound".into());
+    }
+    if let Some(hk) = &req.host_key
+        && hk != &last.host_key
+    {
+        return Err("the authentication names another host key than the one bound".into());
+    }
+    for (i, b) in binds.iter().enumerate() {
+        if i + 1 < binds.len() && !b.forwarding {
+            return Err("a login-bound session was used to forward".into());
+        }
+        let from = i.checked_sub(1).map(|p| binds[p].host_key.as_str());
+        if !allowed(hops, from, &b.host_key) {
+            return Err(match from {
+                None => format!("host key {} is not one the key may be used to", b.host_key),
+                Some(f) => format!(
+                    "the hop from host key {f} to host key {} is not one the key may be used on",
+                    b.host_key
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn put(out: &mut Vec<u8>, s: &[u8]) {
+        out.extend_from_slice(&(s.len() as u32).to_be_bytes());
+        out.extend_from_slice(s);
+    }
+
+    fn auth(sid: &[u8], key: &[u8]) -> Vec<u8> {
+        let mut d = Vec::new();
+        put(&mut d, sid);
+        d.push(50);
+        put(&mut d, b"me");
+        put(&mut d, b"ssh-connection");
+        put(&mut d, b"publickey");
+        d.push(1);
+        put(&mut d, b"ssh-ed25519");
+        put(&mut d, key);
+        d
+    }
+
+    fn bind(hk: &str, sid: &[u8], fwd: bool) -> Bind {
+        Bind {
+            host_key: hk.into(),
+            session_id: sid.to_vec(),
+            forwarding: fwd,
+        }
+    }
+
+    #[test]
+    fn only_listed_hops_sign() {
+        let hops = vec![Hop {
+            from: None,
+            to: vec!["A".into()],
+        }];
+        let data = auth(b"s1", b"K");
+        assert!(permitted(&hops, &[bind("A", b"s1", false)], b"K", &data).is_ok());
+        assert!(permitted(&hops, &[], b"K", &data).is_err(), "unbound");
+        assert!(permitted(&hops, &[bind("B", b"s1", false)], b"K", &data).is_err());
+        assert!(permitted(&hops, &[bind("A", b"s2", false)], b"K", &data).is_err());
+        assert!(permitted(&hops, &[bind("A", b"s1", false)], b"X", &data).is_err());
+        assert!(permitted(&hops, &[bind("A", b"s1", false)], b"K", b"not auth").is_err());
+        // Forwarded to A, then on to B: refused unless A>B is listed.
+        let on = [bind("A", b"s0", true), bind("B", b"s1", false)];
+        assert!(permitted(&hops, &on, b"K", &data).is_err());
+        let mut more = hops.clone();
+        more.push(Hop {
+            from: Some(vec!["A".into()]),
+            to: vec!["B".into()],
+        });
+        assert!(permitted(&more, &on, b"K", &data).is_ok());
+        assert!(permitted(&more, &[bind("A", b"s1", true)], b"K", &data).is_err());
+    }
+
+    #[test]
+    fn a_bind_whose_signature_does_not_verify_is_refused() {
+        use russh::keys::ssh_encoding::Encode;
+        let host = russh::keys::PrivateKey::random(
+            &mut rand::rng(),
+            russh::keys::Algorithm::Ed25519,
+        )
+        .expect("key");
+        let sig: Signature =
+            russh::keys::signature::Signer::try_sign(&host, b"session").expect("sign");
+        let mut body = Vec::new();
+        put(&mut body, &host.public_key().to_bytes().expect("blob"));
+        put(&mut body, b"session");
+        put(&mut body, &sig.encode_vec().expect("sig"));
+        body.push(1);
+        let b = session_bind(&body).expect("valid bind");
+        assert!(b.forwarding);
+        assert_eq!(b.host_key, fingerprint(host.public_key()));
+        let mut forged = body.clone();
+        let at = 4 + host.public_key().to_bytes().expect("blob").len() + 4;
+        forged[at] ^= 1;
+        assert!(session_bind(&forged).is_err());
+    }
+}
