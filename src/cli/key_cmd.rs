@@ -120,7 +120,9 @@ pub async fn run(ctx: &Ctx, cmd: KeyCmd) -> Result<u8> {
                     true => std::env::var("SSH_AUTH_SOCK")
                         .ok()
                         .filter(|s| !s.is_empty())
-                        .context("SSH_AUTH_SOCK is not set: give the agent's socket after --from-agent")?,
+                        .context(
+                            "SSH_AUTH_SOCK is not set: give the agent's socket after --from-agent",
+                        )?,
                 };
                 let socket = std::path::absolute(&socket)
                     .with_context(|| format!("cannot use the socket path {socket}"))?

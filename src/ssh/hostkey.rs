@@ -164,7 +164,9 @@ impl russh::client::Handler for Verifier {
     ) -> Result<(), Self::Error> {
         // Only a connection that forwards the agent serves it: a server cannot ask for it.
         let Some(to) = self.link.agent_route().filter(|to| !to.is_closed()) else {
-            tracing::info!("refused an agent channel: the agent is not forwarded on this connection");
+            tracing::info!(
+                "refused an agent channel: the agent is not forwarded on this connection"
+            );
             reply
                 .reject(russh::ChannelOpenFailure::AdministrativelyProhibited)
                 .await;

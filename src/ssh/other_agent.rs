@@ -29,7 +29,9 @@ pub enum OtherAgentError {
     #[error("the ssh-agent at {socket} is not running ({why}); start it and add the key again")]
     Gone { socket: String, why: String },
     /// The agent answers but no longer holds the key.
-    #[error("the ssh-agent at {socket} no longer holds key {fingerprint}; add it there again (ssh-add)")]
+    #[error(
+        "the ssh-agent at {socket} no longer holds key {fingerprint}; add it there again (ssh-add)"
+    )]
     KeyMissing { socket: String, fingerprint: String },
     /// The agent refused or failed to sign (declined touch, locked agent, ...).
     #[error("the ssh-agent at {socket} did not sign with key {fingerprint}: {why}")]
@@ -181,8 +183,6 @@ pub async fn login_with(
 ) -> Result<(), SshError> {
     match cred {
         Credential::Vault(key) => super::connect::login(ep, handle, key, key_name).await,
-        Credential::Agent { socket, public } => {
-            login(ep, handle, &socket, public, key_name).await
-        }
+        Credential::Agent { socket, public } => login(ep, handle, &socket, public, key_name).await,
     }
 }

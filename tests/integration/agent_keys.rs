@@ -134,7 +134,10 @@ fn a_key_held_only_by_a_running_ssh_agent_logs_in_and_never_reaches_sshkeep() {
     for (path, bytes) in files_under(&home.sshkeep_home()) {
         assert!(!contains(&bytes, &seed), "private key bytes in {path:?}");
         for l in private_lines(&private) {
-            assert!(!contains(&bytes, l.as_bytes()), "private key text in {path:?}");
+            assert!(
+                !contains(&bytes, l.as_bytes()),
+                "private key text in {path:?}"
+            );
         }
     }
     assert!(!home.broker_log().is_empty());
@@ -239,7 +242,10 @@ fn a_destination_constrained_key_signs_for_the_listed_hop_and_not_beyond_it() {
     let (out, err, ok) = ssh_via(&a, &sock, &["-A"], "echo on-a");
     assert!(ok && out.contains("on-a"), "{out} {err}");
     let (out, err, _) = ssh_via(&a, &sock, &["-A"], &onward(&b));
-    assert!(!out.contains("reached-42"), "the hop to B must be refused: {out} {err}");
+    assert!(
+        !out.contains("reached-42"),
+        "the hop to B must be refused: {out} {err}"
+    );
     let (out, _, ok) = ssh_via(&b, &sock, &[], "echo on-b");
     assert!(!ok && !out.contains("on-b"));
     let refused = home
@@ -272,7 +278,10 @@ fn a_destination_constrained_key_signs_for_the_listed_hop_and_not_beyond_it() {
         .stdin(Stdio::null())
         .output()
         .expect("ssh-keygen");
-    assert!(!sig.status.success(), "an unbound signature must be refused");
+    assert!(
+        !sig.status.success(),
+        "an unbound signature must be refused"
+    );
 
     // An unknown name is refused when set, not kept as a key that signs nothing.
     home.run(&["key", "agent", "k", "--only-to", "nowhere-at-all"])
@@ -290,7 +299,7 @@ fn forwarding_is_off_by_default_and_serves_only_keys_marked_for_it() {
     home.run(&["key", "agent", "k", "--forward"]).ok();
 
     let out = home
-        .run(&["exec", "fwd", "sh", "-c", "echo sock=$SSH_AUTH_SOCK; ssh-add -L"])
+        .run(&["exec", "fwd", "echo sock=$SSH_AUTH_SOCK; ssh-add -L"])
         .ok();
     let sock_line = out.stdout.lines().next().unwrap_or_default().to_string();
     assert!(sock_line.len() > "sock=".len(), "{}", out.stdout);
@@ -302,7 +311,12 @@ fn forwarding_is_off_by_default_and_serves_only_keys_marked_for_it() {
 
     // A signature through the forwarded agent: the hop logs in to the server again.
     let out = home.run(&["exec", "fwd", &onward(&sshd)]).ok();
-    assert!(out.stdout.contains("reached-42"), "{} {}", out.stdout, out.stderr);
+    assert!(
+        out.stdout.contains("reached-42"),
+        "{} {}",
+        out.stdout,
+        out.stderr
+    );
     let signs = home
         .run(&["audit", "--op", "agent_sign", "--json"])
         .ok()
@@ -311,13 +325,16 @@ fn forwarding_is_off_by_default_and_serves_only_keys_marked_for_it() {
     assert_eq!(rec["key"], "k");
     assert_eq!(rec["conn"], "fwd");
     assert!(
-        rec["detail"].as_str().unwrap_or_default().contains("forwarded"),
+        rec["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("forwarded"),
         "{rec}"
     );
 
     // Without the opt-in there is no agent on the server.
     let out = home
-        .run(&["exec", "plain", "sh", "-c", "echo sock=$SSH_AUTH_SOCK"])
+        .run(&["exec", "plain", "echo sock=$SSH_AUTH_SOCK"])
         .ok();
     assert_eq!(out.stdout.trim(), "sock=", "{}", out.stdout);
 }

@@ -102,7 +102,9 @@ pub fn userauth(mut data: &[u8]) -> Option<Userauth> {
     let _alg = string(&mut data)?;
     let key_blob = string(&mut data)?.to_vec();
     let host_key = if hostbound {
-        Some(fingerprint(&PublicKey::from_bytes(string(&mut data)?).ok()?))
+        Some(fingerprint(
+            &PublicKey::from_bytes(string(&mut data)?).ok()?,
+        ))
     } else {
         None
     };
@@ -272,11 +274,9 @@ mod tests {
     #[test]
     fn a_bind_whose_signature_does_not_verify_is_refused() {
         use russh::keys::ssh_encoding::Encode;
-        let host = russh::keys::PrivateKey::random(
-            &mut rand::rng(),
-            russh::keys::Algorithm::Ed25519,
-        )
-        .expect("key");
+        let host =
+            russh::keys::PrivateKey::random(&mut rand::rng(), russh::keys::Algorithm::Ed25519)
+                .expect("key");
         let sig: Signature =
             russh::keys::signature::Signer::try_sign(&host, b"session").expect("sign");
         let mut body = Vec::new();

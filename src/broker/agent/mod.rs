@@ -102,12 +102,7 @@ async fn connection(broker: Arc<Core>, stream: Stream, peer: Peer) {
 
 /// Serves agent channels the server of one session opens (the session was saved with
 /// `--forward-agent`), until the session ends.
-pub fn forward_to(
-    broker: &Arc<Core>,
-    peer: &Peer,
-    link: &crate::ssh::Link,
-    hop: Hop,
-) {
+pub fn forward_to(broker: &Arc<Core>, peer: &Peer, link: &crate::ssh::Link, hop: Hop) {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     link.forward_agent(tx);
     let (broker, peer) = (broker.clone(), peer.clone());
@@ -183,7 +178,13 @@ fn offered(broker: &Core, forwarded: bool) -> Vec<Offered> {
         .unwrap_or_default()
         .into_iter()
         .filter(|k| live(&k.agent, k.retired))
-        .filter(|k| if forwarded { k.agent.forward } else { k.agent.offer })
+        .filter(|k| {
+            if forwarded {
+                k.agent.forward
+            } else {
+                k.agent.offer
+            }
+        })
         .filter_map(|k| {
             let public = PublicKey::from_openssh(&k.public_key).ok()?;
             let blob = public.to_bytes().ok()?;

@@ -38,7 +38,10 @@ pub enum AgentRequest {
     /// Adding, removing, locking: refused.
     Refused(&'static str),
     /// An extension: its name and the rest of the message.
-    Extension { name: Vec<u8>, body: Vec<u8> },
+    Extension {
+        name: Vec<u8>,
+        body: Vec<u8>,
+    },
     /// Unknown messages.
     Unsupported(u8),
 }

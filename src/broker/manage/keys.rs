@@ -83,7 +83,10 @@ pub async fn add_from_agent(
         Some(want) => held.iter().find(|k| fp(k) == want).ok_or_else(|| {
             Fail::new(
                 ErrorCode::NoKey,
-                format!("the ssh-agent at {socket} holds no key {want} (it holds: {})", listed()),
+                format!(
+                    "the ssh-agent at {socket} holds no key {want} (it holds: {})",
+                    listed()
+                ),
             )
         })?,
         None => match held.as_slice() {
@@ -91,7 +94,9 @@ pub async fn add_from_agent(
             [] => {
                 return Err(Fail::new(
                     ErrorCode::NoKey,
-                    format!("the ssh-agent at {socket} holds no keys; add one there first (ssh-add)"),
+                    format!(
+                        "the ssh-agent at {socket} holds no keys; add one there first (ssh-add)"
+                    ),
                 ));
             }
             _ => {

@@ -55,7 +55,9 @@ pub fn unseal_key(
     if let Some(socket) = &row.held_by {
         return Err(Fail::new(
             ErrorCode::InvalidArgument,
-            format!("key '{name}' stays in the ssh-agent at {socket}: sshkeep holds only its public half"),
+            format!(
+                "key '{name}' stays in the ssh-agent at {socket}: sshkeep holds only its public half"
+            ),
         ));
     }
     let slot = broker.vault()?;

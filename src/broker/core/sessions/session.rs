@@ -270,7 +270,8 @@ impl Session {
             match handle.channel_open_session().await {
                 Ok(ch) => {
                     // OpenSSH's ForwardAgent: asked on each session channel, as ssh does.
-                    let forwards = self.with(|i| i.lost.as_ref().is_some_and(|l| l.forwards_agent()));
+                    let forwards =
+                        self.with(|i| i.lost.as_ref().is_some_and(|l| l.forwards_agent()));
                     if forwards && let Err(e) = ch.agent_forward(false).await {
                         tracing::warn!(session = %self.id, "agent forwarding was not requested: {e}");
                     }
