@@ -223,17 +223,29 @@ pub fn unlink(broker: &Core, peer: &Peer, key: &str, conn: &str) -> Result<Respo
     })
 }
 
+/// What `key agent` changes (`None` keeps a value).
+pub struct AgentChange {
+    pub offer: Option<bool>,
+    pub confirm: Option<bool>,
+    pub lifetime_secs: Option<u64>,
+    pub forward: Option<bool>,
+    pub only_to: Option<Vec<String>>,
+}
+
 /// `key agent`: how the ssh-agent socket treats a key.
 pub fn agent_options(
     broker: &Core,
     peer: &Peer,
     name: &str,
-    offer: Option<bool>,
-    confirm: Option<bool>,
-    lifetime_secs: Option<u64>,
-    forward: Option<bool>,
-    only_to: Option<Vec<String>>,
+    change: AgentChange,
 ) -> Result<Response, Fail> {
+    let AgentChange {
+        offer,
+        confirm,
+        lifetime_secs,
+        forward,
+        only_to,
+    } = change;
     let k = row(broker, name)?;
     if k.retired.is_some() && offer == Some(true) {
         return Err(Fail::new(

@@ -91,11 +91,13 @@ pub async fn route(app: &App, caller: &Caller, req: Request, stream: &Stream) ->
             broker,
             peer,
             &name,
-            offer,
-            confirm,
-            lifetime_secs,
-            forward,
-            only_to,
+            key_ops::AgentChange {
+                offer,
+                confirm,
+                lifetime_secs,
+                forward,
+                only_to,
+            },
         ),
         Request::KeyAddFromAgent {
             name,
