@@ -47,6 +47,17 @@ pub enum ConnCmd {
         /// ConnectTimeout; default 15 and 30).
         #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u32).range(1..))]
         connect_timeout: Option<u32>,
+        /// Log in with a password too: read it from standard input and store it in the vault as
+        /// a secret named after the connection, sent only to this server.
+        #[arg(long, conflicts_with_all = ["password_secret", "ask_password"])]
+        password_stdin: bool,
+        /// Like --password-stdin, but ask on the terminal.
+        #[arg(long, conflicts_with = "password_secret")]
+        ask_password: bool,
+        /// Log in with a stored password (`sshkeep secret add`), which may then be sent to this
+        /// server.
+        #[arg(long, value_name = "SECRET")]
+        password_secret: Option<String>,
     },
     /// List saved connections.
     List,
@@ -96,8 +107,24 @@ pub async fn run(ctx: &Ctx, cmd: ConnCmd) -> Result<u8> {
             authorized_keys,
             jump,
             connect_timeout,
+            password_stdin,
+            ask_password,
+            password_secret,
         } => {
+            let password = if password_stdin || ask_password {
+                let pw = super::secret_cmd::read_password(password_stdin, &format!("{user}@{host}"))?;
+                let to = if host.contains(':') {
+                    format!("[{host}]:{port}")
+                } else {
+                    format!("{host}:{port}")
+                };
+                super::secret_cmd::store(&mut c, &name, pw, vec![to]).await?;
+                Some(name.clone())
+            } else {
+                password_secret
+            };
             let spec = ConnSpec {
+                password,
                 jump,
                 connect_timeout,
                 authorized_keys,
@@ -187,6 +214,9 @@ fn show(c: &ConnInfo) {
     println!("id               {}", c.id);
     println!("address          {}@{}:{}", s.user, s.host, s.port);
     println!("key              {}", output::opt(&s.key));
+    if let Some(p) = &s.password {
+        println!("password         stored secret '{p}'");
+    }
     println!("client           {}", output::opt(&s.client));
     println!("host key policy  {}", s.host_key_policy.as_str());
     println!("pinned host key  {}", output::opt(&c.pinned_host_key));

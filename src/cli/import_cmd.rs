@@ -261,6 +261,7 @@ async fn import_one(
         authorized_keys: ".ssh/authorized_keys".into(),
         jump,
         connect_timeout: o.connect_timeout.filter(|t| *t > 0),
+        password: None,
     };
     let _: ConnInfo = c.call(&Request::ConnSave(spec)).await?;
     if let Some(fp) = pin {

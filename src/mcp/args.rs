@@ -69,6 +69,8 @@ pub struct ConnArgs {
     pub jump: Option<Vec<String>>,
     /// Seconds (ConnectTimeout).
     pub connect_timeout: Option<u32>,
+    /// A stored password's name (its value is the user's).
+    pub password_secret: Option<String>,
     /// [bind:]port:host:hostport
     pub local: Option<String>,
     /// [bind:]port:host:hostport

@@ -121,6 +121,7 @@ pub async fn conn(a: &Adapter, x: ConnArgs) -> CallToolResult {
             Request::ConnSave(ConnSpec {
                 jump: x.jump.unwrap_or_default(),
                 connect_timeout: x.connect_timeout,
+                password: x.password_secret,
                 name,
                 host,
                 port: x.port.unwrap_or(22),

@@ -67,6 +67,7 @@ impl Vocab for ConnInfo {
         ("id", "connectionId"),
         ("user", "username"),
         ("key", "keyName"),
+        ("password", "passwordSecret"),
     ];
 }
 
@@ -131,6 +132,7 @@ mod tests {
                 authorized_keys: ".ssh/authorized_keys".into(),
                 jump: Vec::new(),
                 connect_timeout: None,
+                password: None,
             },
             pinned_host_key: None,
             created: 0,

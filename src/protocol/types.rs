@@ -203,6 +203,10 @@ pub struct ConnSpec {
     /// ConnectTimeout); sshkeep's defaults (15 s and 30 s) when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connect_timeout: Option<u32>,
+    /// The stored password (a secret's name, never its value) this connection logs in with,
+    /// by `password` or `keyboard-interactive`, besides or instead of its key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
 }
 
 /// OpenSSH's default `AuthorizedKeysFile`.
@@ -296,6 +300,9 @@ pub struct KeyInfo {
     pub retired: Option<i64>,
     #[serde(default)]
     pub agent: AgentOptions,
+    /// The OpenSSH user certificate a login offers with this key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<super::CertInfo>,
 }
 
 /// How the ssh-agent socket treats a key.

@@ -3,6 +3,7 @@
 mod fixture;
 
 mod approvals;
+mod auth_methods;
 mod audit_log;
 mod authority;
 mod commands;
