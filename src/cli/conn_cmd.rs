@@ -112,7 +112,8 @@ pub async fn run(ctx: &Ctx, cmd: ConnCmd) -> Result<u8> {
             password_secret,
         } => {
             let password = if password_stdin || ask_password {
-                let pw = super::secret_cmd::read_password(password_stdin, &format!("{user}@{host}"))?;
+                let pw =
+                    super::secret_cmd::read_password(password_stdin, &format!("{user}@{host}"))?;
                 let to = if host.contains(':') {
                     format!("[{host}]:{port}")
                 } else {

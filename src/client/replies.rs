@@ -6,8 +6,9 @@
 use crate::protocol::{
     ApprovalInfo, AuditRecord, BulkConnResult, BulkInfo, BulkLogLine, ClientGroup, CommandInfo,
     CommandState, ConnInfo, FileChange, FileText, FleetAuditReport, ForwardInfo, KeyInfo, LogPage,
-    McpTokenInfo, OutputStream, ProfileInfo, RemoteEntry, Response, RotationReport, SecretInfo, SecretString,
-    SessionInfo, Setting, ShellInfo, ShellOutput, StatusInfo, TestReport, TransferReport,
+    McpTokenInfo, OutputStream, ProfileInfo, RemoteEntry, Response, RotationReport, SecretInfo,
+    SecretString, SessionInfo, Setting, ShellInfo, ShellOutput, StatusInfo, TestReport,
+    TransferReport,
 };
 
 use super::BrokerError;

@@ -267,7 +267,17 @@ fn certificates_log_in_and_an_expired_one_is_refused_before_trying() {
         assert!(st.success());
         work.path().join(format!("{key}-cert.pub"))
     };
-    home.run(&["key", "generate", "signed"]).ok();
+    // An imported key, so that its private bytes are known and can be looked for afterwards.
+    let imported = work.path().join("imported");
+    keygen(&imported, "ed25519", "", "imported");
+    home.run(&[
+        "key",
+        "add",
+        "signed",
+        "--file",
+        imported.to_str().expect("path"),
+    ])
+    .ok();
     let cert = sign("signed", "+1h");
     let shown = home
         .run(&[
@@ -369,4 +379,9 @@ fn certificates_log_in_and_an_expired_one_is_refused_before_trying() {
         cert.to_str().expect("path"),
     ])
     .fails();
+    // The imported private key's body is nowhere in the database or the broker log.
+    let private = std::fs::read_to_string(&imported).expect("key");
+    for line in private.lines().filter(|l| !l.starts_with("-----")) {
+        no_trace_of(&home, line, &[]);
+    }
 }

@@ -3,8 +3,8 @@
 mod fixture;
 
 mod approvals;
-mod auth_methods;
 mod audit_log;
+mod auth_methods;
 mod authority;
 mod commands;
 mod exec_and_keys;

@@ -22,6 +22,8 @@ use crate::protocol::{
 };
 
 /// What admission made of a request.
+// One per request, moved once: boxing the request would buy nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Admitted {
     /// It goes on to its route.
     Route(Request),

@@ -11,8 +11,7 @@ use crate::broker::core::fail::Fail;
 use crate::broker::fleet::{audit as fleet_audit, bulk, bulk_conn};
 use crate::broker::manage::{
     audit, certs as cert_ops, conns as conn_ops, keys as key_ops, profiles, secrets as secret_ops,
-    sessions, settings, tokens,
-    vault as vault_ops,
+    sessions, settings, tokens, vault as vault_ops,
 };
 use crate::broker::{agent, forwards, rotation, sftp, shells};
 use crate::protocol::{ApprovalKind, ApprovalState, ErrorCode, Request, Response};
