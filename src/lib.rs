@@ -4,6 +4,7 @@
 
 pub mod authority;
 pub mod broker;
+pub mod certs;
 pub mod cli;
 pub mod client;
 pub mod clock;

@@ -51,6 +51,17 @@ pub enum ConnCmd {
         /// SSH_AUTH_SOCK with only the keys marked `sshkeep key agent NAME --forward`.
         #[arg(long)]
         forward_agent: bool,
+        /// Log in with a password too: read it from standard input and store it in the vault as
+        /// a secret named after the connection, sent only to this server.
+        #[arg(long, conflicts_with_all = ["password_secret", "ask_password"])]
+        password_stdin: bool,
+        /// Like --password-stdin, but ask on the terminal.
+        #[arg(long, conflicts_with = "password_secret")]
+        ask_password: bool,
+        /// Log in with a stored password (`sshkeep secret add`), which may then be sent to this
+        /// server.
+        #[arg(long, value_name = "SECRET")]
+        password_secret: Option<String>,
     },
     /// List saved connections.
     List,
@@ -101,8 +112,25 @@ pub async fn run(ctx: &Ctx, cmd: ConnCmd) -> Result<u8> {
             jump,
             connect_timeout,
             forward_agent,
+            password_stdin,
+            ask_password,
+            password_secret,
         } => {
+            let password = if password_stdin || ask_password {
+                let pw =
+                    super::secret_cmd::read_password(password_stdin, &format!("{user}@{host}"))?;
+                let to = if host.contains(':') {
+                    format!("[{host}]:{port}")
+                } else {
+                    format!("{host}:{port}")
+                };
+                super::secret_cmd::store(&mut c, &name, pw, vec![to]).await?;
+                Some(name.clone())
+            } else {
+                password_secret
+            };
             let spec = ConnSpec {
+                password,
                 jump,
                 connect_timeout,
                 forward_agent,
@@ -193,6 +221,9 @@ fn show(c: &ConnInfo) {
     println!("id               {}", c.id);
     println!("address          {}@{}:{}", s.user, s.host, s.port);
     println!("key              {}", output::opt(&s.key));
+    if let Some(p) = &s.password {
+        println!("password         stored secret '{p}'");
+    }
     println!("client           {}", output::opt(&s.client));
     println!("host key policy  {}", s.host_key_policy.as_str());
     println!("pinned host key  {}", output::opt(&c.pinned_host_key));

@@ -262,6 +262,7 @@ async fn import_one(
         jump,
         connect_timeout: o.connect_timeout.filter(|t| *t > 0),
         forward_agent: false,
+        password: None,
     };
     let _: ConnInfo = c.call(&Request::ConnSave(spec)).await?;
     if let Some(fp) = pin {

@@ -73,6 +73,9 @@ pub enum KeyCmd {
     /// Install a key's public half on a connection's server, logging in with the key that
     /// works there now, and prove it logs in.
     Deploy { name: String, conn: String },
+    /// OpenSSH user certificates: attach one, remove it, or sign one with a CA key.
+    #[command(subcommand)]
+    Cert(super::secret_cmd::CertCmd),
     /// Choose how the ssh-agent socket (`sshkeep agent env`) treats a key.
     Agent {
         name: String,
@@ -104,6 +107,11 @@ pub enum KeyCmd {
 }
 
 pub async fn run(ctx: &Ctx, cmd: KeyCmd) -> Result<u8> {
+    if let KeyCmd::Cert(cmd) = cmd {
+        let k = super::secret_cmd::cert(ctx, cmd).await?;
+        print_key(ctx, &k)?;
+        return Ok(0);
+    }
     let mut c = ctx.client().await?;
     match cmd {
         KeyCmd::Add {
@@ -243,6 +251,7 @@ pub async fn run(ctx: &Ctx, cmd: KeyCmd) -> Result<u8> {
             };
             print_key(ctx, &c.call(&req).await?)?
         }
+        KeyCmd::Cert(_) => {}
     }
     Ok(0)
 }
@@ -396,4 +405,7 @@ fn show(k: &KeyInfo) {
         println!("held by      the ssh-agent at {s} (not in the vault)");
     }
     println!("public key   {}", k.public_key);
+    if let Some(c) = &k.certificate {
+        super::secret_cmd::show_cert(c);
+    }
 }

@@ -21,6 +21,7 @@ mod output;
 mod profile_cmd;
 mod prompt;
 mod run_cmd;
+mod secret_cmd;
 mod session_cmd;
 mod setup_cmd;
 mod shell_cmd;
@@ -71,6 +72,9 @@ enum Command {
     /// Manage saved connections and host keys.
     #[command(subcommand)]
     Conn(conn_cmd::ConnCmd),
+    /// Stored login passwords (sealed in the vault; never shown).
+    #[command(subcommand)]
+    Secret(secret_cmd::SecretCmd),
     /// Run a command on a server and stream its output; exits with the remote status.
     Exec(exec_cmd::ExecArgs),
     /// The broker's ssh-agent socket for OpenSSH, git and scp: `eval "$(sshkeep agent env)"`.
@@ -224,6 +228,7 @@ async fn run(cli: Cli) -> Result<u8> {
         Command::Lock => vault_cmd::lock(&ctx).await,
         Command::Key(c) => key_cmd::run(&ctx, c).await,
         Command::Conn(c) => conn_cmd::run(&ctx, c).await,
+        Command::Secret(c) => secret_cmd::run(&ctx, c).await,
         Command::Exec(a) => exec_cmd::run(&ctx, a).await,
         Command::Audit(a) => audit_cmd::run(&ctx, a).await,
         Command::Agent(c) => agent_cmd::run(&ctx, c).await,

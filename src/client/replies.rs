@@ -6,8 +6,9 @@
 use crate::protocol::{
     ApprovalInfo, AuditRecord, BulkConnResult, BulkInfo, BulkLogLine, ClientGroup, CommandInfo,
     CommandState, ConnInfo, FileChange, FileText, FleetAuditReport, ForwardInfo, KeyInfo, LogPage,
-    McpTokenInfo, OutputStream, ProfileInfo, RemoteEntry, Response, RotationReport, SecretString,
-    SessionInfo, Setting, ShellInfo, ShellOutput, StatusInfo, TestReport, TransferReport,
+    McpTokenInfo, OutputStream, ProfileInfo, RemoteEntry, Response, RotationReport, SecretInfo,
+    SecretString, SessionInfo, Setting, ShellInfo, ShellOutput, StatusInfo, TestReport,
+    TransferReport,
 };
 
 use super::BrokerError;
@@ -183,6 +184,8 @@ replies! {
     StatusInfo = "status", Response::Status(s) => s;
     KeyInfo = "key", Response::Key(k) => k;
     Vec<KeyInfo> = "keys", Response::Keys { keys } => keys;
+    SecretInfo = "secret", Response::Secret(s) => s;
+    Vec<SecretInfo> = "secrets", Response::Secrets { secrets } => secrets;
     ConnInfo = "conn", Response::Conn(c) => c;
     Vec<ConnInfo> = "conns", Response::Conns { conns } => conns;
     TestReport = "test_report", Response::TestReport(t) => t;

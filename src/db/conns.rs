@@ -12,7 +12,7 @@ pub struct ConnRow {
     pub created: i64,
 }
 
-const COLS: &str = "id, name, host, port, user, key_name, client, host_key_policy, keepalive_interval, keepalive_max, idle_timeout, created, authorized_keys, jump, connect_timeout, forward_agent";
+const COLS: &str = "id, name, host, port, user, key_name, client, host_key_policy, keepalive_interval, keepalive_max, idle_timeout, created, authorized_keys, jump, connect_timeout, forward_agent, password_secret";
 
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ConnRow> {
     let policy: String = r.get(7)?;
@@ -38,6 +38,7 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ConnRow> {
                 .collect(),
             connect_timeout: r.get(14)?,
             forward_agent: r.get(15)?,
+            password: r.get(16)?,
         },
         created: r.get(11)?,
     })
@@ -48,12 +49,13 @@ impl Db {
     pub fn save_conn(&self, id: &str, s: &ConnSpec, now: i64) -> Result<ConnRow> {
         self.conn.execute(
             &format!(
-                "INSERT INTO connections ({COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
+                "INSERT INTO connections ({COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)
                  ON CONFLICT(name) DO UPDATE SET host = excluded.host, port = excluded.port, user = excluded.user,
                    key_name = excluded.key_name, client = excluded.client, host_key_policy = excluded.host_key_policy,
                    keepalive_interval = excluded.keepalive_interval, keepalive_max = excluded.keepalive_max,
                    idle_timeout = excluded.idle_timeout, authorized_keys = excluded.authorized_keys, jump = excluded.jump,
-                   connect_timeout = excluded.connect_timeout, forward_agent = excluded.forward_agent"
+                   connect_timeout = excluded.connect_timeout, forward_agent = excluded.forward_agent,
+                   password_secret = excluded.password_secret"
             ),
             params![
                 id,
@@ -71,7 +73,8 @@ impl Db {
                 s.authorized_keys,
                 s.jump.join(","),
                 s.connect_timeout,
-                s.forward_agent
+                s.forward_agent,
+                s.password
             ],
         )?;
         self.conn_by_ref(&s.name)?

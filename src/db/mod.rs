@@ -11,6 +11,7 @@ mod hostkeys;
 mod keys;
 mod retention;
 mod rotations;
+mod secrets;
 mod tokens;
 
 use std::os::unix::fs::OpenOptionsExt;
@@ -30,6 +31,7 @@ pub use hostkeys::Pin;
 pub use keys::KeyRow;
 pub use retention::Swept;
 pub use rotations::{RotationHostRow, RotationRow};
+pub use secrets::SecretRow;
 pub use tokens::McpTokenRow;
 
 /// The database handle. Calls are short and synchronous; the broker serialises them with a mutex.
@@ -276,6 +278,22 @@ ALTER TABLE keys ADD COLUMN held_by TEXT;
 ALTER TABLE keys ADD COLUMN agent_forward INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE keys ADD COLUMN agent_only_to TEXT NOT NULL DEFAULT '';  -- comma-separated hosts
 ALTER TABLE connections ADD COLUMN forward_agent INTEGER NOT NULL DEFAULT 0;
+"#,
+    r#"
+-- Login passwords, sealed into the vault like keys, with the servers (host:port, comma-separated)
+-- each may be sent to; the password linked to a connection; a key's OpenSSH user certificate.
+CREATE TABLE secrets (
+    name    TEXT PRIMARY KEY,
+    sealed  BLOB NOT NULL,  -- age ciphertext of the password, to the vault
+    hosts   TEXT NOT NULL DEFAULT '',
+    created INTEGER NOT NULL
+);
+ALTER TABLE connections ADD COLUMN password_secret TEXT REFERENCES secrets(name) ON DELETE SET NULL;
+CREATE TABLE key_certs (
+    key_name    TEXT PRIMARY KEY REFERENCES keys(name) ON DELETE CASCADE,
+    certificate TEXT NOT NULL,  -- the public `...-cert-v01@openssh.com` line
+    added       INTEGER NOT NULL
+);
 "#,
 ];
 

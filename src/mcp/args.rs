@@ -55,20 +55,22 @@ pub struct ConnArgs {
     pub key_name: Option<String>,
     /// accept-new (default: pin on first login) or strict.
     pub host_key_policy: Option<String>,
-    /// SHA256:... as ssh-keygen -lf prints it (trust).
+    /// SHA256:... (trust).
     pub fingerprint: Option<String>,
     /// Seconds (default 30).
     pub keepalive_interval: Option<u32>,
-    /// Missed keepalives before it counts as dead (default 3).
+    /// Missed keepalives allowed (default 3).
     pub keepalive_max: Option<u32>,
-    /// Seconds an unused session stays open (default 600).
+    /// Seconds idle before closing (default 600).
     pub idle_timeout: Option<u32>,
-    /// The server's authorized_keys path (default .ssh/authorized_keys).
+    /// authorized_keys path on the server.
     pub authorized_keys: Option<String>,
     /// Bastions, first hop first.
     pub jump: Option<Vec<String>>,
     /// Seconds (ConnectTimeout).
     pub connect_timeout: Option<u32>,
+    /// Stored password's name.
+    pub password_secret: Option<String>,
     /// [bind:]port:host:hostport
     pub local: Option<String>,
     /// [bind:]port:host:hostport

@@ -122,6 +122,7 @@ pub async fn conn(a: &Adapter, x: ConnArgs) -> CallToolResult {
                 jump: x.jump.unwrap_or_default(),
                 connect_timeout: x.connect_timeout,
                 forward_agent: false,
+                password: x.password_secret,
                 name,
                 host,
                 port: x.port.unwrap_or(22),

@@ -67,6 +67,7 @@ impl Vocab for ConnInfo {
         ("id", "connectionId"),
         ("user", "username"),
         ("key", "keyName"),
+        ("password", "passwordSecret"),
     ];
 }
 
@@ -132,6 +133,7 @@ mod tests {
                 jump: Vec::new(),
                 connect_timeout: None,
                 forward_agent: false,
+                password: None,
             },
             pinned_host_key: None,
             created: 0,

@@ -20,6 +20,7 @@
 //!
 //! Bump [`PROTOCOL_VERSION`] by hand on any change that an older peer would misread.
 
+mod auth;
 mod authority;
 mod files;
 mod fleet;
@@ -33,6 +34,7 @@ mod types;
 
 use serde::{Deserialize, Serialize};
 
+pub use auth::*;
 pub use authority::*;
 pub use files::*;
 pub use fleet::*;
@@ -414,6 +416,37 @@ pub enum Request {
     McpTokenCheck {
         token: SecretString,
     },
+    /// Store a login password under `name` (the user only), sendable to `hosts` (`host:port`);
+    /// one of that name is replaced, its hosts kept and widened.
+    SecretAdd {
+        name: String,
+        password: SecretString,
+        #[serde(default)]
+        hosts: Vec<String>,
+    },
+    /// The stored passwords: names, hosts and links, never values.
+    SecretList,
+    /// Delete a stored password (the user only); connections using it lose it.
+    SecretRemove {
+        name: String,
+    },
+    /// Attach an OpenSSH user certificate (its public line) to a key.
+    KeyCertAdd {
+        name: String,
+        certificate: String,
+    },
+    /// Take a key's certificate away.
+    KeyCertRemove {
+        name: String,
+    },
+    /// Sign a certificate for key `key` with the CA key `ca` (both in the vault; the user only)
+    /// and attach it.
+    KeyCertSign {
+        ca: String,
+        key: String,
+        principals: Vec<String>,
+        validity_secs: u64,
+    },
 }
 
 /// A broker reply.
@@ -553,6 +586,10 @@ pub enum Response {
     McpTokenValid {
         name: String,
         profile: String,
+    },
+    Secret(SecretInfo),
+    Secrets {
+        secrets: Vec<SecretInfo>,
     },
     /// `message` is the whole text for people; `next`, when the failure has a next step,
     /// carries it as data (with the problem alone) for clients that word it their own way.

@@ -207,6 +207,10 @@ pub struct ConnSpec {
     /// `key agent NAME --forward` are served on it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub forward_agent: bool,
+    /// The stored password (a secret's name, never its value) this connection logs in with,
+    /// by `password` or `keyboard-interactive`, besides or instead of its key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
 }
 
 /// OpenSSH's default `AuthorizedKeysFile`.
@@ -303,6 +307,9 @@ pub struct KeyInfo {
     /// For a key that stays in another ssh-agent: that agent's socket.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub held_by: Option<String>,
+    /// The OpenSSH user certificate a login offers with this key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<super::CertInfo>,
 }
 
 /// How the ssh-agent socket treats a key.

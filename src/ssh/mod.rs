@@ -1,12 +1,14 @@
 //! SSH client side of the broker: connecting with host-key verification, authenticating with a
 //! key from the vault, and keeping sessions open for reuse.
 
+mod auth;
 mod connect;
 mod error;
 mod hostkey;
 mod link;
 pub mod other_agent;
 
+pub use auth::{Creds, asks_for_password, authenticate};
 pub use connect::{Endpoint, Login, Tunnel, connect, login};
 pub use error::SshError;
 pub use hostkey::{HostKeyStatus, SeenHostKey, Verifier};

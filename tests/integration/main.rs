@@ -5,6 +5,7 @@ mod fixture;
 mod agent_keys;
 mod approvals;
 mod audit_log;
+mod auth_methods;
 mod authority;
 mod commands;
 mod exec_and_keys;

@@ -14,7 +14,9 @@ use crate::protocol::{ErrorCode, KeyInfo, KeyType, NextStep, Response};
 
 fn info(broker: &Core, row: KeyRow) -> Result<KeyInfo, Fail> {
     let connections = broker.db()?.key_links(&row.name)?;
+    let certificate = crate::broker::manage::certs::info(broker, &row.name)?;
     Ok(KeyInfo {
+        certificate,
         name: row.name,
         algorithm: row.algorithm,
         fingerprint: row.fingerprint,

@@ -2,9 +2,11 @@
 //! log.
 
 pub mod audit;
+pub mod certs;
 pub mod conns;
 pub mod keys;
 pub mod profiles;
+pub mod secrets;
 pub mod sessions;
 pub mod settings;
 pub mod tokens;

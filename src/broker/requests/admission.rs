@@ -22,6 +22,8 @@ use crate::protocol::{
 };
 
 /// What admission made of a request.
+// One per request, moved once: boxing the request would buy nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Admitted {
     /// It goes on to its route.
     Route(Request),
@@ -159,6 +161,21 @@ pub async fn admit(app: &App, caller: &Caller, req: Request) -> Result<Admitted,
         Request::McpTokenRevoke { name, .. } => {
             return Err(owner(profile, "revoking MCP tokens", &format!("sshkeep mcp token revoke {name}")));
         }
+        // Passwords are the user's to set and remove; a CA key signs only at the user's hand.
+        Request::SecretAdd { name, .. } => {
+            return Err(owner(profile, "storing a password", &format!("sshkeep secret add {name}")));
+        }
+        Request::SecretRemove { name } => {
+            return Err(owner(profile, "removing a stored password", &format!("sshkeep secret remove {name}")));
+        }
+        Request::KeyCertSign { ca, key, .. } => {
+            return Err(owner(profile, "signing certificates", &format!("sshkeep key cert sign {ca} --key {key} --principal P")));
+        }
+        Request::SecretList => return pass(req),
+        Request::KeyCertAdd { name, .. } | Request::KeyCertRemove { name } => {
+            key_in_reach(app, profile, Some(name))?;
+            tool(app, profile, Tool::KeyOps, &[])?
+        }
         Request::ApprovalDecide { id, .. } => {
             return Err(owner(profile, "approving or denying requests", &format!("sshkeep approve {id}")));
         }
@@ -176,6 +193,8 @@ pub async fn admit(app: &App, caller: &Caller, req: Request) -> Result<Admitted,
                 return Err(owner(profile, "forwarding the agent to a server", &format!("sshkeep conn save {} ... --forward-agent", spec.name)));
             }
             key_in_reach(app, profile, spec.key.as_deref())?;
+            // A stored password only to a server the user allowed it for (checked again on the route).
+            crate::broker::manage::secrets::check_for_profile(&app.core, spec)?;
             // Jump hosts carry their own keys: a new connection may hop only through ones in reach.
             let hops: Vec<&String> = spec.jump.iter().collect();
             let v = reach(app, profile, &hops)?.stricter(check_tool(profile, Tool::ConnEdit, &[]));

@@ -10,8 +10,8 @@ use crate::broker::commands::{self, exec};
 use crate::broker::core::fail::Fail;
 use crate::broker::fleet::{audit as fleet_audit, bulk, bulk_conn};
 use crate::broker::manage::{
-    audit, conns as conn_ops, keys as key_ops, profiles, sessions, settings, tokens,
-    vault as vault_ops,
+    audit, certs as cert_ops, conns as conn_ops, keys as key_ops, profiles, secrets as secret_ops,
+    sessions, settings, tokens, vault as vault_ops,
 };
 use crate::broker::{agent, forwards, rotation, sftp, shells};
 use crate::protocol::{ApprovalKind, ApprovalState, ErrorCode, Request, Response};
@@ -112,7 +112,29 @@ pub async fn route(app: &App, caller: &Caller, req: Request, stream: &Stream) ->
             dry_run,
         } => rotation::rotate(broker, peer, &name, key_type, resume, dry_run).await,
         Request::KeyDeploy { name, conn } => rotation::deploy(broker, peer, &name, &conn).await,
-        Request::ConnSave(spec) => conn_ops::save(broker, peer, spec),
+        // The user's own link of a stored password allows it for that server.
+        Request::ConnSave(spec) => match caller.profile {
+            None => secret_ops::allow_for_user(broker, &spec),
+            Some(_) => secret_ops::check_for_profile(broker, &spec),
+        }
+        .and_then(|()| conn_ops::save(broker, peer, spec)),
+        Request::SecretAdd {
+            name,
+            password,
+            hosts,
+        } => secret_ops::add(broker, peer, &name, &password, &hosts),
+        Request::SecretList => secret_ops::list(broker),
+        Request::SecretRemove { name } => secret_ops::remove(broker, peer, &name),
+        Request::KeyCertAdd { name, certificate } => {
+            cert_ops::add(broker, peer, &name, &certificate)
+        }
+        Request::KeyCertRemove { name } => cert_ops::remove(broker, peer, &name),
+        Request::KeyCertSign {
+            ca,
+            key,
+            principals,
+            validity_secs,
+        } => cert_ops::sign(broker, peer, &ca, &key, &principals, validity_secs).await,
         Request::ConnList => conn_ops::list(broker),
         Request::ConnShow { name } => conn_ops::show(broker, &name),
         Request::ConnRemove { name } => conn_ops::remove(broker, peer, &name),

@@ -2,6 +2,7 @@
 //! authenticated SSH login.
 
 mod alias;
+pub mod creds;
 mod resolve;
 pub mod test;
 
@@ -231,10 +232,9 @@ pub async fn login(
     r: &Resolved,
     purpose: &str,
 ) -> Result<(Handle<ssh::Verifier>, LostSlot, Option<Occupancy>), Fail> {
-    let key_name = r.key.as_deref().ok_or_else(|| no_key(&r.endpoint))?;
     let ep = &r.endpoint;
     // Decrypt before connecting so a locked vault fails fast, without network traffic.
-    let key = credential(broker, key_name)?;
+    let creds = creds::unseal(broker, r)?;
     let pin = broker.db()?.pin(&ep.host, ep.port)?;
     let (via, hold) = match tunnel_for(broker, peer, r).await? {
         Some((t, h)) => (Some(t), Some(h)),
@@ -248,14 +248,8 @@ pub async fn login(
     let mut handle = login
         .handle
         .ok_or_else(|| Fail::new(ErrorCode::Internal, "handshake returned no session"))?;
-    broker.audit(
-        peer,
-        "key_use",
-        Some(key_name),
-        ep.conn_name.as_deref(),
-        format!("login {}@{}:{} for {purpose}", ep.user, ep.host, ep.port),
-    )?;
-    ssh::login_with(ep, &mut handle, key, key_name).await?;
+    creds::audit_use(broker, peer, ep, &creds, purpose)?;
+    ssh::authenticate(ep, &mut handle, creds).await?;
     if let Some(seen) = &login.seen {
         pin_if_new(broker, peer, ep, seen)?;
     }
@@ -278,7 +272,13 @@ pub async fn login(
 
 /// The fingerprint of the key `r` logs in with.
 pub fn key_fingerprint(broker: &Core, r: &Resolved) -> Result<String, Fail> {
-    let key_name = r.key.as_deref().ok_or_else(|| no_key(&r.endpoint))?;
+    let Some(key_name) = r.key.as_deref() else {
+        // A login by stored password alone: its sessions are told apart by the secret's name.
+        return match creds::password_name(broker, r)? {
+            Some(s) => Ok(format!("password:{s}")),
+            None => Err(no_key(&r.endpoint)),
+        };
+    };
     Ok(broker
         .db()?
         .key(key_name)?

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::{audit_refusal, credential, known_hosts, pin_if_new, resolve, tunnel_for};
+use super::{audit_refusal, creds, known_hosts, pin_if_new, resolve, tunnel_for};
 use crate::broker::core::fail::Fail;
 use crate::broker::core::{Core, Peer};
 use crate::protocol::{ErrorCode, HostKeyReport, NextStep, TestReport};
@@ -34,8 +34,21 @@ pub async fn run(
         next: None,
     };
     // A locked vault or missing key still lets the test check reachability and the host key.
-    let key = match r.key.as_deref().map(|k| credential(broker, k)).transpose() {
-        Ok(k) => k,
+    let creds = match creds::unseal(broker, &r) {
+        Ok(c) => Some(c),
+        Err(f) if f.code == ErrorCode::NoKey && r.key.is_none() => {
+            let f = Fail::then(
+                ErrorCode::NoKey,
+                "no key (or stored password) to log in with",
+                NextStep::LinkKey {
+                    conn: target.to_string(),
+                },
+            );
+            report.error = Some(f.message);
+            report.error_code = Some(f.code);
+            report.next = f.next;
+            None
+        }
         Err(f) => {
             report.error = Some(f.message);
             report.error_code = Some(f.code);
@@ -43,18 +56,6 @@ pub async fn run(
             None
         }
     };
-    if r.key.is_none() {
-        let f = Fail::then(
-            ErrorCode::NoKey,
-            "no key to log in with",
-            NextStep::LinkKey {
-                conn: target.to_string(),
-            },
-        );
-        report.error = Some(f.message);
-        report.error_code = Some(f.code);
-        report.next = f.next;
-    }
     let pin = broker.db()?.pin(&ep.host, ep.port)?;
     let started = std::time::Instant::now();
     // Through the jump hosts, as a login would go (a hop that fails is this test's answer).
@@ -82,18 +83,11 @@ pub async fn run(
         report.next = e.next;
         return Ok(report);
     }
-    let (Some(mut handle), Some(key)) = (login.handle, key) else {
+    let (Some(mut handle), Some(creds)) = (login.handle, creds) else {
         return Ok(report);
     };
-    let key_name = r.key.clone().unwrap_or_default();
-    broker.audit(
-        peer,
-        "key_use",
-        Some(&key_name),
-        ep.conn_name.as_deref(),
-        format!("login {}@{}:{} for conn test", ep.user, ep.host, ep.port),
-    )?;
-    match ssh::login_with(ep, &mut handle, key, &key_name).await {
+    creds::audit_use(broker, peer, ep, &creds, "conn test")?;
+    match ssh::authenticate(ep, &mut handle, creds).await {
         Ok(()) => {
             report.authenticated = true;
             report.login_ms = Some((started.elapsed().as_secs_f64() * 100_000.0).round() / 100.0);

@@ -1,0 +1,280 @@
+//! Logging in with what a connection has: its key (with its OpenSSH certificate, if one is
+//! attached), and its stored password, by `password` and then `keyboard-interactive`. Only
+//! these are offered, each at most once, so a server's MaxAuthTries is never near.
+//!
+//! Keyboard-interactive is answered only when every prompt asks for the password; any other
+//! prompt (a one-time code, a question) ends the login with an error saying it needs a person:
+//! the broker never guesses, and never hands a server's prompt to an agent.
+
+use std::sync::Arc;
+
+use russh::client::{AuthResult, Handle, KeyboardInteractiveAuthResponse};
+use russh::keys::ssh_key::Certificate;
+use russh::keys::{HashAlg, PrivateKey};
+use russh::{MethodKind, MethodSet};
+
+use super::connect::{Endpoint, login as key_login};
+use super::{SshError, Verifier};
+use crate::protocol::{ErrorCode, NextStep, SecretString};
+
+/// What a login may use. The password and key zeroize themselves when dropped.
+pub struct Creds {
+    /// The key and its name in the vault.
+    pub key: Option<(Arc<PrivateKey>, String)>,
+    /// The certificate attached to the key.
+    pub cert: Option<Certificate>,
+    /// The password and its secret's name.
+    pub password: Option<(SecretString, String)>,
+    /// A key that stays in another ssh-agent (it signs there), and its name.
+    pub agent_key: Option<(super::Credential, String)>,
+}
+
+/// Whether a keyboard-interactive prompt asks for the password and nothing else.
+pub fn asks_for_password(prompt: &str) -> bool {
+    let p = prompt.trim().to_ascii_lowercase();
+    (p.starts_with("password") || p.contains("password for") || p.ends_with("'s password:"))
+        && ![
+            "code",
+            "otp",
+            "token",
+            "verification",
+            "new password",
+            "pin",
+        ]
+        .iter()
+        .any(|w| p.contains(w))
+}
+
+fn failed(what: &str) -> impl Fn(russh::Error) -> SshError + '_ {
+    move |e| SshError::new(ErrorCode::Ssh, format!("{what} failed: {e}"))
+}
+
+/// Logs in with `creds`, each method at most once, in the order key (certificate first),
+/// password, keyboard-interactive; a method the server has said it does not take is skipped.
+pub async fn authenticate(
+    ep: &Endpoint,
+    handle: &mut Handle<Verifier>,
+    creds: Creds,
+) -> Result<(), SshError> {
+    let Creds {
+        key,
+        cert,
+        password,
+        agent_key,
+    } = creds;
+    // A key held by another ssh-agent signs there; a stored password is the fallback.
+    if let Some((cred, name)) = agent_key {
+        match super::login_with(ep, handle, cred, &name).await {
+            Ok(()) => return Ok(()),
+            Err(e) if password.is_none() => return Err(e),
+            Err(_) => {}
+        }
+    }
+    // A key alone logs in as it always has.
+    let Some((password, secret)) = password else {
+        let Some((key, name)) = key else {
+            return Err(SshError::new(ErrorCode::NoKey, "nothing to log in with"));
+        };
+        return match cert {
+            Some(cert) => cert_login(ep, handle, key, cert, &name).await,
+            None => key_login(ep, handle, key, &name).await,
+        };
+    };
+    let mut tried = Vec::new();
+    let mut methods: Option<MethodSet> = None;
+    let allows = |m: &Option<MethodSet>, k: MethodKind| m.as_ref().is_none_or(|s| s.contains(&k));
+    if let Some((key, name)) = key {
+        let r = match cert {
+            Some(cert) => {
+                let r = handle
+                    .authenticate_openssh_cert(ep.user.clone(), key, cert)
+                    .await;
+                crate::system::wipe::secrets_touched();
+                r.map_err(failed("certificate authentication"))?
+            }
+            None => {
+                let rsa_hash = if key.algorithm().is_rsa() {
+                    handle
+                        .best_supported_rsa_hash()
+                        .await
+                        .ok()
+                        .flatten()
+                        .flatten()
+                } else {
+                    None
+                };
+                let r = handle
+                    .authenticate_publickey(
+                        ep.user.clone(),
+                        russh::keys::PrivateKeyWithHashAlg::new(key, rsa_hash),
+                    )
+                    .await;
+                crate::system::wipe::secrets_touched();
+                r.map_err(failed("key authentication"))?
+            }
+        };
+        match r {
+            AuthResult::Success => return Ok(()),
+            AuthResult::Failure {
+                remaining_methods, ..
+            } => methods = Some(remaining_methods),
+        }
+        tried.push(format!("key '{name}'"));
+    }
+    if allows(&methods, MethodKind::Password) {
+        // russh takes the password as a String of its own; it is dropped when sent.
+        let r = handle
+            .authenticate_password(ep.user.clone(), password.expose())
+            .await;
+        crate::system::wipe::secrets_touched();
+        match r.map_err(failed("password authentication"))? {
+            AuthResult::Success => return Ok(()),
+            AuthResult::Failure {
+                remaining_methods, ..
+            } => methods = Some(remaining_methods),
+        }
+        tried.push("password".into());
+    }
+    if allows(&methods, MethodKind::KeyboardInteractive) {
+        match keyboard_interactive(ep, handle, &password).await? {
+            None => return Ok(()),
+            Some(m) => methods = Some(m),
+        }
+        tried.push("keyboard-interactive".into());
+    }
+    let offered = methods
+        .map(|m| {
+            m.iter()
+                .map(|k| <&str>::from(k).to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .unwrap_or_default();
+    Err(SshError::then(
+        ErrorCode::AuthFailed,
+        format!(
+            "{} refused the login of user {} (tried {}; the server takes: {})",
+            ep.label(),
+            ep.user,
+            if tried.is_empty() {
+                "nothing it takes".to_string()
+            } else {
+                tried.join(", ")
+            },
+            if offered.is_empty() { "?" } else { &offered }
+        ),
+        NextStep::UserOnly {
+            command: format!("sshkeep secret add {secret} --host {}:{}", ep.host, ep.port),
+        },
+    ))
+}
+
+/// Keyboard-interactive answered from the stored password: `None` when logged in, or the
+/// methods the server still takes when it refused.
+async fn keyboard_interactive(
+    ep: &Endpoint,
+    handle: &mut Handle<Verifier>,
+    password: &SecretString,
+) -> Result<Option<MethodSet>, SshError> {
+    let mut r = handle
+        .authenticate_keyboard_interactive_start(ep.user.clone(), None)
+        .await
+        .map_err(failed("keyboard-interactive authentication"))?;
+    // PAM may send a banner-only round (no prompts) before the question; a server that keeps
+    // asking is stopped after a few rounds, answering the password at most once.
+    let mut answered = false;
+    for _ in 0..4 {
+        match r {
+            KeyboardInteractiveAuthResponse::Success => return Ok(None),
+            KeyboardInteractiveAuthResponse::Failure {
+                remaining_methods, ..
+            } => return Ok(Some(remaining_methods)),
+            KeyboardInteractiveAuthResponse::InfoRequest { prompts, .. } => {
+                let responses = if prompts.is_empty() {
+                    Vec::new()
+                } else if !answered
+                    && prompts.len() == 1
+                    && !prompts[0].echo
+                    && asks_for_password(&prompts[0].prompt)
+                {
+                    answered = true;
+                    vec![password.expose().to_string()]
+                } else {
+                    let asked: Vec<String> = prompts
+                        .iter()
+                        .map(|p| format!("{:?}", p.prompt.trim()))
+                        .collect();
+                    return Err(SshError::new(
+                        ErrorCode::AuthFailed,
+                        format!(
+                            "{} asks {} during keyboard-interactive login: this needs a person, and sshkeep answers only the password prompt. \
+                             Log in with a key (or a certificate) for this server instead",
+                            ep.label(),
+                            asked.join(", ")
+                        ),
+                    ));
+                };
+                r = handle
+                    .authenticate_keyboard_interactive_respond(responses)
+                    .await
+                    .map_err(failed("keyboard-interactive authentication"))?;
+                crate::system::wipe::secrets_touched();
+            }
+        }
+    }
+    Err(SshError::new(
+        ErrorCode::AuthFailed,
+        format!(
+            "{} kept asking during keyboard-interactive login",
+            ep.label()
+        ),
+    ))
+}
+
+/// Offers the certificate with its key.
+async fn cert_login(
+    ep: &Endpoint,
+    handle: &mut Handle<Verifier>,
+    key: Arc<PrivateKey>,
+    cert: Certificate,
+    key_name: &str,
+) -> Result<(), SshError> {
+    let ca = cert
+        .signature_key()
+        .fingerprint(HashAlg::Sha256)
+        .to_string();
+    let r = handle
+        .authenticate_openssh_cert(ep.user.clone(), key, cert)
+        .await;
+    crate::system::wipe::secrets_touched();
+    match r.map_err(failed("certificate authentication"))? {
+        AuthResult::Success => Ok(()),
+        AuthResult::Failure { .. } => Err(SshError::then(
+            ErrorCode::AuthFailed,
+            format!(
+                "{} refused key '{key_name}' with its certificate (CA {ca}) for user {}: the server must list the CA in TrustedUserCAKeys and the certificate must name the user as a principal",
+                ep.label(),
+                ep.user
+            ),
+            NextStep::AuthorizeKey {
+                key: key_name.to_string(),
+            },
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::asks_for_password;
+
+    #[test]
+    fn only_password_prompts_are_answered() {
+        assert!(asks_for_password("Password: "));
+        assert!(asks_for_password("alice@host's password: "));
+        assert!(asks_for_password("Password for alice@example: "));
+        assert!(!asks_for_password("Verification code: "));
+        assert!(!asks_for_password("One-time password (OTP): "));
+        assert!(!asks_for_password("New password: "));
+        assert!(!asks_for_password("Enter PIN for token: "));
+    }
+}
