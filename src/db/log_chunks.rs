@@ -62,7 +62,7 @@ impl ChunkBuf {
         if self.lines == 0 {
             self.first_n = n;
         }
-        if self.lines as usize % INDEX_EVERY == 0 {
+        if (self.lines as usize).is_multiple_of(INDEX_EVERY) {
             self.idx
                 .extend_from_slice(&(self.data.len() as u32).to_le_bytes());
         }

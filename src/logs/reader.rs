@@ -29,7 +29,7 @@ pub enum QueryError {
 /// A grep pattern, compiled for the fastest search that gives the same answer.
 enum Matcher {
     /// A pattern with no regex syntax, matched case-sensitively: a substring search.
-    Literal(memmem::Finder<'static>),
+    Literal(Box<memmem::Finder<'static>>),
     Regex(regex::bytes::Regex),
 }
 
@@ -39,9 +39,9 @@ impl Matcher {
             return Err(QueryError::BadRegex("longer than 1000 characters".into()));
         }
         if !ignore_case && regex::escape(pattern) == pattern {
-            return Ok(Self::Literal(
+            return Ok(Self::Literal(Box::new(
                 memmem::Finder::new(pattern.as_bytes()).into_owned(),
-            ));
+            )));
         }
         // Multi-line: `^` and `$` match at each line's ends inside a chunk.
         regex::bytes::RegexBuilder::new(pattern)
@@ -174,7 +174,9 @@ fn chunk_hits(c: &Chunk<'_>, f: &Filter) -> Vec<Hit> {
                     break;
                 };
                 // The line the match starts on.
-                let ls = memchr::memrchr(b'\n', &data[..ms]).map_or(0, |p| p + 1).max(pos);
+                let ls = memchr::memrchr(b'\n', &data[..ms])
+                    .map_or(0, |p| p + 1)
+                    .max(pos);
                 let le = memchr::memchr(b'\n', &data[ms..]).map_or(data.len(), |p| ms + p);
                 // A match that runs past the line's end (`\s`, `[^x]` take a newline) counts only
                 // if the line matches alone.
@@ -219,7 +221,9 @@ pub fn read(
     let f = Filter {
         stream,
         from: q.from_line.unwrap_or(1).max(1).min(i64::MAX as u64) as i64,
-        to: q.to_line.map_or(i64::MAX, |t| t.min(i64::MAX as u64) as i64),
+        to: q
+            .to_line
+            .map_or(i64::MAX, |t| t.min(i64::MAX as u64) as i64),
         matcher,
     };
     let backwards = q.tail.is_some();

@@ -292,7 +292,15 @@ fn data(
                 rest = &rest[p + 1..];
                 let mut start = 0;
                 while buf.len() - start > MAX_LINE + 1 {
-                    line(conn, cmd, st, stream, &buf[start..start + MAX_LINE], cap, at)?;
+                    line(
+                        conn,
+                        cmd,
+                        st,
+                        stream,
+                        &buf[start..start + MAX_LINE],
+                        cap,
+                        at,
+                    )?;
                     start += MAX_LINE;
                 }
                 line(conn, cmd, st, stream, &buf[start..], cap, at)?;
@@ -337,7 +345,15 @@ fn long_pieces(
     let at = st.partial_at[i];
     let mut start = 0;
     while buf.len() - start > MAX_LINE {
-        line(conn, cmd, st, stream, &buf[start..start + MAX_LINE], cap, at)?;
+        line(
+            conn,
+            cmd,
+            st,
+            stream,
+            &buf[start..start + MAX_LINE],
+            cap,
+            at,
+        )?;
         start += MAX_LINE;
     }
     st.partial[i] = buf[start..].to_vec();

@@ -245,7 +245,7 @@ fn raw_logs(home: &Home, id: &str, from: Option<u64>) -> serde_json::Value {
         s.read_exact(&mut buf).expect("read");
         serde_json::from_slice::<serde_json::Value>(&buf).expect("json")
     };
-    send(serde_json::json!({"type": "hello", "version": 4, "client": "test"}));
+    send(serde_json::json!({"type": "hello", "version": 5, "client": "test"}));
     send(serde_json::json!({"type": "command_logs", "command_id": id, "from_line": from}))
 }
 
