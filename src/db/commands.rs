@@ -1,5 +1,5 @@
-//! Asynchronous commands: their records and state transitions. Output lines live in `log_lines`
-//! and are written by the log writer ([`crate::logs`]).
+//! Asynchronous commands: their records and state transitions. Output lives in `log_chunks`
+//! (see [`super::log_chunks`]) and is written by the log writer ([`crate::logs`]).
 
 use super::Result;
 use rusqlite::{OptionalExtension, params};

@@ -9,6 +9,7 @@ mod error;
 mod forwards;
 mod hostkeys;
 mod keys;
+pub mod log_chunks;
 mod retention;
 mod rotations;
 mod secrets;
@@ -294,6 +295,22 @@ CREATE TABLE key_certs (
     certificate TEXT NOT NULL,  -- the public `...-cert-v01@openssh.com` line
     added       INTEGER NOT NULL
 );
+"#,
+    r#"
+-- Output in chunks of whole lines with a line index (see src/db/log_chunks.rs). Lines stored
+-- before stay in log_lines and are read from there.
+CREATE TABLE log_chunks (
+    id         INTEGER PRIMARY KEY,
+    command_id TEXT NOT NULL,
+    first_n    INTEGER NOT NULL,   -- the number of the chunk's first line
+    lines      INTEGER NOT NULL,
+    markers    INTEGER NOT NULL,   -- how many of its lines are sshkeep's own markers
+    runs       BLOB NOT NULL,      -- stream and arrival time of each stretch of lines
+    idx        BLOB NOT NULL,      -- byte offset of every 64th line
+    data       BLOB NOT NULL       -- the lines, each ending in \n
+);
+CREATE UNIQUE INDEX log_chunks_n ON log_chunks(command_id, first_n);
+CREATE INDEX log_chunks_markers ON log_chunks(command_id, first_n) WHERE markers > 0;
 "#,
 ];
 

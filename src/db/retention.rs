@@ -1,9 +1,11 @@
 //! Retention of command output: by age, and by total size.
 
 use super::Result;
-use rusqlite::{TransactionBehavior, params};
+use rusqlite::TransactionBehavior;
 
 use super::Db;
+use super::log_chunks::ChunkBuf;
+use crate::logs::STREAM_MARKER;
 
 /// What a sweep removed.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -23,11 +25,15 @@ impl Db {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut swept = Swept::default();
-        tx.execute(
-            "DELETE FROM log_lines WHERE command_id IN
-               (SELECT id FROM commands WHERE ended_ms IS NOT NULL AND ended_ms < ?1)",
-            [cutoff_ms],
-        )?;
+        for table in ["log_lines", "log_chunks"] {
+            tx.execute(
+                &format!(
+                    "DELETE FROM {table} WHERE command_id IN
+                       (SELECT id FROM commands WHERE ended_ms IS NOT NULL AND ended_ms < ?1)"
+                ),
+                [cutoff_ms],
+            )?;
+        }
         swept.commands_removed = tx.execute(
             "DELETE FROM commands WHERE ended_ms IS NOT NULL AND ended_ms < ?1",
             [cutoff_ms],
@@ -47,16 +53,18 @@ impl Db {
                 )
                 .ok();
             let Some((id, bytes)) = victim else { break };
-            tx.execute("DELETE FROM log_lines WHERE command_id = ?1", [&id])?;
-            tx.execute(
-                "INSERT INTO log_lines (command_id, n, stream, text) VALUES (?1, 1, 3, ?2)",
-                params![
-                    id,
-                    format!(
-                        "[sshkeep] this command's {bytes} bytes of output were removed to keep the total under {max_total_bytes} bytes (setting log_max_total_bytes)"
-                    )
-                ],
-            )?;
+            super::log_chunks::remove(&tx, &id)?;
+            let mut marker = ChunkBuf::default();
+            marker.push(
+                1,
+                STREAM_MARKER,
+                format!(
+                    "[sshkeep] this command's {bytes} bytes of output were removed to keep the total under {max_total_bytes} bytes (setting log_max_total_bytes)"
+                )
+                .as_bytes(),
+                super::now_ms(),
+            );
+            marker.write(&tx, &id)?;
             tx.execute("UPDATE commands SET stored_bytes = 0 WHERE id = ?1", [&id])?;
             total -= bytes;
             swept.outputs_removed += 1;
@@ -71,6 +79,7 @@ mod tests {
     use super::*;
     use crate::db::NewCommand;
     use crate::protocol::CommandState;
+    use rusqlite::params;
 
     fn add(db: &Db, id: &str, ended: i64, bytes: i64) {
         let c = NewCommand {
@@ -119,15 +128,20 @@ mod tests {
         assert!(db.command("old").expect("q").is_none());
         let a = db.command("a").expect("q").expect("a kept");
         assert_eq!(a.stored_bytes, 0);
-        let text: String = db
-            .raw()
-            .query_row(
-                "SELECT text FROM log_lines WHERE command_id = 'a'",
-                [],
-                |r| r.get(0),
-            )
-            .expect("marker");
-        assert!(text.contains("log_max_total_bytes"));
+        // The old row is gone, a marker line says why.
+        let page = crate::logs::read(
+            db.raw(),
+            &crate::protocol::LogQuery {
+                command_id: "a".into(),
+                ..Default::default()
+            },
+            CommandState::Completed,
+            1 << 20,
+        )
+        .expect("read");
+        assert_eq!(page.lines.len(), 1);
+        assert_eq!(page.lines[0].n, 1);
+        assert!(page.lines[0].text.contains("log_max_total_bytes"));
         assert_eq!(db.command("b").expect("q").expect("b").stored_bytes, 600);
     }
 }

@@ -1,5 +1,5 @@
-//! Command output in SQLite: a writer thread that batches lines into transactions, and filtered
-//! reads.
+//! Command output in SQLite: a writer thread that stores it in chunks of whole lines, and
+//! filtered reads over those chunks (the format is in [`crate::db::log_chunks`]).
 //!
 //! Output is split into lines as it arrives and numbered across both streams in arrival order.
 //! Byte counts per stream count only what is committed as whole lines, so a detached command can
@@ -11,7 +11,8 @@ mod writer;
 
 use crate::protocol::LineStream;
 
-pub use reader::{QueryError, read};
+pub use crate::db::log_chunks::last_line as total_lines;
+pub use reader::{QueryError, markers, read};
 pub use writer::{LogWriter, STREAM_MARKER, STREAM_STDERR, STREAM_STDOUT};
 
 /// The stream a stored stream number stands for; every other number is a marker the broker

@@ -337,9 +337,9 @@ impl Queue {
         std::mem::take(&mut self.state().lost)
     }
 
-    /// Takes up to `max` events, oldest first, waiting while there are none. `None` once closed
-    /// and empty.
-    pub fn take(&self, max: usize) -> Option<Vec<Event>> {
+    /// Takes up to `max` events, oldest first, waiting while there are none (until `until`, if
+    /// given: then possibly none). `None` once closed and empty.
+    pub fn take(&self, max: usize, until: Option<std::time::Instant>) -> Option<Vec<Event>> {
         let mut st = self.state();
         let mut failure = None;
         loop {
@@ -382,14 +382,25 @@ impl Queue {
                     }
                 }
             }
-            if !out.is_empty() || st.closed {
+            let timed_out = until.is_some_and(|t| std::time::Instant::now() >= t);
+            if !out.is_empty() || st.closed || timed_out {
+                let closed = st.closed;
                 drop(st);
                 if let Some(f) = failure {
                     tracing::error!("{f}");
                 }
-                return (!out.is_empty()).then_some(out);
+                return (!out.is_empty() || !closed).then_some(out);
             }
-            st = self.ready.wait(st).unwrap_or_else(PoisonError::into_inner);
+            st = match until {
+                Some(t) => {
+                    let left = t.saturating_duration_since(std::time::Instant::now());
+                    self.ready
+                        .wait_timeout(st, left)
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .0
+                }
+                None => self.ready.wait(st).unwrap_or_else(PoisonError::into_inner),
+            };
         }
     }
 }
@@ -440,7 +451,7 @@ mod tests {
         );
         let mut seen = Vec::new();
         while seen.len() < 21 {
-            for ev in q.take(4).expect("events") {
+            for ev in q.take(4, None).expect("events") {
                 match ev {
                     Event::Data {
                         bytes,
@@ -474,7 +485,7 @@ mod tests {
             text: "m".into(),
             at_ms: 0,
         });
-        let _ = q.take(10);
+        let _ = q.take(10, None);
         assert!(!dir.path().join("spill").exists());
     }
 }

@@ -1,5 +1,12 @@
 //! The log writer: one thread, its own SQLite connection, one transaction per batch of events.
 //!
+//! Lines are numbered as they complete, across both streams, and collected per command in an
+//! open chunk ([`crate::db::log_chunks`]) that is written when it is full, when the command has
+//! been quiet for [`QUIET`], when it has been open for [`MAX_AGE`], and when the command ends or
+//! is re-attached. A command's byte and line counts are saved with the chunks that hold those
+//! lines, never ahead of them: a crash loses the open chunk (and whatever waited in the queue)
+//! and the counts say exactly what was kept; a detached command is re-read from there.
+//!
 //! Producers never wait: see [`super::queue`] for how memory stays bounded when output arrives
 //! faster than the database takes it.
 //!
@@ -12,6 +19,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use rusqlite::{Connection, TransactionBehavior, params};
@@ -20,6 +28,7 @@ use tokio::sync::oneshot;
 use std::sync::Mutex;
 
 use super::queue::{Event, Loss, Queue};
+use crate::db::log_chunks::{CHUNK_BYTES, ChunkBuf};
 
 pub const STREAM_STDOUT: i64 = 1;
 pub const STREAM_STDERR: i64 = 2;
@@ -27,6 +36,11 @@ pub const STREAM_MARKER: i64 = 3;
 
 /// A line longer than this is stored in pieces.
 const MAX_LINE: usize = 64 * 1024;
+/// An open chunk is written once no line came for this long (so a quiet command's output is
+/// readable, and safe from a crash, soon after it is printed)...
+const QUIET: Duration = Duration::from_millis(100);
+/// ...or once it has been open this long, under a steady trickle.
+const MAX_AGE: Duration = Duration::from_secs(1);
 /// Events written in one transaction at most.
 const BATCH: usize = 1024;
 /// Attempts at one batch before its output is counted as lost (a lock held by another
@@ -109,25 +123,100 @@ impl LogWriter {
     }
 }
 
+/// Per-stream byte and line counts and the bytes kept, as the `commands` row holds them.
+#[derive(Clone, Copy, Default)]
+struct Counts {
+    bytes: [i64; 2],
+    lines: [i64; 2],
+    stored: i64,
+}
+
 #[derive(Clone, Default)]
 struct CmdState {
     next_n: i64,
     partial: [Vec<u8>; 2],
     /// When each partial line's first byte arrived.
     partial_at: [i64; 2],
-    bytes: [i64; 2],
-    lines: [i64; 2],
-    stored: i64,
+    /// Every whole line received so far.
+    counts: Counts,
+    /// The counts without the lines in the open chunk: what the database holds, so that a
+    /// re-attach or a crash never finds counts ahead of the stored lines.
+    committed: Counts,
     capped: bool,
     dirty: bool,
+    /// Lines not yet written, and when the first and the latest of them came (writer's clock).
+    chunk: ChunkBuf,
+    opened: Option<Instant>,
+    last: Option<Instant>,
+}
+
+impl CmdState {
+    /// Whether the open chunk is due: quiet for [`QUIET`] or open for [`MAX_AGE`].
+    fn due(&self, now: Instant) -> bool {
+        !self.chunk.is_empty()
+            && (self.last.is_none_or(|t| now >= t + QUIET)
+                || self.opened.is_none_or(|t| now >= t + MAX_AGE))
+    }
+
+    /// When the open chunk falls due, if there is one.
+    fn due_at(&self) -> Option<Instant> {
+        if self.chunk.is_empty() {
+            return None;
+        }
+        let quiet = self.last.map(|t| t + QUIET);
+        let age = self.opened.map(|t| t + MAX_AGE);
+        quiet.into_iter().chain(age).min()
+    }
+
+    /// Appends a line to the open chunk, writing the chunk once it is full.
+    fn push(
+        &mut self,
+        conn: &Connection,
+        cmd: &str,
+        stream: i64,
+        body: &[u8],
+        at_ms: i64,
+    ) -> rusqlite::Result<()> {
+        let now = Instant::now();
+        if self.chunk.is_empty() {
+            self.opened = Some(now);
+        }
+        self.last = Some(now);
+        self.chunk.push(self.next_n, stream, body, at_ms);
+        self.next_n += 1;
+        self.dirty = true;
+        if self.chunk.len() >= CHUNK_BYTES {
+            self.flush(conn, cmd)?;
+        }
+        Ok(())
+    }
+
+    /// Writes the open chunk: its lines and the counts that include them become the database's.
+    fn flush(&mut self, conn: &Connection, cmd: &str) -> rusqlite::Result<()> {
+        if !self.chunk.is_empty() {
+            self.chunk.write(conn, cmd)?;
+            self.opened = None;
+            self.dirty = true;
+        }
+        Ok(())
+    }
+
+    fn marker(
+        &mut self,
+        conn: &Connection,
+        cmd: &str,
+        text: &str,
+        at_ms: i64,
+    ) -> rusqlite::Result<()> {
+        if self.chunk.is_empty() {
+            self.committed = self.counts;
+        }
+        self.push(conn, cmd, STREAM_MARKER, text.as_bytes(), at_ms)
+    }
 }
 
 fn load(conn: &Connection, cmd: &str, cap: u64) -> rusqlite::Result<CmdState> {
-    let next_n: i64 = conn.query_row(
-        "SELECT COALESCE(MAX(n), 0) + 1 FROM log_lines WHERE command_id = ?1",
-        [cmd],
-        |r| r.get(0),
-    )?;
+    let next_n = crate::db::log_chunks::last_line(conn, cmd)? + 1;
     let (b0, b1, l0, l1, stored): (i64, i64, i64, i64, i64) = conn
         .query_row(
             "SELECT stdout_bytes, stderr_bytes, stdout_lines, stderr_lines, stored_bytes FROM commands WHERE id = ?1",
@@ -135,31 +224,18 @@ fn load(conn: &Connection, cmd: &str, cap: u64) -> rusqlite::Result<CmdState> {
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
         )
         .unwrap_or((0, 0, 0, 0, 0));
-    Ok(CmdState {
-        next_n,
+    let counts = Counts {
         bytes: [b0, b1],
         lines: [l0, l1],
         stored,
+    };
+    Ok(CmdState {
+        next_n,
+        counts,
+        committed: counts,
         capped: stored as u64 >= cap,
         ..Default::default()
     })
-}
-
-fn insert(
-    conn: &Connection,
-    cmd: &str,
-    st: &mut CmdState,
-    stream: i64,
-    text: &str,
-    at_ms: i64,
-) -> rusqlite::Result<()> {
-    conn.prepare_cached(
-        "INSERT INTO log_lines (command_id, n, stream, text, at_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
-    )?
-    .execute(params![cmd, st.next_n, stream, text, at_ms])?;
-    st.next_n += 1;
-    st.dirty = true;
-    Ok(())
 }
 
 /// Stores one complete line (with its newline, if any) of `stream`.
@@ -173,23 +249,26 @@ fn line(
     at_ms: i64,
 ) -> rusqlite::Result<()> {
     let i = (stream - 1) as usize;
-    st.bytes[i] += raw.len() as i64;
-    st.lines[i] += 1;
+    if st.chunk.is_empty() {
+        st.committed = st.counts;
+    }
+    st.counts.bytes[i] += raw.len() as i64;
+    st.counts.lines[i] += 1;
     st.dirty = true;
     if st.capped {
         return Ok(());
     }
-    if (st.stored + raw.len() as i64) as u64 > cap {
+    if (st.counts.stored + raw.len() as i64) as u64 > cap {
         st.capped = true;
         let text = format!(
             "[sshkeep] output past {cap} bytes is not kept (setting log_max_command_bytes); byte and line counts go on"
         );
-        return insert(conn, cmd, st, STREAM_MARKER, &text, at_ms);
+        return st.push(conn, cmd, STREAM_MARKER, text.as_bytes(), at_ms);
     }
-    st.stored += raw.len() as i64;
+    st.counts.stored += raw.len() as i64;
     let body = raw.strip_suffix(b"\n").unwrap_or(raw);
     let body = body.strip_suffix(b"\r").unwrap_or(body);
-    insert(conn, cmd, st, stream, &String::from_utf8_lossy(body), at_ms)
+    st.push(conn, cmd, stream, body, at_ms)
 }
 
 fn data(
@@ -202,28 +281,69 @@ fn data(
     at_ms: i64,
 ) -> rusqlite::Result<()> {
     let i = (stream - 1) as usize;
-    let mut buf = std::mem::take(&mut st.partial[i]);
-    // A line is stamped with the arrival of its first byte: a partial line's with its own.
-    let mut first_at = if buf.is_empty() {
-        at_ms
-    } else {
-        st.partial_at[i]
-    };
-    buf.extend_from_slice(bytes);
-    let mut start = 0;
-    while let Some(pos) = buf[start..].iter().position(|b| *b == b'\n') {
-        line(
-            conn,
-            cmd,
-            st,
-            stream,
-            &buf[start..start + pos + 1],
-            cap,
-            first_at,
-        )?;
-        start += pos + 1;
-        first_at = at_ms;
+    let mut rest = bytes;
+    // A partial line is completed first; it keeps the arrival time of its first byte.
+    if !st.partial[i].is_empty() {
+        let at = st.partial_at[i];
+        match memchr::memchr(b'\n', rest) {
+            Some(p) => {
+                let mut buf = std::mem::take(&mut st.partial[i]);
+                buf.extend_from_slice(&rest[..=p]);
+                rest = &rest[p + 1..];
+                let mut start = 0;
+                while buf.len() - start > MAX_LINE + 1 {
+                    line(
+                        conn,
+                        cmd,
+                        st,
+                        stream,
+                        &buf[start..start + MAX_LINE],
+                        cap,
+                        at,
+                    )?;
+                    start += MAX_LINE;
+                }
+                line(conn, cmd, st, stream, &buf[start..], cap, at)?;
+            }
+            None => {
+                st.partial[i].extend_from_slice(rest);
+                return long_pieces(conn, cmd, st, stream, cap);
+            }
+        }
     }
+    while let Some(p) = memchr::memchr(b'\n', rest) {
+        let mut piece = &rest[..=p];
+        while piece.len() > MAX_LINE + 1 {
+            line(conn, cmd, st, stream, &piece[..MAX_LINE], cap, at_ms)?;
+            piece = &piece[MAX_LINE..];
+        }
+        line(conn, cmd, st, stream, piece, cap, at_ms)?;
+        rest = &rest[p + 1..];
+    }
+    if !rest.is_empty() {
+        if st.partial[i].is_empty() {
+            st.partial_at[i] = at_ms;
+        }
+        st.partial[i].extend_from_slice(rest);
+    }
+    long_pieces(conn, cmd, st, stream, cap)
+}
+
+/// A partial line longer than [`MAX_LINE`] is stored in pieces as it grows.
+fn long_pieces(
+    conn: &Connection,
+    cmd: &str,
+    st: &mut CmdState,
+    stream: i64,
+    cap: u64,
+) -> rusqlite::Result<()> {
+    let i = (stream - 1) as usize;
+    if st.partial[i].len() <= MAX_LINE {
+        return Ok(());
+    }
+    let buf = std::mem::take(&mut st.partial[i]);
+    let at = st.partial_at[i];
+    let mut start = 0;
     while buf.len() - start > MAX_LINE {
         line(
             conn,
@@ -232,35 +352,42 @@ fn data(
             stream,
             &buf[start..start + MAX_LINE],
             cap,
-            first_at,
+            at,
         )?;
         start += MAX_LINE;
-        first_at = at_ms;
     }
-    buf.drain(..start);
-    st.partial[i] = buf;
-    st.partial_at[i] = first_at;
+    st.partial[i] = buf[start..].to_vec();
     Ok(())
 }
 
 fn save_counts(conn: &Connection, cmd: &str, st: &mut CmdState) -> rusqlite::Result<()> {
     if st.dirty {
+        let c = if st.chunk.is_empty() {
+            st.counts
+        } else {
+            st.committed
+        };
         conn.prepare_cached(
             "UPDATE commands SET stdout_bytes = ?2, stderr_bytes = ?3, stdout_lines = ?4, stderr_lines = ?5, stored_bytes = ?6 WHERE id = ?1",
         )?
-        .execute(params![cmd, st.bytes[0], st.bytes[1], st.lines[0], st.lines[1], st.stored])?;
+        .execute(params![cmd, c.bytes[0], c.bytes[1], c.lines[0], c.lines[1], c.stored])?;
         st.dirty = false;
     }
     Ok(())
 }
 
-/// Applies a batch in one transaction. Acknowledgements are sent by the caller after commit.
+/// Applies a batch in one transaction, then writes the chunks that fell due. Acknowledgements
+/// are sent by the caller after commit.
 fn apply(
     conn: &mut Connection,
     states: &mut HashMap<Arc<str>, CmdState>,
     batch: &[Event],
     cap: u64,
 ) -> rusqlite::Result<()> {
+    let now = Instant::now();
+    if batch.is_empty() && !states.values().any(|st| st.due(now)) {
+        return Ok(());
+    }
     // IMMEDIATE: take the write lock now (waiting up to the busy timeout), not on the first
     // write after reading, which fails at once in WAL mode if another connection wrote between.
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -284,9 +411,7 @@ fn apply(
                 at_ms,
                 ..
             } => data(&tx, &cmd, st, *stream, bytes, cap, *at_ms)?,
-            Event::Marker { text, at_ms, .. } => {
-                insert(&tx, &cmd, st, STREAM_MARKER, text, *at_ms)?
-            }
+            Event::Marker { text, at_ms, .. } => st.marker(&tx, &cmd, text, *at_ms)?,
             Event::Finish { .. } => {
                 for stream in [STREAM_STDOUT, STREAM_STDERR] {
                     let rest = std::mem::take(&mut st.partial[(stream - 1) as usize]);
@@ -295,16 +420,23 @@ fn apply(
                         line(&tx, &cmd, st, stream, &rest, cap, at)?;
                     }
                 }
+                st.flush(&tx, &cmd)?;
                 save_counts(&tx, &cmd, st)?;
                 states.remove(&cmd);
             }
             Event::Reset { .. } => {
+                // Whole lines are kept; partial ones come again from the committed offsets.
+                st.flush(&tx, &cmd)?;
                 save_counts(&tx, &cmd, st)?;
                 states.remove(&cmd);
             }
         }
     }
+    let now = Instant::now();
     for (cmd, st) in states.iter_mut() {
+        if st.due(now) {
+            st.flush(&tx, cmd)?;
+        }
         save_counts(&tx, cmd, st)?;
     }
     tx.commit()
@@ -338,8 +470,21 @@ fn drop_batch(
             ),
             Event::Marker { .. } => {}
             Event::Finish { cmd, ack } | Event::Reset { cmd, ack } => {
-                // Partial lines and counters are reloaded from the database next time.
-                states.remove(&cmd);
+                // Counters are reloaded from the database next time; the lines not written
+                // with them are lost, and counted.
+                if let Some(st) = states.remove(&cmd) {
+                    let bytes = st.chunk.len() + st.partial[0].len() + st.partial[1].len();
+                    if bytes > 0 {
+                        merge(
+                            &mut u,
+                            cmd.clone(),
+                            Loss {
+                                bytes: bytes as u64,
+                                error: error.to_string(),
+                            },
+                        );
+                    }
+                }
                 if let Some(a) = ack {
                     let _ = a.send(());
                 }
@@ -379,15 +524,16 @@ fn insert_losses(
         );
         let at = crate::clock::now_ms();
         match states.get_mut(cmd) {
-            Some(st) => insert(&tx, cmd, st, STREAM_MARKER, &text, at)?,
-            None => insert(
-                &tx,
-                cmd,
-                &mut load(&tx, cmd, cap)?,
-                STREAM_MARKER,
-                &text,
-                at,
-            )?,
+            Some(st) => {
+                st.marker(&tx, cmd, &text, at)?;
+                st.flush(&tx, cmd)?;
+                save_counts(&tx, cmd, st)?;
+            }
+            None => {
+                let mut st = load(&tx, cmd, cap)?;
+                st.marker(&tx, cmd, &text, at)?;
+                st.flush(&tx, cmd)?;
+            }
         }
         crate::db::record_output_loss(&tx, cmd, l.bytes, &l.error)?;
     }
@@ -396,7 +542,12 @@ fn insert_losses(
 
 fn run(mut conn: Connection, queue: Arc<Queue>, cap: Arc<AtomicU64>, lost: Losses) {
     let mut states: HashMap<Arc<str>, CmdState> = HashMap::new();
-    while let Some(batch) = queue.take(BATCH) {
+    loop {
+        // Wait for events, or until the first open chunk falls due.
+        let due = states.values().filter_map(CmdState::due_at).min();
+        let Some(batch) = queue.take(BATCH, due) else {
+            break;
+        };
         let cap_now = cap.load(Ordering::Relaxed);
         let stored = store(&mut conn, &mut states, batch, cap_now, &lost);
         let mut u = lost.lock().unwrap_or_else(|p| p.into_inner());
@@ -507,14 +658,18 @@ mod tests {
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
         w.data(&id, STREAM_STDOUT, b"b\n".to_vec());
         w.finish(&id).await;
-        let texts: Vec<String> = Db::open_extra(&path)
-            .expect("reader")
-            .prepare("SELECT text FROM log_lines WHERE command_id = 'c1' ORDER BY n")
-            .expect("prepare")
-            .query_map([], |r| r.get(0))
-            .expect("query")
-            .collect::<Result<_, _>>()
-            .expect("rows");
+        let conn = Db::open_extra(&path).expect("reader");
+        let page = crate::logs::read(
+            &conn,
+            &LogQuery {
+                command_id: "c1".into(),
+                ..Default::default()
+            },
+            CommandState::Completed,
+            1 << 20,
+        )
+        .expect("read");
+        let texts: Vec<String> = page.lines.iter().map(|l| l.text.clone()).collect();
         assert_eq!(texts.len(), 3, "{texts:?}");
         assert_eq!((texts[0].as_str(), texts[2].as_str()), ("a", "b"));
         assert!(

@@ -525,3 +525,130 @@ fn now_ms() -> i64 {
         .expect("clock")
         .as_millis() as i64
 }
+
+/// Lines of 100 bytes in the big-output test: 256 MB in the suite. The 1 GB case
+/// (`SSHKEEP_TEST_BIG_LINES=10000000`) takes about 105 s alone on 2 cores with a debug build,
+/// more beside the rest of the suite, so it is run by hand.
+fn big_lines() -> u64 {
+    std::env::var("SSHKEEP_TEST_BIG_LINES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2_560_000)
+}
+
+/// The server-side script that prints `lines` numbered lines of 100 bytes.
+fn numbered_lines(lines: u64) -> String {
+    format!(
+        r#"awk 'BEGIN {{ pad = sprintf("%091s", ""); for (i = 1; i <= {lines}; i++) printf "%08d%s\n", i, pad }}'"#
+    )
+}
+
+/// Line count and SHA-256 of what `cmd` prints on its stdout, read as it comes.
+fn count_and_hash(mut cmd: std::process::Command) -> (u64, String) {
+    use sha2::Digest;
+    use std::io::Read;
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut out = child.stdout.take().expect("stdout");
+    let mut hash = sha2::Sha256::new();
+    let (mut lines, mut buf) = (0u64, vec![0u8; 1 << 20]);
+    loop {
+        let n = out.read(&mut buf).expect("read");
+        if n == 0 {
+            break;
+        }
+        lines += buf[..n].iter().filter(|b| **b == b'\n').count() as u64;
+        hash.update(&buf[..n]);
+    }
+    assert!(child.wait().expect("wait").success());
+    (lines, format!("{:x}", hash.finalize()))
+}
+
+#[test]
+fn a_big_output_is_returned_line_for_line_as_printed() {
+    let sshd = Sshd::start();
+    let home = Home::with_vault();
+    home.connect_to(&sshd, "k", "srv");
+    let lines = big_lines();
+    let script = numbered_lines(lines);
+    let id = home.start(&["srv", "--", &script]);
+    let st = home.wait_done(&id, 1800);
+    assert_eq!(st["state"], "completed", "{st}");
+    assert_eq!(st["stdout"]["lines"], lines);
+    assert_eq!(st["stdout"]["bytes"], lines * 100);
+    assert_eq!(st["total_lines"], lines);
+    // What the server printed, made again here (same awk), against what `logs` gives back.
+    let mut printed = std::process::Command::new("sh");
+    printed.args(["-c", &script]);
+    let want = count_and_hash(printed);
+    assert_eq!(want.0, lines);
+    let got = count_and_hash(home.command(&["logs", &id]));
+    assert_eq!(got, want, "every line, once, in order, byte for byte");
+    // Seeks land on the right line, far into the output.
+    let last = home
+        .run(&["logs", &id, "--tail", "1", "--json"])
+        .ok()
+        .json();
+    assert_eq!(last[0]["n"], lines);
+    let mid = lines / 2 + 7;
+    let page = home
+        .run(&[
+            "logs",
+            &id,
+            "--from-line",
+            &mid.to_string(),
+            "--head",
+            "2",
+            "--json",
+        ])
+        .ok()
+        .json();
+    assert_eq!(page[0]["n"], mid);
+    assert!(
+        page[1]["text"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with(&format!("{:08}", mid + 1)),
+        "{page}"
+    );
+    let hits = home
+        .run(&["logs", &id, "--grep", &format!("^{:08} ", mid), "--json"])
+        .ok()
+        .json();
+    assert_eq!(hits.as_array().map(Vec::len), Some(1), "{hits}");
+    assert_eq!(hits[0]["n"], mid);
+}
+
+#[test]
+fn a_broker_killed_mid_flood_keeps_every_line_its_status_counts() {
+    let sshd = Sshd::start();
+    let home = Home::with_vault();
+    home.connect_to(&sshd, "k", "srv");
+    // Far more than is stored before the kill: the command is still flooding when it lands.
+    let id = home.start(&["srv", "--", &numbered_lines(50_000_000)]);
+    wait_for(120, "a good part of the flood to be stored", || {
+        (home.status(&id)["stdout"]["lines"].as_u64().unwrap_or(0) > 200_000).then_some(())
+    });
+    let pid = home.broker_pid();
+    let _ = std::process::Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status();
+    wait_for(10, "the broker to die", || {
+        (!std::path::Path::new(&format!("/proc/{pid}")).exists()).then_some(())
+    });
+    let st = home.status(&id);
+    assert_eq!(st["state"], "interrupted", "{st}");
+    let counted = st["stdout"]["lines"].as_u64().expect("lines");
+    assert!(counted > 200_000, "{st}");
+    assert_eq!(st["stdout"]["bytes"], counted * 100, "whole lines only");
+    // Every line the status counts is stored, in order, with nothing missing in between.
+    let want = {
+        let mut c = std::process::Command::new("sh");
+        c.args(["-c", &numbered_lines(counted)]);
+        count_and_hash(c)
+    };
+    let got = count_and_hash(home.command(&["logs", &id, "--stream", "stdout"]));
+    assert_eq!(got, want);
+}

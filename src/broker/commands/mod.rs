@@ -225,28 +225,12 @@ fn events(broker: &Core, id: &str) -> Vec<String> {
     let Ok(conn) = broker.log_reader() else {
         return Vec::new();
     };
-    let sql = format!(
-        "SELECT text FROM (SELECT n, text FROM log_lines WHERE command_id = ?1 AND stream = {} \
-         ORDER BY n DESC LIMIT 50) ORDER BY n",
-        crate::logs::STREAM_MARKER
-    );
-    let Ok(mut st) = conn.prepare(&sql) else {
-        return Vec::new();
-    };
-    st.query_map([id], |r| r.get::<_, String>(0))
-        .map(|rows| rows.flatten().collect())
-        .unwrap_or_default()
+    crate::logs::markers(&conn, id, 50).unwrap_or_default()
 }
 
 fn total_lines(broker: &Core, id: &str) -> Option<u64> {
     let conn = broker.log_reader().ok()?;
-    conn.query_row(
-        "SELECT COALESCE(MAX(n), 0) FROM log_lines WHERE command_id = ?1",
-        [id],
-        |r| r.get::<_, i64>(0),
-    )
-    .ok()
-    .map(|n| n as u64)
+    crate::logs::total_lines(&conn, id).ok().map(|n| n as u64)
 }
 
 /// `logs`.
