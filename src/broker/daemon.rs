@@ -112,6 +112,8 @@ pub async fn run(paths: Paths, opts: RunOptions) -> Result<()> {
     broker.set_stopping();
     app.forwards.close_all();
     broker.sessions().close_all().await;
+    // What running commands and shells printed last is still in open chunks: write it.
+    broker.log_writer().sync().await;
     match broker.db() {
         Ok(db) => {
             if let Err(e) = db.checkpoint() {

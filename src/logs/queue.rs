@@ -52,6 +52,8 @@ pub enum Event {
         cmd: Arc<str>,
         ack: Option<oneshot::Sender<()>>,
     },
+    /// Write every command's open chunk, commit, then acknowledge (the broker is stopping).
+    Sync { ack: Option<oneshot::Sender<()>> },
 }
 
 impl Event {
@@ -123,6 +125,7 @@ impl Spill {
             Event::Marker { cmd, text, at_ms } => record(1, cmd, *at_ms as u64, text.as_bytes()),
             Event::Finish { cmd, .. } => record(2, cmd, self.next_ack, &[]),
             Event::Reset { cmd, .. } => record(3, cmd, self.next_ack, &[]),
+            Event::Sync { .. } => record(4, "", self.next_ack, &[]),
         };
         if let Err(e) = self.write.write_all(&rec).and_then(|_| self.write.flush()) {
             self.broken = true;
@@ -131,7 +134,7 @@ impl Spill {
         }
         self.written += rec.len() as u64;
         self.pending += 1;
-        if let Event::Finish { ack, .. } | Event::Reset { ack, .. } = ev {
+        if let Event::Finish { ack, .. } | Event::Reset { ack, .. } | Event::Sync { ack } = ev {
             self.keep_ack(ack);
         }
         Ok(())
@@ -171,6 +174,9 @@ impl Spill {
                 cmd,
                 text: String::from_utf8_lossy(&payload).into_owned(),
                 at_ms: num as i64,
+            },
+            4 => Event::Sync {
+                ack: self.acks.remove(&num),
             },
             3 => Event::Reset {
                 cmd,

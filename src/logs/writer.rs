@@ -113,6 +113,14 @@ impl LogWriter {
 
     /// Commits what is complete and forgets partial lines, before a re-attach from the
     /// committed offsets.
+    /// Writes every command's open chunk and waits until it is committed (the broker is
+    /// stopping: what a running command or shell printed last is kept).
+    pub async fn sync(&self) {
+        let (ack, done) = oneshot::channel();
+        self.queue.push(Event::Sync { ack: Some(ack) });
+        let _ = done.await;
+    }
+
     pub async fn reset(&self, cmd: &Arc<str>) {
         let (ack, done) = oneshot::channel();
         self.queue.push(Event::Reset {
@@ -397,6 +405,13 @@ fn apply(
             | Event::Marker { cmd, .. }
             | Event::Finish { cmd, .. }
             | Event::Reset { cmd, .. } => cmd.clone(),
+            Event::Sync { .. } => {
+                for (cmd, st) in states.iter_mut() {
+                    st.flush(&tx, cmd)?;
+                    save_counts(&tx, cmd, st)?;
+                }
+                continue;
+            }
         };
         if !states.contains_key(&cmd) {
             states.insert(cmd.clone(), load(&tx, &cmd, cap)?);
@@ -430,6 +445,7 @@ fn apply(
                 save_counts(&tx, &cmd, st)?;
                 states.remove(&cmd);
             }
+            Event::Sync { .. } => {}
         }
     }
     let now = Instant::now();
@@ -468,7 +484,7 @@ fn drop_batch(
                     error: error.to_string(),
                 },
             ),
-            Event::Marker { .. } => {}
+            Event::Marker { .. } | Event::Sync { .. } => {}
             Event::Finish { cmd, ack } | Event::Reset { cmd, ack } => {
                 // Counters are reloaded from the database next time; the lines not written
                 // with them are lost, and counted.
@@ -610,7 +626,10 @@ fn store(
         }
     }
     for ev in batch {
-        if let Event::Finish { ack: Some(ack), .. } | Event::Reset { ack: Some(ack), .. } = ev {
+        if let Event::Finish { ack: Some(ack), .. }
+        | Event::Reset { ack: Some(ack), .. }
+        | Event::Sync { ack: Some(ack) } = ev
+        {
             let _ = ack.send(());
         }
     }
@@ -622,6 +641,63 @@ mod tests {
     use super::*;
     use crate::db::{Db, NewCommand};
     use crate::protocol::{CommandState, LogQuery};
+
+    /// Every line of command `c1` as the reader returns them.
+    fn read_c1(path: &std::path::Path) -> crate::protocol::LogPage {
+        let conn = Db::open_extra(path).expect("reader");
+        crate::logs::read(
+            &conn,
+            &LogQuery {
+                command_id: "c1".into(),
+                ..Default::default()
+            },
+            CommandState::Completed,
+            1 << 20,
+        )
+        .expect("read")
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn lines_of_a_command_that_goes_on_are_stored_once_quiet() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("db");
+        let db = Db::open(&path).expect("open");
+        let cmd = NewCommand {
+            id: "c1".into(),
+            session_id: None,
+            target: "t".into(),
+            conn_name: None,
+            key_name: None,
+            commands: vec!["x".into()],
+            options: Default::default(),
+            detached: false,
+            bulk_id: None,
+        };
+        db.insert_command(&cmd, 0).expect("insert");
+        let w = LogWriter::start(
+            &path,
+            dir.path().join("spill"),
+            Arc::new(AtomicU64::new(1 << 30)),
+        )
+        .expect("writer");
+        let id: Arc<str> = "c1".into();
+        w.data(&id, STREAM_STDOUT, b"one\npartial".to_vec());
+        w.marker(&id, "[sshkeep] a note");
+        // No finish: the command goes on, and what is whole is stored once the output is quiet.
+        let mut texts = Vec::new();
+        for _ in 0..50 {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            texts = read_c1(&path)
+                .lines
+                .iter()
+                .map(|l| l.text.clone())
+                .collect();
+            if texts.len() == 2 {
+                break;
+            }
+        }
+        assert_eq!(texts, ["one", "[sshkeep] a note"]);
+    }
 
     #[tokio::test(flavor = "multi_thread")]
     async fn a_loss_recorded_while_the_command_runs_keeps_its_lines_numbered() {
@@ -658,17 +734,7 @@ mod tests {
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
         w.data(&id, STREAM_STDOUT, b"b\n".to_vec());
         w.finish(&id).await;
-        let conn = Db::open_extra(&path).expect("reader");
-        let page = crate::logs::read(
-            &conn,
-            &LogQuery {
-                command_id: "c1".into(),
-                ..Default::default()
-            },
-            CommandState::Completed,
-            1 << 20,
-        )
-        .expect("read");
+        let page = read_c1(&path);
         let texts: Vec<String> = page.lines.iter().map(|l| l.text.clone()).collect();
         assert_eq!(texts.len(), 3, "{texts:?}");
         assert_eq!((texts[0].as_str(), texts[2].as_str()), ("a", "b"));
@@ -717,17 +783,7 @@ mod tests {
         // The data comes again from the committed offset and the line is whole once.
         w.data(&id, STREAM_STDOUT, b"three".to_vec());
         w.finish(&id).await;
-        let conn = Db::open_extra(&path).expect("reader");
-        let page = crate::logs::read(
-            &conn,
-            &LogQuery {
-                command_id: "c1".into(),
-                ..Default::default()
-            },
-            CommandState::Completed,
-            1 << 20,
-        )
-        .expect("read");
+        let page = read_c1(&path);
         let got: Vec<(String, String)> = page
             .lines
             .iter()

@@ -93,16 +93,7 @@ pub async fn authenticate(
                 r.map_err(failed("certificate authentication"))?
             }
             None => {
-                let rsa_hash = if key.algorithm().is_rsa() {
-                    handle
-                        .best_supported_rsa_hash()
-                        .await
-                        .ok()
-                        .flatten()
-                        .flatten()
-                } else {
-                    None
-                };
+                let rsa_hash = super::connect::rsa_hash(handle, key.algorithm().is_rsa()).await;
                 let r = handle
                     .authenticate_publickey(
                         ep.user.clone(),

@@ -227,6 +227,20 @@ fn handshake_error(ep: &Endpoint, seen: Option<&SeenHostKey>, e: &russh::Error) 
     }
 }
 
+/// The signature hash an RSA key should use with this server (the best it announced), or
+/// `None` for other keys.
+pub async fn rsa_hash(handle: &Handle<Verifier>, is_rsa: bool) -> Option<HashAlg> {
+    if !is_rsa {
+        return None;
+    }
+    handle
+        .best_supported_rsa_hash()
+        .await
+        .ok()
+        .flatten()
+        .flatten()
+}
+
 /// Authenticates with `key` (the only key offered: offering several trips MaxAuthTries).
 pub async fn login(
     ep: &Endpoint,
@@ -235,16 +249,7 @@ pub async fn login(
     key_name: &str,
 ) -> Result<(), SshError> {
     let fingerprint = key.fingerprint(HashAlg::Sha256).to_string();
-    let rsa_hash = if key.algorithm().is_rsa() {
-        handle
-            .best_supported_rsa_hash()
-            .await
-            .ok()
-            .flatten()
-            .flatten()
-    } else {
-        None
-    };
+    let rsa_hash = rsa_hash(handle, key.algorithm().is_rsa()).await;
     let auth = handle
         .authenticate_publickey(ep.user.clone(), PrivateKeyWithHashAlg::new(key, rsa_hash))
         .await;

@@ -137,16 +137,7 @@ pub async fn login(
     let mut agent = holding(socket, &public)
         .await
         .map_err(|e| SshError::new(ErrorCode::NoKey, e.to_string()))?;
-    let rsa_hash = if public.algorithm().is_rsa() {
-        handle
-            .best_supported_rsa_hash()
-            .await
-            .ok()
-            .flatten()
-            .flatten()
-    } else {
-        None
-    };
+    let rsa_hash = super::connect::rsa_hash(handle, public.algorithm().is_rsa()).await;
     let auth = handle
         .authenticate_publickey_with(ep.user.clone(), public, rsa_hash, &mut agent)
         .await

@@ -305,11 +305,16 @@ fn tmux_shells_are_re_adopted_after_the_broker_is_killed_or_stopped() {
         );
         assert_eq!(w["matched"], true, "the shell's state survived {how}: {w}");
     }
-    // The broker's notes come on the CLI's stderr (stdout is only what the shell printed).
-    let logs = home
-        .run(&["logs", &id, "--grep", "broker restarted"])
-        .ok()
-        .stderr;
+    // The broker's notes come on the CLI's stderr (stdout is only what the shell printed). The
+    // note of the broker that was stopped was written as it stopped; a running shell's latest
+    // lines are stored once its output pauses (a fraction of a second), so the second may lag.
+    let logs = wait_for(30, "both notes stored", || {
+        let logs = home
+            .run(&["logs", &id, "--grep", "broker restarted"])
+            .ok()
+            .stderr;
+        (logs.lines().count() == 2).then_some(logs)
+    });
     assert_eq!(logs.lines().count(), 2, "{logs}");
     mcp.ok("ssh_shell", json!({"op": "close", "shellId": id}));
 }

@@ -4,7 +4,7 @@
 
 use russh::keys::ssh_key::Certificate;
 
-use super::{Resolved, credential, no_key};
+use super::{Resolved, credential, no_key, open_sealed};
 use crate::broker::core::fail::Fail;
 use crate::broker::core::{Core, Peer};
 use crate::protocol::{CertStatus, ErrorCode, NextStep, SecretString};
@@ -124,23 +124,7 @@ fn unseal_password(broker: &Core, ep: &Endpoint, name: &str) -> Result<SecretStr
             },
         ));
     }
-    let slot = broker.vault()?;
-    let Some(vault) = slot.as_ref() else {
-        drop(slot);
-        return Err(broker.no_vault());
-    };
-    let plain = vault.open_sealed(&row.sealed).map_err(|e| match e {
-        sshkeep_vault::VaultError::Locked => {
-            let why = broker.lock_note();
-            Fail::then(
-                ErrorCode::VaultLocked,
-                format!("the vault is locked{why}: open sessions stay open"),
-                NextStep::Unlock,
-            )
-        }
-        e => Fail::from(e),
-    })?;
-    broker.key_used();
+    let plain = open_sealed(broker, &row.sealed)?;
     let text = plain.as_str().ok_or_else(|| {
         Fail::new(
             ErrorCode::InvalidKey,

@@ -43,6 +43,29 @@ fn no_key(ep: &Endpoint) -> Fail {
     }
 }
 
+/// Decrypts a secret sealed to the vault (a key, a stored password), counting it as a use for
+/// the idle lock; a locked vault says so, with why it locked.
+pub fn open_sealed(broker: &Core, sealed: &[u8]) -> Result<sshkeep_vault::SecretBytes, Fail> {
+    let slot = broker.vault()?;
+    let Some(vault) = slot.as_ref() else {
+        drop(slot);
+        return Err(broker.no_vault());
+    };
+    let plain = vault.open_sealed(sealed).map_err(|e| match e {
+        sshkeep_vault::VaultError::Locked => {
+            let why = broker.lock_note();
+            Fail::then(
+                ErrorCode::VaultLocked,
+                format!("the vault is locked{why}: open sessions stay open"),
+                NextStep::Unlock,
+            )
+        }
+        e => Fail::from(e),
+    })?;
+    broker.key_used();
+    Ok(plain)
+}
+
 /// Decrypts a key from the vault for one login. The returned key zeroizes itself when its last
 /// holder drops it.
 pub fn unseal_key(
@@ -61,11 +84,6 @@ pub fn unseal_key(
             ),
         ));
     }
-    let slot = broker.vault()?;
-    let Some(vault) = slot.as_ref() else {
-        drop(slot);
-        return Err(broker.no_vault());
-    };
     if row.retired.is_some() {
         return Err(Fail::then(
             ErrorCode::NoKey,
@@ -75,18 +93,7 @@ pub fn unseal_key(
             },
         ));
     }
-    let plain = vault.open_sealed(&row.sealed).map_err(|e| match e {
-        sshkeep_vault::VaultError::Locked => {
-            let why = broker.lock_note();
-            Fail::then(
-                ErrorCode::VaultLocked,
-                format!("the vault is locked{why}: open sessions stay open"),
-                NextStep::Unlock,
-            )
-        }
-        e => Fail::from(e),
-    })?;
-    broker.key_used();
+    let plain = open_sealed(broker, &row.sealed)?;
     let key = crate::keys::load(plain.expose()).map_err(|_| {
         Fail::new(
             ErrorCode::InvalidKey,
