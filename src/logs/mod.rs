@@ -5,6 +5,7 @@
 //! Byte counts per stream count only what is committed as whole lines, so a detached command can
 //! be re-attached from exactly where the log stops: no line lost, none twice.
 
+mod command_lines;
 mod queue;
 mod reader;
 mod writer;
