@@ -9,8 +9,12 @@
 use super::App;
 use super::approvals::{self, Ask, Held};
 use super::door::Caller;
+use super::reach::{
+    Place, bulk_conns, command_conn, fleet, key_in_reach, place, reach, session_conn, shell_conn,
+    targets, tool,
+};
 use crate::authority::verdict::{check_command, check_quota, check_tool};
-use crate::authority::{Profile, Target, Tool, Verdict};
+use crate::authority::{Profile, Tool, Verdict};
 use crate::broker::commands;
 use crate::broker::core::fail::Fail;
 use crate::broker::core::login::find_conn;
@@ -18,7 +22,6 @@ use crate::broker::fleet::bulk;
 use crate::clock::now_ms;
 use crate::protocol::{
     ApprovalKind, CommandState, ErrorCode, FileAction, NextStep, Request, Response, SftpAction,
-    Targets,
 };
 
 /// What admission made of a request.
@@ -29,52 +32,6 @@ pub enum Admitted {
     Route(Request),
     /// It was answered here (held for the user's approval).
     Answer(Box<Response>),
-}
-
-/// A connection a request touches, as a profile sees it: its name and its client groups.
-struct Place {
-    conn: String,
-    groups: Vec<String>,
-}
-
-impl Place {
-    fn target(&self) -> Target<'_> {
-        Target {
-            conn: &self.conn,
-            groups: &self.groups,
-        }
-    }
-}
-
-fn targets(places: &[Place]) -> Vec<Target<'_>> {
-    places.iter().map(Place::target).collect()
-}
-
-/// The saved connection a target names, as the broker will resolve it: by name or id, or a
-/// `user@host[:port]` that is a saved connection's address (it logs in with that connection's
-/// key, so it is judged as that connection). Anything else (an address of no saved connection,
-/// a `~/.ssh/config` alias) is no saved connection: it is named so that no profile's list of
-/// connection names can match it, and only a profile that reaches everything reaches it.
-fn place(app: &App, target: &str) -> Place {
-    let saved = match crate::target::parse_address(target) {
-        Some(Ok(a)) => app
-            .core
-            .db()
-            .ok()
-            .and_then(|db| db.conn_by_address(&a.user, &a.host, a.port).ok().flatten()),
-        Some(Err(_)) => None,
-        None => find_conn(&app.core, target).ok(),
-    };
-    match saved {
-        Some(row) => Place {
-            conn: row.spec.name,
-            groups: row.spec.client.into_iter().collect(),
-        },
-        None => Place {
-            conn: format!("{target} (not a saved connection)"),
-            groups: Vec::new(),
-        },
-    }
 }
 
 /// Whether `caller` may make `req`, and what becomes of it.
@@ -470,21 +427,6 @@ fn refused(
     }
 }
 
-/// The verdict on reaching `conns`.
-fn reach(app: &App, profile: &Profile, conns: &[&String]) -> Result<Verdict, Fail> {
-    let places: Vec<Place> = conns.iter().map(|c| place(app, c)).collect();
-    Ok(crate::authority::verdict::check_scope(
-        profile,
-        &targets(&places),
-    ))
-}
-
-/// The verdict on using `tool` on `conns`.
-fn tool(app: &App, profile: &Profile, tool: Tool, conns: &[&String]) -> Result<Verdict, Fail> {
-    let places: Vec<Place> = conns.iter().map(|c| place(app, c)).collect();
-    Ok(check_tool(profile, tool, &targets(&places)))
-}
-
 /// The verdict on starting `n` more commands.
 fn quota(app: &App, profile: &Profile, n: u32) -> Result<Verdict, Fail> {
     if profile.quota.per_hour.is_none() && profile.quota.per_day.is_none() {
@@ -513,30 +455,6 @@ fn granted(app: &App, profile: &Profile, target: &str, command: &str) -> bool {
                 .flatten()
         })
         .is_some()
-}
-
-/// A key named in a request of a profile that reaches only some connections must be linked only
-/// to connections it reaches: otherwise saving a new connection (which lands in scope) with
-/// another group's key would carry that key's reach with it.
-fn key_in_reach(app: &App, profile: &Profile, key: Option<&str>) -> Result<(), Fail> {
-    let Some(key) = key else { return Ok(()) };
-    if profile.conns.is_empty() && profile.clients.is_empty() {
-        return Ok(());
-    }
-    let links = app.core.db()?.key_links(key)?;
-    for conn in links {
-        let p = place(app, &conn);
-        if !profile.reaches(&p.conn, &p.groups) {
-            return Err(Fail::new(
-                ErrorCode::PermissionDenied,
-                format!(
-                    "refused: key '{key}' is linked to connection '{conn}', which profile '{}' does not reach",
-                    profile.name
-                ),
-            ));
-        }
-    }
-    Ok(())
 }
 
 /// A new connection saved under a profile that reaches only some connections lands in its
@@ -580,61 +498,4 @@ fn land_in_scope(
         return Ok(Admitted::Answer(Box::new(saved)));
     }
     Ok(Admitted::Route(Request::ConnSave(spec)))
-}
-
-/// The targets of a fleet request, as places (unknown names included, so they are judged too).
-fn fleet(app: &App, t: &Targets) -> Result<Vec<Place>, Fail> {
-    let (rows, unknown) = bulk::resolve_targets(&app.core, t)?;
-    let mut places: Vec<Place> = rows
-        .into_iter()
-        .map(|r| Place {
-            conn: r.spec.name,
-            groups: r.spec.client.into_iter().collect(),
-        })
-        .collect();
-    places.extend(unknown.into_iter().map(|(name, _)| Place {
-        conn: name,
-        groups: Vec::new(),
-    }));
-    Ok(places)
-}
-
-fn session_conn(app: &App, id: &str) -> Option<String> {
-    let s = app.core.sessions().get(id).ok()?;
-    Some(
-        s.resolved
-            .endpoint
-            .conn_name
-            .clone()
-            .unwrap_or_else(|| s.label.clone()),
-    )
-}
-
-fn command_conn(app: &App, id: &str) -> Option<String> {
-    if let Some(c) = app.core.db().ok()?.command(id).ok()? {
-        return Some(c.conn_name.unwrap_or(c.target));
-    }
-    approvals::find(&app.core, id).map(|a| a.target)
-}
-
-fn bulk_conns(app: &App, id: &str) -> Vec<String> {
-    let rows = app
-        .core
-        .db()
-        .ok()
-        .and_then(|db| db.bulk_commands(id).ok())
-        .unwrap_or_default();
-    if !rows.is_empty() {
-        return rows
-            .into_iter()
-            .map(|c| c.conn_name.unwrap_or(c.target))
-            .collect();
-    }
-    approvals::find(&app.core, id)
-        .map(|a| a.target.split(',').map(String::from).collect())
-        .unwrap_or_default()
-}
-
-fn shell_conn(app: &App, id: &str) -> Option<String> {
-    app.shells.get(id).ok().map(|s| s.target.clone())
 }
