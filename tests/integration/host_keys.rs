@@ -1,6 +1,9 @@
-//! Host-key pinning: accept-new, strict, known_hosts, and a changed key.
+//! Host-key pinning: accept-new, strict, known_hosts, a changed key, and an agent's first pin.
+
+use serde_json::json;
 
 use crate::fixture::{Home, Sshd};
+use crate::mcp::Mcp;
 
 #[test]
 fn changed_host_key_is_refused_with_both_fingerprints() {
@@ -165,4 +168,37 @@ fn a_detached_command_on_a_rekeyed_server_says_so_and_does_not_hammer_it() {
         "no retry within seconds of a changed host key"
     );
     assert_eq!(home.status(&id)["state"], "running");
+}
+
+#[test]
+fn an_agent_may_make_a_first_pin_with_a_fingerprint() {
+    let sshd = Sshd::start();
+    let home = Home::with_vault();
+    home.connect_to_with(&sshd, "k", "srv", &["--host-key-policy", "strict"]);
+    let mut m = Mcp::start(&home, &[]);
+    let (e, t, s) = m.call("ssh_exec", json!({"op": "open", "connectionId": "srv"}));
+    assert!(e && s["error"]["code"] == "host_key_unknown", "{t}");
+    assert!(
+        t.contains(&format!(
+            "ssh_conn op=trust connectionId=srv fingerprint={}",
+            sshd.host_fingerprint()
+        )),
+        "{t}"
+    );
+    m.ok(
+        "ssh_conn",
+        json!({"op": "trust", "connectionId": "srv", "fingerprint": sshd.host_fingerprint()}),
+    );
+    m.ok("ssh_exec", json!({"op": "open", "connectionId": "srv"}));
+    let trusted = home
+        .run(&["audit", "--op", "host_key_trust", "--json"])
+        .ok()
+        .json();
+    assert!(
+        trusted[0]["client_exe"]
+            .as_str()
+            .unwrap_or_default()
+            .ends_with("sshkeep"),
+        "audited with the client: {trusted}"
+    );
 }

@@ -27,6 +27,7 @@ mod mcp_fleet;
 mod mcp_http;
 mod mcp_progress;
 mod mcp_redaction;
+mod output_store;
 mod packaging;
 mod shells;
 mod socket;

@@ -570,36 +570,3 @@ fn the_official_python_mcp_sdk_drives_flow_1() {
     assert_eq!(seen["flow1"], "ok");
     assert_eq!(seen["server"], "sshkeep");
 }
-
-#[test]
-fn an_agent_may_make_a_first_pin_with_a_fingerprint() {
-    let sshd = Sshd::start();
-    let home = Home::with_vault();
-    home.connect_to_with(&sshd, "k", "srv", &["--host-key-policy", "strict"]);
-    let mut m = Mcp::start(&home, &[]);
-    let (e, t, s) = m.call("ssh_exec", json!({"op": "open", "connectionId": "srv"}));
-    assert!(e && s["error"]["code"] == "host_key_unknown", "{t}");
-    assert!(
-        t.contains(&format!(
-            "ssh_conn op=trust connectionId=srv fingerprint={}",
-            sshd.host_fingerprint()
-        )),
-        "{t}"
-    );
-    m.ok(
-        "ssh_conn",
-        json!({"op": "trust", "connectionId": "srv", "fingerprint": sshd.host_fingerprint()}),
-    );
-    m.ok("ssh_exec", json!({"op": "open", "connectionId": "srv"}));
-    let trusted = home
-        .run(&["audit", "--op", "host_key_trust", "--json"])
-        .ok()
-        .json();
-    assert!(
-        trusted[0]["client_exe"]
-            .as_str()
-            .unwrap_or_default()
-            .ends_with("sshkeep"),
-        "audited with the client: {trusted}"
-    );
-}
