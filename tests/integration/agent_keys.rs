@@ -161,31 +161,10 @@ fn a_key_held_only_by_a_running_ssh_agent_logs_in_and_never_reaches_sshkeep() {
 /// Runs OpenSSH's `ssh` to `sshd` with `agent` as its agent and `extra` options; returns
 /// (stdout, stderr, success).
 fn ssh_via(sshd: &Sshd, agent: &str, extra: &[&str], command: &str) -> (String, String, bool) {
-    let port = sshd.port().to_string();
-    let mut args = vec![
-        "-F",
-        "/dev/null",
-        "-o",
-        "BatchMode=yes",
-        "-o",
-        "StrictHostKeyChecking=no",
-        "-o",
-        "UserKnownHostsFile=/dev/null",
-        "-o",
-        "LogLevel=ERROR",
-        "-o",
-        "IdentitiesOnly=no",
-        "-p",
-        &port,
-    ];
-    args.extend_from_slice(extra);
-    let dest = format!("{}@127.0.0.1", whoami());
-    args.push(&dest);
-    args.push(command);
-    let out = Command::new("ssh")
-        .args(&args)
+    let options = [&["-o", "IdentitiesOnly=no"], extra].concat();
+    let out = sshd
+        .openssh(&options, &[command])
         .env("SSH_AUTH_SOCK", agent)
-        .stdin(Stdio::null())
         .output()
         .expect("ssh");
     (

@@ -236,23 +236,7 @@ fn certificates_log_in_and_an_expired_one_is_refused_before_trying() {
         ..Default::default()
     });
     sshd.login_as(Account::create("/bin/sh"));
-    let port = sshd.port.to_string();
-    let save = |conn: &str, key: &str| {
-        home.run(&[
-            "conn",
-            "save",
-            conn,
-            "--host",
-            "127.0.0.1",
-            "--port",
-            &port,
-            "--user",
-            &sshd.user,
-            "--key",
-            key,
-        ])
-        .ok();
-    };
+    let save = |conn: &str, key: &str| home.save_conn(&sshd, conn, key, &[]);
     // Signed by ssh-keygen; the key itself is in no authorized_keys.
     let sign = |key: &str, validity: &str| {
         let public = work.path().join(format!("{key}.pub"));

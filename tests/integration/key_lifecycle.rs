@@ -12,32 +12,9 @@ const OTHER: &str =
 
 /// OpenSSH's `ssh` with only the given identity (or agent), no prompts, no known_hosts.
 fn ssh(sshd: &Sshd, extra: &[&str]) -> std::process::Output {
-    let port = sshd.port().to_string();
-    let mut args = vec![
-        "-o",
-        "BatchMode=yes",
-        "-o",
-        "StrictHostKeyChecking=no",
-        "-o",
-        "UserKnownHostsFile=/dev/null",
-        "-o",
-        "LogLevel=ERROR",
-        "-o",
-        "ConnectTimeout=10",
-        "-F",
-        "/dev/null",
-        "-p",
-        &port,
-    ];
-    args.extend_from_slice(extra);
-    let dest = format!("{}@127.0.0.1", crate::fixture::whoami());
-    args.push(&dest);
-    args.push("echo");
-    args.push("logged-in");
-    Command::new("ssh")
-        .args(&args)
+    let options = [&["-o", "ConnectTimeout=10"], extra].concat();
+    sshd.openssh(&options, &["echo", "logged-in"])
         .env_remove("SSH_AUTH_SOCK")
-        .stdin(Stdio::null())
         .output()
         .expect("ssh")
 }
