@@ -38,3 +38,28 @@ CFG
 free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
+
+# start_sshd [CONFIG_LINE...]: host and client keys in $W, and an sshd on a free loopback port
+# (sets PORT and SSHD_PID) with any extra configuration lines, listening when this returns.
+start_sshd() {
+    PORT=$(free_port)
+    ssh-keygen -q -t ed25519 -N '' -f "$W/host" && ssh-keygen -q -t ed25519 -N '' -f "$W/client"
+    cp "$W/client.pub" "$W/authorized_keys" && chmod 644 "$W/authorized_keys"
+    write_sshd_config "$W/sshd_config" "$PORT"
+    local line
+    for line in "$@"; do echo "$line" >> "$W/sshd_config"; done
+    /usr/sbin/sshd -D -e -f "$W/sshd_config" 2>"$W/sshd.log" & SSHD_PID=$!
+    for _ in $(seq 50); do grep -q "Server listening" "$W/sshd.log" && break; sleep 0.1; done
+}
+
+# sshkeep_home: an sshkeep home in $W (passphrase vault), key k authorized on the sshd, and the
+# connection `bench` to it with its session left open (warm). Needs $S, PORT and USER_NAME.
+sshkeep_home() {
+    export SSHKEEP_HOME=$W/home HOME=$W/userhome SSHKEEP_PASSPHRASE_FILE=$W/pass
+    mkdir -p "$HOME"; echo bench-passphrase > "$W/pass"
+    "$S" vault init --backend passphrase >/dev/null
+    "$S" key generate k >/dev/null
+    "$S" key pub k >> "$W/authorized_keys"
+    "$S" conn save bench --host 127.0.0.1 --port "$PORT" --user "$USER_NAME" --key k >/dev/null
+    "$S" exec bench -- true >/dev/null
+}

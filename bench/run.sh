@@ -22,21 +22,9 @@ cleanup() {
 }
 trap cleanup EXIT
 [ -n "${BENCH_DEBUG:-}" ] && trap 'cat "$W/sshd.log" >&2; cleanup' EXIT
-PORT=$(free_port)
 bench_user
-ssh-keygen -q -t ed25519 -N '' -f "$W/host" && ssh-keygen -q -t ed25519 -N '' -f "$W/client"
-cp "$W/client.pub" "$W/authorized_keys" && chmod 644 "$W/authorized_keys"
-write_sshd_config "$W/sshd_config" "$PORT"
-/usr/sbin/sshd -D -e -f "$W/sshd_config" 2>"$W/sshd.log" & SSHD_PID=$!
-for _ in $(seq 50); do grep -q "Server listening" "$W/sshd.log" && break; sleep 0.1; done
-
-export SSHKEEP_HOME=$W/home HOME=$W/userhome SSHKEEP_PASSPHRASE_FILE=$W/pass
-mkdir -p "$HOME"; echo bench-passphrase > "$W/pass"
-"$S" vault init --backend passphrase >/dev/null
-"$S" key generate k >/dev/null
-"$S" key pub k >> "$W/authorized_keys"
-"$S" conn save bench --host 127.0.0.1 --port "$PORT" --user "$USER_NAME" --key k >/dev/null
-"$S" exec bench -- true   # warm: the session stays open
+start_sshd
+sshkeep_home   # warm: the session stays open
 
 ssh -M -S "$W/cm.sock" -i "$W/client" -p "$PORT" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
     -o ServerAliveInterval=30 -o ServerAliveCountMax=3 -fN "$USER_NAME@127.0.0.1" 2>/dev/null

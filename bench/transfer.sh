@@ -20,23 +20,11 @@ cleanup() {
     rm -rf "$W"
 }
 trap cleanup EXIT
-PORT=$(free_port)
 bench_user
-ssh-keygen -q -t ed25519 -N '' -f "$W/host" && ssh-keygen -q -t ed25519 -N '' -f "$W/client"
-cp "$W/client.pub" "$W/authorized_keys" && chmod 644 "$W/authorized_keys"
-write_sshd_config "$W/sshd_config" "$PORT"
-echo "Subsystem sftp internal-sftp" >> "$W/sshd_config"
-/usr/sbin/sshd -D -e -f "$W/sshd_config" 2>"$W/sshd.log" & SSHD_PID=$!
-for _ in $(seq 50); do grep -q "Server listening" "$W/sshd.log" && break; sleep 0.1; done
-
-export SSHKEEP_HOME=$W/home HOME=$W/userhome SSHKEEP_PASSPHRASE_FILE=$W/pass
-mkdir -p "$HOME" "$W/remotehome/in"; echo bench-passphrase > "$W/pass"
+start_sshd "Subsystem sftp internal-sftp"
+mkdir -p "$W/remotehome/in"
 [ -n "${BENCH_USER:-}" ] && chown "$BENCH_USER" "$W/remotehome/in"
-"$S" vault init --backend passphrase >/dev/null
-"$S" key generate k >/dev/null
-"$S" key pub k >> "$W/authorized_keys"
-"$S" conn save bench --host 127.0.0.1 --port "$PORT" --user "$USER_NAME" --key k >/dev/null
-"$S" exec bench -- true >/dev/null
+sshkeep_home
 head -c "$((MB * 1024 * 1024))" /dev/urandom > "$W/file"
 chmod 644 "$W/file"
 BPID=$("$S" status --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["pid"])')
