@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # sshkeep benchmarks (not tests: numbers to read and report, never pass/fail on speed).
 #
-#   bench/run.sh            warm exec latency vs OpenSSH ControlMaster, output store rate, broker memory
+#   bench/run.sh            warm exec latency vs OpenSSH ControlMaster and the floor under both (a
+#                           channel on an open russh connection), output store rate, broker memory
 #
 # Needs: a release build (built here), OpenSSH sshd and ssh, hyperfine (apt-get install hyperfine).
 # Everything runs on loopback against a throw-away sshd.
@@ -9,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-50}
 command -v hyperfine >/dev/null || { echo "install hyperfine: apt-get install hyperfine" >&2; exit 1; }
-cargo build --release -q
+cargo build --release -q --bin sshkeep --example exec_floor
 S=$PWD/target/release/sshkeep
 
 W=$(mktemp -d)
@@ -39,6 +40,8 @@ for r in json.load(open(sys.argv[1]))["results"]:
     name = "sshkeep exec" if " exec bench " in r["command"] else "ssh -S (ControlMaster)"
     print(f"  {name:24s} median {r['median']*1000:7.2f} ms   mean {r['mean']*1000:7.2f} ms ± {r['stddev']*1000:5.2f}")
 PY
+echo "  floor: a channel per command on one open russh connection, in-process (examples/exec_floor.rs):"
+echo -n "  "; target/release/examples/exec_floor 127.0.0.1 "$PORT" "$USER_NAME" "$W/client" "$RUNS" true
 
 store() {
     local label=$1 lines=$2

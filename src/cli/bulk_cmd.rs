@@ -15,6 +15,9 @@ use crate::protocol::{
     RunOptions, TargetError, Targets,
 };
 
+/// How often a waiting `bulk exec` redraws its progress.
+const PROGRESS_EVERY: Duration = Duration::from_millis(250);
+
 #[derive(Args, Debug, Clone)]
 pub struct TargetArgs {
     /// Connections by name or id (comma-separated or repeated).
@@ -224,6 +227,8 @@ pub async fn run(ctx: &Ctx, cmd: BulkCmd) -> Result<u8> {
                     .call(&Request::BulkStatus {
                         bulk_id: bulk_id.clone(),
                         target: None,
+                        // The reply comes when the run ends, or in time to redraw the bar.
+                        wait_ms: Some(PROGRESS_EVERY.as_millis() as u64),
                     })
                     .await?;
                 if live {
@@ -235,11 +240,16 @@ pub async fn run(ctx: &Ctx, cmd: BulkCmd) -> Result<u8> {
                     }
                     return summary(ctx, &info);
                 }
-                tokio::time::sleep(Duration::from_millis(250)).await;
             }
         }
         BulkCmd::Status { bulk_id, target } => {
-            let info: BulkInfo = c.call(&Request::BulkStatus { bulk_id, target }).await?;
+            let info: BulkInfo = c
+                .call(&Request::BulkStatus {
+                    bulk_id,
+                    target,
+                    wait_ms: None,
+                })
+                .await?;
             summary(ctx, &info).map(|_| 0)
         }
         BulkCmd::Logs {

@@ -156,7 +156,15 @@ pub fn main() -> ExitCode {
     if !is_broker && !matches!(cli.command, Command::Mcp(_)) {
         crate::system::default_sigpipe();
     }
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    // The broker and the MCP adapter serve many things at once; every other command is one
+    // conversation with the broker, on one thread (no worker threads to start, no CPU count to
+    // read from cgroups): that is most of a short command's start-up.
+    let serves = is_broker || matches!(cli.command, Command::Mcp(_));
+    let mut builder = if serves {
+        tokio::runtime::Builder::new_multi_thread()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    };
     builder.enable_all();
     if is_broker {
         // Keys are decoded and used for signing on these threads: what deeper calls left on the

@@ -140,7 +140,11 @@ pub async fn bulk_conn(a: &Adapter, x: BulkConnArgs) -> CallToolResult {
 pub async fn exec_on_bulk(a: &Adapter, bulk_id: String, x: ExecArgs) -> CallToolResult {
     let target = x.connection_id.or(x.name).or(x.host);
     let req = match x.op {
-        ExecOp::Status => Request::BulkStatus { bulk_id, target },
+        ExecOp::Status => Request::BulkStatus {
+            bulk_id,
+            target,
+            wait_ms: None,
+        },
         ExecOp::Cancel => Request::BulkCancel { bulk_id, target },
         ExecOp::Logs => {
             let stream = match parse_stream(x.stream.as_deref()) {

@@ -224,6 +224,10 @@ pub enum Request {
     BulkStatus {
         bulk_id: String,
         target: Option<String>,
+        /// Reply once the run has ended, or after this many milliseconds (at most 10 s),
+        /// whichever comes first; absent: at once.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        wait_ms: Option<u64>,
     },
     /// A bulk run's output, each line labelled with its target.
     BulkLogs {

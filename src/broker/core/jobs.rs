@@ -87,6 +87,11 @@ impl Jobs {
         Some(r.done.clone())
     }
 
+    /// What turns true once a running job has ended (`None` when no such job runs here).
+    pub fn done(&self, id: &str) -> Option<watch::Receiver<bool>> {
+        Some(self.map.lock().ok()?.get(id)?.done.clone())
+    }
+
     /// How many jobs run now.
     pub fn len(&self) -> usize {
         self.map.lock().map(|m| m.len()).unwrap_or(0)

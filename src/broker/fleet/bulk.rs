@@ -278,6 +278,36 @@ fn rows(broker: &Core, bulk_id: &str, target: Option<&str>) -> Result<RunRows, F
     Ok((commands, created, out))
 }
 
+/// Waits until every target of the run (or the one named) has ended, or `ms` milliseconds
+/// (at most 10 s) have passed. A target still queued has no job yet: it is looked at again
+/// shortly.
+pub async fn wait(broker: &Core, bulk_id: &str, target: Option<&str>, ms: u64) -> Result<(), Fail> {
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(ms.min(10_000));
+    loop {
+        let (_, _, rows) = rows(broker, bulk_id, target)?;
+        let open: Vec<_> = rows.iter().filter(|(c, _)| !c.state.is_final()).collect();
+        if open.is_empty() {
+            return Ok(());
+        }
+        let done: Vec<_> = open
+            .iter()
+            .filter_map(|(c, _)| broker.jobs().done(&c.id))
+            .collect();
+        let all_running = done.len() == open.len();
+        let ended = async move {
+            for mut d in done {
+                let _ = d.wait_for(|v| *v).await;
+            }
+            if !all_running {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        };
+        if tokio::time::timeout_at(deadline, ended).await.is_err() {
+            return Ok(());
+        }
+    }
+}
+
 /// `bulk status`.
 pub fn status(broker: &Core, bulk_id: &str, target: Option<&str>) -> Result<Response, Fail> {
     let (commands, created_ms, rows) = rows(broker, bulk_id, target)?;

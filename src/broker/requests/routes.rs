@@ -180,9 +180,19 @@ pub async fn route(app: &App, caller: &Caller, req: Request, stream: &Stream) ->
         Request::Settings => Ok(settings::settings(broker)),
         Request::SettingSet { key, value } => settings::set_setting(broker, peer, &key, &value),
         Request::BulkExec(spec) => bulk::start(broker, peer, spec).await,
-        Request::BulkStatus { bulk_id, target } => match unstarted(app, &bulk_id) {
+        Request::BulkStatus {
+            bulk_id,
+            target,
+            wait_ms,
+        } => match unstarted(app, &bulk_id) {
             Some(a) => Ok(approvals::bulk_status(a)),
-            None => bulk::status(broker, &bulk_id, target.as_deref()),
+            None => match wait_ms {
+                Some(ms) => match bulk::wait(broker, &bulk_id, target.as_deref(), ms).await {
+                    Ok(()) => bulk::status(broker, &bulk_id, target.as_deref()),
+                    Err(f) => Err(f),
+                },
+                None => bulk::status(broker, &bulk_id, target.as_deref()),
+            },
         },
         Request::BulkLogs {
             bulk_id,
