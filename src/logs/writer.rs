@@ -104,8 +104,6 @@ impl LogWriter {
         let _ = done.await;
     }
 
-    /// Commits what is complete and forgets partial lines, before a re-attach from the
-    /// committed offsets.
     /// Writes every command's open chunk and waits until it is committed (the broker is
     /// stopping: what a running command or shell printed last is kept).
     pub async fn sync(&self) {
@@ -114,6 +112,8 @@ impl LogWriter {
         let _ = done.await;
     }
 
+    /// Commits what is complete and forgets partial lines, before a re-attach from the
+    /// committed offsets.
     pub async fn reset(&self, cmd: &Arc<str>) {
         let (ack, done) = oneshot::channel();
         self.queue.push(Event::Reset {
