@@ -208,7 +208,7 @@ fn ssh_add_h_keys_sign_only_for_the_listed_hosts_and_leave_no_trace() {
 }
 
 #[test]
-fn unsupported_constraints_are_refused_not_dropped() {
+fn unsupported_constraints_are_refused_and_rsa_and_ecdsa_keys_log_in() {
     let a = Sshd::start();
     let home = Home::with_vault();
     let sock = agent_socket(&home);
@@ -235,6 +235,33 @@ fn unsupported_constraints_are_refused_not_dropped() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(listed(&sock, &known).contains("ca-bound"));
+
+    // RSA (signed with SHA-2) and ECDSA keys are taken too, and log in.
+    for kind in ["rsa", "ecdsa"] {
+        let k = dir.path().join(format!("id_{kind}"));
+        keygen(&k, kind, "", &format!("added-{kind}"));
+        let out = ssh_add(&sock, &known, &[k.to_str().expect("utf8")]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(listed(&sock, &known).contains(&format!("added-{kind}")));
+    }
+    let (_, _, ok) = ssh_via(&a, &sock, &[], "true");
+    assert!(!ok, "nothing authorized yet");
+    for kind in ["rsa", "ecdsa"] {
+        a.authorize(
+            &std::fs::read_to_string(dir.path().join(format!("id_{kind}.pub"))).expect("pub"),
+        );
+    }
+    for (kind, alg) in [("rsa", "rsa-sha2-512"), ("ecdsa", "ecdsa-sha2-nistp256")] {
+        let opt = format!("PubkeyAcceptedAlgorithms={alg}");
+        let (out, err, ok) = ssh_via(&a, &sock, &["-o", &opt], "echo logged-in");
+        assert!(ok && out.contains("logged-in"), "{kind}: {out} {err}");
+        let signed = audit(&home, "agent_sign");
+        assert!(signed.contains(&format!("added-{kind}")), "{signed}");
+    }
 }
 
 #[test]

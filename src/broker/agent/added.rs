@@ -202,7 +202,12 @@ pub fn parse_add(mut body: &[u8]) -> Result<Added, String> {
     super::sign_with(&private, Some(HashAlg::Sha512), b"sshkeep agent probe")
         .map_err(|_| format!("sshkeep cannot sign with this {kind} key"))?;
     let comment = string(&mut body).ok_or("truncated comment")?;
-    let comment = String::from_utf8_lossy(comment).trim().to_string();
+    // Shown in `agent status` and the audit: no control characters reach a terminal.
+    let comment: String = String::from_utf8_lossy(comment)
+        .trim()
+        .chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect();
     let public = private.public_key();
     let blob = public
         .to_bytes()

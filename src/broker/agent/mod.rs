@@ -218,7 +218,12 @@ async fn answer(broker: &Arc<Core>, client: &mut Client, body: &[u8]) -> Vec<u8>
                 .map(|k| (k.blob, format!("sshkeep:{}", k.name)))
                 .collect();
             if client.hop.is_none() {
-                keys.extend(broker.agent_added().identities());
+                let added = broker.agent_added().identities();
+                let fresh: Vec<_> = added
+                    .into_iter()
+                    .filter(|(b, _)| !keys.iter().any(|(k, _)| k == b))
+                    .collect();
+                keys.extend(fresh);
             }
             wire::identities(&keys)
         }
