@@ -110,6 +110,8 @@ pub async fn run(paths: Paths, opts: RunOptions) -> Result<()> {
     }
     tracing::info!("broker stopping");
     broker.set_stopping();
+    // Keys ssh-add gave the agent socket are wiped, not left to the process's exit.
+    broker.agent_added().remove_all();
     app.forwards.close_all();
     broker.sessions().close_all().await;
     // What running commands and shells printed last is still in open chunks: write it.

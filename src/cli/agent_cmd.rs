@@ -11,13 +11,18 @@ use crate::protocol::Request;
 pub enum AgentCmd {
     /// Print `SSH_AUTH_SOCK=...; export SSH_AUTH_SOCK;` like `ssh-agent -s` (use with eval).
     Env,
-    /// The socket and the keys it offers (`sshkeep key agent NAME --offer` to add one).
+    /// The socket, the keys it offers (`sshkeep key agent NAME --offer` to add one) and the keys
+    /// `ssh-add` gave it (kept in memory only).
     Status,
 }
 
 pub async fn run(ctx: &Ctx, cmd: AgentCmd) -> Result<u8> {
     let mut c = ctx.client().await?;
-    let AgentStatus { socket, offered } = c.call(&Request::AgentStatus).await?;
+    let AgentStatus {
+        socket,
+        offered,
+        added,
+    } = c.call(&Request::AgentStatus).await?;
     match cmd {
         AgentCmd::Env => {
             if socket.contains(['\'', '"', ';', ' ', '$', '`', '\\']) {
@@ -30,9 +35,9 @@ pub async fn run(ctx: &Ctx, cmd: AgentCmd) -> Result<u8> {
                 eprintln!("# no key is offered yet: `sshkeep key agent NAME --offer`");
             }
         }
-        AgentCmd::Status if ctx.json => {
-            output::json(&serde_json::json!({ "socket": socket, "offered": offered }))?
-        }
+        AgentCmd::Status if ctx.json => output::json(
+            &serde_json::json!({ "socket": socket, "offered": offered, "added": added }),
+        )?,
         AgentCmd::Status => {
             println!("socket   {socket}");
             println!(
@@ -43,6 +48,25 @@ pub async fn run(ctx: &Ctx, cmd: AgentCmd) -> Result<u8> {
                     offered.join(", ")
                 }
             );
+            for k in &added {
+                let mut notes = vec!["added by ssh-add, memory only".to_string()];
+                if let Some(t) = k.expires {
+                    let left = t - crate::db::now();
+                    notes.push(format!("expires in {}s", left.max(0)));
+                }
+                if k.confirm {
+                    notes.push("confirm".into());
+                }
+                if !k.only_to.is_empty() {
+                    notes.push(format!("only to {}", k.only_to.join(", ")));
+                }
+                println!(
+                    "added    {} {} ({})",
+                    k.name,
+                    k.fingerprint,
+                    notes.join("; ")
+                );
+            }
         }
     }
     Ok(0)

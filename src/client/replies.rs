@@ -4,11 +4,11 @@
 //! of another kind is an [`UnexpectedReply`], said here once for every client.
 
 use crate::protocol::{
-    ApprovalInfo, AuditRecord, BulkConnResult, BulkInfo, BulkLogLine, ClientGroup, CommandInfo,
-    CommandState, ConnInfo, FileChange, FileText, FleetAuditReport, ForwardInfo, KeyInfo, LogPage,
-    McpTokenInfo, OutputStream, ProfileInfo, RemoteEntry, Response, RotationReport, SecretInfo,
-    SecretString, SessionInfo, Setting, ShellInfo, ShellOutput, StatusInfo, TestReport,
-    TransferReport,
+    AgentAddedKey, ApprovalInfo, AuditRecord, BulkConnResult, BulkInfo, BulkLogLine, ClientGroup,
+    CommandInfo, CommandState, ConnInfo, FileChange, FileText, FleetAuditReport, ForwardInfo,
+    KeyInfo, LogPage, McpTokenInfo, OutputStream, ProfileInfo, RemoteEntry, Response,
+    RotationReport, SecretInfo, SecretString, SessionInfo, Setting, ShellInfo, ShellOutput,
+    StatusInfo, TestReport, TransferReport,
 };
 
 use super::BrokerError;
@@ -125,6 +125,7 @@ pub struct Entries {
 pub struct AgentStatus {
     pub socket: String,
     pub offered: Vec<String>,
+    pub added: Vec<AgentAddedKey>,
 }
 
 /// `mcp_token_created`: a new token and its text, to show the user once.
@@ -214,7 +215,7 @@ replies! {
     ShellOutput = "shell_output", Response::ShellOutput(o) => o;
     ForwardInfo = "forward", Response::Forward(f) => f;
     Vec<ForwardInfo> = "forwards", Response::Forwards { forwards } => forwards;
-    AgentStatus = "agent_status", Response::AgentStatus { socket, offered } => AgentStatus { socket, offered };
+    AgentStatus = "agent_status", Response::AgentStatus { socket, offered, added } => AgentStatus { socket, offered, added };
     RotationReport = "rotation", Response::Rotation(r) => r;
     Vec<ProfileInfo> = "profiles", Response::Profiles { profiles } => profiles;
     ProfileInfo = "profile", Response::Profile(p) => p;

@@ -120,6 +120,9 @@ pub enum Response {
     AgentStatus {
         socket: String,
         offered: Vec<String>,
+        /// Keys added with `ssh-add` (memory only).
+        #[serde(default)]
+        added: Vec<AgentAddedKey>,
     },
     Rotation(RotationReport),
     Profiles {

@@ -332,6 +332,20 @@ pub struct AgentOptions {
     pub only_to: Vec<String>,
 }
 
+/// A key OpenSSH's `ssh-add` gave the agent socket (held in the broker's memory only).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentAddedKey {
+    /// Its comment, or its fingerprint when it has none.
+    pub name: String,
+    pub fingerprint: String,
+    pub confirm: bool,
+    /// Unix seconds at which it is dropped (`ssh-add -t`).
+    pub expires: Option<i64>,
+    /// Destination constraints, as `ssh-add -h` named them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub only_to: Vec<String>,
+}
+
 /// A saved connection.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ConnInfo {

@@ -50,7 +50,7 @@ impl Drop for OtherAgent {
 }
 
 /// The base64 body lines of an OpenSSH private key file.
-fn private_lines(text: &str) -> Vec<String> {
+pub(crate) fn private_lines(text: &str) -> Vec<String> {
     text.lines()
         .filter(|l| !l.starts_with("-----") && l.len() > 20)
         .map(str::to_string)
@@ -58,7 +58,7 @@ fn private_lines(text: &str) -> Vec<String> {
 }
 
 /// Every file under `dir`, as bytes.
-fn files_under(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+pub(crate) fn files_under(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     let mut out = Vec::new();
     let Ok(rd) = std::fs::read_dir(dir) else {
         return out;
@@ -74,7 +74,7 @@ fn files_under(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     out
 }
 
-fn contains(hay: &[u8], needle: &[u8]) -> bool {
+pub(crate) fn contains(hay: &[u8], needle: &[u8]) -> bool {
     !needle.is_empty() && hay.windows(needle.len()).any(|w| w == needle)
 }
 
@@ -160,7 +160,12 @@ fn a_key_held_only_by_a_running_ssh_agent_logs_in_and_never_reaches_sshkeep() {
 
 /// Runs OpenSSH's `ssh` to `sshd` with `agent` as its agent and `extra` options; returns
 /// (stdout, stderr, success).
-fn ssh_via(sshd: &Sshd, agent: &str, extra: &[&str], command: &str) -> (String, String, bool) {
+pub(crate) fn ssh_via(
+    sshd: &Sshd,
+    agent: &str,
+    extra: &[&str],
+    command: &str,
+) -> (String, String, bool) {
     let options = [&["-o", "IdentitiesOnly=no"], extra].concat();
     let out = sshd
         .openssh(&options, &[command])
@@ -175,7 +180,7 @@ fn ssh_via(sshd: &Sshd, agent: &str, extra: &[&str], command: &str) -> (String, 
 }
 
 /// The command a hop runs to go on to `to` with the forwarded agent.
-fn onward(to: &Sshd) -> String {
+pub(crate) fn onward(to: &Sshd) -> String {
     format!(
         "ssh -F /dev/null -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
          -o LogLevel=ERROR -p {} {}@127.0.0.1 echo reached-$((40+2))",
@@ -184,7 +189,7 @@ fn onward(to: &Sshd) -> String {
     )
 }
 
-fn agent_socket(home: &Home) -> String {
+pub(crate) fn agent_socket(home: &Home) -> String {
     home.run(&["agent", "env"])
         .ok()
         .stdout

@@ -325,15 +325,17 @@ fn openssh_uses_offered_keys_through_the_agent_socket_and_nothing_else() {
     );
     assert!(rec["client_pid"].is_number());
 
-    // Adding a key through the socket is refused (and audited).
+    // A vault key is never removed through the socket: `ssh-add -d` is refused (and audited),
+    // `ssh-add -D` removes only keys ssh-add added.
     let extra = tempfile::tempdir().expect("tempdir");
-    keygen(&extra.path().join("new"), "ed25519", "", "new");
+    let k_file = extra.path().join("k.pub");
+    std::fs::write(&k_file, &k_pub).expect("k.pub");
     assert!(
-        !ssh_add(&[extra.path().join("new").to_str().expect("utf8")])
+        !ssh_add(&["-d", k_file.to_str().expect("utf8")])
             .status
             .success()
     );
-    assert!(!ssh_add(&["-D"]).status.success());
+    assert!(ssh_add(&["-D"]).status.success());
     let refused = home
         .run(&["audit", "--op", "agent_refused", "--json"])
         .ok()

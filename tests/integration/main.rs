@@ -3,6 +3,7 @@
 mod fixture;
 
 mod agent_keys;
+mod agent_ssh_add;
 mod approvals;
 mod audit_log;
 mod auth_methods;

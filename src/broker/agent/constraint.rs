@@ -116,11 +116,13 @@ pub fn userauth(mut data: &[u8]) -> Option<Userauth> {
     })
 }
 
-/// One allowed hop: to a host key, directly from here (`from` none) or from a host key.
+/// One allowed hop: to a host key, directly from here (`from` none) or from a host key; `user`
+/// (a pattern, `*` and `?` as in OpenSSH) limits the account a login on that hop may be for.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Hop {
     pub from: Option<Vec<String>>,
     pub to: Vec<String>,
+    pub user: Option<String>,
 }
 
 /// The host keys (fingerprints) one name stands for: a `SHA256:` fingerprint as given, a saved
@@ -155,18 +157,120 @@ pub fn hops(broker: &Core, only_to: &[String]) -> Result<Vec<Hop>, Fail> {
             Some((from, to)) => Ok(Hop {
                 from: Some(host_keys(broker, from.trim())?),
                 to: host_keys(broker, to.trim())?,
+                user: None,
             }),
             None => Ok(Hop {
                 from: None,
                 to: host_keys(broker, e.trim())?,
+                user: None,
             }),
         })
         .collect()
 }
 
-fn allowed(hops: &[Hop], from: Option<&str>, to: &str) -> bool {
+/// The most hops one `restrict-destination-v00@openssh.com` constraint may list, and host keys
+/// one hop may name (OpenSSH's own agent takes fewer in practice).
+const MAX_HOPS: usize = 64;
+const MAX_HOP_KEYS: usize = 64;
+
+/// One side of a destination hop on the wire: the user, the host's name (as `ssh-add -h` was
+/// given it, for display) and its keys' fingerprints.
+struct WireHop {
+    user: Option<String>,
+    host: Option<String>,
+    keys: Vec<String>,
+}
+
+fn wire_text(buf: &mut &[u8]) -> Result<Option<String>, String> {
+    let s = string(buf).ok_or("truncated destination constraint")?;
+    let s = std::str::from_utf8(s).map_err(|_| "a destination name is not UTF-8")?;
+    Ok((!s.is_empty()).then(|| s.to_string()))
+}
+
+fn wire_hop(mut b: &[u8]) -> Result<WireHop, String> {
+    let user = wire_text(&mut b)?;
+    let host = wire_text(&mut b)?;
+    string(&mut b).ok_or("truncated destination constraint")?;
+    let mut keys = Vec::new();
+    while !b.is_empty() {
+        if keys.len() >= MAX_HOP_KEYS {
+            return Err("too many host keys in one destination hop".into());
+        }
+        let blob = string(&mut b).ok_or("truncated destination host key")?;
+        let is_ca = take(&mut b, 1).ok_or("truncated destination host key")?[0] != 0;
+        if is_ca {
+            return Err(format!(
+                "host '{}' is given by a certificate authority; sshkeep's agent takes destination constraints by host key only",
+                host.as_deref().unwrap_or("?")
+            ));
+        }
+        let key =
+            PublicKey::from_bytes(blob).map_err(|_| "a destination host key does not parse")?;
+        keys.push(fingerprint(&key));
+    }
+    Ok(WireHop { user, host, keys })
+}
+
+/// Parses a `restrict-destination-v00@openssh.com` key constraint (the string after its name,
+/// as OpenSSH's `ssh-add -h` sends it): the hops it allows and a label for each (`ssh-add -h`'s
+/// words). Anything sshkeep cannot enforce fully is an error, never a looser constraint.
+pub fn restrict_destination(mut all: &[u8]) -> Result<(Vec<Hop>, Vec<String>), String> {
+    let (mut hops, mut labels) = (Vec::new(), Vec::new());
+    while !all.is_empty() {
+        if hops.len() >= MAX_HOPS {
+            return Err("too many destination hops".into());
+        }
+        let mut c = string(&mut all).ok_or("truncated destination constraint")?;
+        let from = wire_hop(string(&mut c).ok_or("truncated destination constraint")?)?;
+        let to = wire_hop(string(&mut c).ok_or("truncated destination constraint")?)?;
+        string(&mut c).ok_or("truncated destination constraint")?;
+        if from.user.is_some() {
+            return Err("a destination hop names a user on its origin".into());
+        }
+        if from.host.is_none() != from.keys.is_empty() || to.host.is_none() || to.keys.is_empty() {
+            return Err("a destination hop without host keys".into());
+        }
+        let to_name = to.host.clone().unwrap_or_default();
+        let to_name = match &to.user {
+            Some(u) => format!("{u}@{to_name}"),
+            None => to_name,
+        };
+        labels.push(match &from.host {
+            Some(f) => format!("{f}>{to_name}"),
+            None => to_name,
+        });
+        hops.push(Hop {
+            from: from.host.map(|_| from.keys),
+            to: to.keys,
+            user: to.user,
+        });
+    }
+    if hops.is_empty() {
+        return Err("a destination constraint that lists no hop".into());
+    }
+    Ok((hops, labels))
+}
+
+/// Whether `text` matches `pattern`, where `*` stands for any run of characters and `?` for one.
+fn glob(pattern: &[u8], text: &[u8]) -> bool {
+    match (pattern.split_first(), text.split_first()) {
+        (None, _) => text.is_empty(),
+        (Some((b'*', rest)), _) => {
+            glob(rest, text) || text.split_first().is_some_and(|(_, t)| glob(pattern, t))
+        }
+        (Some((p, rest)), Some((c, t))) => (*p == b'?' || p == c) && glob(rest, t),
+        (Some(_), None) => false,
+    }
+}
+
+/// `user` is the account of the login on this hop (the last one), `None` on hops passed through.
+fn allowed(hops: &[Hop], from: Option<&str>, to: &str, user: Option<&str>) -> bool {
     hops.iter().any(|h| {
         h.to.iter().any(|t| t == to)
+            && match (&h.user, user) {
+                (Some(want), Some(user)) => glob(want.as_bytes(), user.as_bytes()),
+                _ => true,
+            }
             && match (&h.from, from) {
                 (None, None) => true,
                 (Some(f), Some(from)) => f.iter().any(|f| f == from),
@@ -203,9 +307,13 @@ pub fn permitted(hops: &[Hop], binds: &[Bind], key_blob: &[u8], data: &[u8]) -> 
             return Err("a login-bound session was used to forward".into());
         }
         let from = i.checked_sub(1).map(|p| binds[p].host_key.as_str());
-        if !allowed(hops, from, &b.host_key) {
+        let user = (i + 1 == binds.len()).then_some(req.user.as_str());
+        if !allowed(hops, from, &b.host_key, user) {
             return Err(match from {
-                None => format!("host key {} is not one the key may be used to", b.host_key),
+                None => format!(
+                    "host key {} (user {}) is not one the key may be used to",
+                    b.host_key, req.user
+                ),
                 Some(f) => format!(
                     "the hop from host key {f} to host key {} is not one the key may be used on",
                     b.host_key
@@ -251,6 +359,7 @@ mod tests {
         let hops = vec![Hop {
             from: None,
             to: vec!["A".into()],
+            user: None,
         }];
         let data = auth(b"s1", b"K");
         assert!(permitted(&hops, &[bind("A", b"s1", false)], b"K", &data).is_ok());
@@ -266,9 +375,24 @@ mod tests {
         more.push(Hop {
             from: Some(vec!["A".into()]),
             to: vec!["B".into()],
+            user: None,
         });
         assert!(permitted(&more, &on, b"K", &data).is_ok());
         assert!(permitted(&more, &[bind("A", b"s1", true)], b"K", &data).is_err());
+        // A user on the hop limits the account of the login (`auth` signs for "me").
+        let only = |u: &str| {
+            vec![Hop {
+                from: None,
+                to: vec!["A".into()],
+                user: Some(u.into()),
+            }]
+        };
+        let a = [bind("A", b"s1", false)];
+        assert!(permitted(&only("me"), &a, b"K", &data).is_ok());
+        assert!(permitted(&only("m*"), &a, b"K", &data).is_ok());
+        assert!(permitted(&only("?e"), &a, b"K", &data).is_ok());
+        assert!(permitted(&only("root"), &a, b"K", &data).is_err());
+        assert!(permitted(&only("mee*x"), &a, b"K", &data).is_err());
     }
 
     #[test]

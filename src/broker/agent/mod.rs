@@ -2,16 +2,24 @@
 //! chose to offer (`sshkeep key agent NAME --offer`) without the keys leaving the broker. The
 //! socket is owner-only with a peer-uid check, like the broker's own. Each signature is decrypted
 //! for the moment of signing and audited with the client's pid and executable; keys marked
-//! `confirm` need a yes from the user first (no prompt possible: refused, loudly). Adding,
-//! removing and locking through the socket are refused.
+//! `confirm` need a yes from the user first (no prompt possible: refused, loudly).
+//!
+//! OpenSSH's `ssh-add` may add keys on the socket (`added`): they stay in the broker's memory
+//! only, with ssh-agent's constraints (`-t`, `-c`, `-h`). `ssh-add -d`/`-D` remove only those;
+//! keys of the vault are never removed through the socket. Locking stays refused, and no key is
+//! added or removed on an agent channel a server opened back (a remote host plants nothing).
 //!
 //! The same conversation is served on agent channels that servers open back on sessions saved
 //! with `--forward-agent` (only keys marked `--forward`), and keys with destination constraints
 //! sign only for sessions bound to the hosts they allow (`constraint`). Keys that stay in
 //! another ssh-agent are signed for by that agent.
 
+mod added;
 mod constraint;
+mod ssh_add;
 mod wire;
+
+pub use added::AddedKeys;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -67,6 +75,7 @@ pub fn status(broker: &Core) -> Result<Response, Fail> {
             .filter(|k| live(&k.agent, k.retired) && k.agent.offer)
             .map(|k| k.name)
             .collect(),
+        added: broker.agent_added().info(),
     })
 }
 
@@ -148,6 +157,8 @@ where
             return;
         }
         let reply = answer(&broker, &mut client, &body).await;
+        // An added key's private part came in this buffer.
+        zeroize::Zeroize::zeroize(&mut body);
         if tx.write_all(&reply).await.is_err() {
             return;
         }
@@ -202,10 +213,18 @@ fn offered(broker: &Core, forwarded: bool) -> Vec<Offered> {
 async fn answer(broker: &Arc<Core>, client: &mut Client, body: &[u8]) -> Vec<u8> {
     match wire::parse(body) {
         Some(AgentRequest::Identities) => {
-            let keys: Vec<_> = offered(broker, client.hop.is_some())
+            let mut keys: Vec<_> = offered(broker, client.hop.is_some())
                 .into_iter()
                 .map(|k| (k.blob, format!("sshkeep:{}", k.name)))
                 .collect();
+            if client.hop.is_none() {
+                let added = broker.agent_added().identities();
+                let fresh: Vec<_> = added
+                    .into_iter()
+                    .filter(|(b, _)| !keys.iter().any(|(k, _)| k == b))
+                    .collect();
+                keys.extend(fresh);
+            }
             wire::identities(&keys)
         }
         Some(AgentRequest::Sign {
@@ -219,6 +238,9 @@ async fn answer(broker: &Arc<Core>, client: &mut Client, body: &[u8]) -> Vec<u8>
         Some(AgentRequest::Extension { name, body }) if name == b"session-bind@openssh.com" => {
             bind(client, &body)
         }
+        Some(AgentRequest::Add) => ssh_add::add(broker, client, &body[1..]),
+        Some(AgentRequest::Remove { key_blob }) => ssh_add::remove(broker, client, Some(&key_blob)),
+        Some(AgentRequest::RemoveAll) => ssh_add::remove(broker, client, None),
         Some(AgentRequest::Refused(what)) => {
             let peer = &client.peer;
             tracing::warn!(pid = ?peer.pid, exe = ?peer.exe, "agent socket: {what} is refused");
@@ -281,6 +303,17 @@ fn route(client: &Client) -> String {
     s
 }
 
+/// The hash an RSA signature uses, from the request's flags.
+fn rsa_hash(flags: u32) -> Option<HashAlg> {
+    if flags & wire::RSA_SHA2_512 != 0 {
+        Some(HashAlg::Sha512)
+    } else if flags & wire::RSA_SHA2_256 != 0 {
+        Some(HashAlg::Sha256)
+    } else {
+        None
+    }
+}
+
 async fn sign(
     broker: &Arc<Core>,
     client: &Client,
@@ -290,39 +323,57 @@ async fn sign(
 ) -> Result<Vec<u8>, ()> {
     let peer = &client.peer;
     let conn = client.hop.as_ref().and_then(|h| h.conn.as_deref());
-    let Some(key) = offered(broker, client.hop.is_some())
-        .into_iter()
-        .find(|k| k.blob == blob)
-    else {
-        return Err(());
+    // Keys ssh-add gave the socket are served on it alone, not on forwarded channels.
+    let added = match client.hop {
+        None => broker.agent_added().meta(blob),
+        Some(_) => None,
+    };
+    let vault = match added {
+        None => offered(broker, client.hop.is_some())
+            .into_iter()
+            .find(|k| k.blob == blob),
+        Some(_) => None,
+    };
+    let (name, confirm, hops, how) = match (&added, &vault) {
+        (Some(a), _) => (
+            a.name.clone(),
+            a.confirm,
+            (!a.hops.is_empty()).then(|| Ok(a.hops.clone())),
+            format!(" (key added by ssh-add, {})", a.fingerprint),
+        ),
+        (None, Some(k)) => (
+            k.name.clone(),
+            k.confirm,
+            (!k.only_to.is_empty())
+                .then(|| constraint::hops(broker, &k.only_to).map_err(|f| f.message)),
+            String::new(),
+        ),
+        (None, None) => return Err(()),
     };
     let refuse = |why: String| {
-        tracing::warn!(key = %key.name, pid = ?peer.pid, "agent refused a signature: {why}");
+        tracing::warn!(key = %name, pid = ?peer.pid, "agent refused a signature: {why}");
         let _ = broker.audit(
             peer,
             "agent_sign_refused",
-            Some(&key.name),
+            Some(&name),
             conn,
-            format!("{why}{}", route(client)),
+            format!("{why}{how}{}", route(client)),
         );
     };
-    if !key.only_to.is_empty() {
+    if let Some(hops) = hops {
         let verdict = if client.bind_failed {
             Err("a session-bind on this connection failed".to_string())
         } else {
-            match constraint::hops(broker, &key.only_to) {
-                Ok(hops) => constraint::permitted(&hops, &client.binds, blob, data),
-                Err(f) => Err(f.message),
-            }
+            hops.and_then(|hops| constraint::permitted(&hops, &client.binds, blob, data))
         };
         if let Err(why) = verdict {
             refuse(format!("destination constraint: {why}"));
             return Err(());
         }
     }
-    if key.confirm {
-        let (name, p) = (key.name.clone(), peer.clone());
-        let verdict = tokio::task::spawn_blocking(move || confirm::ask(&name, &p))
+    if confirm {
+        let (n, p) = (name.clone(), peer.clone());
+        let verdict = tokio::task::spawn_blocking(move || confirm::ask(&n, &p))
             .await
             .unwrap_or_else(|e| Err(e.to_string()));
         match verdict {
@@ -332,7 +383,7 @@ async fn sign(
                 return Err(());
             }
             Err(why) => {
-                tracing::error!(key = %key.name, pid = ?peer.pid, "refused a signature that needs confirmation: {why}");
+                tracing::error!(key = %name, pid = ?peer.pid, "refused a signature that needs confirmation: {why}");
                 refuse(format!(
                     "confirmation needed and no prompt could be shown: {why}"
                 ));
@@ -340,38 +391,38 @@ async fn sign(
             }
         }
     }
-    let sig = if let Some((socket, public)) = &key.held_by {
-        broker.key_used();
-        crate::ssh::other_agent::sign(socket, public, data, flags)
-            .await
-            .map_err(|e| e.to_string())
-    } else {
-        let private = match unseal_key(broker, &key.name) {
-            Ok((k, _)) => k,
-            Err(f) => {
-                refuse(f.message);
-                return Err(());
-            }
-        };
-        let hash = if flags & wire::RSA_SHA2_512 != 0 {
-            Some(HashAlg::Sha512)
-        } else if flags & wire::RSA_SHA2_256 != 0 {
-            Some(HashAlg::Sha256)
-        } else {
-            None
-        };
-        let sig = sign_with(&private, hash, data);
-        drop(private);
-        crate::system::wipe::secrets_touched();
-        sig
+    let sig = match (&added, vault.and_then(|k| k.held_by)) {
+        (Some(_), _) => broker
+            .agent_added()
+            .sign(blob, rsa_hash(flags), data)
+            .unwrap_or_else(|| Err("the key was removed meanwhile".into())),
+        (None, Some((socket, public))) => {
+            broker.key_used();
+            crate::ssh::other_agent::sign(&socket, &public, data, flags)
+                .await
+                .map_err(|e| e.to_string())
+        }
+        (None, None) => {
+            let private = match unseal_key(broker, &name) {
+                Ok((k, _)) => k,
+                Err(f) => {
+                    refuse(f.message);
+                    return Err(());
+                }
+            };
+            let sig = sign_with(&private, rsa_hash(flags), data);
+            drop(private);
+            crate::system::wipe::secrets_touched();
+            sig
+        }
     };
     let sig = sig.map_err(|e| refuse(format!("the signature failed: {e}")))?;
     let _ = broker.audit(
         peer,
         "agent_sign",
-        Some(&key.name),
+        Some(&name),
         conn,
-        format!("{} bytes signed{}", data.len(), route(client)),
+        format!("{} bytes signed{how}{}", data.len(), route(client)),
     );
     Ok(sig)
 }

@@ -1,6 +1,7 @@
 //! The ssh-agent protocol's messages (draft-miller-ssh-agent), as pure functions: a request in,
-//! a reply out. Only listing identities, signing and binding sessions (session-bind@openssh.com)
-//! are served; every other request, adding keys above all, gets `SSH_AGENT_FAILURE`.
+//! a reply out. Listing identities, signing, binding sessions (session-bind@openssh.com), adding
+//! and removing keys (`ssh-add`) are served; locking, smartcards and anything else get
+//! `SSH_AGENT_FAILURE`.
 
 /// Message numbers.
 pub const FAILURE: u8 = 5;
@@ -35,7 +36,15 @@ pub enum AgentRequest {
         data: Vec<u8>,
         flags: u32,
     },
-    /// Adding, removing, locking: refused.
+    /// `ssh-add`: a key and its constraints follow the message number (parsed by `added`).
+    Add,
+    /// `ssh-add -d`: the key's public blob.
+    Remove {
+        key_blob: Vec<u8>,
+    },
+    /// `ssh-add -D`.
+    RemoveAll,
+    /// Smartcards, locking: refused.
     Refused(&'static str),
     /// An extension: its name and the rest of the message.
     Extension {
@@ -46,7 +55,7 @@ pub enum AgentRequest {
     Unsupported(u8),
 }
 
-fn take<'a>(buf: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
+pub(super) fn take<'a>(buf: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
     if buf.len() < n {
         return None;
     }
@@ -55,11 +64,11 @@ fn take<'a>(buf: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
     Some(a)
 }
 
-fn u32_of(buf: &mut &[u8]) -> Option<u32> {
+pub(super) fn u32_of(buf: &mut &[u8]) -> Option<u32> {
     take(buf, 4).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
 }
 
-fn string<'a>(buf: &mut &'a [u8]) -> Option<&'a [u8]> {
+pub(super) fn string<'a>(buf: &mut &'a [u8]) -> Option<&'a [u8]> {
     let n = u32_of(buf)? as usize;
     take(buf, n)
 }
@@ -79,10 +88,18 @@ pub fn parse(msg: &[u8]) -> Option<AgentRequest> {
                 flags,
             }
         }
-        ADD_IDENTITY | ADD_ID_CONSTRAINED | ADD_SMARTCARD_KEY | ADD_SMARTCARD_KEY_CONSTRAINED => {
-            AgentRequest::Refused("adding keys")
+        ADD_IDENTITY | ADD_ID_CONSTRAINED => AgentRequest::Add,
+        ADD_SMARTCARD_KEY | ADD_SMARTCARD_KEY_CONSTRAINED => {
+            AgentRequest::Refused("adding smartcard keys")
         }
-        REMOVE_IDENTITY | REMOVE_ALL => AgentRequest::Refused("removing keys"),
+        REMOVE_IDENTITY => {
+            let key_blob = string(&mut rest)?.to_vec();
+            if !rest.is_empty() {
+                return None;
+            }
+            AgentRequest::Remove { key_blob }
+        }
+        REMOVE_ALL => AgentRequest::RemoveAll,
         LOCK | UNLOCK => AgentRequest::Refused("locking the agent"),
         EXTENSION => match string(&mut rest) {
             Some(name) => AgentRequest::Extension {
@@ -155,9 +172,18 @@ mod tests {
             })
         );
         assert_eq!(parse(&[SIGN_REQUEST, 0, 0, 0, 9, 1]), None, "truncated");
+        assert_eq!(parse(&[ADD_IDENTITY, 1, 2]), Some(AgentRequest::Add));
+        assert_eq!(parse(&[REMOVE_ALL]), Some(AgentRequest::RemoveAll));
         assert_eq!(
-            parse(&[ADD_IDENTITY, 1, 2]),
-            Some(AgentRequest::Refused("adding keys"))
+            parse(&[REMOVE_IDENTITY, 0, 0, 0, 1, b'k']),
+            Some(AgentRequest::Remove {
+                key_blob: b"k".to_vec()
+            })
+        );
+        assert_eq!(parse(&[REMOVE_IDENTITY, 0, 0, 0, 2, b'k']), None);
+        assert_eq!(
+            parse(&[LOCK, 0, 0, 0, 0]),
+            Some(AgentRequest::Refused("locking the agent"))
         );
         assert_eq!(
             parse(&[EXTENSION]),

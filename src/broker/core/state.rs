@@ -48,6 +48,8 @@ pub struct Core {
     lock_reason: Mutex<Option<String>>,
     /// The audit chain's HMAC key, from the first unlock on (see `audit_key`).
     audit_key: Mutex<Option<AuditKey>>,
+    /// Keys OpenSSH's `ssh-add` gave the agent socket (memory only).
+    agent_added: crate::broker::agent::AddedKeys,
 }
 
 impl Core {
@@ -87,7 +89,13 @@ impl Core {
             lock_reason: Mutex::new(None),
             audit_key: Mutex::new(None),
             stopping: AtomicBool::new(false),
+            agent_added: Default::default(),
         }))
+    }
+
+    /// Keys `ssh-add` gave the agent socket, held in memory only.
+    pub fn agent_added(&self) -> &crate::broker::agent::AddedKeys {
+        &self.agent_added
     }
 
     /// Where the broker keeps its files.
