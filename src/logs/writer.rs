@@ -40,6 +40,10 @@ const BATCH: usize = 1024;
 /// connection clears well within this; a full disk does not).
 const ATTEMPTS: u32 = 15;
 
+/// The writer connection's page cache, in KiB as SQLite's `cache_size` takes a negative
+/// number (its default is 2000).
+const WRITER_CACHE_KIB: i64 = -256;
+
 /// Output lost per command and not yet recorded in the database.
 type Losses = Arc<Mutex<HashMap<Arc<str>, Loss>>>;
 
@@ -55,6 +59,8 @@ impl LogWriter {
     /// per-command byte cap in force.
     pub fn start(path: &Path, spill: std::path::PathBuf, cap: Arc<AtomicU64>) -> Result<Self> {
         let conn = crate::db::Db::open_extra(path)?;
+        // The writer appends and seldom reads back what it wrote: a small page cache does.
+        conn.pragma_update(None, "cache_size", WRITER_CACHE_KIB)?;
         let queue = Queue::new(spill);
         let q = queue.clone();
         let unrecorded = Losses::default();
