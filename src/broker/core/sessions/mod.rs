@@ -17,7 +17,7 @@ mod supervise;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-pub use acquire::{Reuse, session_for};
+pub use acquire::{Reuse, find_open, session_for};
 pub use session::{Occupancy, Session};
 
 use crate::broker::core::fail::Fail;
