@@ -489,6 +489,18 @@ mod tests {
     }
 
     #[test]
+    fn login_answers_are_redacted_and_the_person_flag_defaults_to_absent() {
+        let r = Request::LoginAnswer {
+            answers: vec![SecretString::new("482913".into())],
+        };
+        assert!(!format!("{r:?}").contains("482913"));
+        let old: Request =
+            serde_json::from_str(r#"{"type":"session_open","target":"t","key":null}"#)
+                .expect("parse");
+        assert!(matches!(old, Request::SessionOpen { person: false, .. }));
+    }
+
+    #[test]
     fn unknown_request_types_fail_to_parse() {
         assert!(serde_json::from_str::<Request>(r#"{"type":"rm_rf"}"#).is_err());
     }

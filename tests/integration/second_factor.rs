@@ -259,9 +259,22 @@ fn a_one_time_code_is_typed_by_the_person_at_the_terminal_and_never_asked_of_an_
     );
     let sessions = home.run(&["session", "list", "--json"]).json();
     assert_eq!(sessions.as_array().map(Vec::len), Some(1), "{sessions}");
+    let logins = || {
+        home.run(&["audit", "--json"])
+            .ok()
+            .stdout
+            .matches("\"password_use\"")
+            .count()
+    };
+    let before = logins();
     let (err, text, s) = m.call("ssh_exec", json!({"op": "open", "connectionId": "otp"}));
     assert!(!err, "{text}");
     assert_eq!(s["sessionId"], sessions[0]["session_id"], "{s}");
+    assert_eq!(
+        logins(),
+        before,
+        "the agent's open logged in again instead of using the session"
+    );
     let r = m.ok(
         "ssh_exec",
         json!({"op": "run", "connectionId": "otp", "command": "echo agent-after-person"}),
@@ -274,8 +287,21 @@ fn a_one_time_code_is_typed_by_the_person_at_the_terminal_and_never_asked_of_an_
     assert_eq!(out.stdout.trim(), "cli-after-person");
     replies.extend([text, s.to_string(), done.to_string(), sessions.to_string()]);
 
-    // The audit says a person answered one question, never what.
+    // `conn test` and `exec` ask at the terminal the same way when they log in.
+    let (ok, shown) = at_terminal(&home, "conn test otp", &code);
+    assert!(ok, "{shown}");
+    let id = sessions[0]["session_id"].as_str().expect("id");
+    home.run(&["session", "close", id]).ok();
+    let (ok, shown) = at_terminal(&home, "exec otp -- echo typed-then-ran", &code);
+    assert!(ok && shown.contains("typed-then-ran"), "{shown}");
+
+    // The audit says a person answered one question at each login, never what.
     let audit = home.run(&["audit", "--json"]).ok().stdout;
-    assert!(audit.contains("answered 1 question"), "{audit}");
+    assert_eq!(
+        audit.matches("answered 1 question (logged in)").count(),
+        3,
+        "{audit}"
+    );
+    assert_eq!(audit.matches("answered 1 question (refused)").count(), 1);
     nowhere(&home, &[&code, &password], &replies);
 }

@@ -18,6 +18,15 @@ pub async fn session_open(
     key: Option<&str>,
 ) -> Result<Response, Fail> {
     let r = resolve(broker, target, key)?;
+    // A session a person logged into with a one-time code: a caller without a person uses it
+    // (a new login would only send the password for nothing and fail at the code).
+    if peer.person.is_none()
+        && let Some(s) = find_open(broker, &r)?
+        && s.is_by_person()
+    {
+        s.touch();
+        return Ok(Response::Session(s.info()));
+    }
     match Sessions::open(broker, peer, &r, "session open").await {
         Ok(s) => Ok(Response::Session(s.info())),
         // A login only a person can finish (a one-time code): the session a person opened at
