@@ -10,6 +10,8 @@
 #   (util-linux)
 #   tmux                     persistent shells re-attached after a dropped connection
 #   top (procps)             a full-screen program read from a shell's screen
+#   gcc, unshare             the one-time-code test builds a tiny PAM module and gives its sshd a
+#   (util-linux)             PAM stack of its own in a private mount namespace
 #   python3 + venv           the MCP Python SDK (PyPI `mcp`) drives the adapter as an independent client
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,6 +22,8 @@ command -v ssh-keygen >/dev/null || need+=(openssh-client)
 command -v dbus-run-session >/dev/null || need+=(dbus)
 command -v gnome-keyring-daemon >/dev/null || need+=(gnome-keyring)
 command -v setpriv >/dev/null || need+=(util-linux)
+command -v unshare >/dev/null || need+=(util-linux)
+command -v gcc >/dev/null || need+=(gcc)
 command -v script >/dev/null || need+=(bsdutils)
 command -v tmux >/dev/null || need+=(tmux)
 command -v top >/dev/null || need+=(procps)

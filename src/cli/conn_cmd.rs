@@ -83,6 +83,15 @@ pub enum ConnCmd {
         #[arg(long)]
         key: Option<String>,
     },
+    /// Log in now and keep the session open for later commands (agents' included): a server's
+    /// login questions (a one-time code) are asked here, at this terminal. Prints the session id.
+    Open {
+        /// A saved connection, user@host[:port], or a Host of ~/.ssh/config.
+        target: String,
+        /// Log in with this key instead of the linked one.
+        #[arg(long)]
+        key: Option<String>,
+    },
     /// Save one connection per Host of your ~/.ssh/config (keys into the vault, pins from
     /// known_hosts), and report what was imported and skipped.
     Import(super::import_cmd::ImportArgs),
@@ -166,9 +175,21 @@ pub async fn run(ctx: &Ctx, cmd: ConnCmd) -> Result<u8> {
                 (None, Some(h), Some(u)) => format!("{u}@{h}:{port}"),
                 _ => bail!("name a connection, or give --host and --user"),
             };
-            let r: TestReport = c.call(&Request::ConnTest { target, key }).await?;
+            let person = super::prompt::person_here();
+            let req = Request::ConnTest {
+                target,
+                key,
+                person,
+            };
+            let r: TestReport = if person {
+                c.call_at_terminal(&req, super::prompt::login_answers)
+                    .await?
+            } else {
+                c.call(&req).await?
+            };
             return report(ctx, &r);
         }
+        ConnCmd::Open { target, key } => super::session_cmd::open(ctx, &mut c, target, key).await?,
         ConnCmd::Trust { name, fingerprint } => {
             let req = Request::ConnTrust {
                 name,

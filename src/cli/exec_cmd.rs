@@ -58,6 +58,9 @@ pub async fn run(ctx: &Ctx, a: ExecArgs) -> Result<u8> {
             .or_else(|| terminal_size(0))
             .unwrap_or((80, 24))
     });
+    // A person at this terminal answers the server's login questions (a one-time code) here;
+    // not while the terminal's keys go to the command.
+    let person = !forward && super::prompt::person_here();
     let mut c = ctx.client().await?;
     c.send(&Request::Exec {
         target: a.target,
@@ -65,6 +68,7 @@ pub async fn run(ctx: &Ctx, a: ExecArgs) -> Result<u8> {
         command: a.command.join(" "),
         stdin: forward,
         pty,
+        person,
     })
     .await?;
     // A person typing into a terminal: keys go through as typed, ctrl-c included.
@@ -153,6 +157,15 @@ async fn stream_exec(
                 return Ok(130);
             }
             r = replies.recv() => match r {
+                Some(Ok(Response::LoginPrompt(p))) => {
+                    let answer = crate::client::answer_prompt(p, super::prompt::login_answers);
+                    // Ctrl-c at the question declines it (the login then fails).
+                    let reply = tokio::select! {
+                        r = answer => r,
+                        _ = interrupt.recv() => Request::LoginCancel,
+                    };
+                    write_frame(&mut tx, &reply).await.context("lost the broker connection")?;
+                }
                 Some(Ok(r)) => match expect::<ExecFrame>(r)? {
                     ExecFrame::Output { stream, data } => {
                         let bytes = B64.decode(data).context("the broker sent undecodable output")?;

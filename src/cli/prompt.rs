@@ -1,10 +1,12 @@
-//! Reading passphrases: from a file named by the user, or from the terminal (never echoed).
+//! Reading passphrases: from a file named by the user, or from the terminal (never echoed);
+//! and a server's login questions (a one-time code), asked of the person at the terminal.
 
+use std::io::{IsTerminal, Read, Write};
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 
-use crate::protocol::SecretString;
+use crate::protocol::{LoginPrompt, SecretString};
 
 /// Reads a passphrase file, dropping one trailing newline.
 pub fn from_file(path: &Path) -> Result<SecretString> {
@@ -61,4 +63,70 @@ pub fn ask_new(what: &str, hint: &str) -> Result<SecretString> {
         }
     }
     bail!("the passphrases did not match three times; nothing was changed")
+}
+
+/// Whether a person is at this terminal to answer a server's login questions: standard input
+/// and standard error are terminals and `/dev/tty` opens. Scripts, pipes and agents that run
+/// the CLI without a terminal never are.
+pub fn person_here() -> bool {
+    std::io::stdin().is_terminal()
+        && std::io::stderr().is_terminal()
+        && std::fs::File::options()
+            .read(true)
+            .write(true)
+            .open("/dev/tty")
+            .is_ok()
+}
+
+/// A server's text without control characters (a server must not drive the terminal).
+fn printable(s: &str) -> String {
+    s.chars()
+        .filter(|c| !c.is_control() || *c == '\n' || *c == '\t')
+        .collect()
+}
+
+/// Shows a server's login questions on `/dev/tty` and reads the answers there: echoed as they
+/// are typed only when the server allows it. The answers are wiped when dropped.
+pub fn login_answers(p: &LoginPrompt) -> Result<Vec<SecretString>> {
+    let mut tty = std::fs::File::options()
+        .read(true)
+        .write(true)
+        .open("/dev/tty")
+        .context("no terminal to answer the login questions on")?;
+    writeln!(tty, "sshkeep: {} asks at login:", printable(&p.server))?;
+    for text in [&p.name, &p.instructions] {
+        if !text.trim().is_empty() {
+            writeln!(tty, "{}", printable(text.trim_end()))?;
+        }
+    }
+    let mut answers = Vec::new();
+    for q in &p.questions {
+        let text = printable(&q.text);
+        let answer = if q.echo {
+            write!(tty, "{text}")?;
+            tty.flush()?;
+            read_line(&mut tty)?
+        } else {
+            rpassword::prompt_password(&text).context("cannot read the answer")?
+        };
+        answers.push(SecretString::new(answer));
+    }
+    Ok(answers)
+}
+
+/// One line from the terminal, byte by byte (nothing read past it), without its newline.
+fn read_line(tty: &mut std::fs::File) -> Result<String> {
+    let mut line = zeroize::Zeroizing::new(Vec::new());
+    let mut b = [0u8; 1];
+    loop {
+        match tty.read(&mut b).context("cannot read the answer")? {
+            0 => bail!("the terminal closed before the answer"),
+            _ if b[0] == b'\n' => break,
+            _ => line.push(b[0]),
+        }
+    }
+    while line.last() == Some(&b'\r') {
+        line.pop();
+    }
+    String::from_utf8(line.to_vec()).context("the answer is not UTF-8")
 }

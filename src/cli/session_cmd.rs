@@ -26,12 +26,7 @@ pub async fn run(ctx: &Ctx, cmd: SessionCmd) -> Result<u8> {
     let mut c = ctx.client().await?;
     match cmd {
         SessionCmd::Open { target, key } => {
-            let s: SessionInfo = c.call(&Request::SessionOpen { target, key }).await?;
-            if ctx.json {
-                output::json(&s)?;
-            } else {
-                println!("{}", s.session_id);
-            }
+            open(ctx, &mut c, target, key).await?;
         }
         SessionCmd::List => {
             let sessions: Vec<SessionInfo> = c.call(&Request::SessionList).await?;
@@ -47,6 +42,34 @@ pub async fn run(ctx: &Ctx, cmd: SessionCmd) -> Result<u8> {
         }
     }
     Ok(0)
+}
+
+/// Opens a session; a server's login questions (a one-time code) are asked at this terminal
+/// when a person is at it. Prints the session's id.
+pub async fn open(
+    ctx: &Ctx,
+    c: &mut crate::client::Client,
+    target: String,
+    key: Option<String>,
+) -> Result<()> {
+    let person = super::prompt::person_here();
+    let req = Request::SessionOpen {
+        target,
+        key,
+        person,
+    };
+    let s: SessionInfo = if person {
+        c.call_at_terminal(&req, super::prompt::login_answers)
+            .await?
+    } else {
+        c.call(&req).await?
+    };
+    if ctx.json {
+        output::json(&s)
+    } else {
+        println!("{}", s.session_id);
+        Ok(())
+    }
 }
 
 fn table(sessions: &[SessionInfo]) {

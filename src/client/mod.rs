@@ -17,7 +17,9 @@ use interprocess::local_socket::{GenericFilePath, ToFsName};
 
 use crate::frame::{read_frame, write_frame};
 use crate::paths::Paths;
-use crate::protocol::{ErrorCode, ErrorNext, PROTOCOL_VERSION, Request, Response};
+use crate::protocol::{
+    ErrorCode, ErrorNext, LoginPrompt, PROTOCOL_VERSION, Request, Response, SecretString,
+};
 pub use replies::{
     AgentStatus, AttachFrame, AuditCheck, BulkLogs, BulkStarted, Done, Entries, ExecFrame,
     FromReply, Hello, McpTokenCreated, McpTokenValid, Started, UnexpectedReply, expect,
@@ -130,6 +132,27 @@ impl Client {
         expect(self.exchange(req).await?)
     }
 
+    /// A request made with a person at this terminal (`person` set), whose login may ask them
+    /// questions: each [`Response::LoginPrompt`] before the reply is answered by `answer` (which
+    /// reads the terminal; its failure declines), then the reply's payload comes as with
+    /// [`Client::call`].
+    pub async fn call_at_terminal<R: FromReply>(
+        &mut self,
+        req: &Request,
+        answer: fn(&LoginPrompt) -> Result<Vec<SecretString>>,
+    ) -> Result<R> {
+        self.send(req).await?;
+        loop {
+            match self.recv().await? {
+                Response::LoginPrompt(p) => {
+                    let reply = answer_prompt(p, answer).await;
+                    self.send(&reply).await?;
+                }
+                r => return expect(r),
+            }
+        }
+    }
+
     /// A request whose reply is preceded by progress frames (a transfer): `progress` sees each
     /// (bytes done, bytes in all) as it comes.
     pub async fn call_with_progress<R: FromReply>(
@@ -144,6 +167,18 @@ impl Client {
                 r => return expect(r),
             }
         }
+    }
+}
+
+/// The frame that answers `prompt`: the answers `answer` reads (on a thread of its own, as
+/// terminal reads block), or a refusal when it cannot.
+pub async fn answer_prompt(
+    prompt: LoginPrompt,
+    answer: fn(&LoginPrompt) -> Result<Vec<SecretString>>,
+) -> Request {
+    match tokio::task::spawn_blocking(move || answer(&prompt)).await {
+        Ok(Ok(answers)) => Request::LoginAnswer { answers },
+        _ => Request::LoginCancel,
     }
 }
 

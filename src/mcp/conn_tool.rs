@@ -101,6 +101,7 @@ pub async fn conn(a: &Adapter, x: ConnArgs) -> CallToolResult {
             Request::ConnTest {
                 target,
                 key: x.key_name,
+                person: false,
             }
         }
         ConnOp::Save => {

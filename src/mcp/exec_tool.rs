@@ -37,7 +37,11 @@ pub async fn exec(a: &Adapter, x: ExecArgs, w: &mut Watch) -> CallToolResult {
                 return bad_arg("op=open needs connectionId (see ssh_conn op=list)");
             };
             match a
-                .call::<SessionInfo>(Request::SessionOpen { target, key: None })
+                .call::<SessionInfo>(Request::SessionOpen {
+                    target,
+                    key: None,
+                    person: false,
+                })
                 .await
             {
                 Ok(s) => ok(

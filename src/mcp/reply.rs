@@ -237,6 +237,12 @@ pub fn next_for_agents(step: &NextStep) -> (String, Value) {
             ),
             user(command),
         ),
+        NextStep::LogInAtTerminal { command } => (
+            format!(
+                "the server asks a one-time code at login, which only the user can type: ask the user to run `{command}` in their terminal, then call this again (it reuses the session they opened)"
+            ),
+            user(command),
+        ),
         NextStep::RunToWait => {
             let (c, v) = call("ssh_exec", json!({"op": "run", "command": "..."}));
             (

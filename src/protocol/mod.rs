@@ -14,6 +14,10 @@
 //!   does not stop it;
 //! - [`Request::FleetAudit`] with `progress`: [`Response::Progress`] frames (targets done of all)
 //!   before the reply;
+//! - [`Request::SessionOpen`], [`Request::ConnTest`] and [`Request::Exec`] with `person` set (the
+//!   CLI, with a person at its terminal): when the server asks a login question sshkeep cannot
+//!   answer from the vault (a one-time code), a [`Response::LoginPrompt`] comes before the
+//!   reply, and the client answers it with [`Request::LoginAnswer`] or [`Request::LoginCancel`];
 //! - [`Request::ShellAttach`]: the connection becomes a terminal. The broker sends
 //!   [`Response::Output`] frames (and a final [`Response::Exit`] or [`Response::Detached`]); the
 //!   client sends [`Request::AttachInput`], [`Request::AttachResize`] and [`Request::AttachDetach`].
@@ -26,6 +30,7 @@ mod files;
 mod fleet;
 mod forward;
 mod next;
+mod person;
 mod response;
 mod secret;
 mod shell;
@@ -41,6 +46,7 @@ pub use files::*;
 pub use fleet::*;
 pub use forward::*;
 pub use next::*;
+pub use person::*;
 pub use response::*;
 pub use secret::SecretString;
 pub use shell::*;
@@ -49,7 +55,7 @@ pub use tokens::*;
 pub use types::*;
 
 /// The version both sides must agree on.
-pub const PROTOCOL_VERSION: u32 = 5;
+pub const PROTOCOL_VERSION: u32 = 6;
 
 /// The largest frame either side accepts (16 MiB): far above any key, far below memory trouble.
 pub const MAX_FRAME: usize = 16 * 1024 * 1024;
@@ -131,6 +137,9 @@ pub enum Request {
     ConnTest {
         target: String,
         key: Option<String>,
+        /// A person is at this client's terminal: login questions go to it (see the top).
+        #[serde(default)]
+        person: bool,
     },
     /// Pin a host key: the given fingerprint, or the one the server presents now.
     ConnTrust {
@@ -154,6 +163,9 @@ pub enum Request {
         /// A terminal of this size (columns, rows) for the command, as `ssh -t` gives.
         #[serde(default)]
         pty: Option<(u16, u16)>,
+        /// A person is at this client's terminal: login questions go to it (see the top).
+        #[serde(default)]
+        person: bool,
     },
     /// Standard input for the running [`Request::Exec`]: base64 `data`, then `eof`.
     ExecInput {
@@ -175,7 +187,16 @@ pub enum Request {
     SessionOpen {
         target: String,
         key: Option<String>,
+        /// A person is at this client's terminal: login questions go to it (see the top).
+        #[serde(default)]
+        person: bool,
     },
+    /// The person's answers to a [`Response::LoginPrompt`], one per question, in order.
+    LoginAnswer {
+        answers: Vec<SecretString>,
+    },
+    /// The person declined to answer a [`Response::LoginPrompt`]: the login fails.
+    LoginCancel,
     /// All sessions.
     SessionList,
     /// Close a session (its attached commands fail; detached ones keep running on the server).
@@ -469,6 +490,18 @@ mod tests {
         let json = serde_json::to_string(&r).expect("serialize");
         assert!(json.starts_with(r#"{"type":"key_add""#));
         assert!(!format!("{r:?}").contains("BEGIN"));
+    }
+
+    #[test]
+    fn login_answers_are_redacted_and_the_person_flag_defaults_to_absent() {
+        let r = Request::LoginAnswer {
+            answers: vec![SecretString::new("482913".into())],
+        };
+        assert!(!format!("{r:?}").contains("482913"));
+        let old: Request =
+            serde_json::from_str(r#"{"type":"session_open","target":"t","key":null}"#)
+                .expect("parse");
+        assert!(matches!(old, Request::SessionOpen { person: false, .. }));
     }
 
     #[test]

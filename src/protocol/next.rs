@@ -60,6 +60,9 @@ pub enum NextStep {
     UserOnly { command: String },
     /// Start it as an asynchronous run, which can wait for the user's approval.
     RunToWait,
+    /// The server asks a question at login only a person can answer (a one-time code): the
+    /// user logs in once at a terminal with `command`, and sshkeep reuses that session.
+    LogInAtTerminal { command: String },
 }
 
 impl NextStep {
@@ -112,6 +115,9 @@ impl NextStep {
             Self::RunToWait => {
                 "start it with `sshkeep run`, which can wait for the user's approval".into()
             }
+            Self::LogInAtTerminal { command } => format!(
+                "a person logs in once with `{command}` at a terminal, typing the code there; later requests (an agent's too) reuse that session"
+            ),
         }
     }
 

@@ -146,6 +146,9 @@ pub enum Response {
         name: String,
         profile: String,
     },
+    /// A server's login questions for the person at the client's terminal; the request's
+    /// reply comes after the answers.
+    LoginPrompt(LoginPrompt),
     Secret(SecretInfo),
     Secrets {
         secrets: Vec<SecretInfo>,
@@ -200,6 +203,9 @@ pub enum ErrorCode {
     Mismatch,
     /// The client stopped the request before it finished.
     Cancelled,
+    /// The login asks something only a person at a terminal can answer (a one-time code); the
+    /// next step is the command that person runs.
+    NeedsPerson,
     Internal,
 }
 
@@ -215,6 +221,7 @@ impl ErrorCode {
                 | ErrorCode::NoKey
                 | ErrorCode::NotFound
                 | ErrorCode::InvalidKey
+                | ErrorCode::NeedsPerson
         )
     }
 }

@@ -2,9 +2,11 @@
 //! attached), and its stored password, by `password` and then `keyboard-interactive`. Only
 //! these are offered, each at most once, so a server's MaxAuthTries is never near.
 //!
-//! Keyboard-interactive is answered only when every prompt asks for the password; any other
-//! prompt (a one-time code, a question) ends the login with an error saying it needs a person:
-//! the broker never guesses, and never hands a server's prompt to an agent.
+//! Keyboard-interactive answers the password prompt from the vault. Any other prompt (a
+//! one-time code, a question) goes to the person at the CLI's terminal when the login is made
+//! for one ([`Person`]); otherwise it ends the login with [`ErrorCode::NeedsPerson`], whose next
+//! step is the command that person runs: the broker never guesses, and never hands a server's
+//! prompt to an agent.
 
 use std::sync::Arc;
 
@@ -14,8 +16,10 @@ use russh::keys::{HashAlg, PrivateKey};
 use russh::{MethodKind, MethodSet};
 
 use super::connect::{Endpoint, login as key_login};
-use super::{SshError, Verifier};
-use crate::protocol::{ErrorCode, NextStep, SecretString};
+use super::{Person, SshError, Verifier};
+use crate::protocol::{
+    ErrorCode, LoginPrompt, LoginQuestion, NextStep, PERSON_ROUNDS, SecretString,
+};
 
 /// What a login may use. The password and key zeroize themselves when dropped.
 pub struct Creds {
@@ -49,12 +53,28 @@ fn failed(what: &str) -> impl Fn(russh::Error) -> SshError + '_ {
     move |e| SshError::new(ErrorCode::Ssh, format!("{what} failed: {e}"))
 }
 
+/// The command a person runs at a terminal to log in to `ep` once.
+pub fn open_command(ep: &Endpoint) -> String {
+    let target = ep.conn_name.clone().unwrap_or_else(|| {
+        if ep.host.contains(':') {
+            format!("{}@[{}]:{}", ep.user, ep.host, ep.port)
+        } else {
+            format!("{}@{}:{}", ep.user, ep.host, ep.port)
+        }
+    });
+    format!("sshkeep conn open {target}")
+}
+
 /// Logs in with `creds`, each method at most once, in the order key (certificate first),
 /// password, keyboard-interactive; a method the server has said it does not take is skipped.
+/// With `person` (a person at the CLI's terminal), keyboard-interactive questions the vault
+/// cannot answer go to them, and a login with a key but no stored password may end in
+/// keyboard-interactive too (a second factor after the key, or a password nobody stored).
 pub async fn authenticate(
     ep: &Endpoint,
     handle: &mut Handle<Verifier>,
     creds: Creds,
+    person: Option<&Person>,
 ) -> Result<(), SshError> {
     let Creds {
         key,
@@ -62,16 +82,17 @@ pub async fn authenticate(
         password,
         agent_key,
     } = creds;
-    // A key held by another ssh-agent signs there; a stored password is the fallback.
+    // A key held by another ssh-agent signs there; a stored password (or the person) is the
+    // fallback.
     if let Some((cred, name)) = agent_key {
         match super::login_with(ep, handle, cred, &name).await {
             Ok(()) => return Ok(()),
-            Err(e) if password.is_none() => return Err(e),
+            Err(e) if password.is_none() && person.is_none() => return Err(e),
             Err(_) => {}
         }
     }
-    // A key alone logs in as it always has.
-    let Some((password, secret)) = password else {
+    // A key alone, with nobody at a terminal, logs in as it always has.
+    if password.is_none() && person.is_none() {
         let Some((key, name)) = key else {
             return Err(SshError::new(ErrorCode::NoKey, "nothing to log in with"));
         };
@@ -79,10 +100,15 @@ pub async fn authenticate(
             Some(cert) => cert_login(ep, handle, key, cert, &name).await,
             None => key_login(ep, handle, key, &name).await,
         };
+    }
+    let (password, secret) = match password {
+        Some((p, s)) => (Some(p), Some(s)),
+        None => (None, None),
     };
     let mut tried = Vec::new();
     let mut methods: Option<MethodSet> = None;
     let allows = |m: &Option<MethodSet>, k: MethodKind| m.as_ref().is_none_or(|s| s.contains(&k));
+    let key_name = key.as_ref().map(|k| k.1.clone());
     if let Some((key, name)) = key {
         let r = match cert {
             Some(cert) => {
@@ -112,7 +138,9 @@ pub async fn authenticate(
         }
         tried.push(format!("key '{name}'"));
     }
-    if allows(&methods, MethodKind::Password) {
+    if let Some(password) = &password
+        && allows(&methods, MethodKind::Password)
+    {
         // russh takes the password as a String of its own; it is dropped when sent.
         let r = handle
             .authenticate_password(ep.user.clone(), password.expose())
@@ -127,7 +155,7 @@ pub async fn authenticate(
         tried.push("password".into());
     }
     if allows(&methods, MethodKind::KeyboardInteractive) {
-        match keyboard_interactive(ep, handle, &password).await? {
+        match keyboard_interactive(ep, handle, password.as_ref(), person).await? {
             None => return Ok(()),
             Some(m) => methods = Some(m),
         }
@@ -141,68 +169,109 @@ pub async fn authenticate(
                 .join(", ")
         })
         .unwrap_or_default();
-    Err(SshError::then(
-        ErrorCode::AuthFailed,
-        format!(
-            "{} refused the login of user {} (tried {}; the server takes: {})",
-            ep.label(),
-            ep.user,
-            if tried.is_empty() {
-                "nothing it takes".to_string()
-            } else {
-                tried.join(", ")
+    let problem = format!(
+        "{} refused the login of user {} (tried {}; the server takes: {})",
+        ep.label(),
+        ep.user,
+        if tried.is_empty() {
+            "nothing it takes".to_string()
+        } else {
+            tried.join(", ")
+        },
+        if offered.is_empty() { "?" } else { &offered }
+    );
+    if person.is_some_and(|p| p.answered() > 0) {
+        return Err(SshError::then(
+            ErrorCode::AuthFailed,
+            format!(
+                "{problem}: the answers typed at the terminal were not accepted (a wrong or expired code?)"
+            ),
+            NextStep::LogInAtTerminal {
+                command: open_command(ep),
             },
-            if offered.is_empty() { "?" } else { &offered }
-        ),
-        NextStep::UserOnly {
+        ));
+    }
+    let step = match (secret, key_name) {
+        (Some(secret), _) => NextStep::UserOnly {
             command: format!("sshkeep secret add {secret} --host {}:{}", ep.host, ep.port),
         },
-    ))
+        (None, Some(key)) => NextStep::AuthorizeKey { key },
+        (None, None) => NextStep::TestConn,
+    };
+    Err(SshError::then(ErrorCode::AuthFailed, problem, step))
 }
 
-/// Keyboard-interactive answered from the stored password: `None` when logged in, or the
-/// methods the server still takes when it refused.
+/// Keyboard-interactive: the password prompt answered from the stored password, other
+/// questions put to the person at the terminal when there is one. `None` when logged in, or
+/// the methods the server still takes when it refused.
 async fn keyboard_interactive(
     ep: &Endpoint,
     handle: &mut Handle<Verifier>,
-    password: &SecretString,
+    password: Option<&SecretString>,
+    person: Option<&Person>,
 ) -> Result<Option<MethodSet>, SshError> {
     let mut r = handle
         .authenticate_keyboard_interactive_start(ep.user.clone(), None)
         .await
         .map_err(failed("keyboard-interactive authentication"))?;
     // PAM may send a banner-only round (no prompts) before the question; a server that keeps
-    // asking is stopped after a few rounds, answering the password at most once.
+    // asking is stopped after a few rounds, answering the password at most once and asking the
+    // person at most PERSON_ROUNDS times.
     let mut answered = false;
-    for _ in 0..4 {
+    let mut asked = 0;
+    for _ in 0..4 + PERSON_ROUNDS {
         match r {
             KeyboardInteractiveAuthResponse::Success => return Ok(None),
             KeyboardInteractiveAuthResponse::Failure {
                 remaining_methods, ..
             } => return Ok(Some(remaining_methods)),
-            KeyboardInteractiveAuthResponse::InfoRequest { prompts, .. } => {
+            KeyboardInteractiveAuthResponse::InfoRequest {
+                name,
+                instructions,
+                prompts,
+            } => {
+                let is_password =
+                    prompts.len() == 1 && !prompts[0].echo && asks_for_password(&prompts[0].prompt);
                 let responses = if prompts.is_empty() {
                     Vec::new()
-                } else if !answered
-                    && prompts.len() == 1
-                    && !prompts[0].echo
-                    && asks_for_password(&prompts[0].prompt)
-                {
+                } else if let Some(password) = password.filter(|_| !answered && is_password) {
                     answered = true;
                     vec![password.expose().to_string()]
+                } else if let Some(person) = person.filter(|p| p.present()) {
+                    if asked == PERSON_ROUNDS {
+                        break;
+                    }
+                    asked += 1;
+                    let prompt = LoginPrompt {
+                        server: ep.label(),
+                        name,
+                        instructions,
+                        questions: prompts
+                            .into_iter()
+                            .map(|p| LoginQuestion {
+                                text: p.prompt,
+                                echo: p.echo,
+                            })
+                            .collect(),
+                    };
+                    // The answers are wiped when dropped; russh's copies go when sent.
+                    let answers = person.ask(prompt).await?;
+                    answers.iter().map(|a| a.expose().to_string()).collect()
                 } else {
                     let asked: Vec<String> = prompts
                         .iter()
                         .map(|p| format!("{:?}", p.prompt.trim()))
                         .collect();
-                    return Err(SshError::new(
-                        ErrorCode::AuthFailed,
+                    return Err(SshError::then(
+                        ErrorCode::NeedsPerson,
                         format!(
-                            "{} asks {} during keyboard-interactive login: this needs a person, and sshkeep answers only the password prompt. \
-                             Log in with a key (or a certificate) for this server instead",
+                            "{} asks {} during keyboard-interactive login: only a person at a terminal may answer that (sshkeep answers only the password prompt, and never hands a server's question to an agent)",
                             ep.label(),
                             asked.join(", ")
                         ),
+                        NextStep::LogInAtTerminal {
+                            command: open_command(ep),
+                        },
                     ));
                 };
                 r = handle

@@ -160,6 +160,7 @@ fn a_fleet_behind_a_bastion_heals_around_the_targets_limits_with_one_bastion_log
         max_sessions: Some(1),
         max_startups: Some("1".into()),
         extra: vec!["LogLevel DEBUG1".into()],
+        ..Default::default()
     });
     let home = Home::with_vault();
     home.connect_to(&gate, "k", "gate");

@@ -30,6 +30,7 @@ mod mcp_progress;
 mod mcp_redaction;
 mod output_store;
 mod packaging;
+mod second_factor;
 mod shells;
 mod socket;
 mod ssh_config_import;

@@ -12,6 +12,7 @@ pub async fn run(broker: Arc<Core>) {
         pid: Some(std::process::id()),
         uid: Some(crate::system::current_uid()),
         exe: Some("sshkeep broker (auto-lock)".into()),
+        person: None,
     };
     loop {
         let idle_limit = broker.settings().get(crate::settings::Key::AutoLockIdle) as i64;

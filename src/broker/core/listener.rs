@@ -25,6 +25,10 @@ pub struct Peer {
     pub uid: Option<u32>,
     /// `/proc/PID/exe`, when readable.
     pub exe: Option<String>,
+    /// The person at the client's terminal, for the one request that said one is there (a
+    /// login's questions go to them); `None` everywhere else, reconnects and background work
+    /// included.
+    pub person: Option<crate::ssh::Person>,
 }
 
 /// Binds the socket at `path`, replacing a stale one (the caller holds the broker lock, so any
@@ -107,6 +111,7 @@ pub async fn accept(
                 .pid()
                 .and_then(|p| std::fs::read_link(format!("/proc/{p}/exe")).ok())
                 .map(|p| p.display().to_string()),
+            person: None,
         };
         if peer.uid == Some(own_uid) {
             return Ok((stream, peer));

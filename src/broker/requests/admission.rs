@@ -47,6 +47,8 @@ pub async fn admit(app: &App, caller: &Caller, req: Request) -> Result<Admitted,
         | Request::ExecInput { .. }
         | Request::ExecStop
         | Request::SftpStop
+        | Request::LoginAnswer { .. }
+        | Request::LoginCancel
         | Request::AttachInput { .. }
         | Request::AttachResize { .. }
         | Request::AttachDetach
@@ -166,7 +168,7 @@ pub async fn admit(app: &App, caller: &Caller, req: Request) -> Result<Admitted,
             tool(app, profile, Tool::KeyOps, &[conn])?
         }
         // Work on servers.
-        Request::ConnTest { target, key } | Request::SessionOpen { target, key } => {
+        Request::ConnTest { target, key, .. } | Request::SessionOpen { target, key, .. } => {
             key_in_reach(app, profile, key.as_deref())?;
             reach(app, profile, &[target])?
         }

@@ -6,6 +6,7 @@ mod admission;
 mod approvals;
 pub mod connection;
 mod door;
+mod person;
 mod reach;
 mod routes;
 mod streaming;

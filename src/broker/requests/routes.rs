@@ -5,7 +5,7 @@
 use interprocess::local_socket::tokio::Stream;
 
 use super::door::{Caller, Outcome};
-use super::{App, approvals, streaming};
+use super::{App, approvals, person, streaming};
 use crate::broker::commands::{self, exec};
 use crate::broker::core::fail::Fail;
 use crate::broker::fleet::{audit as fleet_audit, bulk, bulk_conn};
@@ -28,6 +28,7 @@ pub async fn route(app: &App, caller: &Caller, req: Request, stream: &Stream) ->
             command,
             stdin,
             pty,
+            person,
         } => {
             let spec = exec::ExecSpec {
                 target: &target,
@@ -36,7 +37,9 @@ pub async fn route(app: &App, caller: &Caller, req: Request, stream: &Stream) ->
                 stdin,
                 pty,
             };
-            return streaming::exec(broker, peer, spec, stream).await;
+            let (peer, asks) = person::at_terminal(peer, person);
+            let work = streaming::exec(broker, &peer, spec, stream);
+            return person::serve(work, asks, stream).await;
         }
         Request::Sftp(req) => return streaming::sftp(broker, peer, req, stream).await,
         Request::FleetAudit {
@@ -138,8 +141,14 @@ pub async fn route(app: &App, caller: &Caller, req: Request, stream: &Stream) ->
         Request::ConnList => conn_ops::list(broker),
         Request::ConnShow { name } => conn_ops::show(broker, &name),
         Request::ConnRemove { name } => conn_ops::remove(broker, peer, &name),
-        Request::ConnTest { target, key } => {
-            conn_ops::test(broker, peer, &target, key.as_deref()).await
+        Request::ConnTest {
+            target,
+            key,
+            person,
+        } => {
+            let (peer, asks) = person::at_terminal(peer, person);
+            let work = conn_ops::test(broker, &peer, &target, key.as_deref());
+            person::serve(work, asks, stream).await
         }
         Request::ConnTrust {
             name,
@@ -148,9 +157,19 @@ pub async fn route(app: &App, caller: &Caller, req: Request, stream: &Stream) ->
         } => conn_ops::trust(broker, peer, &name, fingerprint, replace).await,
         Request::AuditList(filter) => audit::list(broker, &filter),
         Request::AuditVerify => audit::verify(broker),
-        Request::SessionOpen { target, key } => {
-            sessions::session_open(broker, peer, &target, key.as_deref()).await
+        Request::SessionOpen {
+            target,
+            key,
+            person,
+        } => {
+            let (peer, asks) = person::at_terminal(peer, person);
+            let work = sessions::session_open(broker, &peer, &target, key.as_deref());
+            person::serve(work, asks, stream).await
         }
+        Request::LoginAnswer { .. } | Request::LoginCancel => Err(Fail::new(
+            ErrorCode::BadRequest,
+            "no login question is waiting for an answer",
+        )),
         Request::SessionList => Ok(sessions::session_list(broker)),
         Request::SessionClose { session_id } => sessions::session_close(broker, &session_id).await,
         Request::Run(spec) => commands::start(broker, peer, spec).await,

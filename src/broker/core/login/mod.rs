@@ -256,7 +256,10 @@ pub async fn login(
         .handle
         .ok_or_else(|| Fail::new(ErrorCode::Internal, "handshake returned no session"))?;
     creds::audit_use(broker, peer, ep, &creds, purpose)?;
-    ssh::authenticate(ep, &mut handle, creds).await?;
+    let asked_before = peer.person.as_ref().map_or(0, |p| p.answered());
+    let result = ssh::authenticate(ep, &mut handle, creds, peer.person.as_ref()).await;
+    audit_person(broker, peer, ep, asked_before, result.is_ok())?;
+    result?;
     if let Some(seen) = &login.seen {
         pin_if_new(broker, peer, ep, seen)?;
     }
@@ -275,6 +278,35 @@ pub async fn login(
         );
     }
     Ok((handle, login.link, hold))
+}
+
+/// Records that the person at the terminal answered a login's questions: how many, never what.
+pub fn audit_person(
+    broker: &Core,
+    peer: &Peer,
+    ep: &Endpoint,
+    before: usize,
+    accepted: bool,
+) -> Result<(), Fail> {
+    let n = peer.person.as_ref().map_or(0, |p| p.answered()) - before;
+    if n == 0 {
+        return Ok(());
+    }
+    broker.audit(
+        peer,
+        "login_answered",
+        None,
+        ep.conn_name.as_deref(),
+        format!(
+            "login {}@{}:{}: the person at the terminal answered {n} question{} ({})",
+            ep.user,
+            ep.host,
+            ep.port,
+            if n == 1 { "" } else { "s" },
+            if accepted { "logged in" } else { "refused" }
+        ),
+    )?;
+    Ok(())
 }
 
 /// The fingerprint of the key `r` logs in with.

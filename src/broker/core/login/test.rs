@@ -87,7 +87,10 @@ pub async fn run(
         return Ok(report);
     };
     creds::audit_use(broker, peer, ep, &creds, "conn test")?;
-    match ssh::authenticate(ep, &mut handle, creds).await {
+    let asked_before = peer.person.as_ref().map_or(0, |p| p.answered());
+    let result = ssh::authenticate(ep, &mut handle, creds, peer.person.as_ref()).await;
+    super::audit_person(broker, peer, ep, asked_before, result.is_ok())?;
+    match result {
         Ok(()) => {
             report.authenticated = true;
             report.login_ms = Some((started.elapsed().as_secs_f64() * 100_000.0).round() / 100.0);

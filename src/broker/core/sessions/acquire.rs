@@ -52,7 +52,7 @@ pub async fn session_for(
 }
 
 /// An open session with the same login as `r`, if there is one.
-fn find_open(broker: &Core, r: &Resolved) -> Result<Option<Arc<Session>>, Fail> {
+pub fn find_open(broker: &Core, r: &Resolved) -> Result<Option<Arc<Session>>, Fail> {
     let fingerprint = key_fingerprint(broker, r)?;
     Ok(broker
         .sessions()

@@ -17,7 +17,7 @@ mod supervise;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-pub use acquire::{Reuse, session_for};
+pub use acquire::{Reuse, find_open, session_for};
 pub use session::{Occupancy, Session};
 
 use crate::broker::core::fail::Fail;
@@ -50,12 +50,18 @@ impl Sessions {
         purpose: &str,
     ) -> Result<Arc<Session>, Fail> {
         let fingerprint = key_fingerprint(broker, r)?;
+        let answered = || peer.person.as_ref().map_or(0, |p| p.answered());
+        let before = answered();
         let login = login(broker, peer, r, purpose).await?;
+        let by_person = answered() > before;
         let limit = broker
             .settings()
             .get(crate::settings::Key::ChannelLimit)
             .min(u32::MAX as u64) as u32;
         let session = Session::new(r, fingerprint, limit, login);
+        if by_person {
+            session.mark_by_person();
+        }
         if let Ok(mut m) = broker.sessions().map.lock() {
             m.insert(session.id.clone(), session.clone());
         }

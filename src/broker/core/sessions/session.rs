@@ -39,6 +39,9 @@ pub struct Session {
     pub gate: Arc<ChannelGate>,
     /// Opened for a bulk run: closed when its last user is done.
     transient: std::sync::atomic::AtomicBool,
+    /// Its login took answers from the person at a terminal (a one-time code): a new login
+    /// would need them again, so callers without a person use this one.
+    by_person: std::sync::atomic::AtomicBool,
     inner: Mutex<Inner>,
     pub(super) changed: watch::Sender<u64>,
 }
@@ -98,6 +101,7 @@ impl Session {
             opened: now(),
             gate: ChannelGate::new(channel_limit),
             transient: std::sync::atomic::AtomicBool::new(false),
+            by_person: std::sync::atomic::AtomicBool::new(false),
             inner: Mutex::new(Inner {
                 state: SessionState::Open,
                 handle: Some(Arc::new(handle)),
@@ -133,6 +137,17 @@ impl Session {
     pub fn mark_transient(&self) {
         self.transient
             .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Records that a person answered questions for this session's login.
+    pub fn mark_by_person(&self) {
+        self.by_person
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether a person answered questions for this session's login.
+    pub fn is_by_person(&self) -> bool {
+        self.by_person.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Whether the session was opened for a bulk run.

@@ -1,0 +1,90 @@
+//! The person at the CLI's terminal, as a login sees them: a way to put a server's
+//! keyboard-interactive questions to them and get their answers back. The request that carries
+//! the CLI's "a person is here" flag makes one ([`Person::new`]) and serves its questions on
+//! that client's connection; every other login (an agent's, a bulk run's, a reconnect) has none,
+//! and a question sshkeep cannot answer from the vault fails it with
+//! [`crate::protocol::ErrorCode::NeedsPerson`].
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::SshError;
+use crate::protocol::{ErrorCode, LoginPrompt, PERSON_WAIT_SECS, SecretString};
+
+/// One round of questions waiting for the person, and where their answers go.
+pub struct Ask {
+    pub prompt: LoginPrompt,
+    pub reply: oneshot::Sender<Result<Vec<SecretString>, SshError>>,
+}
+
+/// A handle on the person at one client's terminal.
+#[derive(Clone)]
+pub struct Person {
+    tx: mpsc::Sender<Ask>,
+    /// Questions the person answered, for the audit (how many, never what).
+    answered: Arc<AtomicUsize>,
+}
+
+impl std::fmt::Debug for Person {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Person")
+    }
+}
+
+impl Person {
+    /// A person, and the questions to serve on their connection.
+    pub fn new() -> (Self, mpsc::Receiver<Ask>) {
+        let (tx, rx) = mpsc::channel(1);
+        (
+            Self {
+                tx,
+                answered: Arc::default(),
+            },
+            rx,
+        )
+    }
+
+    /// Puts one round of questions to the person: one answer per question, or why there is
+    /// none (no answer in time, cancelled, the terminal went away).
+    pub async fn ask(&self, prompt: LoginPrompt) -> Result<Vec<SecretString>, SshError> {
+        let n = prompt.questions.len();
+        let gone = || {
+            SshError::new(
+                ErrorCode::Cancelled,
+                "the terminal that was asked the login questions went away",
+            )
+        };
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .send(Ask { prompt, reply })
+            .await
+            .map_err(|_| gone())?;
+        // The connection side has its own deadline; this one only guards against it stalling.
+        let wait = std::time::Duration::from_secs(PERSON_WAIT_SECS + 10);
+        let answers = tokio::time::timeout(wait, answer)
+            .await
+            .map_err(|_| gone())?
+            .map_err(|_| gone())??;
+        if answers.len() != n {
+            return Err(SshError::new(
+                ErrorCode::BadRequest,
+                format!("{} answers for {n} login questions", answers.len()),
+            ));
+        }
+        self.answered.fetch_add(n, Ordering::Relaxed);
+        Ok(answers)
+    }
+
+    /// Whether the request that brought the person is still being served (a login that comes
+    /// later, in the background, has nobody to ask).
+    pub fn present(&self) -> bool {
+        !self.tx.is_closed()
+    }
+
+    /// How many questions the person has answered so far.
+    pub fn answered(&self) -> usize {
+        self.answered.load(Ordering::Relaxed)
+    }
+}
