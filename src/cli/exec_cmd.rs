@@ -83,6 +83,11 @@ pub async fn run(ctx: &Ctx, a: ExecArgs) -> Result<u8> {
 }
 
 /// Pumps stdin and ctrl-c to the broker and output to this terminal until the command ends.
+///
+/// Reading the broker's frames and writing ours are two futures polled side by side, and the
+/// loop below never waits on the socket itself: a command that echoes its input (`cat`) fills
+/// the socket both ways at once, and a client that stopped reading while it waited to write
+/// would hold the broker, the server and itself in a circle.
 async fn stream_exec(
     stream: &Stream,
     forward: bool,
@@ -115,8 +120,37 @@ async fn stream_exec(
     let mut rx = stream;
     let mut stdout = std::io::stdout();
     let mut stderr = std::io::stderr();
-    let mut stdin_open = forward;
     let mut stop_deadline: Option<tokio::time::Instant> = None;
+    // Frames of our own (a stop, a login answer) go through the writer, in order with input.
+    let (control_tx, mut control) = mpsc::unbounded_channel::<Request>();
+    let writer = async move {
+        let mut stdin_open = forward;
+        loop {
+            let frame = tokio::select! {
+                biased;
+                req = control.recv() => match req {
+                    Some(req) => {
+                        // After a stop, input is no longer sent.
+                        if matches!(req, Request::ExecStop) {
+                            stdin_open = false;
+                        }
+                        req
+                    }
+                    None => return Ok(()),
+                },
+                chunk = input.recv(), if stdin_open => match chunk {
+                    Some(Some(bytes)) => Request::ExecInput { data: B64.encode(bytes), eof: false },
+                    Some(None) | None => {
+                        stdin_open = false;
+                        Request::ExecInput { data: String::new(), eof: true }
+                    }
+                },
+            };
+            write_frame(&mut tx, &frame).await?;
+        }
+    };
+    tokio::pin!(writer);
+    let mut writing = true;
     // Replies are read by one task-local future that lives across the loop, so a frame is
     // never cut in half by the select below.
     let (replies_tx, mut replies) = mpsc::channel::<Result<Response, crate::frame::FrameError>>(64);
@@ -130,18 +164,18 @@ async fn stream_exec(
         }
     };
     tokio::pin!(reader);
+    let send = |req: Request| {
+        control_tx
+            .send(req)
+            .map_err(|_| anyhow::anyhow!("lost the broker connection"))
+    };
     loop {
         tokio::select! {
             _ = &mut reader => {}
-            chunk = input.recv(), if stdin_open && stop_deadline.is_none() => {
-                let frame = match chunk {
-                    Some(Some(bytes)) => Request::ExecInput { data: B64.encode(bytes), eof: false },
-                    Some(None) | None => {
-                        stdin_open = false;
-                        Request::ExecInput { data: String::new(), eof: true }
-                    }
-                };
-                write_frame(&mut tx, &frame).await.context("lost the broker connection")?;
+            w = &mut writer, if writing => {
+                writing = false;
+                let r: Result<(), crate::frame::FrameError> = w;
+                r.context("lost the broker connection")?;
             }
             _ = interrupt.recv() => {
                 if stop_deadline.is_some() {
@@ -149,7 +183,7 @@ async fn stream_exec(
                     return Ok(130);
                 }
                 eprintln!("\r\nsshkeep: stopping the command (ctrl-c again to leave it)\r");
-                write_frame(&mut tx, &Request::ExecStop).await.context("lost the broker connection")?;
+                send(Request::ExecStop)?;
                 stop_deadline = Some(tokio::time::Instant::now() + STOP_WAIT);
             }
             _ = tokio::time::sleep_until(stop_deadline.unwrap_or_else(tokio::time::Instant::now)), if stop_deadline.is_some() => {
@@ -164,7 +198,7 @@ async fn stream_exec(
                         r = answer => r,
                         _ = interrupt.recv() => Request::LoginCancel,
                     };
-                    write_frame(&mut tx, &reply).await.context("lost the broker connection")?;
+                    send(reply)?;
                 }
                 Some(Ok(r)) => match expect::<ExecFrame>(r)? {
                     ExecFrame::Output { stream, data } => {

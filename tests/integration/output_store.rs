@@ -1,4 +1,4 @@
-//! How command output is stored: 100 MB and more returned line for line, the size cap, a flood
+//! How command output is stored: 100 MB and 1 GB returned line for line, the size cap, a flood
 //! beside other commands, a broker killed mid-flood, and the export with arrival times.
 
 use crate::fixture::{Home, Sshd, processes_matching, wait_for};
@@ -43,6 +43,47 @@ fn one_hundred_megabytes_of_output_are_stored_completely() {
             .as_str()
             .unwrap_or_default()
             .starts_with("00500000")
+    );
+}
+
+/// SHA-256 of what `cmd` writes to its standard output, read as it streams.
+fn digest_of(mut cmd: std::process::Command) -> String {
+    use std::process::Stdio;
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("the reader starts");
+    let hasher = std::process::Command::new("sha256sum")
+        .stdin(child.stdout.take().expect("its stdout"))
+        .output()
+        .expect("sha256sum runs");
+    assert!(child.wait().expect("the reader ends").success());
+    String::from_utf8_lossy(&hasher.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[test]
+fn a_gigabyte_of_output_is_stored_and_read_back_line_for_line() {
+    let sshd = Sshd::start();
+    let home = Home::with_vault();
+    home.connect_to(&sshd, "k", "srv");
+    // 10,000,000 numbered lines of 100 bytes.
+    let script = r#"awk 'BEGIN { pad = sprintf("%091s", ""); for (i = 1; i <= 10000000; i++) printf "%08d%s\n", i, pad }'"#;
+    let id = home.start(&["srv", "--", script]);
+    let st = home.wait_done(&id, 1200);
+    assert_eq!(st["state"], "completed", "{st}");
+    assert_eq!(st["stdout"]["bytes"], 1_000_000_000u64);
+    assert_eq!(st["stdout"]["lines"], 10_000_000);
+    // Every line back, in order, byte for byte: the digest of `logs` equals the digest of
+    // the same program run here.
+    let mut here = std::process::Command::new("sh");
+    here.args(["-c", script]);
+    assert_eq!(
+        digest_of(home.command(&["logs", &id, "--stream", "stdout"])),
+        digest_of(here)
     );
 }
 
