@@ -63,3 +63,27 @@ sshkeep_home() {
     "$S" conn save bench --host 127.0.0.1 --port "$PORT" --user "$USER_NAME" --key k >/dev/null
     "$S" exec bench -- true >/dev/null
 }
+
+# fleet_bench: what the fleet benchmarks share. Host and client keys in $W (the client key is
+# authorized on every sshd written with write_sshd_config), sshds started into PIDS and stopped
+# on exit with the broker and the throw-away user, and an sshkeep home whose vault holds the
+# client key as `fleet`. Needs $S and $W.
+fleet_bench() {
+    PIDS=()
+    trap fleet_cleanup EXIT
+    bench_user
+    ssh-keygen -q -t ed25519 -N '' -f "$W/host" && ssh-keygen -q -t ed25519 -N '' -f "$W/client"
+    cp "$W/client.pub" "$W/authorized_keys" && chmod 644 "$W/authorized_keys"
+    export SSHKEEP_HOME=$W/home HOME=$W/userhome SSHKEEP_PASSPHRASE_FILE=$W/pass
+    mkdir -p "$HOME"; echo bench-passphrase > "$W/pass"
+    "$S" vault init --backend passphrase >/dev/null
+    "$S" key add fleet --file "$W/client" >/dev/null
+}
+
+fleet_cleanup() {
+    local p
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    SSHKEEP_HOME=$W/home "$S" broker stop >/dev/null 2>&1 || true
+    bench_cleanup_user
+    rm -rf "$W"
+}

@@ -26,17 +26,7 @@ S=${SSHKEEP_BIN:-$PWD/target/release/sshkeep}
 
 W=$(mktemp -d)
 . bench/common.sh
-PIDS=()
-cleanup() {
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-    SSHKEEP_HOME=$W/home "$S" broker stop >/dev/null 2>&1 || true
-    bench_cleanup_user
-    rm -rf "$W"
-}
-trap cleanup EXIT
-bench_user
-ssh-keygen -q -t ed25519 -N '' -f "$W/host" && ssh-keygen -q -t ed25519 -N '' -f "$W/client"
-cp "$W/client.pub" "$W/authorized_keys" && chmod 644 "$W/authorized_keys"
+fleet_bench
 
 # SAVED free loopback ports, asked of the kernel at once (the first N get sshds).
 python3 - "$SAVED" > "$W/ports" <<'PY'
@@ -59,10 +49,6 @@ for ((first = 0; first < N; first += per)); do
     /usr/sbin/sshd -D -e -f "$cfg" 2>"$cfg.log" & PIDS+=($!)
 done
 
-export SSHKEEP_HOME=$W/home HOME=$W/userhome SSHKEEP_PASSPHRASE_FILE=$W/pass
-mkdir -p "$HOME"; echo bench-passphrase > "$W/pass"
-"$S" vault init --backend passphrase >/dev/null
-"$S" key add fleet --file "$W/client" >/dev/null
 : > "$W/hosts"
 t0=$(date +%s.%N)
 for ((i = 0; i < SAVED; i++)); do
