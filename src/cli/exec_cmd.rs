@@ -193,7 +193,11 @@ async fn stream_exec(
 }
 
 /// Output written where it belongs; the command's exit status once it ended.
-fn on_reply(r: Response, stdout: &mut dyn Write, stderr: &mut dyn Write) -> Result<Option<u8>> {
+fn on_reply<'a>(
+    r: Response,
+    stdout: &'a mut dyn Write,
+    stderr: &'a mut dyn Write,
+) -> Result<Option<u8>> {
     match expect::<ExecFrame>(r)? {
         ExecFrame::Output { stream, data } => {
             let bytes = B64

@@ -330,12 +330,13 @@ fn a_one_time_code_is_typed_by_the_person_at_the_terminal_and_never_asked_of_an_
 
     // While the person sits at the question, a caller without a person is not kept waiting
     // behind that login: it gets the needs-a-person answer at once.
-    let (ok, shown, waited) = at_terminal_while(&home, "conn open otp", &code, || {
-        let started = std::time::Instant::now();
-        let exec = home.run(&["exec", "otp", "--", "echo", "hi"]);
-        (exec, started.elapsed())
-    });
-    assert!(ok, "{shown}");
+    let (ok, shown, waited) =
+        at_terminal_while(&home, "exec otp -- echo typed-meanwhile", &code, || {
+            let started = std::time::Instant::now();
+            let exec = home.run(&["exec", "otp", "--", "echo", "hi"]);
+            (exec, started.elapsed())
+        });
+    assert!(ok && shown.contains("typed-meanwhile"), "{shown}");
     let (exec, took) = waited;
     let exec = exec.fails();
     assert!(
