@@ -190,37 +190,67 @@ async fn stream_exec(
                 eprintln!("sshkeep: the broker did not confirm the stop in time\r");
                 return Ok(130);
             }
-            r = replies.recv() => match r {
-                Some(Ok(Response::LoginPrompt(p))) => {
-                    let answer = crate::client::answer_prompt(p, super::prompt::login_answers);
-                    // Ctrl-c at the question declines it (the login then fails).
-                    let reply = tokio::select! {
-                        r = answer => r,
-                        _ = interrupt.recv() => Request::LoginCancel,
-                    };
-                    send(reply)?;
-                }
-                Some(Ok(r)) => match expect::<ExecFrame>(r)? {
-                    ExecFrame::Output { stream, data } => {
-                        let bytes = B64.decode(data).context("the broker sent undecodable output")?;
-                        let sink: &mut dyn Write = match stream {
-                            OutputStream::Stdout => &mut stdout,
-                            OutputStream::Stderr => &mut stderr,
+            r = replies.recv() => {
+                let r = match r {
+                    Some(Ok(Response::LoginPrompt(p))) => {
+                        let answer = crate::client::answer_prompt(p, super::prompt::login_answers);
+                        // Ctrl-c at the question declines it (the login then fails); a reply
+                        // from the broker meanwhile withdraws it (no answer in time). Either
+                        // way the terminal is put back as it was.
+                        let reply = tokio::select! {
+                            r = answer => r,
+                            _ = interrupt.recv() => Request::LoginCancel,
+                            r = replies.recv() => {
+                                eprintln!("\nsshkeep: the login question was withdrawn (no answer in time, or the login ended)\r");
+                                let r = r
+                                    .unwrap_or(Err(crate::frame::FrameError::Closed))
+                                    .map_err(|e| anyhow::anyhow!("lost the broker connection: {e}"))?;
+                                if let Some(code) = on_reply(r, &mut stdout, &mut stderr)? {
+                                    return Ok(code);
+                                }
+                                continue;
+                            }
                         };
-                        sink.write_all(&bytes)
-                            .and_then(|_| sink.flush())
-                            .context("cannot write the output")?;
+                        send(reply)?;
+                        continue;
                     }
-                    ExecFrame::Exit { status, note } => {
-                        if let Some(n) = note {
-                            eprintln!("sshkeep: {n}\r");
-                        }
-                        return Ok(status.clamp(0, 255) as u8);
-                    }
-                },
-                Some(Err(e)) => bail!("lost the broker connection: {e}"),
-                None => bail!("lost the broker connection"),
-            },
+                    Some(Ok(r)) => r,
+                    Some(Err(e)) => bail!("lost the broker connection: {e}"),
+                    None => bail!("lost the broker connection"),
+                };
+                if let Some(code) = on_reply(r, &mut stdout, &mut stderr)? {
+                    return Ok(code);
+                }
+            }
+        }
+    }
+}
+
+/// Output written where it belongs; the command's exit status once it ended.
+fn on_reply<'a>(
+    r: Response,
+    stdout: &'a mut dyn Write,
+    stderr: &'a mut dyn Write,
+) -> Result<Option<u8>> {
+    match expect::<ExecFrame>(r)? {
+        ExecFrame::Output { stream, data } => {
+            let bytes = B64
+                .decode(data)
+                .context("the broker sent undecodable output")?;
+            let sink = match stream {
+                OutputStream::Stdout => stdout,
+                OutputStream::Stderr => stderr,
+            };
+            sink.write_all(&bytes)
+                .and_then(|_| sink.flush())
+                .context("cannot write the output")?;
+            Ok(None)
+        }
+        ExecFrame::Exit { status, note } => {
+            if let Some(n) = note {
+                eprintln!("sshkeep: {n}\r");
+            }
+            Ok(Some(status.clamp(0, 255) as u8))
         }
     }
 }

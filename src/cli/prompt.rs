@@ -5,6 +5,7 @@ use std::io::{IsTerminal, Read, Write};
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
+use zeroize::Zeroize;
 
 use crate::protocol::{LoginPrompt, SecretString};
 
@@ -78,11 +79,45 @@ pub fn person_here() -> bool {
             .is_ok()
 }
 
-/// A server's text without control characters (a server must not drive the terminal).
-fn printable(s: &str) -> String {
-    s.chars()
-        .filter(|c| !c.is_control() || *c == '\n' || *c == '\t')
-        .collect()
+/// At most this many characters of each server text are shown.
+const MAX_TEXT: usize = 512;
+
+/// Whether `c` is a Unicode format character (category Cf: bidirectional overrides and
+/// isolates, zero-width characters, tags), which reorder or hide what a terminal shows.
+fn is_format(c: char) -> bool {
+    matches!(c as u32,
+        0x00AD | 0x0600..=0x0605 | 0x061C | 0x06DD | 0x070F | 0x0890..=0x0891 | 0x08E2
+        | 0x180E | 0x200B..=0x200F | 0x202A..=0x202E | 0x2060..=0x2064 | 0x2066..=0x206F
+        | 0xFEFF | 0xFFF9..=0xFFFB | 0x110BD | 0x110CD | 0x13430..=0x1343F
+        | 0x1BCA0..=0x1BCA3 | 0x1D173..=0x1D17A | 0xE0001 | 0xE0020..=0xE007F)
+}
+
+/// A server's text as shown: no control or format characters (a server must not drive or
+/// disguise the terminal), tabs as spaces, at most [`MAX_TEXT`] characters, each line
+/// (a question: its one line) starting with "server: " so that nothing a server sends looks
+/// like sshkeep's own words.
+fn shown(s: &str, one_line: bool) -> String {
+    let mut clean = String::new();
+    for (n, c) in s
+        .chars()
+        .filter(|c| !is_format(*c) && (!c.is_control() || matches!(c, '\n' | '\t')))
+        .enumerate()
+    {
+        if n == MAX_TEXT {
+            clean.push_str("...");
+            break;
+        }
+        clean.push(match c {
+            '\t' => ' ',
+            '\n' if one_line => ' ',
+            c => c,
+        });
+    }
+    clean
+        .split('\n')
+        .map(|line| format!("server: {line}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Shows a server's login questions on `/dev/tty` and reads the answers there: echoed as they
@@ -93,30 +128,41 @@ pub fn login_answers(p: &LoginPrompt) -> Result<Vec<SecretString>> {
         .write(true)
         .open("/dev/tty")
         .context("no terminal to answer the login questions on")?;
-    writeln!(tty, "sshkeep: {} asks at login:", printable(&p.server))?;
+    writeln!(
+        tty,
+        "sshkeep: {} asks at login (its words follow \"server:\"):",
+        shown(&p.server, true).trim_start_matches("server: ")
+    )?;
     for text in [&p.name, &p.instructions] {
         if !text.trim().is_empty() {
-            writeln!(tty, "{}", printable(text.trim_end()))?;
+            writeln!(tty, "{}", shown(text.trim_end(), false))?;
         }
     }
     let mut answers = Vec::new();
     for q in &p.questions {
-        let text = printable(&q.text);
+        write!(tty, "{}", shown(&q.text, true))?;
+        tty.flush()?;
         let answer = if q.echo {
-            write!(tty, "{text}")?;
-            tty.flush()?;
             read_line(&mut tty)?
         } else {
-            rpassword::prompt_password(&text).context("cannot read the answer")?
+            let state = crate::system::TtyState::save()
+                .context("no terminal to answer the login questions on")?;
+            state.echo_off().context("cannot turn echo off")?;
+            let line = read_line(&mut tty);
+            drop(state);
+            writeln!(tty)?;
+            line?
         };
         answers.push(SecretString::new(answer));
     }
     Ok(answers)
 }
 
-/// One line from the terminal, byte by byte (nothing read past it), without its newline.
-fn read_line(tty: &mut std::fs::File) -> Result<String> {
-    let mut line = zeroize::Zeroizing::new(Vec::new());
+/// One line from the terminal, byte by byte (nothing read past it), without its newline. Every
+/// copy of the typed bytes is wiped, the answer's too when it is not UTF-8.
+fn read_line(tty: &mut impl Read) -> Result<String> {
+    // Room up front: a vector that grows would leave copies of the bytes behind.
+    let mut line = zeroize::Zeroizing::new(Vec::with_capacity(1024));
     let mut b = [0u8; 1];
     loop {
         match tty.read(&mut b).context("cannot read the answer")? {
@@ -125,8 +171,54 @@ fn read_line(tty: &mut std::fs::File) -> Result<String> {
             _ => line.push(b[0]),
         }
     }
+    b.zeroize();
     while line.last() == Some(&b'\r') {
         line.pop();
     }
-    String::from_utf8(line.to_vec()).context("the answer is not UTF-8")
+    match String::from_utf8(std::mem::take(&mut *line)) {
+        Ok(s) => Ok(s),
+        Err(e) => {
+            let mut bytes = e.into_bytes();
+            bytes.zeroize();
+            bail!("the answer is not UTF-8")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{MAX_TEXT, read_line, shown};
+
+    #[test]
+    fn a_server_text_cannot_hide_reorder_or_pose_as_sshkeep() {
+        // Bidi override, zero-width space and joiner, BOM, escape and bell are gone.
+        assert_eq!(
+            shown(
+                "Code\u{202E}tpircs\u{200B}\u{200D}\u{FEFF}\x1b[2J\x07: ",
+                true
+            ),
+            "server: Codetpircs[2J: "
+        );
+        // A question's newlines cannot start a line of its own.
+        assert_eq!(
+            shown("Code:\nsshkeep: vault passphrase: ", true),
+            "server: Code: sshkeep: vault passphrase: "
+        );
+        // Instructions keep their lines, each marked as the server's.
+        assert_eq!(
+            shown("line one\nsshkeep: unlock the vault", false),
+            "server: line one\nserver: sshkeep: unlock the vault"
+        );
+        let long = shown(&"x".repeat(10_000), true);
+        assert_eq!(long.len(), "server: ".len() + MAX_TEXT + 3);
+    }
+
+    #[test]
+    fn an_answer_is_read_up_to_its_newline_and_must_be_utf8() {
+        let mut input: &[u8] = b"123456\r\nrest";
+        assert_eq!(read_line(&mut input).expect("line"), "123456");
+        assert_eq!(input, b"rest");
+        let mut bad: &[u8] = b"\xff\xfe\n";
+        assert!(read_line(&mut bad).is_err());
+    }
 }

@@ -145,8 +145,28 @@ impl Client {
         loop {
             match self.recv().await? {
                 Response::LoginPrompt(p) => {
-                    let reply = answer_prompt(p, answer).await;
-                    self.send(&reply).await?;
+                    // The broker's reply while the question is still on the screen: it gave up
+                    // waiting (no answer in time) or the login ended.
+                    let withdrawn = tokio::select! {
+                        reply = answer_prompt(p, answer) => Err(reply),
+                        r = self.recv() => Ok(Some(r)),
+                        _ = tokio::signal::ctrl_c() => Ok(None),
+                    };
+                    match withdrawn {
+                        Err(reply) => self.send(&reply).await?,
+                        Ok(Some(r)) => {
+                            eprintln!(
+                                "\nsshkeep: the login question was withdrawn (no answer in time, or the login ended)"
+                            );
+                            return expect(r?);
+                        }
+                        Ok(None) => {
+                            eprintln!();
+                            anyhow::bail!(
+                                "the login question was declined at the terminal (ctrl-c)"
+                            );
+                        }
+                    }
                 }
                 r => return expect(r),
             }
@@ -171,12 +191,19 @@ impl Client {
 }
 
 /// The frame that answers `prompt`: the answers `answer` reads (on a thread of its own, as
-/// terminal reads block), or a refusal when it cannot.
+/// terminal reads block), or a refusal when it cannot. The terminal's state is put back when
+/// this ends or is dropped (ctrl-c, the question withdrawn), even while that thread still waits
+/// for a line; such a thread does not keep the process from exiting.
 pub async fn answer_prompt(
     prompt: LoginPrompt,
     answer: fn(&LoginPrompt) -> Result<Vec<SecretString>>,
 ) -> Request {
-    match tokio::task::spawn_blocking(move || answer(&prompt)).await {
+    let _tty = crate::system::TtyState::save();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(answer(&prompt));
+    });
+    match rx.await {
         Ok(Ok(answers)) => Request::LoginAnswer { answers },
         _ => Request::LoginCancel,
     }

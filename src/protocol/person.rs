@@ -7,11 +7,15 @@
 
 use serde::{Deserialize, Serialize};
 
-/// How long the broker waits for the person to answer one round of questions.
+/// How long the broker waits for the person to answer a request's questions, all rounds together.
 pub const PERSON_WAIT_SECS: u64 = 120;
 
 /// Rounds of questions a login may put to the person, at most.
 pub const PERSON_ROUNDS: usize = 3;
+
+/// Questions in one round a login may put to the person, at most (a server asking more is
+/// refused).
+pub const PERSON_QUESTIONS: usize = 8;
 
 /// One question of a keyboard-interactive round.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -18,7 +18,7 @@ use russh::{MethodKind, MethodSet};
 use super::connect::{Endpoint, login as key_login};
 use super::{Person, SshError, Verifier};
 use crate::protocol::{
-    ErrorCode, LoginPrompt, LoginQuestion, NextStep, PERSON_ROUNDS, SecretString,
+    ErrorCode, LoginPrompt, LoginQuestion, NextStep, PERSON_QUESTIONS, PERSON_ROUNDS, SecretString,
 };
 
 /// What a login may use. The password and key zeroize themselves when dropped.
@@ -241,6 +241,16 @@ async fn keyboard_interactive(
                     if asked == PERSON_ROUNDS {
                         break;
                     }
+                    if prompts.len() > PERSON_QUESTIONS {
+                        return Err(SshError::new(
+                            ErrorCode::AuthFailed,
+                            format!(
+                                "{} asks {} questions at once during keyboard-interactive login; sshkeep puts at most {PERSON_QUESTIONS} to the person, so the login was refused",
+                                ep.label(),
+                                prompts.len()
+                            ),
+                        ));
+                    }
                     asked += 1;
                     let prompt = LoginPrompt {
                         server: ep.label(),
@@ -258,16 +268,12 @@ async fn keyboard_interactive(
                     let answers = person.ask(prompt).await?;
                     answers.iter().map(|a| a.expose().to_string()).collect()
                 } else {
-                    let asked: Vec<String> = prompts
-                        .iter()
-                        .map(|p| format!("{:?}", p.prompt.trim()))
-                        .collect();
+                    // The server's own words are not passed on: an agent never reads them.
                     return Err(SshError::then(
                         ErrorCode::NeedsPerson,
                         format!(
-                            "{} asks {} during keyboard-interactive login: only a person at a terminal may answer that (sshkeep answers only the password prompt, and never hands a server's question to an agent)",
+                            "{} asks a question at login that only the user can answer at a terminal (a one-time code or the like; sshkeep answers only the password prompt, and never hands a server's question to an agent)",
                             ep.label(),
-                            asked.join(", ")
                         ),
                         NextStep::LogInAtTerminal {
                             command: open_command(ep),

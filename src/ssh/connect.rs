@@ -43,7 +43,7 @@ impl Endpoint {
         }
     }
 
-    pub(super) fn label(&self) -> String {
+    pub fn label(&self) -> String {
         match &self.conn_name {
             Some(n) => format!(
                 "connection '{n}' ({}@{}:{})",

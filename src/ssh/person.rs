@@ -5,10 +5,12 @@
 //! and a question sshkeep cannot answer from the vault fails it with
 //! [`crate::protocol::ErrorCode::NeedsPerson`].
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::Instant;
 
 use super::SshError;
 use crate::protocol::{ErrorCode, LoginPrompt, PERSON_WAIT_SECS, SecretString};
@@ -17,6 +19,8 @@ use crate::protocol::{ErrorCode, LoginPrompt, PERSON_WAIT_SECS, SecretString};
 pub struct Ask {
     pub prompt: LoginPrompt,
     pub reply: oneshot::Sender<Result<Vec<SecretString>, SshError>>,
+    /// When the person's time to answer ends: one deadline for all of a request's rounds.
+    pub deadline: Instant,
 }
 
 /// A handle on the person at one client's terminal.
@@ -25,6 +29,11 @@ pub struct Person {
     tx: mpsc::Sender<Ask>,
     /// Questions the person answered, for the audit (how many, never what).
     answered: Arc<AtomicUsize>,
+    /// Whether a question is out to the person now (callers without a person waiting for the
+    /// same login give up at once instead of waiting behind it).
+    asking: Arc<watch::Sender<bool>>,
+    /// The end of the person's time to answer, set when the first question goes out.
+    deadline: Arc<OnceLock<Instant>>,
 }
 
 impl std::fmt::Debug for Person {
@@ -41,6 +50,8 @@ impl Person {
             Self {
                 tx,
                 answered: Arc::default(),
+                asking: Arc::new(watch::channel(false).0),
+                deadline: Arc::default(),
             },
             rx,
         )
@@ -56,17 +67,29 @@ impl Person {
                 "the terminal that was asked the login questions went away",
             )
         };
+        let deadline = *self
+            .deadline
+            .get_or_init(|| Instant::now() + Duration::from_secs(PERSON_WAIT_SECS));
         let (reply, answer) = oneshot::channel();
-        self.tx
-            .send(Ask { prompt, reply })
-            .await
-            .map_err(|_| gone())?;
-        // The connection side has its own deadline; this one only guards against it stalling.
-        let wait = std::time::Duration::from_secs(PERSON_WAIT_SECS + 10);
-        let answers = tokio::time::timeout(wait, answer)
-            .await
-            .map_err(|_| gone())?
-            .map_err(|_| gone())??;
+        self.asking.send_replace(true);
+        let asked = async {
+            self.tx
+                .send(Ask {
+                    prompt,
+                    reply,
+                    deadline,
+                })
+                .await
+                .map_err(|_| gone())?;
+            // The connection side keeps the deadline; this one only guards against it stalling.
+            tokio::time::timeout_at(deadline + Duration::from_secs(10), answer)
+                .await
+                .map_err(|_| gone())?
+                .map_err(|_| gone())?
+        }
+        .await;
+        self.asking.send_replace(false);
+        let answers = asked?;
         if answers.len() != n {
             return Err(SshError::new(
                 ErrorCode::BadRequest,
@@ -81,6 +104,14 @@ impl Person {
     /// later, in the background, has nobody to ask).
     pub fn present(&self) -> bool {
         !self.tx.is_closed()
+    }
+
+    /// Waits until a question is out to the person (forever when none ever is).
+    pub async fn asked(&self) {
+        let mut rx = self.asking.subscribe();
+        if rx.wait_for(|a| *a).await.is_err() {
+            std::future::pending::<()>().await;
+        }
     }
 
     /// How many questions the person has answered so far.

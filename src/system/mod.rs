@@ -155,6 +155,52 @@ impl Drop for RawMode {
     }
 }
 
+/// The state of the controlling terminal (`/dev/tty`), put back when this guard drops: however
+/// a question at the terminal ends (answered, ctrl-c, withdrawn), echo is not left off, even
+/// while a thread that reads the answer is still blocked.
+pub struct TtyState {
+    tty: std::fs::File,
+    saved: libc::termios,
+}
+
+impl TtyState {
+    /// The terminal's state now; `None` without a controlling terminal.
+    pub fn save() -> Option<Self> {
+        use std::os::fd::AsRawFd;
+        let tty = std::fs::File::options()
+            .read(true)
+            .write(true)
+            .open("/dev/tty")
+            .ok()?;
+        // SAFETY: a zeroed termios is a valid value for tcgetattr to fill.
+        let mut saved: libc::termios = unsafe { std::mem::zeroed() };
+        // SAFETY: tcgetattr fills the struct we pass by reference.
+        (unsafe { libc::tcgetattr(tty.as_raw_fd(), &mut saved) } == 0)
+            .then_some(Self { tty, saved })
+    }
+
+    /// Turns echo off (lines are still read whole) until this guard drops.
+    pub fn echo_off(&self) -> std::io::Result<()> {
+        use std::os::fd::AsRawFd;
+        let mut t = self.saved;
+        t.c_lflag &= !(libc::ECHO | libc::ECHOE | libc::ECHOK | libc::ECHONL);
+        t.c_lflag |= libc::ICANON;
+        // SAFETY: tcsetattr reads the struct we pass by reference.
+        if unsafe { libc::tcsetattr(self.tty.as_raw_fd(), libc::TCSANOW, &t) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(())
+    }
+}
+
+impl Drop for TtyState {
+    fn drop(&mut self) {
+        use std::os::fd::AsRawFd;
+        // SAFETY: tcsetattr reads the struct we own.
+        unsafe { libc::tcsetattr(self.tty.as_raw_fd(), libc::TCSANOW, &self.saved) };
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -13,8 +13,9 @@ use serde_json::json;
 use crate::fixture::{Account, Home, Sshd, SshdOptions, has_tool, is_root, wait_for};
 use crate::mcp::Mcp;
 
-/// A PAM module whose authentication asks "Verification code: " (echoed) through the PAM
-/// conversation and succeeds only when the answer is the content of the file it is given. The
+/// A PAM module whose authentication asks "Verification code: " through the PAM conversation
+/// (echoed, or hidden while its second file exists) and succeeds only when the answer is the
+/// content of the first file it is given. The
 /// few PAM types it needs are declared here, so no libpam headers are needed.
 const PAM_CODE_C: &str = r#"
 #include <stdio.h>
@@ -23,6 +24,7 @@ const PAM_CODE_C: &str = r#"
 #define PAM_SUCCESS 0
 #define PAM_CONV 5
 #define PAM_AUTH_ERR 7
+#define PAM_PROMPT_ECHO_OFF 1
 #define PAM_PROMPT_ECHO_ON 2
 struct pam_message { int msg_style; const char *msg; };
 struct pam_response { char *resp; int resp_retcode; };
@@ -43,7 +45,10 @@ int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, const char **ar
     size_t n = fread(want, 1, sizeof want - 1, f);
     fclose(f);
     while (n > 0 && (want[n - 1] == '\n' || want[n - 1] == '\r')) want[--n] = 0;
-    struct pam_message m = { PAM_PROMPT_ECHO_ON, "Verification code: " };
+    int style = PAM_PROMPT_ECHO_ON;
+    FILE *hidden = argc > 1 ? fopen(argv[1], "r") : NULL;
+    if (hidden) { style = PAM_PROMPT_ECHO_OFF; fclose(hidden); }
+    struct pam_message m = { style, "Verification code: " };
     const struct pam_message *mp = &m;
     struct pam_response *r = NULL;
     if (conv->conv(1, &mp, &r, conv->appdata_ptr) != PAM_SUCCESS || !r) return PAM_AUTH_ERR;
@@ -59,9 +64,9 @@ int pam_sm_setcred(pam_handle_t *pamh, int flags, int argc, const char **argv) {
 "#;
 
 /// Builds the PAM module in `dir` and writes a PAM stack that asks the account's password
-/// (pam_unix) and then the code in `code_file`. Panics, saying what is missing, without gcc or
+/// (pam_unix) and then the code in `code_file`, hidden while `hidden_file` exists. Panics, saying what is missing, without gcc or
 /// unshare (scripts/test.sh installs both).
-fn pam_stack(dir: &Path, code_file: &Path) -> PathBuf {
+fn pam_stack(dir: &Path, code_file: &Path, hidden_file: &Path) -> PathBuf {
     for tool in ["gcc", "unshare"] {
         assert!(
             has_tool(tool),
@@ -86,9 +91,10 @@ fn pam_stack(dir: &Path, code_file: &Path) -> PathBuf {
     std::fs::write(
         &stack,
         format!(
-            "auth required pam_unix.so\nauth required {} {}\naccount required pam_permit.so\nsession required pam_permit.so\npassword required pam_deny.so\n",
+            "auth required pam_unix.so\nauth required {} {} {}\naccount required pam_permit.so\nsession required pam_permit.so\npassword required pam_deny.so\n",
             module.display(),
-            code_file.display()
+            code_file.display(),
+            hidden_file.display()
         ),
     )
     .expect("write PAM stack");
@@ -145,6 +151,81 @@ fn at_terminal(home: &Home, args: &str, code: &str) -> (bool, String) {
     (status.success(), text)
 }
 
+/// Like [`at_terminal`], running `meanwhile` while the question is on the screen and before
+/// the code is typed: (succeeded, what the terminal showed, what `meanwhile` returned).
+fn at_terminal_while<T: Send>(
+    home: &Home,
+    args: &str,
+    code: &str,
+    meanwhile: impl FnOnce() -> T + Send,
+) -> (bool, String, T) {
+    let mut child = home.in_terminal(args);
+    let shown = watch(child.stdout.take().expect("stdout"));
+    wait_for(60, "the code to be asked at the terminal", || {
+        let s = shown.lock().expect("lock").clone();
+        s.contains("Verification code: ").then_some(())
+    });
+    // Bounded: a caller kept waiting behind the person's login fails the test instead of
+    // hanging it (the code is typed after 30 s either way).
+    let (tx, rx) = std::sync::mpsc::channel();
+    let waited = std::thread::scope(|scope| {
+        scope.spawn(move || {
+            let _ = tx.send(meanwhile());
+        });
+        let waited = rx.recv_timeout(std::time::Duration::from_secs(30));
+        let mut stdin = child.stdin.take().expect("stdin");
+        writeln!(stdin, "{code}").expect("type the code");
+        waited.unwrap_or_else(|_| rx.recv().expect("meanwhile"))
+    });
+    let status = child.wait().expect("script");
+    let text = shown.lock().expect("lock").clone();
+    (status.success(), text, waited)
+}
+
+/// `sshkeep ARGS` in a pseudo-terminal, with ctrl-c pressed at the server's question, then
+/// `stty -a` in the same terminal: everything the terminal showed.
+fn ctrl_c_at_question(home: &Home, args: &str) -> String {
+    // The shell outlives the ctrl-c (its trap) to run stty after sshkeep.
+    let mut child = home.in_terminal_script(&format!(
+        "trap : INT; {} {args}; stty -a",
+        crate::fixture::SSHKEEP
+    ));
+    let shown = watch(child.stdout.take().expect("stdout"));
+    wait_for(60, "the code to be asked at the terminal", || {
+        let s = shown.lock().expect("lock").clone();
+        s.contains("Verification code: ").then_some(())
+    });
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(b"\x03").expect("ctrl-c");
+    stdin.flush().expect("flush");
+    wait_for(60, "stty to show the terminal's state", || {
+        let s = shown.lock().expect("lock").clone();
+        s.contains("speed").then_some(())
+    });
+    drop(stdin);
+    let _ = child.wait();
+    shown.lock().expect("lock").clone()
+}
+
+/// Everything read from `out`, as it arrives.
+fn watch(mut out: impl Read + Send + 'static) -> Arc<Mutex<String>> {
+    let shown = Arc::new(Mutex::new(String::new()));
+    let s = shown.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = out.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            if let Ok(mut t) = s.lock() {
+                t.push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        }
+    });
+    shown
+}
+
 /// The secrets in none of the database, its WAL, the broker log, the audit log, or `replies`.
 fn nowhere(home: &Home, secrets: &[&str], replies: &[String]) {
     let db_path = home.sshkeep_home().join("state/sshkeep.db");
@@ -181,7 +262,8 @@ fn a_one_time_code_is_typed_by_the_person_at_the_terminal_and_never_asked_of_an_
     let code = format!("4{:06}7", std::process::id() % 1_000_000);
     let code_file = work.path().join("code");
     std::fs::write(&code_file, format!("{code}\n")).expect("code");
-    let stack = pam_stack(work.path(), &code_file);
+    let hidden_file = work.path().join("hidden");
+    let stack = pam_stack(work.path(), &code_file, &hidden_file);
     let password = format!("Otp-{}-pw9!Q", std::process::id());
     let mut sshd = Sshd::start_with(SshdOptions {
         extra: vec![
@@ -215,9 +297,12 @@ fn a_one_time_code_is_typed_by_the_person_at_the_terminal_and_never_asked_of_an_
     .ok();
 
     // No terminal (a script, an agent running the CLI): the code is never asked.
+    // The server's own words are never passed on to a caller without a person.
     let open = home.run(&["conn", "open", "otp"]).fails();
     assert!(
-        open.stderr.contains("Verification code") && open.stderr.contains("sshkeep conn open otp"),
+        !open.stderr.contains("Verification code")
+            && open.stderr.contains("only the user can answer")
+            && open.stderr.contains("sshkeep conn open otp"),
         "{}",
         open.stderr
     );
@@ -236,11 +321,47 @@ fn a_one_time_code_is_typed_by_the_person_at_the_terminal_and_never_asked_of_an_
     let (err, text, s) = m.call("ssh_exec", json!({"op": "open", "connectionId": "otp"}));
     assert!(err, "{text}");
     assert!(
-        text.contains("ask the user to run `sshkeep conn open otp`"),
+        text.contains("ask the user to run `sshkeep conn open otp`")
+            && !text.contains("Verification code"),
         "{text}"
     );
     assert_eq!(s["error"]["code"], "needs_person", "{s}");
     let mut replies = vec![text, s.to_string()];
+
+    // While the person sits at the question, a caller without a person is not kept waiting
+    // behind that login: it gets the needs-a-person answer at once.
+    let (ok, shown, waited) =
+        at_terminal_while(&home, "exec otp -- echo typed-meanwhile", &code, || {
+            let started = std::time::Instant::now();
+            let exec = home.run(&["exec", "otp", "--", "echo", "hi"]);
+            (exec, started.elapsed())
+        });
+    assert!(ok && shown.contains("typed-meanwhile"), "{shown}");
+    let (exec, took) = waited;
+    let exec = exec.fails();
+    assert!(
+        exec.stderr.contains("sshkeep conn open otp"),
+        "{}",
+        exec.stderr
+    );
+    assert!(
+        took < std::time::Duration::from_secs(15),
+        "a caller without a person waited {took:?} behind the person's login"
+    );
+    let sessions = home.run(&["session", "list", "--json"]).json();
+    let id = sessions[0]["session_id"].as_str().expect("id").to_string();
+    home.run(&["session", "close", &id]).ok();
+
+    // Ctrl-c at a hidden question leaves the terminal's echo on.
+    std::fs::write(&hidden_file, "").expect("hidden");
+    let stty = ctrl_c_at_question(&home, "exec otp -- echo never-ran");
+    std::fs::remove_file(&hidden_file).expect("hidden");
+    assert!(!stty.contains("never-ran"), "{stty}");
+    let echo = stty.split_whitespace().any(|w| w == "echo");
+    assert!(
+        echo && !stty.split_whitespace().any(|w| w == "-echo"),
+        "echo was left off: {stty}"
+    );
 
     // A wrong code typed at the terminal is refused, and says so.
     let wrong = format!("{}1", &code[..code.len() - 1]);
@@ -295,11 +416,11 @@ fn a_one_time_code_is_typed_by_the_person_at_the_terminal_and_never_asked_of_an_
     let (ok, shown) = at_terminal(&home, "exec otp -- echo typed-then-ran", &code);
     assert!(ok && shown.contains("typed-then-ran"), "{shown}");
 
-    // The audit says a person answered one question at each login, never what.
+    // The audit says a person answered one question at each login (four), never what.
     let audit = home.run(&["audit", "--json"]).ok().stdout;
     assert_eq!(
         audit.matches("answered 1 question (logged in)").count(),
-        3,
+        4,
         "{audit}"
     );
     assert_eq!(audit.matches("answered 1 question (refused)").count(), 1);

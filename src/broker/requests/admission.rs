@@ -35,10 +35,13 @@ pub enum Admitted {
 }
 
 /// Whether `caller` may make `req`, and what becomes of it.
-pub async fn admit(app: &App, caller: &Caller, req: Request) -> Result<Admitted, Fail> {
+pub async fn admit(app: &App, caller: &Caller, mut req: Request) -> Result<Admitted, Fail> {
     let Some(profile) = caller.profile.as_deref() else {
         return Ok(Admitted::Route(req));
     };
+    // Only the user's own CLI puts a server's login questions to a person: a client working
+    // under a profile never has one at its terminal, whatever it says.
+    no_person(&mut req);
     let pass = |req| Ok(Admitted::Route(req));
     let verdict = match &req {
         // The conversation, and reads of sshkeep's own state.
@@ -500,4 +503,53 @@ fn land_in_scope(
         return Ok(Admitted::Answer(Box::new(saved)));
     }
     Ok(Admitted::Route(Request::ConnSave(spec)))
+}
+
+/// Clears the "a person is at this terminal" flag of a request.
+fn no_person(req: &mut Request) {
+    if let Request::SessionOpen { person, .. }
+    | Request::ConnTest { person, .. }
+    | Request::Exec { person, .. } = req
+    {
+        *person = false;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::no_person;
+    use crate::protocol::Request;
+
+    #[test]
+    fn a_profile_never_brings_a_person() {
+        let mut exec = Request::Exec {
+            target: "web".into(),
+            key: None,
+            command: "id".into(),
+            stdin: false,
+            pty: None,
+            person: true,
+        };
+        no_person(&mut exec);
+        assert!(matches!(exec, Request::Exec { person: false, .. }));
+        for mut req in [
+            Request::SessionOpen {
+                target: "web".into(),
+                key: None,
+                person: true,
+            },
+            Request::ConnTest {
+                target: "web".into(),
+                key: None,
+                person: true,
+            },
+        ] {
+            no_person(&mut req);
+            assert!(matches!(
+                req,
+                Request::SessionOpen { person: false, .. }
+                    | Request::ConnTest { person: false, .. }
+            ));
+        }
+    }
 }

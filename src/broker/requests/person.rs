@@ -2,12 +2,11 @@
 //! test` and `exec`): its login's questions are written to this connection as
 //! [`Response::LoginPrompt`] frames and the answers read back from it, while the request runs.
 //! The flag only decides where questions go: the answers still come from this connection alone,
-//! within [`PERSON_WAIT_SECS`], and are never logged, audited or stored.
-
-use std::time::Duration;
+//! within [`PERSON_WAIT_SECS`] for all of the request's rounds together, and are never logged, audited or stored.
 
 use interprocess::local_socket::tokio::Stream;
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 
 use crate::broker::core::Peer;
 use crate::frame::{read_frame, write_frame};
@@ -40,8 +39,8 @@ pub async fn serve<T>(
         tokio::select! {
             r = &mut work => return r,
             ask = asks.recv(), if open => match ask {
-                Some(Ask { prompt, reply }) => {
-                    let _ = reply.send(converse(prompt, stream).await);
+                Some(Ask { prompt, reply, deadline }) => {
+                    let _ = reply.send(converse(prompt, deadline, stream).await);
                 }
                 None => open = false,
             },
@@ -50,7 +49,11 @@ pub async fn serve<T>(
 }
 
 /// One round: the questions out, the answers back (or why there are none).
-async fn converse(prompt: LoginPrompt, stream: &Stream) -> Result<Vec<SecretString>, SshError> {
+async fn converse(
+    prompt: LoginPrompt,
+    deadline: Instant,
+    stream: &Stream,
+) -> Result<Vec<SecretString>, SshError> {
     let mut tx = stream;
     let mut rx = stream;
     let gone = || {
@@ -62,8 +65,7 @@ async fn converse(prompt: LoginPrompt, stream: &Stream) -> Result<Vec<SecretStri
     write_frame(&mut tx, &Response::LoginPrompt(prompt))
         .await
         .map_err(|_| gone())?;
-    let wait = Duration::from_secs(PERSON_WAIT_SECS);
-    match tokio::time::timeout(wait, read_frame::<Request, _>(&mut rx)).await {
+    match tokio::time::timeout_at(deadline, read_frame::<Request, _>(&mut rx)).await {
         Err(_) => Err(SshError::new(
             ErrorCode::AuthFailed,
             format!("no answer to the login questions at the terminal within {PERSON_WAIT_SECS} s"),

@@ -239,6 +239,19 @@ pub async fn login(
     r: &Resolved,
     purpose: &str,
 ) -> Result<(Handle<ssh::Verifier>, LostSlot, Option<Occupancy>), Fail> {
+    login_counted(broker, peer, r, purpose)
+        .await
+        .map(|(handle, link, hold, _)| (handle, link, hold))
+}
+
+/// Like [`login`], also saying whether the person at the terminal answered questions of this
+/// target's own login (a jump host's login, made on the way, does not count).
+pub async fn login_counted(
+    broker: &Arc<Core>,
+    peer: &Peer,
+    r: &Resolved,
+    purpose: &str,
+) -> Result<(Handle<ssh::Verifier>, LostSlot, Option<Occupancy>, bool), Fail> {
     let ep = &r.endpoint;
     // Decrypt before connecting so a locked vault fails fast, without network traffic.
     let creds = creds::unseal(broker, r)?;
@@ -258,6 +271,7 @@ pub async fn login(
     creds::audit_use(broker, peer, ep, &creds, purpose)?;
     let asked_before = peer.person.as_ref().map_or(0, |p| p.answered());
     let result = ssh::authenticate(ep, &mut handle, creds, peer.person.as_ref()).await;
+    let by_person = peer.person.as_ref().map_or(0, |p| p.answered()) > asked_before;
     audit_person(broker, peer, ep, asked_before, result.is_ok())?;
     result?;
     if let Some(seen) = &login.seen {
@@ -277,7 +291,7 @@ pub async fn login(
             },
         );
     }
-    Ok((handle, login.link, hold))
+    Ok((handle, login.link, hold, by_person))
 }
 
 /// Records that the person at the terminal answered a login's questions: how many, never what.

@@ -11,7 +11,8 @@ use crate::broker::core::backoff::Backoff;
 use crate::broker::core::fail::Fail;
 use crate::broker::core::login::{Resolved, key_fingerprint};
 use crate::broker::core::{Core, Peer};
-use crate::protocol::ErrorCode;
+use crate::protocol::{ErrorCode, NextStep};
+use crate::ssh::{Person, open_command};
 
 /// Handshake attempts per fleet target before it is failed.
 const HANDSHAKE_ATTEMPTS: u32 = 7;
@@ -88,22 +89,100 @@ async fn shared(
         .lock()
         .map(|mut m| m.entry(login_key.clone()).or_default().clone())
         .map_err(|_| Fail::internal("session table lock poisoned"))?;
-    let opened = {
-        let _turn = gate.lock().await;
+    let opened = async {
+        let _turn = match gate.try_lock() {
+            Ok(turn) => turn,
+            Err(_) => take_turn(broker, peer, r, &gate, &login_key).await?,
+        };
         match find_open(broker, r)? {
             Some(s) => {
                 s.touch();
                 Ok(s)
             }
-            None => Sessions::open(broker, peer, r, purpose).await,
+            None => {
+                let _asking = peer
+                    .person
+                    .as_ref()
+                    .map(|p| Asking::register(broker, &login_key, p));
+                Sessions::open(broker, peer, r, purpose).await
+            }
         }
-    };
+    }
+    .await;
     if let Ok(mut m) = broker.sessions().opening.lock()
         && m.get(&login_key).is_some_and(|g| Arc::strong_count(g) <= 2)
     {
         m.remove(&login_key);
     }
     opened
+}
+
+/// Waits for the opening lock of a login another caller holds. A caller without a person
+/// does not wait behind a login whose questions a person is answering (up to minutes): it
+/// fails at once, as it would at the question itself.
+async fn take_turn<'a>(
+    broker: &Core,
+    peer: &Peer,
+    r: &Resolved,
+    gate: &'a tokio::sync::Mutex<()>,
+    login_key: &str,
+) -> Result<tokio::sync::MutexGuard<'a, ()>, Fail> {
+    if peer.person.is_some() {
+        return Ok(gate.lock().await);
+    }
+    loop {
+        let holder = broker
+            .sessions()
+            .asking
+            .lock()
+            .ok()
+            .and_then(|m| m.get(login_key).cloned());
+        // Nobody asked yet: look again shortly (a person's login may take the lock next).
+        let Some(holder) = holder else {
+            tokio::select! {
+                turn = gate.lock() => return Ok(turn),
+                () = tokio::time::sleep(Duration::from_millis(250)) => continue,
+            }
+        };
+        tokio::select! {
+            turn = gate.lock() => return Ok(turn),
+            () = holder.asked() => {
+                return Err(Fail::then(
+                    ErrorCode::NeedsPerson,
+                    format!(
+                        "{} asks a question at login that only the user can answer at a terminal, and is asking it now",
+                        r.endpoint.label()
+                    ),
+                    NextStep::LogInAtTerminal {
+                        command: open_command(&r.endpoint),
+                    },
+                ));
+            }
+        }
+    }
+}
+
+/// Marks a login's opening lock as held by a person's login until dropped.
+struct Asking<'a> {
+    broker: &'a Core,
+    key: &'a str,
+}
+
+impl<'a> Asking<'a> {
+    fn register(broker: &'a Core, key: &'a str, person: &Person) -> Self {
+        if let Ok(mut m) = broker.sessions().asking.lock() {
+            m.insert(key.to_string(), person.clone());
+        }
+        Self { broker, key }
+    }
+}
+
+impl Drop for Asking<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut m) = self.broker.sessions().asking.lock() {
+            m.remove(self.key);
+        }
+    }
 }
 
 async fn fleet(

@@ -21,7 +21,7 @@ pub use acquire::{Reuse, find_open, session_for};
 pub use session::{Occupancy, Session};
 
 use crate::broker::core::fail::Fail;
-use crate::broker::core::login::{Resolved, key_fingerprint, login};
+use crate::broker::core::login::{Resolved, key_fingerprint, login_counted};
 use crate::broker::core::{Core, Peer};
 use crate::protocol::{NextStep, SessionInfo, SessionState};
 
@@ -32,6 +32,9 @@ pub struct Sessions {
     /// One lock per login being opened by [`session_for`], so that callers arriving together (a
     /// fleet behind one bastion) share one login instead of racing to open one each.
     pub(super) opening: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// The person at a terminal whose login holds the opening lock of a login, if one does:
+    /// while they are asked, callers without a person do not wait behind them.
+    pub(super) asking: Mutex<HashMap<String, crate::ssh::Person>>,
 }
 
 impl Sessions {
@@ -50,10 +53,8 @@ impl Sessions {
         purpose: &str,
     ) -> Result<Arc<Session>, Fail> {
         let fingerprint = key_fingerprint(broker, r)?;
-        let answered = || peer.person.as_ref().map_or(0, |p| p.answered());
-        let before = answered();
-        let login = login(broker, peer, r, purpose).await?;
-        let by_person = answered() > before;
+        let (handle, link, hold, by_person) = login_counted(broker, peer, r, purpose).await?;
+        let login = (handle, link, hold);
         let limit = broker
             .settings()
             .get(crate::settings::Key::ChannelLimit)

@@ -351,13 +351,63 @@ impl Session {
     }
 
     pub(super) fn same_login(&self, r: &Resolved, fingerprint: &str) -> bool {
-        let (a, b) = (&self.resolved.endpoint, &r.endpoint);
-        a.user == b.user
-            && a.host == b.host
-            && a.port == b.port
-            && self.key_fingerprint == fingerprint
-            // A session that forwards the agent serves only its own connection.
-            && self.resolved.forward_agent == r.forward_agent
-            && (!r.forward_agent || a.conn_name == b.conn_name)
+        same_login(&self.resolved, &self.key_fingerprint, r, fingerprint)
+    }
+}
+
+/// Whether a session logged in as `a` (with the key `fa`) serves a request for `b` (key `fb`):
+/// the same user, address, key and jump path (a session opened directly, or through another
+/// bastion, is another login).
+fn same_login(a: &Resolved, fa: &str, b: &Resolved, fb: &str) -> bool {
+    let (ea, eb) = (&a.endpoint, &b.endpoint);
+    ea.user == eb.user
+        && ea.host == eb.host
+        && ea.port == eb.port
+        && fa == fb
+        && a.jump == b.jump
+        // A session that forwards the agent serves only its own connection.
+        && a.forward_agent == b.forward_agent
+        && (!b.forward_agent || ea.conn_name == eb.conn_name)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::same_login;
+    use crate::broker::core::login::Resolved;
+    use crate::protocol::HostKeyPolicy;
+    use crate::ssh::Endpoint;
+
+    fn resolved(jump: &[&str]) -> Resolved {
+        Resolved {
+            endpoint: Endpoint {
+                host: "10.0.0.5".into(),
+                port: 22,
+                user: "deploy".into(),
+                policy: HostKeyPolicy::Strict,
+                keepalive_interval: 15,
+                keepalive_max: 3,
+                connect_timeout: None,
+                conn_name: Some("db".into()),
+            },
+            key: Some("k".into()),
+            idle: Duration::from_secs(60),
+            jump: jump.iter().map(|s| s.to_string()).collect(),
+            via: None,
+            forward_agent: false,
+        }
+    }
+
+    #[test]
+    fn a_session_through_another_jump_path_is_another_login() {
+        let direct = resolved(&[]);
+        let via_a = resolved(&["bastion-a"]);
+        let via_b = resolved(&["bastion-b"]);
+        assert!(same_login(&via_b, "fp", &via_b, "fp"));
+        assert!(!same_login(&direct, "fp", &via_b, "fp"));
+        assert!(!same_login(&via_a, "fp", &via_b, "fp"));
+        assert!(!same_login(&via_b, "fp", &direct, "fp"));
+        assert!(!same_login(&via_b, "fp", &via_b, "other"));
     }
 }
