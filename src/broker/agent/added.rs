@@ -106,6 +106,9 @@ pub struct Expired {
 /// wiped where it lives), and those whose lifetime ended, not audited yet.
 #[derive(Default)]
 struct Store {
+    // Boxed on purpose: `retain` and `remove` shift the list, and would move (copy, unwiped)
+    // the private parts were they stored inline.
+    #[allow(clippy::vec_box)]
     keys: Vec<Box<Added>>,
     expired: Vec<Expired>,
 }
@@ -495,7 +498,7 @@ mod tests {
             .expect("key");
             match k.key_data() {
                 KeypairData::Ecdsa(EcdsaKeypair::NistP256 { public, private }) => {
-                    (public.clone(), private.clone())
+                    (*public, private.clone())
                 }
                 _ => unreachable!("a P-256 key"),
             }
