@@ -172,6 +172,8 @@ fn ssh_add_h_keys_sign_only_for_the_listed_hosts_and_leave_no_trace() {
         !l.contains("added-by-test") && l.contains("sshkeep:v"),
         "{l}"
     );
+    let expired = audit(&home, "agent_remove");
+    assert!(expired.contains("end of its lifetime"), "{expired}");
 
     // `ssh-add -c` with no way to ask: the signature is refused, loudly.
     assert!(add(&["-c"]).status.success());
@@ -295,4 +297,35 @@ fn a_server_that_sshkeep_forwards_its_agent_to_cannot_add_or_remove_keys() {
         .output()
         .expect("ssh-add");
     assert!(!String::from_utf8_lossy(&listed.stdout).contains("planted"));
+}
+
+#[test]
+fn a_key_the_vault_takes_after_ssh_add_follows_the_vaults_options() {
+    let home = Home::with_vault();
+    let sock = agent_socket(&home);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let known = dir.path().join("known_hosts");
+    std::fs::write(&known, "").expect("known_hosts");
+    let key = dir.path().join("id_both");
+    keygen(&key, "ed25519", "", "added-then-kept");
+    let keyfile = key.to_str().expect("utf8");
+    assert!(ssh_add(&sock, &known, &[keyfile]).status.success());
+    assert!(listed(&sock, &known).contains("added-then-kept"));
+
+    // The vault takes the same key: the added copy is wiped, and the key, not offered by the
+    // vault, is not listed any more (the looser added copy does not stand in for it).
+    home.run(&["key", "add", "kept", "--file", keyfile]).ok();
+    let l = listed(&sock, &known);
+    assert!(
+        !l.contains("added-then-kept") && !l.contains("sshkeep:kept"),
+        "{l}"
+    );
+    let st = home.run(&["agent", "status", "--json"]).ok().json();
+    assert_eq!(st["added"].as_array().map(Vec::len), Some(0), "{st}");
+    let removed = audit(&home, "agent_remove");
+    assert!(removed.contains("in the vault now"), "{removed}");
+    // Offered by the vault: listed once, under the vault's name.
+    home.run(&["key", "agent", "kept", "--offer"]).ok();
+    let l = listed(&sock, &known);
+    assert!(l.contains("sshkeep:kept") && l.lines().count() == 1, "{l}");
 }

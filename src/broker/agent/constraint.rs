@@ -12,12 +12,17 @@ use russh::keys::ssh_encoding::Decode;
 use russh::keys::ssh_key::Signature;
 use russh::keys::{HashAlg, PublicKey};
 
+use super::wire::shown;
 use crate::broker::core::Core;
 use crate::broker::core::fail::Fail;
 use crate::protocol::ErrorCode;
 
 /// At most this many bound sessions per agent connection (OpenSSH's limit).
 pub const MAX_BINDS: usize = 16;
+
+/// A login's user name longer than this (bytes) gets no signature from a constrained key: real
+/// names are short, and the name comes from the data to be signed, which the client chooses.
+pub const MAX_USER: usize = 256;
 
 /// One `session-bind@openssh.com`: a host key (by fingerprint) proven by its signature over
 /// the session identifier.
@@ -57,6 +62,11 @@ pub fn session_bind(mut body: &[u8]) -> Result<Bind, &'static str> {
     let fwd = take(&mut body, 1).ok_or("truncated")?[0] != 0;
     if !body.is_empty() {
         return Err("trailing data");
+    }
+    // An empty identifier stands for sshkeep's own first hop (`Bind::session_id`), never a
+    // client's: it would let an authentication for any session pass as the bound one.
+    if sid.is_empty() {
+        return Err("an empty session identifier");
     }
     let key = PublicKey::from_bytes(key).map_err(|_| "not a host key")?;
     let sig = Signature::decode(&mut &sig[..]).map_err(|_| "not a signature")?;
@@ -201,7 +211,7 @@ fn wire_hop(mut b: &[u8]) -> Result<WireHop, String> {
         if is_ca {
             return Err(format!(
                 "host '{}' is given by a certificate authority; sshkeep's agent takes destination constraints by host key only",
-                host.as_deref().unwrap_or("?")
+                shown(host.as_deref().unwrap_or("?"), 64)
             ));
         }
         let key =
@@ -230,13 +240,14 @@ pub fn restrict_destination(mut all: &[u8]) -> Result<(Vec<Hop>, Vec<String>), S
         if from.host.is_none() != from.keys.is_empty() || to.host.is_none() || to.keys.is_empty() {
             return Err("a destination hop without host keys".into());
         }
-        let to_name = to.host.clone().unwrap_or_default();
+        // Labels are shown (status, audit): short and without control characters.
+        let to_name = shown(to.host.as_deref().unwrap_or_default(), 128);
         let to_name = match &to.user {
-            Some(u) => format!("{u}@{to_name}"),
+            Some(u) => format!("{}@{to_name}", shown(u, 64)),
             None => to_name,
         };
         labels.push(match &from.host {
-            Some(f) => format!("{f}>{to_name}"),
+            Some(f) => format!("{}>{to_name}", shown(f, 128)),
             None => to_name,
         });
         hops.push(Hop {
@@ -252,15 +263,33 @@ pub fn restrict_destination(mut all: &[u8]) -> Result<(Vec<Hop>, Vec<String>), S
 }
 
 /// Whether `text` matches `pattern`, where `*` stands for any run of characters and `?` for one.
+/// Iterative (the last `*` is retried one character further on a mismatch): time grows with
+/// pattern length times text length at worst, never exponentially, and no recursion.
 fn glob(pattern: &[u8], text: &[u8]) -> bool {
-    match (pattern.split_first(), text.split_first()) {
-        (None, _) => text.is_empty(),
-        (Some((b'*', rest)), _) => {
-            glob(rest, text) || text.split_first().is_some_and(|(_, t)| glob(pattern, t))
+    let (mut p, mut t) = (0, 0);
+    // After the last `*` seen: the pattern position past it, and the text position it resumes.
+    let mut star: Option<(usize, usize)> = None;
+    while t < text.len() {
+        match pattern.get(p) {
+            Some(b'*') => {
+                star = Some((p + 1, t));
+                p += 1;
+            }
+            Some(&c) if c == b'?' || c == text[t] => {
+                p += 1;
+                t += 1;
+            }
+            _ => match star {
+                Some((sp, st)) => {
+                    p = sp;
+                    t = st + 1;
+                    star = Some((sp, st + 1));
+                }
+                None => return false,
+            },
         }
-        (Some((p, rest)), Some((c, t))) => (*p == b'?' || p == c) && glob(rest, t),
-        (Some(_), None) => false,
     }
+    pattern[p.min(pattern.len())..].iter().all(|&c| c == b'*')
 }
 
 /// `user` is the account of the login on this hop (the last one), `None` on hops passed through.
@@ -291,6 +320,11 @@ pub fn permitted(hops: &[Hop], binds: &[Bind], key_blob: &[u8], data: &[u8]) -> 
     if req.key_blob != key_blob {
         return Err("the authentication names another key".into());
     }
+    if req.user.len() > MAX_USER {
+        return Err(format!(
+            "the login's user name is longer than {MAX_USER} bytes"
+        ));
+    }
     if last.forwarding {
         return Err("the last bound session is a forwarding hop, not a login".into());
     }
@@ -312,7 +346,8 @@ pub fn permitted(hops: &[Hop], binds: &[Bind], key_blob: &[u8], data: &[u8]) -> 
             return Err(match from {
                 None => format!(
                     "host key {} (user {}) is not one the key may be used to",
-                    b.host_key, req.user
+                    b.host_key,
+                    shown(&req.user, 64)
                 ),
                 Some(f) => format!(
                     "the hop from host key {f} to host key {} is not one the key may be used on",
@@ -396,6 +431,61 @@ mod tests {
     }
 
     #[test]
+    fn globs_match_without_blowing_up() {
+        for (p, t, want) in [
+            ("", "", true),
+            ("", "a", false),
+            ("*", "", true),
+            ("*", "anything", true),
+            ("a*c", "abbbc", true),
+            ("a*c", "abbb", false),
+            ("?e", "me", true),
+            ("?e", "mee", false),
+            ("*e*e", "xexxe", true),
+            ("m*e*x", "meex", true),
+            ("mee*x", "me", false),
+            ("de*", "deploy", true),
+            ("**", "x", true),
+        ] {
+            assert_eq!(glob(p.as_bytes(), t.as_bytes()), want, "{p} ~ {t}");
+        }
+        // The recursive matcher took exponential time on this; the iterative one is quadratic.
+        let pattern = "*a".repeat(20) + "b";
+        let text = "a".repeat(256);
+        let start = std::time::Instant::now();
+        assert!(!glob(pattern.as_bytes(), text.as_bytes()));
+        assert!(start.elapsed() < std::time::Duration::from_secs(1));
+    }
+
+    #[test]
+    fn long_user_names_get_no_signature() {
+        let hops = vec![Hop {
+            from: None,
+            to: vec!["A".into()],
+            user: Some("*a*a*a*a*a*a*a*a*a*a*b".into()),
+        }];
+        let long = |n: usize| {
+            let mut d = Vec::new();
+            put(&mut d, b"s1");
+            d.push(50);
+            put(&mut d, "a".repeat(n).as_bytes());
+            put(&mut d, b"ssh-connection");
+            put(&mut d, b"publickey");
+            d.push(1);
+            put(&mut d, b"ssh-ed25519");
+            put(&mut d, b"K");
+            d
+        };
+        let a = [bind("A", b"s1", false)];
+        let start = std::time::Instant::now();
+        let why = permitted(&hops, &a, b"K", &long(200 * 1024)).expect_err("too long");
+        assert!(why.contains("longer than 256"), "{why}");
+        let why = permitted(&hops, &a, b"K", &long(MAX_USER)).expect_err("not matched");
+        assert!(why.contains("is not one") && why.len() < 200, "{why}");
+        assert!(start.elapsed() < std::time::Duration::from_secs(1));
+    }
+
+    #[test]
     fn a_bind_whose_signature_does_not_verify_is_refused() {
         use russh::keys::ssh_encoding::Encode;
         let host =
@@ -415,5 +505,14 @@ mod tests {
         let at = 4 + host.public_key().to_bytes().expect("blob").len() + 4;
         forged[at] ^= 1;
         assert!(session_bind(&forged).is_err());
+
+        // A verifying bind for an empty session identifier: refused.
+        let sig: Signature = russh::keys::signature::Signer::try_sign(&host, b"").expect("sign");
+        let mut empty = Vec::new();
+        put(&mut empty, &host.public_key().to_bytes().expect("blob"));
+        put(&mut empty, b"");
+        put(&mut empty, &sig.encode_vec().expect("sig"));
+        empty.push(0);
+        assert_eq!(session_bind(&empty), Err("an empty session identifier"));
     }
 }

@@ -20,6 +20,7 @@ mod ssh_add;
 mod wire;
 
 pub use added::AddedKeys;
+pub use ssh_add::vault_took;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -46,6 +47,7 @@ pub async fn serve(broker: Arc<Core>, path: PathBuf) {
             return;
         }
     };
+    tokio::spawn(ssh_add::reap(broker.clone()));
     let own = crate::system::current_uid();
     let mut backoff = listener::AcceptBackoff::default();
     loop {
@@ -152,13 +154,14 @@ where
             tracing::warn!(pid = ?client.peer.pid, len, "agent client sent an oversized message; closing");
             return;
         }
-        let mut body = vec![0u8; len];
+        // An added key's private part may come in this buffer: wiped when dropped, also when
+        // the client stops half way.
+        let mut body = zeroize::Zeroizing::new(vec![0u8; len]);
         if rx.read_exact(&mut body).await.is_err() {
             return;
         }
         let reply = answer(&broker, &mut client, &body).await;
-        // An added key's private part came in this buffer.
-        zeroize::Zeroize::zeroize(&mut body);
+        drop(body);
         if tx.write_all(&reply).await.is_err() {
             return;
         }
@@ -168,6 +171,18 @@ where
 /// Whether a key's agent options are in force now.
 fn live(o: &crate::protocol::AgentOptions, retired: Option<i64>) -> bool {
     retired.is_none() && o.until.is_none_or(|u| u > crate::db::now())
+}
+
+/// The public key blobs of all the vault's keys (offered or not).
+fn vault_blobs(broker: &Core) -> Vec<Vec<u8>> {
+    let Ok(db) = broker.db() else {
+        return Vec::new();
+    };
+    db.keys()
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|k| PublicKey::from_openssh(&k.public_key).ok()?.to_bytes().ok())
+        .collect()
 }
 
 /// One offered key.
@@ -218,10 +233,12 @@ async fn answer(broker: &Arc<Core>, client: &mut Client, body: &[u8]) -> Vec<u8>
                 .map(|k| (k.blob, format!("sshkeep:{}", k.name)))
                 .collect();
             if client.hop.is_none() {
+                // A key the vault holds follows the vault's options, even if ssh-add gave it too.
                 let added = broker.agent_added().identities();
+                let vault = vault_blobs(broker);
                 let fresh: Vec<_> = added
                     .into_iter()
-                    .filter(|(b, _)| !keys.iter().any(|(k, _)| k == b))
+                    .filter(|(b, _)| !vault.contains(b))
                     .collect();
                 keys.extend(fresh);
             }
@@ -323,23 +340,24 @@ async fn sign(
 ) -> Result<Vec<u8>, ()> {
     let peer = &client.peer;
     let conn = client.hop.as_ref().and_then(|h| h.conn.as_deref());
-    // Keys ssh-add gave the socket are served on it alone, not on forwarded channels.
-    let added = match client.hop {
-        None => broker.agent_added().meta(blob),
-        Some(_) => None,
+    // Keys ssh-add gave the socket are served on it alone, not on forwarded channels; a key the
+    // vault holds too follows the vault's options only (offered or not, confirm, destinations).
+    let vault = offered(broker, client.hop.is_some())
+        .into_iter()
+        .find(|k| k.blob == blob);
+    let added = match (&client.hop, &vault) {
+        (None, None) if !vault_blobs(broker).iter().any(|b| b == blob) => {
+            broker.agent_added().meta(blob)
+        }
+        _ => None,
     };
-    let vault = match added {
-        None => offered(broker, client.hop.is_some())
-            .into_iter()
-            .find(|k| k.blob == blob),
-        Some(_) => None,
-    };
-    let (name, confirm, hops, how) = match (&added, &vault) {
+    let (name, confirm, hops, how, fingerprint) = match (&added, &vault) {
         (Some(a), _) => (
             a.name.clone(),
             a.confirm,
             (!a.hops.is_empty()).then(|| Ok(a.hops.clone())),
             format!(" (key added by ssh-add, {})", a.fingerprint),
+            Some(a.fingerprint.clone()),
         ),
         (None, Some(k)) => (
             k.name.clone(),
@@ -347,6 +365,7 @@ async fn sign(
             (!k.only_to.is_empty())
                 .then(|| constraint::hops(broker, &k.only_to).map_err(|f| f.message)),
             String::new(),
+            None,
         ),
         (None, None) => return Err(()),
     };
@@ -373,9 +392,10 @@ async fn sign(
     }
     if confirm {
         let (n, p) = (name.clone(), peer.clone());
-        let verdict = tokio::task::spawn_blocking(move || confirm::ask(&n, &p))
-            .await
-            .unwrap_or_else(|e| Err(e.to_string()));
+        let verdict =
+            tokio::task::spawn_blocking(move || confirm::ask(&n, fingerprint.as_deref(), &p))
+                .await
+                .unwrap_or_else(|e| Err(e.to_string()));
         match verdict {
             Ok(true) => {}
             Ok(false) => {
@@ -392,10 +412,17 @@ async fn sign(
         }
     }
     let sig = match (&added, vault.and_then(|k| k.held_by)) {
-        (Some(_), _) => broker
-            .agent_added()
-            .sign(blob, rsa_hash(flags), data)
-            .unwrap_or_else(|| Err("the key was removed meanwhile".into())),
+        // Off the async workers: an RSA signature may take a while.
+        (Some(_), _) => {
+            let (b, blob, data) = (broker.clone(), blob.to_vec(), data.to_vec());
+            tokio::task::spawn_blocking(move || {
+                b.agent_added()
+                    .sign(&blob, rsa_hash(flags), &data)
+                    .unwrap_or_else(|| Err("the key was removed meanwhile".into()))
+            })
+            .await
+            .unwrap_or_else(|e| Err(e.to_string()))
+        }
         (None, Some((socket, public))) => {
             broker.key_used();
             crate::ssh::other_agent::sign(&socket, &public, data, flags)

@@ -73,6 +73,21 @@ pub(super) fn string<'a>(buf: &mut &'a [u8]) -> Option<&'a [u8]> {
     take(buf, n)
 }
 
+/// Text from a client (a comment, a user or host name, a key type) as it may be shown in the
+/// audit, a log or `agent status`: control characters as `?`, at most `max` characters.
+pub(super) fn shown(text: &str, max: usize) -> String {
+    let mut out: String = text
+        .trim()
+        .chars()
+        .take(max)
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect();
+    if text.trim().chars().nth(max).is_some() {
+        out.push_str("...");
+    }
+    out
+}
+
 /// Parses one message body (without its length prefix).
 pub fn parse(msg: &[u8]) -> Option<AgentRequest> {
     let (&kind, mut rest) = msg.split_first()?;
@@ -190,6 +205,8 @@ mod tests {
             Some(AgentRequest::Unsupported(EXTENSION))
         );
         assert_eq!(parse(&[]), None);
+        assert_eq!(shown(" a\x1b[2Jb\n ", 10), "a?[2Jb");
+        assert_eq!(shown(&"x".repeat(300), 4), "xxxx...");
         assert_eq!(failure(), vec![0, 0, 0, 1, FAILURE]);
         let ids = identities(&[(b"k".to_vec(), "c".into())]);
         assert_eq!(

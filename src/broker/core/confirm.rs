@@ -11,13 +11,17 @@ use crate::broker::core::Peer;
 const PROMPT_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Asks whether `key` may sign for `peer`. `Err` says why no prompt could be shown.
-pub fn ask(key: &str, peer: &Peer) -> Result<bool, String> {
+pub fn ask(key: &str, fingerprint: Option<&str>, peer: &Peer) -> Result<bool, String> {
     let who = match (&peer.exe, peer.pid) {
         (Some(exe), Some(pid)) => format!("{exe} (pid {pid})"),
         (None, Some(pid)) => format!("pid {pid}"),
         _ => "an unknown process".into(),
     };
-    confirm(&format!("Allow use of sshkeep key '{key}' by {who}?"))
+    let key = match fingerprint {
+        Some(fp) => format!("'{key}' ({fp}, added by ssh-add)"),
+        None => format!("'{key}'"),
+    };
+    confirm(&format!("Allow use of sshkeep key {key} by {who}?"))
 }
 
 /// Shows `question` with a yes/no answer. `Err` says why no prompt could be shown.

@@ -46,6 +46,7 @@ pub fn store(
         db.insert_key(&row)?;
     }
     broker.audit(peer, op, Some(name), None, new.fingerprint)?;
+    crate::broker::agent::vault_took(broker, peer, &row.public_key);
     Ok(row)
 }
 

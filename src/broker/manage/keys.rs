@@ -135,6 +135,7 @@ pub async fn add_from_agent(
         None,
         format!("{} held by the ssh-agent at {socket}", row.fingerprint),
     )?;
+    crate::broker::agent::vault_took(broker, peer, &row.public_key);
     Ok(Response::Key(info(broker, row)?))
 }
 
