@@ -89,17 +89,18 @@ async fn shared(
         .lock()
         .map(|mut m| m.entry(login_key.clone()).or_default().clone())
         .map_err(|_| Fail::internal("session table lock poisoned"))?;
-    let opened = async {
-        let _turn = match gate.try_lock() {
-            Ok(turn) => turn,
-            Err(_) => take_turn(broker, peer, r, &gate, &login_key).await?,
+    let opened = {
+        let turn = match gate.try_lock() {
+            Ok(turn) => Ok(turn),
+            Err(_) => take_turn(broker, peer, r, &gate, &login_key).await,
         };
-        match find_open(broker, r)? {
-            Some(s) => {
+        match turn.and_then(|_turn| Ok((_turn, find_open(broker, r)?))) {
+            Err(f) => Err(f),
+            Ok((_turn, Some(s))) => {
                 s.touch();
                 Ok(s)
             }
-            None => {
+            Ok((_turn, None)) => {
                 let _asking = peer
                     .person
                     .as_ref()
@@ -107,8 +108,7 @@ async fn shared(
                 Sessions::open(broker, peer, r, purpose).await
             }
         }
-    }
-    .await;
+    };
     if let Ok(mut m) = broker.sessions().opening.lock()
         && m.get(&login_key).is_some_and(|g| Arc::strong_count(g) <= 2)
     {
