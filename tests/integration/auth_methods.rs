@@ -185,23 +185,7 @@ fn keyboard_interactive_answers_the_password_prompt_through_pam() {
         return;
     };
     let home = Home::with_vault();
-    let port = sshd.port.to_string();
-    home.run_with_stdin(
-        &[
-            "conn",
-            "save",
-            "kbd",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            &port,
-            "--user",
-            &sshd.user,
-            "--password-stdin",
-        ],
-        password.as_bytes(),
-    )
-    .ok();
+    home.save_password_conn(&sshd, "kbd", &password);
     let t = home.run(&["conn", "test", "kbd", "--json"]).json();
     assert_eq!(t["authenticated"], true, "{t}\n{}", sshd.log());
     assert!(

@@ -278,23 +278,7 @@ fn a_one_time_code_is_typed_by_the_person_at_the_terminal_and_never_asked_of_an_
     set_password(&account.name, &password);
     sshd.login_as(account);
     let home = Home::with_vault();
-    let port = sshd.port.to_string();
-    home.run_with_stdin(
-        &[
-            "conn",
-            "save",
-            "otp",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            &port,
-            "--user",
-            &sshd.user,
-            "--password-stdin",
-        ],
-        password.as_bytes(),
-    )
-    .ok();
+    home.save_password_conn(&sshd, "otp", &password);
 
     // No terminal (a script, an agent running the CLI): the code is never asked.
     // The server's own words are never passed on to a caller without a person.
