@@ -181,12 +181,10 @@ pub async fn run(ctx: &Ctx, cmd: ConnCmd) -> Result<u8> {
                 key,
                 person,
             };
-            let r: TestReport = if person {
-                c.call_at_terminal(&req, super::prompt::login_answers)
-                    .await?
-            } else {
-                c.call(&req).await?
-            };
+            // Questions come only for a request with a person: without one this is `call`.
+            let r: TestReport = c
+                .call_at_terminal(&req, super::prompt::login_answers)
+                .await?;
             return report(ctx, &r);
         }
         ConnCmd::Open { target, key } => super::session_cmd::open(ctx, &mut c, target, key).await?,

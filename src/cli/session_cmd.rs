@@ -58,12 +58,10 @@ pub async fn open(
         key,
         person,
     };
-    let s: SessionInfo = if person {
-        c.call_at_terminal(&req, super::prompt::login_answers)
-            .await?
-    } else {
-        c.call(&req).await?
-    };
+    // Questions come only for a request with a person: without one this is `call`.
+    let s: SessionInfo = c
+        .call_at_terminal(&req, super::prompt::login_answers)
+        .await?;
     if ctx.json {
         output::json(&s)
     } else {

@@ -258,18 +258,14 @@ async fn answer(broker: &Arc<Core>, client: &mut Client, body: &[u8]) -> Vec<u8>
         Some(AgentRequest::Add) => ssh_add::add(broker, client, &body[1..]),
         Some(AgentRequest::Remove { key_blob }) => ssh_add::remove(broker, client, Some(&key_blob)),
         Some(AgentRequest::RemoveAll) => ssh_add::remove(broker, client, None),
-        Some(AgentRequest::Refused(what)) => {
-            let peer = &client.peer;
-            tracing::warn!(pid = ?peer.pid, exe = ?peer.exe, "agent socket: {what} is refused");
-            let _ = broker.audit(
-                peer,
-                "agent_refused",
-                None,
-                client.hop.as_ref().and_then(|h| h.conn.as_deref()),
-                format!("{what} through the agent socket is refused: keys are managed with `sshkeep key`"),
-            );
-            wire::failure()
-        }
+        Some(AgentRequest::Refused(what)) => ssh_add::refuse(
+            broker,
+            client,
+            None,
+            &format!(
+                "{what} through the agent socket is refused: keys are managed with `sshkeep key`"
+            ),
+        ),
         Some(AgentRequest::Extension { .. } | AgentRequest::Unsupported(_)) | None => {
             wire::failure()
         }

@@ -10,7 +10,7 @@ use super::{Client, Hop, added, wire};
 use crate::broker::core::{Core, Peer};
 
 /// Audits a refusal and answers `SSH_AGENT_FAILURE`.
-fn refuse(broker: &Core, client: &Client, name: Option<&str>, why: &str) -> Vec<u8> {
+pub(super) fn refuse(broker: &Core, client: &Client, name: Option<&str>, why: &str) -> Vec<u8> {
     let peer = &client.peer;
     tracing::warn!(pid = ?peer.pid, exe = ?peer.exe, "agent socket: {why}");
     let _ = broker.audit(
