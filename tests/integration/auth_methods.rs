@@ -3,27 +3,12 @@
 //! ssh-keygen, and signed by sshkeep's own `key cert sign`), an expired one refused before
 //! trying. The password never shows up in the database, the broker log or an MCP reply.
 
-use std::io::Write;
 use std::process::{Command, Stdio};
 
 use serde_json::json;
 
-use crate::fixture::{Account, Home, Sshd, SshdOptions, is_root, keygen};
+use crate::fixture::{Account, Home, Sshd, SshdOptions, is_root, keygen, set_password};
 use crate::mcp::Mcp;
-
-/// Sets `account`'s password (sshd runs as root and checks /etc/shadow, or PAM does).
-fn set_password(account: &str, password: &str) {
-    let mut c = Command::new("chpasswd")
-        .stdin(Stdio::piped())
-        .spawn()
-        .expect("chpasswd");
-    c.stdin
-        .take()
-        .expect("stdin")
-        .write_all(format!("{account}:{password}\n").as_bytes())
-        .expect("write");
-    assert!(c.wait().expect("wait").success(), "chpasswd failed");
-}
 
 /// An sshd with `extra` config lines, logged into as a new account with `password`.
 fn server(extra: &[&str], password: &str) -> Option<Sshd> {

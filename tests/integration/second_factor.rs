@@ -5,12 +5,12 @@
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 
 use serde_json::json;
 
-use crate::fixture::{Account, Home, Sshd, SshdOptions, has_tool, is_root, wait_for};
+use crate::fixture::{Account, Home, Sshd, SshdOptions, has_tool, is_root, set_password, wait_for};
 use crate::mcp::Mcp;
 
 /// A PAM module whose authentication asks "Verification code: " through the PAM conversation
@@ -99,20 +99,6 @@ fn pam_stack(dir: &Path, code_file: &Path, hidden_file: &Path) -> PathBuf {
     )
     .expect("write PAM stack");
     stack
-}
-
-/// Sets `account`'s password (PAM's pam_unix checks /etc/shadow).
-fn set_password(account: &str, password: &str) {
-    let mut c = Command::new("chpasswd")
-        .stdin(Stdio::piped())
-        .spawn()
-        .expect("chpasswd");
-    c.stdin
-        .take()
-        .expect("stdin")
-        .write_all(format!("{account}:{password}\n").as_bytes())
-        .expect("write");
-    assert!(c.wait().expect("wait").success(), "chpasswd failed");
 }
 
 /// `sshkeep ARGS` in a pseudo-terminal where the person types `code` once the server's question
