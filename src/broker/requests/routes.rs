@@ -206,10 +206,9 @@ pub async fn route(app: &App, caller: &Caller, req: Request, stream: &Stream) ->
         } => match unstarted(app, &bulk_id) {
             Some(a) => Ok(approvals::bulk_status(a)),
             None => match wait_ms {
-                Some(ms) => match bulk::wait(broker, &bulk_id, target.as_deref(), ms).await {
-                    Ok(()) => bulk::status(broker, &bulk_id, target.as_deref()),
-                    Err(f) => Err(f),
-                },
+                Some(ms) => bulk::wait(broker, &bulk_id, target.as_deref(), ms)
+                    .await
+                    .and_then(|()| bulk::status(broker, &bulk_id, target.as_deref())),
                 None => bulk::status(broker, &bulk_id, target.as_deref()),
             },
         },
