@@ -10,6 +10,7 @@ mod forwards;
 mod hostkeys;
 mod keys;
 pub mod log_chunks;
+pub mod log_files;
 mod retention;
 mod rotations;
 mod secrets;
@@ -311,6 +312,12 @@ CREATE TABLE log_chunks (
 );
 CREATE UNIQUE INDEX log_chunks_n ON log_chunks(command_id, first_n);
 CREATE INDEX log_chunks_markers ON log_chunks(command_id, first_n) WHERE markers > 0;
+"#,
+    r#"
+-- A chunk's bytes in the command's output file (src/db/log_files.rs) instead of `data`, which
+-- is then empty: output written once, not through the write-ahead log and again at checkpoints.
+ALTER TABLE log_chunks ADD COLUMN file_off INTEGER;
+ALTER TABLE log_chunks ADD COLUMN file_len INTEGER;
 "#,
 ];
 

@@ -25,6 +25,14 @@ impl Db {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut swept = Swept::default();
+        // Output files go once the rows pointing into them are gone for good.
+        let mut files_to_remove: Vec<String> = tx
+            .prepare(
+                "SELECT id FROM commands WHERE ended_ms IS NOT NULL AND ended_ms < ?1
+                   AND EXISTS (SELECT 1 FROM log_chunks WHERE command_id = commands.id AND file_off IS NOT NULL)",
+            )?
+            .query_map([cutoff_ms], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
         for table in ["log_lines", "log_chunks"] {
             tx.execute(
                 &format!(
@@ -54,6 +62,7 @@ impl Db {
                 .ok();
             let Some((id, bytes)) = victim else { break };
             super::log_chunks::remove(&tx, &id)?;
+            files_to_remove.push(id.clone());
             let mut marker = ChunkBuf::default();
             marker.push(
                 1,
@@ -70,6 +79,12 @@ impl Db {
             swept.outputs_removed += 1;
         }
         tx.commit()?;
+        for id in files_to_remove {
+            // One left behind is removed at the next start, as no row points at it.
+            if let Err(e) = super::log_files::remove(&self.conn, &id) {
+                tracing::warn!("cannot remove the output file of command {id}: {e}");
+            }
+        }
         Ok(swept)
     }
 }

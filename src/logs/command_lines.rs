@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 use rusqlite::{Connection, params};
 
 use super::writer::STREAM_MARKER;
-use crate::db::log_chunks::{CHUNK_BYTES, ChunkBuf};
+use crate::db::log_chunks::{CHUNK_BYTES, ChunkBuf, StoreError};
+
+type Result<T = ()> = std::result::Result<T, StoreError>;
 
 /// A line longer than this is stored in pieces.
 const MAX_LINE: usize = 64 * 1024;
@@ -62,6 +64,11 @@ impl CmdState {
         quiet.into_iter().chain(age).min()
     }
 
+    /// Notes that output came now (once per event, not per line: a flood is a million lines).
+    pub(super) fn touch(&mut self) {
+        self.last = Some(Instant::now());
+    }
+
     /// Appends a line to the open chunk, writing the chunk once it is full.
     pub(super) fn push(
         &mut self,
@@ -70,12 +77,10 @@ impl CmdState {
         stream: i64,
         body: &[u8],
         at_ms: i64,
-    ) -> rusqlite::Result<()> {
-        let now = Instant::now();
+    ) -> Result {
         if self.chunk.is_empty() {
-            self.opened = Some(now);
+            self.opened = Some(*self.last.get_or_insert_with(Instant::now));
         }
-        self.last = Some(now);
         self.chunk.push(self.next_n, stream, body, at_ms);
         self.next_n += 1;
         self.dirty = true;
@@ -86,9 +91,9 @@ impl CmdState {
     }
 
     /// Writes the open chunk: its lines and the counts that include them become the database's.
-    pub(super) fn flush(&mut self, conn: &Connection, cmd: &str) -> rusqlite::Result<()> {
+    pub(super) fn flush(&mut self, conn: &Connection, cmd: &str) -> Result {
         if !self.chunk.is_empty() {
-            self.chunk.write(conn, cmd)?;
+            self.chunk.write_to_file(conn, cmd)?;
             self.opened = None;
             self.dirty = true;
         }
@@ -101,7 +106,8 @@ impl CmdState {
         cmd: &str,
         text: &str,
         at_ms: i64,
-    ) -> rusqlite::Result<()> {
+    ) -> Result {
+        self.touch();
         if self.chunk.is_empty() {
             self.committed = self.counts;
         }
@@ -141,7 +147,7 @@ pub(super) fn line(
     raw: &[u8],
     cap: u64,
     at_ms: i64,
-) -> rusqlite::Result<()> {
+) -> Result {
     let i = (stream - 1) as usize;
     if st.chunk.is_empty() {
         st.committed = st.counts;
@@ -173,7 +179,8 @@ pub(super) fn data(
     bytes: &[u8],
     cap: u64,
     at_ms: i64,
-) -> rusqlite::Result<()> {
+) -> Result {
+    st.touch();
     let i = (stream - 1) as usize;
     let mut rest = bytes;
     // A partial line is completed first; it keeps the arrival time of its first byte.
@@ -224,13 +231,7 @@ pub(super) fn data(
 }
 
 /// A partial line longer than [`MAX_LINE`] is stored in pieces as it grows.
-fn long_pieces(
-    conn: &Connection,
-    cmd: &str,
-    st: &mut CmdState,
-    stream: i64,
-    cap: u64,
-) -> rusqlite::Result<()> {
+fn long_pieces(conn: &Connection, cmd: &str, st: &mut CmdState, stream: i64, cap: u64) -> Result {
     let i = (stream - 1) as usize;
     if st.partial[i].len() <= MAX_LINE {
         return Ok(());
@@ -254,7 +255,7 @@ fn long_pieces(
     Ok(())
 }
 
-pub(super) fn save_counts(conn: &Connection, cmd: &str, st: &mut CmdState) -> rusqlite::Result<()> {
+pub(super) fn save_counts(conn: &Connection, cmd: &str, st: &mut CmdState) -> Result {
     if st.dirty {
         let c = if st.chunk.is_empty() {
             st.counts

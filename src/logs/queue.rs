@@ -343,16 +343,24 @@ impl Queue {
         std::mem::take(&mut self.state().lost)
     }
 
-    /// Takes up to `max` events, oldest first, waiting while there are none (until `until`, if
-    /// given: then possibly none). `None` once closed and empty.
-    pub fn take(&self, max: usize, until: Option<std::time::Instant>) -> Option<Vec<Event>> {
+    /// Takes up to `max` events holding up to about `max_bytes` (at least one event), oldest
+    /// first, waiting while there are none (until `until`, if given: then possibly none). `None`
+    /// once closed and empty.
+    pub fn take(
+        &self,
+        max: usize,
+        max_bytes: usize,
+        until: Option<std::time::Instant>,
+    ) -> Option<Vec<Event>> {
         let mut st = self.state();
         let mut failure = None;
         loop {
             let mut out = Vec::new();
-            while out.len() < max {
+            let mut bytes = 0;
+            while out.len() < max && bytes < max_bytes {
                 if let Some(ev) = st.memory.pop_front() {
                     st.memory_bytes = st.memory_bytes.saturating_sub(ev.size());
+                    bytes += ev.size();
                     out.push(ev);
                     continue;
                 }
@@ -372,7 +380,10 @@ impl Queue {
                     continue;
                 }
                 match spill.take() {
-                    Ok(ev) => out.push(ev),
+                    Ok(ev) => {
+                        bytes += ev.size();
+                        out.push(ev);
+                    }
                     Err(e) => {
                         // Unreadable records are lost, but their acknowledgements are still
                         // sent (dropping the sender wakes the waiter) and the rest goes on.
@@ -457,7 +468,7 @@ mod tests {
         );
         let mut seen = Vec::new();
         while seen.len() < 21 {
-            for ev in q.take(4, None).expect("events") {
+            for ev in q.take(4, usize::MAX, None).expect("events") {
                 match ev {
                     Event::Data {
                         bytes,
@@ -491,7 +502,7 @@ mod tests {
             text: "m".into(),
             at_ms: 0,
         });
-        let _ = q.take(10, None);
+        let _ = q.take(10, usize::MAX, None);
         assert!(!dir.path().join("spill").exists());
     }
 }

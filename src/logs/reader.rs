@@ -12,7 +12,8 @@ use memchr::memmem;
 use rusqlite::{Connection, params};
 
 use super::{STREAM_MARKER, stream_name};
-use crate::db::log_chunks::{Chunk, last_line};
+use crate::db::log_chunks::{CHUNK_COLUMNS, Chunk, StoreError, last_line};
+use crate::db::log_files;
 use crate::protocol::{CommandState, LogLine, LogPage, LogQuery, StreamFilter};
 
 /// Why a query was refused.
@@ -24,6 +25,17 @@ pub enum QueryError {
     HeadAndTail,
     #[error(transparent)]
     Db(#[from] rusqlite::Error),
+    #[error("cannot read stored output: {0}")]
+    File(#[from] std::io::Error),
+}
+
+impl From<StoreError> for QueryError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Db(e) => Self::Db(e),
+            StoreError::File(e) => Self::File(e),
+        }
+    }
 }
 
 /// A grep pattern, compiled for the fastest search that gives the same answer.
@@ -262,13 +274,15 @@ pub fn read(
 /// The last `limit` of `cmd`'s marker lines (the broker's own notes on it), oldest first.
 pub fn markers(conn: &Connection, cmd: &str, limit: usize) -> Result<Vec<String>, QueryError> {
     let mut out = Vec::new();
-    let mut st = conn.prepare_cached(
-        "SELECT first_n, lines, runs, idx, data FROM log_chunks
-         WHERE command_id = ?1 AND markers > 0 ORDER BY first_n DESC",
-    )?;
+    let mut st = conn.prepare_cached(&format!(
+        "SELECT {CHUNK_COLUMNS} FROM log_chunks
+         WHERE command_id = ?1 AND markers > 0 ORDER BY first_n DESC"
+    ))?;
     let mut rows = st.query([cmd])?;
+    let mut file = log_files::Reader::new(conn, cmd);
+    let mut buf = Vec::new();
     'chunks: while let Some(r) = rows.next()? {
-        let c = Chunk::from_row(r)?;
+        let c = Chunk::from_row(r, &mut file, &mut buf)?;
         for i in (0..c.lines).rev() {
             if c.meta(i).0 != STREAM_MARKER {
                 continue;
@@ -310,14 +324,16 @@ fn read_chunks(
         |r| r.get(0),
     )?;
     let sql = format!(
-        "SELECT first_n, lines, runs, idx, data FROM log_chunks
+        "SELECT {CHUNK_COLUMNS} FROM log_chunks
          WHERE command_id = ?1 AND first_n BETWEEN ?2 AND ?3 ORDER BY first_n {}",
         if page.backwards { "DESC" } else { "ASC" }
     );
     let mut st = conn.prepare_cached(&sql)?;
     let mut rows = st.query(params![cmd, start, f.to])?;
+    let mut file = log_files::Reader::new(conn, cmd);
+    let mut buf = Vec::new();
     while let Some(r) = rows.next()? {
-        let c = Chunk::from_row(r)?;
+        let c = Chunk::from_row(r, &mut file, &mut buf)?;
         let hits = chunk_hits(&c, f);
         let backwards = page.backwards;
         let mut offer = |h: &Hit| {

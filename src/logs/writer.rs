@@ -29,13 +29,17 @@ use std::sync::Mutex;
 
 use super::command_lines::{CmdState, data, line, load, save_counts};
 use super::queue::{Event, Loss, Queue};
+use crate::db::log_chunks::StoreError;
 
 pub const STREAM_STDOUT: i64 = 1;
 pub const STREAM_STDERR: i64 = 2;
 pub const STREAM_MARKER: i64 = 3;
 
-/// Events written in one transaction at most.
+/// Events written in one transaction at most...
 const BATCH: usize = 1024;
+/// ...and the output bytes they hold, about (a batch is in memory whole: 1,024 network reads
+/// of 32 KiB read back from the spill file would be 32 MiB).
+const BATCH_BYTES: usize = 2 * 1024 * 1024;
 /// Attempts at one batch before its output is counted as lost (a lock held by another
 /// connection clears well within this; a full disk does not).
 const ATTEMPTS: u32 = 15;
@@ -61,6 +65,11 @@ impl LogWriter {
         let conn = crate::db::Db::open_extra(path)?;
         // The writer appends and seldom reads back what it wrote: a small page cache does.
         conn.pragma_update(None, "cache_size", WRITER_CACHE_KIB)?;
+        match crate::db::log_files::remove_orphans(&conn) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!("removed {n} output files no stored output pointed at"),
+            Err(e) => tracing::warn!("cannot look for output files to remove: {e}"),
+        }
         let queue = Queue::new(spill);
         let q = queue.clone();
         let unrecorded = Losses::default();
@@ -137,7 +146,7 @@ fn apply(
     states: &mut HashMap<Arc<str>, CmdState>,
     batch: &[Event],
     cap: u64,
-) -> rusqlite::Result<()> {
+) -> Result<(), StoreError> {
     let now = Instant::now();
     if batch.is_empty() && !states.values().any(|st| st.due(now)) {
         return Ok(());
@@ -201,7 +210,7 @@ fn apply(
         }
         save_counts(&tx, cmd, st)?;
     }
-    tx.commit()
+    Ok(tx.commit()?)
 }
 
 fn merge(into: &mut HashMap<Arc<str>, Loss>, cmd: Arc<str>, l: Loss) {
@@ -263,7 +272,7 @@ fn record_losses(
     states: &mut HashMap<Arc<str>, CmdState>,
     losses: &HashMap<Arc<str>, Loss>,
     cap: u64,
-) -> rusqlite::Result<()> {
+) -> Result<(), StoreError> {
     let snapshot = states.clone();
     let result = insert_losses(conn, states, losses, cap);
     if result.is_err() {
@@ -277,7 +286,7 @@ fn insert_losses(
     states: &mut HashMap<Arc<str>, CmdState>,
     losses: &HashMap<Arc<str>, Loss>,
     cap: u64,
-) -> rusqlite::Result<()> {
+) -> Result<(), StoreError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     for (cmd, l) in losses {
         let text = format!(
@@ -299,7 +308,7 @@ fn insert_losses(
         }
         crate::db::record_output_loss(&tx, cmd, l.bytes, &l.error)?;
     }
-    tx.commit()
+    Ok(tx.commit()?)
 }
 
 fn run(mut conn: Connection, queue: Arc<Queue>, cap: Arc<AtomicU64>, lost: Losses) {
@@ -307,7 +316,7 @@ fn run(mut conn: Connection, queue: Arc<Queue>, cap: Arc<AtomicU64>, lost: Losse
     loop {
         // Wait for events, or until the first open chunk falls due.
         let due = states.values().filter_map(CmdState::due_at).min();
-        let Some(batch) = queue.take(BATCH, due) else {
+        let Some(batch) = queue.take(BATCH, BATCH_BYTES, due) else {
             break;
         };
         let cap_now = cap.load(Ordering::Relaxed);

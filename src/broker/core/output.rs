@@ -23,6 +23,7 @@ pub async fn read_logs<T: Send + 'static>(
         let mut read = |q: &LogQuery, state: CommandState, cap: u64| {
             crate::logs::read(&conn, q, state, cap).map_err(|e| match e {
                 crate::logs::QueryError::Db(d) => Fail::internal(d),
+                crate::logs::QueryError::File(e) => Fail::internal(e),
                 other => Fail::new(ErrorCode::InvalidArgument, other.to_string()),
             })
         };
