@@ -123,6 +123,9 @@ mod tests {
                 [id],
             )
             .expect("line");
+        let mut chunk = ChunkBuf::default();
+        chunk.push(2, 1, b"more", ended);
+        chunk.write_to_file(db.raw(), id).expect("chunk in a file");
     }
 
     #[test]
@@ -141,6 +144,10 @@ mod tests {
             }
         );
         assert!(db.command("old").expect("q").is_none());
+        // Output files go with the rows that pointed into them.
+        let files = dir.path().join("db-output");
+        assert!(!files.join("old").exists() && !files.join("a").exists());
+        assert!(files.join("b").exists());
         let a = db.command("a").expect("q").expect("a kept");
         assert_eq!(a.stored_bytes, 0);
         // The old row is gone, a marker line says why.

@@ -1,5 +1,6 @@
-//! Command output in SQLite: a writer thread that stores it in chunks of whole lines, and
-//! filtered reads over those chunks (the format is in [`crate::db::log_chunks`]).
+//! Stored command output: a writer thread that stores it in chunks of whole lines (bytes in the
+//! command's output file, [`crate::db::log_files`]; the index in SQLite, [`crate::db::log_chunks`]),
+//! and filtered reads over those chunks.
 //!
 //! Output is split into lines as it arrives and numbered across both streams in arrival order.
 //! Byte counts per stream count only what is committed as whole lines, so a detached command can

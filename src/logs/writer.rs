@@ -1,4 +1,6 @@
-//! The log writer: one thread, its own SQLite connection, one transaction per batch of events.
+//! The log writer: one thread, its own SQLite connection, one transaction per batch of events
+//! (at most [`BATCH`] events, about [`BATCH_BYTES`] of output). Chunks' bytes are appended to
+//! each command's output file before their rows go into the transaction.
 //!
 //! Lines are numbered as they complete, across both streams, and collected per command in an
 //! open chunk ([`crate::db::log_chunks`], kept by [`super::command_lines`]) that is written when
